@@ -1,0 +1,2 @@
+//! The hearth program.
+fn main() {}

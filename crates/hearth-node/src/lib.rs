@@ -1,0 +1,1 @@
+//! hearth-node (being built).

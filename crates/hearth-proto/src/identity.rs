@@ -1,0 +1,194 @@
+//! Member identities: per-circle key pairs, separate from the device's network key.
+//!
+//! A member holds, for each circle, an Ed25519 key for signing her entries (its verifying key
+//! is her [`MemberId`]) and an X25519 key on which she receives epoch secrets. Neither is the
+//! libp2p key of her device, so one person's circles are not linkable by key.
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use x25519_dalek::StaticSecret;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::ids::MemberId;
+
+/// An X25519 public key on which a member receives epoch secrets.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DhPublicKey(pub [u8; 32]);
+
+impl fmt::Debug for DhPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DhPublicKey({})", hex::encode(&self.0[..4]))
+    }
+}
+
+/// An Ed25519 signature (64 bytes), encoded as a fixed-size tuple.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut tuple = serializer.serialize_tuple(64)?;
+        for byte in &self.0 {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut out = [0u8; 64];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(out))
+            }
+        }
+        deserializer.deserialize_tuple(64, Visit)
+    }
+}
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The member id is not a valid Ed25519 point.
+    #[error("the member id is not a valid Ed25519 public key")]
+    BadMemberKey,
+    /// The signature does not match the signed bytes and the member id.
+    #[error("the signature does not match the signed bytes")]
+    Mismatch,
+}
+
+/// The public half of a member's keys: what other members need to know about her.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberPublic {
+    /// Her Ed25519 verifying key, which is her id in this circle.
+    pub id: MemberId,
+    /// Her current X25519 key for receiving epoch secrets.
+    pub dh: DhPublicKey,
+}
+
+/// A member's secret keys for one circle. Prints as `***`, zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MemberSecret {
+    signing: [u8; 32],
+    dh: [u8; 32],
+}
+
+impl fmt::Debug for MemberSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemberSecret(***)")
+    }
+}
+
+impl MemberSecret {
+    /// Length of [`MemberSecret::to_bytes`].
+    pub const ENCODED_LEN: usize = 64;
+
+    /// Fresh keys from the caller's randomness.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        let mut signing = [0u8; 32];
+        let mut dh = [0u8; 32];
+        rng.fill_bytes(&mut signing);
+        rng.fill_bytes(&mut dh);
+        Self { signing, dh }
+    }
+
+    /// The same member with a fresh X25519 key (key rotation); the signing key stays.
+    pub fn with_new_dh(&self, rng: &mut impl CryptoRngCore) -> Self {
+        let mut dh = [0u8; 32];
+        rng.fill_bytes(&mut dh);
+        Self { signing: self.signing, dh }
+    }
+
+    /// Rebuilds keys from [`MemberSecret::to_bytes`].
+    pub fn from_bytes(bytes: &[u8; 64]) -> Self {
+        let mut signing = [0u8; 32];
+        let mut dh = [0u8; 32];
+        signing.copy_from_slice(&bytes[..32]);
+        dh.copy_from_slice(&bytes[32..]);
+        Self { signing, dh }
+    }
+
+    /// The secret bytes, for encrypted storage only.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 64]> {
+        let mut out = Zeroizing::new([0u8; 64]);
+        out[..32].copy_from_slice(&self.signing);
+        out[32..].copy_from_slice(&self.dh);
+        out
+    }
+
+    /// This member's id (Ed25519 verifying key).
+    pub fn id(&self) -> MemberId {
+        MemberId::from_bytes(SigningKey::from_bytes(&self.signing).verifying_key().to_bytes())
+    }
+
+    /// This member's public keys.
+    pub fn public(&self) -> MemberPublic {
+        MemberPublic { id: self.id(), dh: self.dh_public() }
+    }
+
+    /// The X25519 public key.
+    pub fn dh_public(&self) -> DhPublicKey {
+        let secret = StaticSecret::from(self.dh);
+        DhPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
+    }
+
+    /// The X25519 secret bytes, as snow wants them.
+    pub fn dh_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.dh)
+    }
+
+    /// Signs `message` (the caller adds its domain separation label).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(SigningKey::from_bytes(&self.signing).sign(message).to_bytes())
+    }
+}
+
+/// Checks that `signature` is `member`'s signature over `message`.
+pub fn verify(member: &MemberId, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+    let key = VerifyingKey::from_bytes(member.as_bytes()).map_err(|_| SignatureError::BadMemberKey)?;
+    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+    key.verify_strict(message, &sig).map_err(|_| SignatureError::Mismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn sign_verify_and_secret_never_prints() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let me = MemberSecret::generate(&mut rng);
+        let sig = me.sign(b"hello");
+        assert_eq!(verify(&me.id(), b"hello", &sig), Ok(()));
+        assert_eq!(verify(&me.id(), b"hellO", &sig), Err(SignatureError::Mismatch));
+        assert_eq!(format!("{me:?}"), "MemberSecret(***)");
+        let again = MemberSecret::from_bytes(&me.to_bytes());
+        assert_eq!(again.public(), me.public());
+        let rotated = me.with_new_dh(&mut rng);
+        assert_eq!(rotated.id(), me.id());
+        assert_ne!(rotated.dh_public(), me.dh_public());
+    }
+}

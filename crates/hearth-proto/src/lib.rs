@@ -1,0 +1,13 @@
+//! # hearth-proto
+//!
+//! Every rule of a Hearth support circle, with no IO: no clock, no OS randomness, no sockets
+//! and no files. Time and randomness are arguments, so the whole protocol runs in a seeded
+//! simulation of many members. A state transition returns the new state or an error and leaves
+//! the old state untouched. PROTOCOL.md (at the repository root) is the exact specification.
+
+pub mod identity;
+pub mod membership;
+pub mod ids;
+pub mod wire;
+
+pub use ids::{CircleId, EntryId, EpochId, InviteId, MemberId};

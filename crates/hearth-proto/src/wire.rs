@@ -1,0 +1,128 @@
+//! The wire codec shared by every Hearth message.
+//!
+//! Each top-level message is one version byte followed by its postcard encoding
+//! (<https://postcard.jamesmunns.com/wire-format>). Decoding checks the size before anything is
+//! allocated, rejects unknown versions and rejects trailing bytes.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The version byte that starts every top-level message of this protocol version.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Bytes that are not a well-formed message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input is empty.
+    #[error("the {what} is empty")]
+    Empty {
+        /// The kind of message.
+        what: &'static str,
+    },
+    /// The input is longer than the message may be.
+    #[error("the {what} is {len} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// The kind of message.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The version byte names a version this implementation does not speak.
+    #[error("the {what} has version {version}, this implementation speaks version {WIRE_VERSION}")]
+    UnsupportedVersion {
+        /// The kind of message.
+        what: &'static str,
+        /// The version found.
+        version: u8,
+    },
+    /// The bytes do not parse.
+    #[error("the {what} is malformed: {reason}")]
+    Malformed {
+        /// The kind of message.
+        what: &'static str,
+        /// What the parser reported.
+        reason: String,
+    },
+    /// Bytes follow the end of the message.
+    #[error("the {what} has {count} trailing bytes")]
+    TrailingBytes {
+        /// The kind of message.
+        what: &'static str,
+        /// How many bytes follow.
+        count: usize,
+    },
+    /// A field breaks a limit or rule stated in PROTOCOL.md.
+    #[error("the {what} breaks a limit: {reason}")]
+    Invalid {
+        /// The kind of message.
+        what: &'static str,
+        /// Which rule.
+        reason: String,
+    },
+}
+
+/// Encodes `value` as a version byte followed by postcard.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION];
+    // Serializing our own types into a Vec cannot fail: they have no maps with non-string
+    // keys and no custom serializers that error.
+    postcard::to_io(value, &mut out).expect("postcard encoding of an in-memory value");
+    out
+}
+
+/// Encodes `value` as bare postcard, for fields nested inside a versioned message.
+pub fn encode_bare<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encoding of an in-memory value")
+}
+
+/// Decodes a versioned message of kind `what`, at most `max` bytes long.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, DecodeError> {
+    let Some((&version, rest)) = bytes.split_first() else {
+        return Err(DecodeError::Empty { what });
+    };
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+    }
+    if version != WIRE_VERSION {
+        return Err(DecodeError::UnsupportedVersion { what, version });
+    }
+    decode_bare(rest, max, what)
+}
+
+/// Decodes bare postcard of kind `what`, at most `max` bytes, with no trailing bytes.
+pub fn decode_bare<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+    }
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes)
+        .map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { what, count: rest.len() });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_size_and_trailing_bytes_are_checked() {
+        let bytes = encode(&(7u32, String::from("hi")));
+        assert_eq!(bytes[0], WIRE_VERSION);
+        assert_eq!(decode::<(u32, String)>(&bytes, 100, "test").unwrap(), (7, "hi".into()));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode::<(u32, String)>(&trailing, 100, "test"),
+            Err(DecodeError::TrailingBytes { what: "test", count: 1 })
+        );
+        let mut wrong = bytes.clone();
+        wrong[0] = 9;
+        assert!(matches!(decode::<(u32, String)>(&wrong, 100, "test"), Err(DecodeError::UnsupportedVersion { version: 9, .. })));
+        assert!(matches!(decode::<(u32, String)>(&bytes, 3, "test"), Err(DecodeError::TooLarge { .. })));
+        assert_eq!(decode::<u8>(&[], 3, "test"), Err(DecodeError::Empty { what: "test" }));
+    }
+}
