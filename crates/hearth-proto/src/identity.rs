@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
@@ -53,7 +53,10 @@ impl<'de> Deserialize<'de> for Signature {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("64 signature bytes")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, slot) in out.iter_mut().enumerate() {
                     *slot = seq
@@ -117,7 +120,10 @@ impl MemberSecret {
     pub fn with_new_dh(&self, rng: &mut impl CryptoRngCore) -> Self {
         let mut dh = [0u8; 32];
         rng.fill_bytes(&mut dh);
-        Self { signing: self.signing, dh }
+        Self {
+            signing: self.signing,
+            dh,
+        }
     }
 
     /// Rebuilds keys from [`MemberSecret::to_bytes`].
@@ -139,12 +145,19 @@ impl MemberSecret {
 
     /// This member's id (Ed25519 verifying key).
     pub fn id(&self) -> MemberId {
-        MemberId::from_bytes(SigningKey::from_bytes(&self.signing).verifying_key().to_bytes())
+        MemberId::from_bytes(
+            SigningKey::from_bytes(&self.signing)
+                .verifying_key()
+                .to_bytes(),
+        )
     }
 
     /// This member's public keys.
     pub fn public(&self) -> MemberPublic {
-        MemberPublic { id: self.id(), dh: self.dh_public() }
+        MemberPublic {
+            id: self.id(),
+            dh: self.dh_public(),
+        }
     }
 
     /// The X25519 public key.
@@ -160,15 +173,25 @@ impl MemberSecret {
 
     /// Signs `message` (the caller adds its domain separation label).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        Signature(SigningKey::from_bytes(&self.signing).sign(message).to_bytes())
+        Signature(
+            SigningKey::from_bytes(&self.signing)
+                .sign(message)
+                .to_bytes(),
+        )
     }
 }
 
 /// Checks that `signature` is `member`'s signature over `message`.
-pub fn verify(member: &MemberId, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(member.as_bytes()).map_err(|_| SignatureError::BadMemberKey)?;
+pub fn verify(
+    member: &MemberId,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), SignatureError> {
+    let key =
+        VerifyingKey::from_bytes(member.as_bytes()).map_err(|_| SignatureError::BadMemberKey)?;
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(message, &sig).map_err(|_| SignatureError::Mismatch)
+    key.verify_strict(message, &sig)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -183,7 +206,10 @@ mod tests {
         let me = MemberSecret::generate(&mut rng);
         let sig = me.sign(b"hello");
         assert_eq!(verify(&me.id(), b"hello", &sig), Ok(()));
-        assert_eq!(verify(&me.id(), b"hellO", &sig), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&me.id(), b"hellO", &sig),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(format!("{me:?}"), "MemberSecret(***)");
         let again = MemberSecret::from_bytes(&me.to_bytes());
         assert_eq!(again.public(), me.public());

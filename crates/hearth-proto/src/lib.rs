@@ -5,9 +5,17 @@
 //! simulation of many members. A state transition returns the new state or an error and leaves
 //! the old state untouched. PROTOCOL.md (at the repository root) is the exact specification.
 
+pub mod circle;
+pub mod content;
+pub mod entry;
+pub mod epoch;
 pub mod identity;
-pub mod membership;
 pub mod ids;
+pub mod invite;
+pub mod membership;
+pub mod noise;
+pub mod progress;
+pub mod sync;
 pub mod wire;
 
 pub use ids::{CircleId, EntryId, EpochId, InviteId, MemberId};

@@ -78,12 +78,20 @@ pub fn encode_bare<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a versioned message of kind `what`, at most `max` bytes long.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, DecodeError> {
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, DecodeError> {
     let Some((&version, rest)) = bytes.split_first() else {
         return Err(DecodeError::Empty { what });
     };
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
     }
     if version != WIRE_VERSION {
         return Err(DecodeError::UnsupportedVersion { what, version });
@@ -92,14 +100,28 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str)
 }
 
 /// Decodes bare postcard of kind `what`, at most `max` bytes, with no trailing bytes.
-pub fn decode_bare<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, DecodeError> {
+pub fn decode_bare<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max,
+        });
     }
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes)
-        .map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| DecodeError::Malformed {
+            what,
+            reason: e.to_string(),
+        })?;
     if !rest.is_empty() {
-        return Err(DecodeError::TrailingBytes { what, count: rest.len() });
+        return Err(DecodeError::TrailingBytes {
+            what,
+            count: rest.len(),
+        });
     }
     Ok(value)
 }
@@ -112,17 +134,32 @@ mod tests {
     fn version_size_and_trailing_bytes_are_checked() {
         let bytes = encode(&(7u32, String::from("hi")));
         assert_eq!(bytes[0], WIRE_VERSION);
-        assert_eq!(decode::<(u32, String)>(&bytes, 100, "test").unwrap(), (7, "hi".into()));
+        assert_eq!(
+            decode::<(u32, String)>(&bytes, 100, "test").unwrap(),
+            (7, "hi".into())
+        );
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert_eq!(
             decode::<(u32, String)>(&trailing, 100, "test"),
-            Err(DecodeError::TrailingBytes { what: "test", count: 1 })
+            Err(DecodeError::TrailingBytes {
+                what: "test",
+                count: 1
+            })
         );
         let mut wrong = bytes.clone();
         wrong[0] = 9;
-        assert!(matches!(decode::<(u32, String)>(&wrong, 100, "test"), Err(DecodeError::UnsupportedVersion { version: 9, .. })));
-        assert!(matches!(decode::<(u32, String)>(&bytes, 3, "test"), Err(DecodeError::TooLarge { .. })));
-        assert_eq!(decode::<u8>(&[], 3, "test"), Err(DecodeError::Empty { what: "test" }));
+        assert!(matches!(
+            decode::<(u32, String)>(&wrong, 100, "test"),
+            Err(DecodeError::UnsupportedVersion { version: 9, .. })
+        ));
+        assert!(matches!(
+            decode::<(u32, String)>(&bytes, 3, "test"),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert_eq!(
+            decode::<u8>(&[], 3, "test"),
+            Err(DecodeError::Empty { what: "test" })
+        );
     }
 }

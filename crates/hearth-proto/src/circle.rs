@@ -1,0 +1,1402 @@
+//! A circle as one member's device sees it: the state machine that accepts entries, writes
+//! new ones and keeps the keys.
+//!
+//! Inputs are received bytes, the member's commands, the time (`now_ms`) and randomness; the
+//! outputs are entries to publish and persist, and what was accepted. A method that fails
+//! leaves the circle exactly as it was: everything is computed before anything is changed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::content::{Content, ContentError};
+use crate::entry::{Entry, EntryError, EntryKind, KeyPackage, MAX_ENTRY_LEN, UnsignedEntry};
+use crate::epoch::{
+    self, CircleSecret, ControlKey, CryptoError, EpochSecret, MAX_EXTRA_SECRETS, PackagePayload,
+};
+use crate::identity::{MemberPublic, MemberSecret};
+use crate::ids::{CircleId, EntryId, EpochId, MemberId};
+use crate::membership::{
+    CircleSettings, ControlBody, ControlInput, ControlOp, ControlRejection, Membership, Role,
+};
+use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, Placement, Want};
+use crate::wire::{self, DecodeError};
+
+/// The most entries held while they wait for a missing predecessor or epoch.
+pub const MAX_PENDING: usize = 20_000;
+/// How long a superseded epoch's secret is kept when the circle sets no retention.
+pub const DEFAULT_KEY_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+/// The largest welcome, in bytes.
+pub const MAX_WELCOME_LEN: usize = 4 * 1024 * 1024;
+/// The largest control body, in bytes.
+pub const MAX_CONTROL_BODY_LEN: usize = 40 * 1024;
+
+/// Why a received entry was rejected. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The bytes are not a valid signed entry (malformed, oversized or forged).
+    #[error("the entry is invalid: {0}")]
+    Invalid(#[from] EntryError),
+    /// The entry names another circle.
+    #[error("the entry belongs to another circle")]
+    WrongCircle,
+    /// The author is not (or no longer) allowed to write.
+    #[error("the entry was rejected: {0}")]
+    Membership(#[from] ControlRejection),
+    /// The author wrote two different entries at one position; the evidence is kept.
+    #[error("the author wrote two different entries at seq {}", .0.seq)]
+    Equivocation(Equivocation),
+    /// A sequence number and previous-entry link that cannot be right.
+    #[error("the entry's log position is invalid")]
+    BadPosition,
+    /// The creation entry is malformed or a second one.
+    #[error("the entry claims to create the circle but is not its creation entry")]
+    BadGenesis,
+    /// Too many entries are already waiting for missing ones.
+    #[error("too many entries are waiting for missing predecessors; sync first")]
+    PendingFull,
+}
+
+/// Why the member's own action could not be done. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CircleError {
+    /// The content breaks a rule.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The operation is not allowed.
+    #[error(transparent)]
+    Control(#[from] ControlRejection),
+    /// The member is no longer in the circle.
+    #[error("you are no longer a member of this circle")]
+    NotAMember,
+    /// No epoch is safe to write in until a member starts a new one.
+    #[error(
+        "the circle is waiting for a new epoch key after a membership change; try again shortly"
+    )]
+    RekeyPending,
+    /// Only a facilitator may do this.
+    #[error("only a facilitator may do this")]
+    NotFacilitator,
+    /// The welcome from the inviter is malformed or inconsistent.
+    #[error("the welcome from the inviter is invalid: {0}")]
+    BadWelcome(String),
+    /// A stored snapshot does not decode.
+    #[error("the stored circle state is unreadable: {0}")]
+    BadSnapshot(#[from] DecodeError),
+    /// The encoded entry would exceed the size limit.
+    #[error("the entry would be {0} bytes, more than the limit of {MAX_ENTRY_LEN}")]
+    TooLarge(usize),
+}
+
+/// What the body of an accepted entry turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// A content entry that decrypted.
+    Content(Content),
+    /// A control entry that decrypted.
+    Control(ControlBody),
+    /// This member does not hold the epoch's key (e.g. history before she joined).
+    Sealed,
+    /// The key was right but the body did not decrypt or decode: the author's fault.
+    Unreadable(String),
+}
+
+/// An entry this member accepted into the circle's logs.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Its id.
+    pub id: EntryId,
+    /// The entry.
+    pub entry: Entry,
+    /// Its encoding, to persist and forward.
+    pub bytes: Vec<u8>,
+    /// Its body.
+    pub opened: Opened,
+}
+
+/// What became of received bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    /// Entries accepted: the received one and any that were waiting for it.
+    pub accepted: Vec<Accepted>,
+    /// The entry was already known.
+    pub duplicate: bool,
+    /// What the entry is waiting for, if it was held.
+    pub waiting: Option<Waiting>,
+    /// Epochs whose secret this member just learned: stored entries of these epochs can now
+    /// be opened with [`Circle::open`].
+    pub new_secrets: Vec<EpochId>,
+}
+
+/// Why an entry is held back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Earlier entries of the author are missing.
+    Gap {
+        /// Whose log.
+        author: MemberId,
+        /// The missing sequence numbers.
+        missing: std::ops::RangeInclusive<u64>,
+    },
+    /// The commit that started the entry's epoch is not known yet.
+    Epoch(EpochId),
+}
+
+/// An entry this member wrote: persist it, then publish `bytes`.
+#[derive(Debug, Clone)]
+pub struct Authored {
+    /// Its id.
+    pub id: EntryId,
+    /// The entry.
+    pub entry: Entry,
+    /// Its encoding.
+    pub bytes: Vec<u8>,
+}
+
+/// What a newcomer receives from the facilitator who admitted her.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The circle.
+    pub circle: CircleId,
+    /// The circle secret (topic, rendezvous, creation entry).
+    pub secret: CircleSecret,
+    /// Every control entry the inviter holds, encoded, including the one adding her.
+    pub control_entries: Vec<Vec<u8>>,
+    /// Control keys of the epochs those entries were written in.
+    pub control_keys: Vec<(EpochId, ControlKey)>,
+    /// Earlier epoch secrets, only if the circle shares history.
+    pub history: Vec<(EpochId, EpochSecret)>,
+    /// Where each author's log starts for her (empty when history is shared).
+    pub horizon: Vec<(MemberId, u64, EntryId)>,
+}
+
+#[derive(Clone)]
+struct ControlRecord {
+    entry: Entry,
+    body: Option<ControlBody>,
+}
+
+/// A received entry held back: the entry, its id and its bytes.
+type Held = (Entry, EntryId, Vec<u8>);
+
+#[derive(Clone, Default)]
+struct Pending {
+    by_gap: BTreeMap<(MemberId, u64), Vec<Held>>,
+    by_epoch: BTreeMap<EpochId, Vec<Held>>,
+    count: usize,
+}
+
+/// One member's view of one circle.
+#[derive(Clone)]
+pub struct Circle {
+    id: CircleId,
+    secret: CircleSecret,
+    me: MemberSecret,
+    previous_keys: Vec<MemberSecret>,
+    epoch_secrets: BTreeMap<EpochId, EpochSecret>,
+    control_keys: BTreeMap<EpochId, ControlKey>,
+    control: BTreeMap<EntryId, ControlRecord>,
+    membership: Membership,
+    logs: AuthorLogs,
+    anchors: Vec<(MemberId, u64, EntryId)>,
+    pending: Pending,
+    lamport: u64,
+    equivocations: Vec<Equivocation>,
+}
+
+impl std::fmt::Debug for Circle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circle")
+            .field("id", &self.id)
+            .field("me", &self.me.id())
+            .field("members", &self.membership.members.len())
+            .field("entries", &self.logs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    id: CircleId,
+    secret: CircleSecret,
+    me: Vec<u8>,
+    previous_keys: Vec<Vec<u8>>,
+    epoch_secrets: Vec<(EpochId, EpochSecret)>,
+    control_keys: Vec<(EpochId, ControlKey)>,
+    control_entries: Vec<Vec<u8>>,
+    anchors: Vec<(MemberId, u64, EntryId)>,
+    lamport: u64,
+    equivocations: Vec<Equivocation>,
+}
+
+impl Circle {
+    /// Creates a circle with `me` as its first facilitator. Returns the circle and its
+    /// creation entry (persist it, then publish it).
+    pub fn create(
+        name: &str,
+        guidelines: &str,
+        settings: CircleSettings,
+        display_name: &str,
+        me: MemberSecret,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Circle, Authored), CircleError> {
+        let mut id = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        let secret = CircleSecret::generate(rng);
+        let mut circle = Circle {
+            id: CircleId::from_bytes(id),
+            control_keys: BTreeMap::from([(EpochId::GENESIS_PARENT, secret.genesis_control_key())]),
+            secret,
+            me,
+            previous_keys: Vec::new(),
+            epoch_secrets: BTreeMap::new(),
+            control: BTreeMap::new(),
+            membership: Membership::default(),
+            logs: AuthorLogs::default(),
+            anchors: Vec::new(),
+            pending: Pending::default(),
+            lamport: 0,
+            equivocations: Vec::new(),
+        };
+        let op = ControlOp::Create {
+            name: name.to_owned(),
+            guidelines: guidelines.to_owned(),
+            settings,
+            creator_dh: circle.me.dh_public(),
+            display_name: display_name.to_owned(),
+        };
+        let me_id = circle.me.id();
+        let authored =
+            circle.commit_with(op, EpochId::GENESIS_PARENT, vec![me_id], None, now_ms, rng)?;
+        Ok((circle, authored))
+    }
+
+    /// The circle's id.
+    pub fn id(&self) -> CircleId {
+        self.id
+    }
+
+    /// This member's id.
+    pub fn me(&self) -> MemberId {
+        self.me.id()
+    }
+
+    /// This member's public keys.
+    pub fn my_public(&self) -> MemberPublic {
+        self.me.public()
+    }
+
+    /// The gossip topic of this circle.
+    pub fn topic(&self) -> String {
+        self.secret.topic()
+    }
+
+    /// The Kademlia rendezvous key of this circle.
+    pub fn rendezvous_key(&self) -> [u8; 32] {
+        self.secret.rendezvous_key()
+    }
+
+    /// The folded membership state.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether this member is still in the circle.
+    pub fn am_member(&self) -> bool {
+        self.membership.members.contains_key(&self.me.id())
+    }
+
+    /// Per-author logs (what this member holds).
+    pub fn logs(&self) -> &AuthorLogs {
+        &self.logs
+    }
+
+    /// Highest contiguous sequence number per author.
+    pub fn marks(&self) -> HighWaterMarks {
+        self.logs.marks()
+    }
+
+    /// What a peer with `theirs` lacks that this member holds.
+    pub fn lacking(&self, theirs: &HighWaterMarks) -> Vec<Want> {
+        self.logs.lacking(theirs)
+    }
+
+    /// Equivocation evidence seen so far.
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.equivocations
+    }
+
+    /// How many received entries are waiting for something missing.
+    pub fn pending_count(&self) -> usize {
+        self.pending.count
+    }
+
+    /// The epochs whose secret this member holds.
+    pub fn held_epochs(&self) -> BTreeSet<EpochId> {
+        self.epoch_secrets.keys().copied().collect()
+    }
+
+    /// Whether the epoch tree needs a repair commit (see [`Membership::repair_due`]).
+    pub fn repair_due(&self) -> bool {
+        self.am_member() && self.membership.repair_due()
+    }
+
+    /// The member expected to write the repair commit first: the lowest member id among the
+    /// current members who hold a leaf epoch. Others wait a while before stepping in.
+    pub fn designated_repairer(&self) -> Option<MemberId> {
+        let leaves = self.membership.leaves();
+        self.membership
+            .members
+            .keys()
+            .copied()
+            .find(|m| leaves.iter().any(|l| l.recipients.contains(m)))
+    }
+
+    /// Whether a scheduled rotation is due: the current epoch is older than the interval.
+    pub fn rotation_due(&self, now_ms: u64) -> bool {
+        self.membership.current_epoch().is_some_and(|e| {
+            now_ms.saturating_sub(e.started_ms) >= self.membership.settings.rotation_interval_ms
+        })
+    }
+
+    /// Whether an entry (author, seq, epoch) is valid under the current membership: a view
+    /// should hide entries for which this fails (e.g. written after a removal arrived later).
+    pub fn check_writer(&self, entry: &Entry) -> Result<(), ControlRejection> {
+        let h = &entry.unsigned;
+        if h.epoch == EpochId::GENESIS_PARENT {
+            return Ok(());
+        }
+        self.membership.check_writer(&h.author, h.seq, &h.epoch)
+    }
+
+    // ----- receiving ---------------------------------------------------------------------
+
+    /// Takes one entry received from a peer (gossip or sync).
+    ///
+    /// Rules, in order: it decodes within limits and its signature verifies; it names this
+    /// circle; its position in the author's log is the next one (else it is a duplicate, an
+    /// equivocation, or it waits for the gap to fill); its epoch is known (else it waits); its
+    /// author held that epoch's key and had not been removed before writing it.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Receipt, Rejection> {
+        let (entry, id) = Entry::decode_and_verify(bytes)?;
+        if entry.unsigned.circle != self.id {
+            return Err(Rejection::WrongCircle);
+        }
+        // `ingest` changes nothing before its last fallible step (except keeping equivocation
+        // evidence, which is wanted), so no copy of the state is needed to stay atomic.
+        let mut receipt = Receipt::default();
+        match self.ingest(entry, id, bytes.to_vec(), &mut receipt)? {
+            Ingested::Duplicate => receipt.duplicate = true,
+            Ingested::Waiting(w) => receipt.waiting = Some(w),
+            Ingested::Accepted => {}
+        }
+        self.drain_pending(&mut receipt);
+        Ok(receipt)
+    }
+
+    fn ingest(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        let h = &entry.unsigned;
+        match self.logs.classify(&h.author, h.seq, h.prev, id) {
+            Placement::Next => {}
+            Placement::Duplicate | Placement::BelowHorizon => return Ok(Ingested::Duplicate),
+            Placement::Equivocation(evidence) => {
+                if !self.equivocations.contains(&evidence) {
+                    self.equivocations.push(evidence.clone());
+                }
+                return Err(Rejection::Equivocation(evidence));
+            }
+            Placement::Gap { author, missing } => {
+                self.hold_gap(entry.clone(), id, bytes)?;
+                return Ok(Ingested::Waiting(Waiting::Gap { author, missing }));
+            }
+            Placement::Invalid => return Err(Rejection::BadPosition),
+        }
+        if h.epoch == EpochId::GENESIS_PARENT {
+            if h.kind != EntryKind::Control || h.seq != 0 {
+                return Err(Rejection::BadGenesis);
+            }
+            if self.membership.creator.is_some() && !self.control.contains_key(&id) {
+                return Err(Rejection::BadGenesis);
+            }
+        } else if !self.membership.epochs.contains_key(&h.epoch) {
+            let epoch = h.epoch;
+            self.hold_epoch(entry, id, bytes)?;
+            return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
+        } else {
+            self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
+        }
+        self.logs
+            .append(h.author, h.seq, id)
+            .map_err(|_| Rejection::BadPosition)?;
+        self.lamport = self.lamport.max(h.lamport);
+        let opened = match h.kind {
+            EntryKind::Content => self.open(&entry),
+            EntryKind::Control => {
+                let opened = self.take_control(&entry, id, receipt);
+                if matches!(opened, Opened::Control(_)) || self.control.contains_key(&id) {
+                    self.refold();
+                }
+                opened
+            }
+        };
+        receipt.accepted.push(Accepted {
+            id,
+            entry,
+            bytes,
+            opened,
+        });
+        Ok(Ingested::Accepted)
+    }
+
+    fn hold_gap(&mut self, entry: Entry, id: EntryId, bytes: Vec<u8>) -> Result<(), Rejection> {
+        if self.pending.count >= MAX_PENDING {
+            return Err(Rejection::PendingFull);
+        }
+        let key = (entry.unsigned.author, entry.unsigned.seq);
+        let slot = self.pending.by_gap.entry(key).or_default();
+        if slot.iter().all(|(_, known, _)| *known != id) {
+            slot.push((entry, id, bytes));
+            self.pending.count += 1;
+        }
+        Ok(())
+    }
+
+    fn hold_epoch(&mut self, entry: Entry, id: EntryId, bytes: Vec<u8>) -> Result<(), Rejection> {
+        if self.pending.count >= MAX_PENDING {
+            return Err(Rejection::PendingFull);
+        }
+        let slot = self
+            .pending
+            .by_epoch
+            .entry(entry.unsigned.epoch)
+            .or_default();
+        if slot.iter().all(|(_, known, _)| *known != id) {
+            slot.push((entry, id, bytes));
+            self.pending.count += 1;
+        }
+        Ok(())
+    }
+
+    /// Retries held entries until nothing more can be accepted. Entries that now turn out
+    /// invalid are dropped (they were never accepted).
+    fn drain_pending(&mut self, receipt: &mut Receipt) {
+        loop {
+            let mut ready: VecDeque<Held> = VecDeque::new();
+            let gap_keys: Vec<(MemberId, u64)> = self
+                .pending
+                .by_gap
+                .keys()
+                .filter(|(author, seq)| {
+                    let next = self.logs.head(author).map_or(0, |(s, _)| s + 1);
+                    *seq <= next
+                })
+                .copied()
+                .collect();
+            for key in gap_keys {
+                if let Some(items) = self.pending.by_gap.remove(&key) {
+                    self.pending.count -= items.len();
+                    ready.extend(items);
+                }
+            }
+            let epoch_keys: Vec<EpochId> = self
+                .pending
+                .by_epoch
+                .keys()
+                .filter(|e| self.membership.epochs.contains_key(e))
+                .copied()
+                .collect();
+            for key in epoch_keys {
+                if let Some(items) = self.pending.by_epoch.remove(&key) {
+                    self.pending.count -= items.len();
+                    ready.extend(items);
+                }
+            }
+            if ready.is_empty() {
+                return;
+            }
+            let mut sorted: Vec<_> = ready.into_iter().collect();
+            sorted.sort_by_key(|(e, id, _)| (e.unsigned.lamport, e.unsigned.seq, *id));
+            for (entry, id, bytes) in sorted {
+                // A held entry that fails now is simply dropped; sync can bring it again.
+                let _ = self.ingest(entry, id, bytes, receipt);
+            }
+        }
+    }
+
+    /// Stores a control entry and decrypts its body if the key is known. Opens this
+    /// member's key package first if the entry is a commit carrying one: the package needs no
+    /// body, and may carry the very key that opens the body.
+    fn take_control(&mut self, entry: &Entry, id: EntryId, receipt: &mut Receipt) -> Opened {
+        self.take_package(entry, id, receipt);
+        let body = self.open_control(entry);
+        let opened = match &body {
+            Ok(Some(body)) => Opened::Control(body.clone()),
+            Ok(None) => Opened::Sealed,
+            Err(reason) => Opened::Unreadable(reason.clone()),
+        };
+        self.control.insert(
+            id,
+            ControlRecord {
+                entry: entry.clone(),
+                body: body.ok().flatten(),
+            },
+        );
+        opened
+    }
+
+    fn open_control(&self, entry: &Entry) -> Result<Option<ControlBody>, String> {
+        let h = &entry.unsigned;
+        let Some(key) = self.control_keys.get(&h.epoch) else {
+            return Ok(None);
+        };
+        let plaintext = epoch::open(
+            &key.entry_key(&h.author, h.seq),
+            &h.nonce,
+            &h.aead_associated_data(),
+            &h.ciphertext,
+        )
+        .map_err(|e| e.to_string())?;
+        let body: ControlBody = wire::decode(&plaintext, MAX_CONTROL_BODY_LEN, "control body")
+            .map_err(|e| e.to_string())?;
+        if body.op.is_commit() == entry.unsigned.key_packages.is_empty()
+            || (body.op.is_commit() && body.recipients.len() != entry.unsigned.key_packages.len())
+        {
+            return Err("the commit's key packages do not match its recipients".into());
+        }
+        Ok(Some(body))
+    }
+
+    /// Finds this member's package in a commit by its hint (for her current or a previous
+    /// X25519 key) and learns the secrets it carries.
+    fn take_package(&mut self, entry: &Entry, id: EntryId, receipt: &mut Receipt) {
+        let epoch = EpochId::from(id);
+        let h = &entry.unsigned;
+        if h.key_packages.is_empty() || self.epoch_secrets.contains_key(&epoch) {
+            return;
+        }
+        let prologue = epoch::package_prologue(&self.id, &h.author, h.seq, &h.epoch);
+        let keys: Vec<MemberSecret> = std::iter::once(&self.me)
+            .chain(self.previous_keys.iter().rev())
+            .cloned()
+            .collect();
+        for key in &keys {
+            let hint = epoch::package_hint(&self.id, &key.dh_public());
+            for package in h.key_packages.iter().filter(|p| p.hint == hint) {
+                if let Ok((payload, _sender)) = epoch::open_package(key, package, &prologue) {
+                    self.learn_secret(epoch, payload.secret.clone(), receipt);
+                    for (extra_epoch, secret) in &payload.extra {
+                        self.learn_secret(*extra_epoch, secret.clone(), receipt);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn learn_secret(&mut self, epoch: EpochId, secret: EpochSecret, receipt: &mut Receipt) {
+        if self.epoch_secrets.contains_key(&epoch) {
+            return;
+        }
+        self.control_keys
+            .entry(epoch)
+            .or_insert_with(|| secret.control_key());
+        self.epoch_secrets.insert(epoch, secret);
+        receipt.new_secrets.push(epoch);
+    }
+
+    /// Re-opens sealed control entries whose key is now known and folds membership again,
+    /// until nothing changes.
+    fn refold(&mut self) {
+        loop {
+            let sealed: Vec<EntryId> = self
+                .control
+                .iter()
+                .filter(|(_, r)| {
+                    r.body.is_none() && self.control_keys.contains_key(&r.entry.unsigned.epoch)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            let mut opened_any = false;
+            for id in sealed {
+                let entry = self.control[&id].entry.clone();
+                if let Ok(Some(body)) = self.open_control(&entry) {
+                    if let Some(record) = self.control.get_mut(&id) {
+                        record.body = Some(body);
+                    }
+                    opened_any = true;
+                }
+            }
+            let inputs: Vec<ControlInput<'_>> = self
+                .control
+                .iter()
+                .filter_map(|(id, r)| {
+                    r.body.as_ref().map(|body| ControlInput {
+                        id: *id,
+                        header: &r.entry.unsigned,
+                        body,
+                    })
+                })
+                .collect();
+            self.membership = Membership::fold(&inputs);
+            if !opened_any {
+                return;
+            }
+        }
+    }
+
+    /// Opens a content entry's body with the epoch secret, if this member holds it.
+    pub fn open(&self, entry: &Entry) -> Opened {
+        let h = &entry.unsigned;
+        let Some(secret) = self.epoch_secrets.get(&h.epoch) else {
+            return Opened::Sealed;
+        };
+        let key = secret.content_key(&h.author, h.seq);
+        match epoch::open(&key, &h.nonce, &h.aead_associated_data(), &h.ciphertext) {
+            Ok(plaintext) => match Content::decode(&plaintext) {
+                Ok(content) => Opened::Content(content),
+                Err(e) => Opened::Unreadable(e.to_string()),
+            },
+            Err(CryptoError::Decrypt) => Opened::Unreadable("the body does not decrypt".into()),
+            Err(e) => Opened::Unreadable(e.to_string()),
+        }
+    }
+
+    // ----- writing -----------------------------------------------------------------------
+
+    fn next_position(&self) -> (u64, Option<EntryId>) {
+        match self.logs.head(&self.me.id()) {
+            Some((seq, id)) => (seq + 1, Some(id)),
+            None => (0, None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_entry(
+        &self,
+        kind: EntryKind,
+        epoch: EpochId,
+        key_for: impl FnOnce(u64) -> [u8; 32],
+        plaintext: &[u8],
+        key_packages: impl FnOnce(u64) -> Vec<KeyPackage>,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        let (seq, prev) = self.next_position();
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let mut unsigned = UnsignedEntry {
+            circle: self.id,
+            author: self.me.id(),
+            seq,
+            prev,
+            epoch,
+            lamport: self.lamport + 1,
+            timestamp_ms: now_ms,
+            kind,
+            nonce,
+            ciphertext: Vec::new(),
+            key_packages: key_packages(seq),
+        };
+        let key = zeroize::Zeroizing::new(key_for(seq));
+        unsigned.ciphertext =
+            epoch::seal(&key, &nonce, &unsigned.aead_associated_data(), plaintext);
+        let entry = unsigned.sign(&self.me);
+        let bytes = entry.encode();
+        if bytes.len() > MAX_ENTRY_LEN {
+            return Err(CircleError::TooLarge(bytes.len()));
+        }
+        let id = EntryId::from_bytes(*blake3::hash(&bytes).as_bytes());
+        Ok(Authored { id, entry, bytes })
+    }
+
+    /// The epoch this member writes in now, with its secret.
+    fn writing_epoch(&self) -> Result<(EpochId, &EpochSecret), CircleError> {
+        if !self.am_member() {
+            return Err(CircleError::NotAMember);
+        }
+        let epoch = self
+            .membership
+            .current_epoch()
+            .ok_or(CircleError::RekeyPending)?;
+        if !epoch.recipients.contains(&self.me.id()) {
+            return Err(CircleError::RekeyPending);
+        }
+        let secret = self
+            .epoch_secrets
+            .get(&epoch.id)
+            .ok_or(CircleError::RekeyPending)?;
+        Ok((epoch.id, secret))
+    }
+
+    /// Writes a content entry. Persist the result, then publish it.
+    pub fn post(
+        &mut self,
+        content: &Content,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        content.validate()?;
+        let (epoch, secret) = self.writing_epoch()?;
+        let me = self.me.id();
+        let secret = secret.clone();
+        let authored = self.build_entry(
+            EntryKind::Content,
+            epoch,
+            |seq| secret.content_key(&me, seq),
+            &content.encode(),
+            |_| Vec::new(),
+            now_ms,
+            rng,
+        )?;
+        self.accept_own(&authored);
+        Ok(authored)
+    }
+
+    fn accept_own(&mut self, authored: &Authored) {
+        let h = &authored.entry.unsigned;
+        // The position was computed from this log's head a moment ago.
+        self.logs
+            .append(h.author, h.seq, authored.id)
+            .expect("own entry is the next in own log");
+        self.lamport = self.lamport.max(h.lamport);
+    }
+
+    /// Writes a control entry that is not a commit (leave, promote, guidelines, settings).
+    fn control_entry(
+        &mut self,
+        op: ControlOp,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        let (epoch, _) = self.control_epoch()?;
+        let key = self.control_keys[&epoch].clone();
+        let me = self.me.id();
+        let body = ControlBody {
+            op,
+            recipients: Vec::new(),
+            merges: Vec::new(),
+        };
+        let authored = self.build_entry(
+            EntryKind::Control,
+            epoch,
+            |seq| key.entry_key(&me, seq),
+            &wire::encode(&body),
+            |_| Vec::new(),
+            now_ms,
+            rng,
+        )?;
+        self.apply_own_control(&authored)?;
+        Ok(authored)
+    }
+
+    /// The epoch a control entry or commit is written in: the current epoch if this member
+    /// holds it, else the latest leaf she holds (a repair after a departure).
+    fn control_epoch(&self) -> Result<(EpochId, Vec<EpochId>), CircleError> {
+        if !self.am_member() {
+            return Err(CircleError::NotAMember);
+        }
+        let leaves = self.membership.leaves();
+        let parent = match self.membership.current_epoch() {
+            Some(e) if self.epoch_secrets.contains_key(&e.id) => e.id,
+            _ => leaves
+                .iter()
+                .filter(|l| self.epoch_secrets.contains_key(&l.id))
+                .max_by_key(|l| l.position)
+                .map(|l| l.id)
+                .ok_or(CircleError::RekeyPending)?,
+        };
+        let merges = leaves
+            .iter()
+            .map(|l| l.id)
+            .filter(|l| *l != parent)
+            .collect();
+        Ok((parent, merges))
+    }
+
+    /// Writes a commit: a control entry that starts a new epoch for `recipients`.
+    fn commit_with(
+        &mut self,
+        op: ControlOp,
+        parent: EpochId,
+        recipients: Vec<MemberId>,
+        new_me: Option<MemberSecret>,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        let merges = if parent == EpochId::GENESIS_PARENT {
+            Vec::new()
+        } else {
+            self.control_epoch()?.1
+        };
+        let parent_key = self
+            .control_keys
+            .get(&parent)
+            .cloned()
+            .ok_or(CircleError::RekeyPending)?;
+        let secret = EpochSecret::generate(rng);
+        let me = self.me.id();
+        let signer = new_me.as_ref().unwrap_or(&self.me).clone();
+        let mut packages_plan = Vec::with_capacity(recipients.len());
+        for member in &recipients {
+            let dh = if *member == me {
+                signer.dh_public()
+            } else if let Some(info) = self.membership.members.get(member) {
+                info.public.dh
+            } else if let ControlOp::Add { member: added, .. } = &op {
+                added.dh
+            } else {
+                return Err(ControlRejection::NoSuchMember.into());
+            };
+            packages_plan.push((*member, dh));
+        }
+        let circle = self.id;
+        let body = ControlBody {
+            op: op.clone(),
+            recipients: recipients.clone(),
+            merges,
+        };
+        let extras: Vec<Vec<(EpochId, EpochSecret)>> = recipients
+            .iter()
+            .map(|r| self.extra_secrets_for(r, parent, &body.merges))
+            .collect();
+        let mut package_rng_seed = [0u8; 32];
+        rng.fill_bytes(&mut package_rng_seed);
+        let authored = self.build_entry(
+            EntryKind::Control,
+            parent,
+            |seq| parent_key.entry_key(&me, seq),
+            &wire::encode(&body),
+            |seq| {
+                let prologue = epoch::package_prologue(&circle, &me, seq, &parent);
+                let mut package_rng = SeedRng::new(package_rng_seed);
+                packages_plan
+                    .iter()
+                    .zip(extras)
+                    .map(|((_, dh), extra)| {
+                        let payload = PackagePayload {
+                            secret: secret.clone(),
+                            extra,
+                        };
+                        // Packages are sealed with the member's current key, which did not change yet.
+                        epoch::make_package(
+                            &signer,
+                            &circle,
+                            dh,
+                            &prologue,
+                            &payload,
+                            &mut package_rng,
+                        )
+                    })
+                    .collect()
+            },
+            now_ms,
+            rng,
+        )?;
+        let mut work = self.clone();
+        if let Some(new_me) = new_me {
+            let old = std::mem::replace(&mut work.me, new_me);
+            work.previous_keys.push(old);
+        }
+        let epoch = EpochId::from(authored.id);
+        work.control_keys.insert(epoch, secret.control_key());
+        work.epoch_secrets.insert(epoch, secret);
+        work.apply_own_control(&authored)?;
+        *self = work;
+        Ok(authored)
+    }
+
+    /// Secrets of epochs this member holds that `recipient` was not given: the commit's parent
+    /// and merged epochs (she needs the parent's key to read the commit itself), and any epoch
+    /// that started while she was already a member. A merge thereby loses no message.
+    fn extra_secrets_for(
+        &self,
+        recipient: &MemberId,
+        parent: EpochId,
+        merges: &[EpochId],
+    ) -> Vec<(EpochId, EpochSecret)> {
+        let added_at = self.membership.members.get(recipient).map(|m| m.added_at);
+        let mut extra: Vec<_> = self
+            .membership
+            .epochs
+            .values()
+            .filter(|e| !e.recipients.contains(recipient))
+            .filter(|e| {
+                e.id == parent
+                    || merges.contains(&e.id)
+                    || added_at.is_some_and(|at| e.position > at)
+            })
+            .filter_map(|e| {
+                self.epoch_secrets
+                    .get(&e.id)
+                    .map(|s| (e.id == parent, e.position, e.id, s.clone()))
+            })
+            .collect();
+        // The parent first, then the newest.
+        extra.sort_by_key(|(is_parent, position, _, _)| {
+            (std::cmp::Reverse(*is_parent), std::cmp::Reverse(*position))
+        });
+        extra
+            .into_iter()
+            .take(MAX_EXTRA_SECRETS)
+            .map(|(_, _, id, s)| (id, s))
+            .collect()
+    }
+
+    /// Applies this member's own control entry, failing (with nothing changed) if the fold
+    /// would reject it.
+    fn apply_own_control(&mut self, authored: &Authored) -> Result<(), CircleError> {
+        let mut work = self.clone();
+        work.accept_own(authored);
+        let mut receipt = Receipt::default();
+        work.take_control(&authored.entry, authored.id, &mut receipt);
+        work.refold();
+        if let Some(reason) = work.membership.rejected.get(&authored.id) {
+            return Err(reason.clone().into());
+        }
+        *self = work;
+        Ok(())
+    }
+
+    fn require_facilitator(&self) -> Result<(), CircleError> {
+        if !self.am_member() {
+            return Err(CircleError::NotAMember);
+        }
+        if !self.membership.is_facilitator(&self.me.id()) {
+            return Err(CircleError::NotFacilitator);
+        }
+        Ok(())
+    }
+
+    fn member_ids(&self) -> Vec<MemberId> {
+        self.membership.members.keys().copied().collect()
+    }
+
+    /// Adds a member (facilitators only). Returns the commit.
+    pub fn add_member(
+        &mut self,
+        member: MemberPublic,
+        role: Role,
+        display_name: &str,
+        accepted_guidelines: u32,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        let (parent, _) = self.control_epoch()?;
+        let mut recipients = self.member_ids();
+        recipients.push(member.id);
+        recipients.sort();
+        let op = ControlOp::Add {
+            member,
+            role,
+            display_name: display_name.to_owned(),
+            accepted_guidelines,
+        };
+        self.commit_with(op, parent, recipients, None, now_ms, rng)
+    }
+
+    /// Removes a member (facilitators only): a commit whose new epoch she does not receive.
+    pub fn remove_member(
+        &mut self,
+        member: &MemberId,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        if !self.membership.members.contains_key(member) {
+            return Err(ControlRejection::NoSuchMember.into());
+        }
+        let (parent, _) = self.control_epoch()?;
+        let recipients: Vec<MemberId> = self
+            .member_ids()
+            .into_iter()
+            .filter(|m| m != member)
+            .collect();
+        let cutoff = self.logs.head(member).map(|(seq, _)| seq);
+        self.commit_with(
+            ControlOp::Remove {
+                member: *member,
+                cutoff,
+            },
+            parent,
+            recipients,
+            None,
+            now_ms,
+            rng,
+        )
+    }
+
+    /// Leaves the circle. A remaining member then starts a new epoch without her.
+    pub fn leave(
+        &mut self,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.control_entry(ControlOp::Leave, now_ms, rng)
+    }
+
+    /// Makes a member a facilitator (facilitators only).
+    pub fn promote(
+        &mut self,
+        member: &MemberId,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        self.control_entry(ControlOp::Promote { member: *member }, now_ms, rng)
+    }
+
+    /// Publishes new guidelines (facilitators only).
+    pub fn update_guidelines(
+        &mut self,
+        text: &str,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        let version = self.membership.guidelines.0 + 1;
+        self.control_entry(
+            ControlOp::Guidelines {
+                version,
+                text: text.to_owned(),
+            },
+            now_ms,
+            rng,
+        )
+    }
+
+    /// Changes the circle's settings (facilitators only).
+    pub fn update_settings(
+        &mut self,
+        settings: CircleSettings,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        self.control_entry(ControlOp::Settings { settings }, now_ms, rng)
+    }
+
+    /// Starts a new epoch for the current members, merging any concurrent epochs: the
+    /// scheduled rotation, and the repair after a fork or a departure.
+    pub fn rotate(
+        &mut self,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        let (parent, _) = self.control_epoch()?;
+        let recipients = self.member_ids();
+        self.commit_with(ControlOp::Rotate, parent, recipients, None, now_ms, rng)
+    }
+
+    /// Replaces this member's X25519 key and starts a new epoch delivered to the new key.
+    /// The old key is kept to open packages written concurrently, until the next snapshot
+    /// prune (see [`Circle::forget_expired_keys`]).
+    pub fn rotate_my_key(
+        &mut self,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        let (parent, _) = self.control_epoch()?;
+        let new_me = self.me.with_new_dh(rng);
+        let recipients = self.member_ids();
+        let op = ControlOp::UpdateKey {
+            dh: new_me.dh_public(),
+        };
+        self.commit_with(op, parent, recipients, Some(new_me), now_ms, rng)
+    }
+
+    /// Deletes secrets of epochs superseded longer ago than the key retention window
+    /// (the circle's retention, or [`DEFAULT_KEY_RETENTION_MS`]), and previous X25519 keys
+    /// once a newer key's epoch is that old. Returns the epochs forgotten.
+    pub fn forget_expired_keys(&mut self, now_ms: u64) -> Vec<EpochId> {
+        let window = self
+            .membership
+            .settings
+            .retention_ms
+            .unwrap_or(DEFAULT_KEY_RETENTION_MS);
+        let mut superseded_at: BTreeMap<EpochId, u64> = BTreeMap::new();
+        for epoch in self.membership.epochs.values() {
+            for old in std::iter::once(&epoch.parent).chain(epoch.merges.iter()) {
+                let at = superseded_at.entry(*old).or_insert(epoch.started_ms);
+                *at = (*at).min(epoch.started_ms);
+            }
+        }
+        let forgotten: Vec<EpochId> = self
+            .epoch_secrets
+            .keys()
+            .filter(|e| {
+                superseded_at
+                    .get(e)
+                    .is_some_and(|at| now_ms.saturating_sub(*at) >= window)
+            })
+            .copied()
+            .collect();
+        for epoch in &forgotten {
+            self.epoch_secrets.remove(epoch);
+        }
+        if !forgotten.is_empty() && self.previous_keys.len() > 1 {
+            let keep = self.previous_keys.len() - 1;
+            self.previous_keys.drain(..keep);
+        }
+        forgotten
+    }
+
+    // ----- joining -----------------------------------------------------------------------
+
+    /// Admits a newcomer whose join handshake verified: writes the commit that adds her and
+    /// the welcome to send her. Facilitators only.
+    pub fn admit(
+        &mut self,
+        member: MemberPublic,
+        role: Role,
+        display_name: &str,
+        accepted_guidelines: u32,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Authored, Vec<u8>), CircleError> {
+        let mut work = self.clone();
+        let commit =
+            work.add_member(member, role, display_name, accepted_guidelines, now_ms, rng)?;
+        let welcome = work.welcome();
+        let bytes = wire::encode(&welcome);
+        if bytes.len() > MAX_WELCOME_LEN {
+            return Err(CircleError::TooLarge(bytes.len()));
+        }
+        *self = work;
+        Ok((commit, bytes))
+    }
+
+    fn welcome(&self) -> Welcome {
+        let share = self.membership.settings.share_history;
+        let mut control: Vec<&ControlRecord> = self.control.values().collect();
+        control.sort_by_key(|r| {
+            (
+                r.entry.unsigned.lamport,
+                r.entry.unsigned.author,
+                r.entry.unsigned.seq,
+            )
+        });
+        Welcome {
+            circle: self.id,
+            secret: self.secret.clone(),
+            control_entries: control.iter().map(|r| r.entry.encode()).collect(),
+            control_keys: self
+                .control_keys
+                .iter()
+                .map(|(e, k)| (*e, k.clone()))
+                .collect(),
+            history: if share {
+                self.epoch_secrets
+                    .iter()
+                    .map(|(e, s)| (*e, s.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            horizon: if share {
+                Vec::new()
+            } else {
+                self.logs
+                    .authors()
+                    .filter_map(|a| self.logs.head(&a).map(|(s, id)| (a, s, id)))
+                    .collect()
+            },
+        }
+    }
+
+    /// Builds a newcomer's circle from the welcome her inviter sent.
+    pub fn join(welcome: &[u8], me: MemberSecret) -> Result<Circle, CircleError> {
+        let bad = |m: &str| CircleError::BadWelcome(m.to_owned());
+        let welcome: Welcome =
+            wire::decode(welcome, MAX_WELCOME_LEN, "welcome").map_err(|e| bad(&e.to_string()))?;
+        let mut circle = Circle {
+            id: welcome.circle,
+            control_keys: welcome.control_keys.iter().cloned().collect(),
+            secret: welcome.secret.clone(),
+            me,
+            previous_keys: Vec::new(),
+            epoch_secrets: BTreeMap::new(),
+            control: BTreeMap::new(),
+            membership: Membership::default(),
+            logs: AuthorLogs::default(),
+            anchors: welcome.horizon.clone(),
+            pending: Pending::default(),
+            lamport: 0,
+            equivocations: Vec::new(),
+        };
+        circle
+            .control_keys
+            .insert(EpochId::GENESIS_PARENT, circle.secret.genesis_control_key());
+        let mut receipt = Receipt::default();
+        for (epoch, secret) in &welcome.history {
+            circle.learn_secret(*epoch, secret.clone(), &mut receipt);
+        }
+        // Control entries are taken directly (not through the logs, where content entries sit
+        // between them); when history is shared, sync later brings them again as log entries.
+        for (author, seq, id) in &welcome.horizon {
+            circle
+                .logs
+                .anchor(*author, *seq, *id)
+                .map_err(|e| bad(&e.to_string()))?;
+        }
+        for bytes in &welcome.control_entries {
+            let (entry, id) = Entry::decode_and_verify(bytes).map_err(|e| bad(&e.to_string()))?;
+            if entry.unsigned.circle != circle.id || entry.unsigned.kind != EntryKind::Control {
+                return Err(bad("a control entry belongs elsewhere"));
+            }
+            circle.lamport = circle.lamport.max(entry.unsigned.lamport);
+            circle.take_control(&entry, id, &mut receipt);
+        }
+        circle.refold();
+        if !circle.am_member() {
+            return Err(bad("the welcome does not add you to the circle"));
+        }
+        if circle
+            .membership
+            .current_epoch()
+            .is_none_or(|e| !circle.epoch_secrets.contains_key(&e.id))
+        {
+            return Err(bad("the welcome carries no key you can open"));
+        }
+        Ok(circle)
+    }
+
+    // ----- persistence -------------------------------------------------------------------
+
+    /// The state to persist (contains secrets: the store encrypts it). Entries themselves are
+    /// persisted separately; [`Circle::restore`] takes their log positions back.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snapshot = Snapshot {
+            id: self.id,
+            secret: self.secret.clone(),
+            me: self.me.to_bytes().to_vec(),
+            previous_keys: self
+                .previous_keys
+                .iter()
+                .map(|k| k.to_bytes().to_vec())
+                .collect(),
+            epoch_secrets: self
+                .epoch_secrets
+                .iter()
+                .map(|(e, s)| (*e, s.clone()))
+                .collect(),
+            control_keys: self
+                .control_keys
+                .iter()
+                .map(|(e, k)| (*e, k.clone()))
+                .collect(),
+            control_entries: self.control.values().map(|r| r.entry.encode()).collect(),
+            anchors: self.anchors.clone(),
+            lamport: self.lamport,
+            equivocations: self.equivocations.clone(),
+        };
+        wire::encode(&snapshot)
+    }
+
+    /// Rebuilds a circle from [`Circle::snapshot`] and the positions of the stored entries,
+    /// `(author, seq, id)` in ascending seq per author.
+    pub fn restore(
+        snapshot: &[u8],
+        log: impl IntoIterator<Item = (MemberId, u64, EntryId)>,
+    ) -> Result<Circle, CircleError> {
+        let s: Snapshot = wire::decode(snapshot, 64 * 1024 * 1024, "circle snapshot")?;
+        let key = |bytes: &[u8]| -> Result<MemberSecret, CircleError> {
+            let array: [u8; 64] = bytes.try_into().map_err(|_| DecodeError::Invalid {
+                what: "circle snapshot",
+                reason: "a member key has the wrong length".into(),
+            })?;
+            Ok(MemberSecret::from_bytes(&array))
+        };
+        let mut circle = Circle {
+            id: s.id,
+            secret: s.secret,
+            me: key(&s.me)?,
+            previous_keys: s
+                .previous_keys
+                .iter()
+                .map(|k| key(k))
+                .collect::<Result<_, _>>()?,
+            epoch_secrets: s.epoch_secrets.into_iter().collect(),
+            control_keys: s.control_keys.into_iter().collect(),
+            control: BTreeMap::new(),
+            membership: Membership::default(),
+            logs: AuthorLogs::default(),
+            anchors: s.anchors,
+            pending: Pending::default(),
+            lamport: s.lamport,
+            equivocations: s.equivocations,
+        };
+        for (author, seq, id) in &circle.anchors {
+            // Anchors were valid when written; a repeated one is ignored.
+            let _ = circle.logs.anchor(*author, *seq, *id);
+        }
+        for (author, seq, id) in log {
+            if circle.logs.classify(&author, seq, None, id) == Placement::BelowHorizon {
+                continue;
+            }
+            // Stored entries were checked when received; their positions go back in order.
+            let _ = circle.logs.append(author, seq, id);
+        }
+        let mut receipt = Receipt::default();
+        for bytes in &s.control_entries {
+            let (entry, id) =
+                Entry::decode_and_verify(bytes).map_err(|e| DecodeError::Invalid {
+                    what: "circle snapshot",
+                    reason: e.to_string(),
+                })?;
+            circle.take_control(&entry, id, &mut receipt);
+        }
+        circle.refold();
+        Ok(circle)
+    }
+}
+
+enum Ingested {
+    Accepted,
+    Duplicate,
+    Waiting(Waiting),
+}
+
+/// A small deterministic RNG (BLAKE3 XOF) for the key packages of one commit, seeded from the
+/// caller's RNG, so the closure that builds packages needs no second borrow of it.
+struct SeedRng(blake3::OutputReader);
+
+impl SeedRng {
+    fn new(seed: [u8; 32]) -> Self {
+        SeedRng(
+            blake3::Hasher::new_keyed(&seed)
+                .update(b"hearth v1 package rng")
+                .finalize_xof(),
+        )
+    }
+}
+
+impl rand_core::RngCore for SeedRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for SeedRng {}

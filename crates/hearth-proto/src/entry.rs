@@ -1,0 +1,207 @@
+//! Entries: the signed, append-only log records that carry everything said in a circle.
+//!
+//! An entry's id is BLAKE3 of its whole encoding (version byte, fields and signature), so an
+//! id names exactly one signed byte string. The signature covers the domain label
+//! [`ENTRY_SIGNATURE_LABEL`] followed by the bare encoding of every field but the signature.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{self, MemberSecret, Signature, SignatureError};
+use crate::ids::{CircleId, EntryId, EpochId, MemberId};
+use crate::wire::{self, DecodeError};
+
+/// The largest encoded entry, in bytes. Gossipsub's limit is 64 KiB; this leaves room for its
+/// framing.
+pub const MAX_ENTRY_LEN: usize = 60 * 1024;
+/// The largest ciphertext an entry may carry.
+pub const MAX_CIPHERTEXT_LEN: usize = 52 * 1024;
+/// The most key packages one commit may carry (one per member of the new epoch).
+pub const MAX_KEY_PACKAGES: usize = 64;
+/// The largest Noise message in a key package.
+pub const MAX_PACKAGE_LEN: usize = 1024;
+/// The label in front of the signed bytes of an entry.
+pub const ENTRY_SIGNATURE_LABEL: &[u8] = b"hearth v1 entry";
+
+/// Whether an entry's body is content (messages, goals …) or a control operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A [`crate::content::Content`] under the epoch's content key.
+    Content,
+    /// A [`crate::control::ControlBody`] under the epoch's control key.
+    Control,
+}
+
+/// A new epoch's secret for one member, as a one-way Noise `X` message to her X25519 key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackage {
+    /// The first 8 bytes of a hash of the recipient's X25519 key, so she finds hers.
+    pub hint: [u8; 8],
+    /// The Noise `X` handshake message carrying the secret.
+    pub noise: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "KeyPackage({}, {} bytes)",
+            hex::encode(self.hint),
+            self.noise.len()
+        )
+    }
+}
+
+/// The fields of an entry that its author signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsignedEntry {
+    /// The circle the entry belongs to.
+    pub circle: CircleId,
+    /// The author (her Ed25519 key in this circle).
+    pub author: MemberId,
+    /// Position in the author's log, from 0.
+    pub seq: u64,
+    /// Id of the author's entry `seq - 1`; `None` exactly when `seq == 0`.
+    pub prev: Option<EntryId>,
+    /// The epoch whose keys encrypt the body ([`EpochId::GENESIS_PARENT`] for circle creation).
+    pub epoch: EpochId,
+    /// Lamport clock: one more than the largest lamport the author had seen.
+    pub lamport: u64,
+    /// The author's clock when she wrote it, Unix milliseconds (informational only).
+    pub timestamp_ms: u64,
+    /// Content or control.
+    pub kind: EntryKind,
+    /// ChaCha20-Poly1305 nonce, random.
+    pub nonce: [u8; 12],
+    /// The encrypted body.
+    pub ciphertext: Vec<u8>,
+    /// Secrets of the epoch this entry starts (commits only; empty otherwise).
+    pub key_packages: Vec<KeyPackage>,
+}
+
+/// A signed entry as it travels and is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The signed fields.
+    pub unsigned: UnsignedEntry,
+    /// The author's Ed25519 signature over [`ENTRY_SIGNATURE_LABEL`] ‖ bare(unsigned).
+    pub signature: Signature,
+}
+
+/// Why bytes are not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// The bytes do not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The signature does not verify.
+    #[error("the entry's signature is invalid: {0}")]
+    Signature(#[from] SignatureError),
+    /// `prev` is present at seq 0 or missing after it.
+    #[error("the entry's previous-entry link does not fit its sequence number")]
+    BadPrev,
+    /// A size limit is broken.
+    #[error("the entry breaks a size limit: {0}")]
+    Limit(&'static str),
+}
+
+impl EpochId {
+    /// The parent named by the entry that creates a circle: there is no earlier epoch.
+    pub const GENESIS_PARENT: EpochId = EpochId::from_bytes([0; 32]);
+}
+
+impl UnsignedEntry {
+    /// The bytes the author signs.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = ENTRY_SIGNATURE_LABEL.to_vec();
+        out.extend_from_slice(&wire::encode_bare(self));
+        out
+    }
+
+    /// The associated data of the body's AEAD: every signed field except the ciphertext
+    /// and key packages (which are themselves authenticated by the signature).
+    pub fn aead_associated_data(&self) -> Vec<u8> {
+        wire::encode_bare(&(
+            &self.circle,
+            &self.author,
+            self.seq,
+            &self.prev,
+            &self.epoch,
+            self.lamport,
+            self.timestamp_ms,
+            self.kind,
+            &self.nonce,
+        ))
+    }
+
+    /// Signs the entry with the author's key.
+    pub fn sign(self, author: &MemberSecret) -> Entry {
+        let signature = author.sign(&self.signed_bytes());
+        Entry {
+            unsigned: self,
+            signature,
+        }
+    }
+
+    fn check_limits(&self) -> Result<(), EntryError> {
+        if (self.seq == 0) != self.prev.is_none() {
+            return Err(EntryError::BadPrev);
+        }
+        if self.ciphertext.len() > MAX_CIPHERTEXT_LEN {
+            return Err(EntryError::Limit("the ciphertext is too long"));
+        }
+        if self.key_packages.len() > MAX_KEY_PACKAGES {
+            return Err(EntryError::Limit("too many key packages"));
+        }
+        if self
+            .key_packages
+            .iter()
+            .any(|p| p.noise.len() > MAX_PACKAGE_LEN)
+        {
+            return Err(EntryError::Limit("a key package is too long"));
+        }
+        Ok(())
+    }
+}
+
+impl Entry {
+    /// The encoding that travels and whose hash is the id.
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// The entry's id: BLAKE3 of [`Entry::encode`].
+    pub fn id(&self) -> EntryId {
+        EntryId::from_bytes(*blake3::hash(&self.encode()).as_bytes())
+    }
+
+    /// Decodes and checks limits and the signature. Membership is not checked here.
+    pub fn decode_and_verify(bytes: &[u8]) -> Result<(Entry, EntryId), EntryError> {
+        let entry: Entry = wire::decode(bytes, MAX_ENTRY_LEN, "entry")?;
+        entry.unsigned.check_limits()?;
+        identity::verify(
+            &entry.unsigned.author,
+            &entry.unsigned.signed_bytes(),
+            &entry.signature,
+        )?;
+        // The id is the hash of the bytes received; a canonical re-encoding must match them,
+        // or two byte strings could name one entry.
+        let id = EntryId::from_bytes(*blake3::hash(bytes).as_bytes());
+        if entry.encode() != bytes {
+            return Err(EntryError::Decode(DecodeError::Invalid {
+                what: "entry",
+                reason: "the encoding is not canonical".into(),
+            }));
+        }
+        Ok((entry, id))
+    }
+
+    /// Shorthand for the author.
+    pub fn author(&self) -> MemberId {
+        self.unsigned.author
+    }
+
+    /// Shorthand for the sequence number.
+    pub fn seq(&self) -> u64 {
+        self.unsigned.seq
+    }
+}

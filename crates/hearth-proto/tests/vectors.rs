@@ -1,0 +1,304 @@
+//! Test vectors: exact bytes of each wire structure, built from fixed seeds and compared with
+//! `tests/vectors/v1.json` (referenced by PROTOCOL.md). A change to any encoding, derivation or
+//! handshake shows up here. Regenerate deliberately with `HEARTH_WRITE_VECTORS=1`.
+
+use std::collections::BTreeMap;
+
+use hearth_proto::circle::Circle;
+use hearth_proto::content::{
+    Cadence, Content, GoalState, LocalDay, Outcome, Visibility, WeekdaySet,
+};
+use hearth_proto::entry::Entry;
+use hearth_proto::epoch::{self, CircleSecret, EpochSecret, PackagePayload};
+use hearth_proto::identity::MemberSecret;
+use hearth_proto::ids::{CircleId, EntryId, EpochId, MemberId};
+use hearth_proto::invite::{CircleTerms, InviteBook, JoinInitiator};
+use hearth_proto::membership::{CircleSettings, ControlBody, ControlOp, Role};
+use hearth_proto::sync::{HighWaterMarks, SyncRequest, Want};
+use hearth_proto::wire;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const NOW: u64 = 1_750_000_000_000;
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.json");
+
+fn vectors() -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    let mut put = |name: &str, bytes: &[u8]| {
+        v.insert(name.to_owned(), hex::encode(bytes));
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(2026);
+
+    // Identities.
+    let ana = MemberSecret::generate(&mut rng);
+    let ben = MemberSecret::generate(&mut rng);
+    put("member.ana.secret", ana.to_bytes().as_ref());
+    put("member.ana.id", ana.id().as_bytes());
+    put("member.ana.dh_public", &ana.dh_public().0);
+    put("member.ben.secret", ben.to_bytes().as_ref());
+
+    // Derivations from fixed secrets.
+    let secret = EpochSecret::from_bytes([0x11; 32]);
+    let author = MemberId::from_bytes([0x22; 32]);
+    put(
+        "derive.content_key(secret=11..,author=22..,seq=7)",
+        &secret.content_key(&author, 7),
+    );
+    put(
+        "derive.control_key(secret=11..)",
+        secret.control_key().expose(),
+    );
+    put(
+        "derive.control_entry_key(secret=11..,author=22..,seq=7)",
+        &secret.control_key().entry_key(&author, 7),
+    );
+    let circle_secret = CircleSecret::from_bytes([0x33; 32]);
+    put(
+        "derive.topic(circle_secret=33..)",
+        circle_secret.topic().as_bytes(),
+    );
+    put(
+        "derive.rendezvous(circle_secret=33..)",
+        &circle_secret.rendezvous_key(),
+    );
+    put(
+        "derive.genesis_control_key(circle_secret=33..)",
+        circle_secret.genesis_control_key().expose(),
+    );
+    let circle_id = CircleId::from_bytes([0x44; 32]);
+    put(
+        "derive.package_hint(circle=44..,ana)",
+        &epoch::package_hint(&circle_id, &ana.dh_public()),
+    );
+
+    // A key package from Ana to Ben.
+    let prologue = epoch::package_prologue(&circle_id, &ana.id(), 3, &EpochId::GENESIS_PARENT);
+    put("package.prologue", &prologue);
+    let payload = PackagePayload {
+        secret: EpochSecret::from_bytes([0x55; 32]),
+        extra: vec![],
+    };
+    let package = epoch::make_package(
+        &ana,
+        &circle_id,
+        &ben.dh_public(),
+        &prologue,
+        &payload,
+        &mut rng,
+    );
+    put("package.ana_to_ben.noise", &package.noise);
+    put("package.payload", &wire::encode_bare(&payload));
+
+    // A circle: its creation entry, an add commit and a text entry.
+    let settings = CircleSettings::default();
+    let (mut circle, create) = Circle::create(
+        "Tuesday circle",
+        "Be kind.",
+        settings.clone(),
+        "Ana",
+        ana.clone(),
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
+    put("entry.create", &create.bytes);
+    put("entry.create.id", create.id.as_bytes());
+    put(
+        "entry.create.signed_bytes",
+        &create.entry.unsigned.signed_bytes(),
+    );
+    put(
+        "entry.create.aad",
+        &create.entry.unsigned.aead_associated_data(),
+    );
+    let (add, welcome) = circle
+        .admit(ben.public(), Role::Member, "Ben", 1, NOW + 1, &mut rng)
+        .unwrap();
+    put("entry.add_ben", &add.bytes);
+    put("welcome.ben", &welcome);
+    let text = circle
+        .post(
+            &Content::Text {
+                body: "Hello, circle.".into(),
+                reply_to: None,
+                content_warning: None,
+            },
+            NOW + 2,
+            &mut rng,
+        )
+        .unwrap();
+    put("entry.text", &text.bytes);
+    put("entry.text.id", text.id.as_bytes());
+
+    // Control bodies.
+    let body = ControlBody {
+        op: ControlOp::Remove {
+            member: ben.id(),
+            cutoff: Some(4),
+        },
+        recipients: vec![ana.id()],
+        merges: vec![EpochId::from_bytes([0x66; 32])],
+    };
+    put("control_body.remove", &wire::encode(&body));
+    put(
+        "control_body.guidelines",
+        &wire::encode(&ControlBody {
+            op: ControlOp::Guidelines {
+                version: 2,
+                text: "Be kind.".into(),
+            },
+            recipients: vec![],
+            merges: vec![],
+        }),
+    );
+
+    // Content, every variant.
+    let target = EntryId::from_bytes([0x77; 32]);
+    let samples = [
+        (
+            "text",
+            Content::Text {
+                body: "I made it to the meeting".into(),
+                reply_to: Some(target),
+                content_warning: Some("relapse".into()),
+            },
+        ),
+        (
+            "reaction",
+            Content::Reaction {
+                target,
+                emoji: "💛".into(),
+            },
+        ),
+        (
+            "encouragement",
+            Content::Encouragement {
+                target,
+                note: Some("I see you".into()),
+            },
+        ),
+        (
+            "edit",
+            Content::Edit {
+                target,
+                body: "fixed".into(),
+            },
+        ),
+        ("delete", Content::Delete { target }),
+        (
+            "profile",
+            Content::Profile {
+                display_name: "Ana".into(),
+            },
+        ),
+        (
+            "guidelines_accepted",
+            Content::GuidelinesAccepted { version: 1 },
+        ),
+        (
+            "goal",
+            Content::Goal {
+                title: "Walk daily".into(),
+                why: Some("clear head".into()),
+                cadence: Cadence::TimesPerWeek(3),
+                visibility: Visibility::DoneOnly,
+                grace_days: 1,
+                rest_days: WeekdaySet::WEEKEND,
+                start: LocalDay(20_000),
+            },
+        ),
+        (
+            "check_in",
+            Content::CheckIn {
+                goal: target,
+                day: LocalDay(20_000),
+                outcome: Outcome::Done,
+                note: Some("20 min".into()),
+                mood: Some(4),
+            },
+        ),
+        (
+            "goal_status",
+            Content::GoalStatus {
+                goal: target,
+                status: GoalState::Paused,
+                since: LocalDay(20_001),
+            },
+        ),
+    ];
+    for (name, content) in samples {
+        put(&format!("content.{name}"), &content.encode());
+    }
+
+    // Invite ticket and the first join message.
+    let mut book = InviteBook::new();
+    let issued = book
+        .issue(Role::Member, NOW + 86_400_000, 1, NOW, &mut rng)
+        .unwrap();
+    let ticket = issued
+        .ticket(
+            circle.id(),
+            "Tuesday circle",
+            &[0x00, 0x24, 0x08, 0x01],
+            &["/ip4/127.0.0.1/tcp/4001".into()],
+        )
+        .unwrap();
+    put("ticket.text", ticket.to_text().as_bytes());
+    let joiner = MemberSecret::generate(&mut rng);
+    let (_initiator, hello) = JoinInitiator::start(&ticket, &joiner, NOW, &mut rng).unwrap();
+    put("join.hello", &hello);
+    let _ = CircleTerms {
+        circle_name: String::new(),
+        guidelines_version: 1,
+        guidelines: String::new(),
+    };
+
+    // Sync request.
+    let mut marks = HighWaterMarks::new();
+    marks.insert(ana.id(), 41);
+    let request = SyncRequest {
+        circle: circle.id(),
+        marks,
+        want: vec![Want {
+            author: ben.id(),
+            from_seq: 0,
+            to_seq: 9,
+        }],
+        max_entries: 512,
+    };
+    put("sync.request", &wire::encode(&request));
+
+    // Every entry above verifies.
+    for bytes in [&create.bytes, &add.bytes, &text.bytes] {
+        Entry::decode_and_verify(bytes).unwrap();
+    }
+    v
+}
+
+#[test]
+fn wire_structures_match_the_committed_test_vectors() {
+    let computed = vectors();
+    if std::env::var_os("HEARTH_WRITE_VECTORS").is_some() {
+        let json = serde_json::json!({
+            "description": "Hearth protocol v1 test vectors: hex of exact bytes, built by crates/hearth-proto/tests/vectors.rs from ChaCha20 seed 2026 and time 1750000000000. See PROTOCOL.md.",
+            "vectors": computed,
+        });
+        std::fs::write(PATH, serde_json::to_string_pretty(&json).unwrap() + "\n").unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(PATH).expect("the committed vectors file");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let committed: BTreeMap<String, String> =
+        serde_json::from_value(json["vectors"].clone()).unwrap();
+    assert_eq!(
+        committed.keys().collect::<Vec<_>>(),
+        computed.keys().collect::<Vec<_>>(),
+        "the set of vectors changed"
+    );
+    for (name, hex) in &committed {
+        assert_eq!(
+            &computed[name], hex,
+            "vector `{name}` changed: the wire format is not what PROTOCOL.md pins"
+        );
+    }
+}
