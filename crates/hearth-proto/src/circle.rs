@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::content::{Content, ContentError};
+use crate::content::{Content, ContentError, LocalDay, MAX_SEALED_BYTES, PrivatePart, SealedPart};
 use crate::entry::{Entry, EntryError, EntryKind, KeyPackage, MAX_ENTRY_LEN, UnsignedEntry};
 use crate::epoch::{
     self, CircleSecret, ControlKey, CryptoError, EpochSecret, MAX_EXTRA_SECRETS, PackagePayload,
@@ -1073,6 +1073,64 @@ impl Circle {
         )
     }
 
+    /// Hides an entry for everyone (facilitators only): a signed moderation entry that every
+    /// member's view honours.
+    pub fn hide(
+        &mut self,
+        target: &EntryId,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Authored, CircleError> {
+        self.require_facilitator()?;
+        self.control_entry(ControlOp::Hide { target: *target }, now_ms, rng)
+    }
+
+    /// Builds a "done / not done only" check-in: `done` is visible to the circle, the rest is
+    /// sealed with this member's private-part key (ChaCha20-Poly1305, associated data
+    /// `"hearth v1 private check-in" ‖ goal ‖ day`), which no other member can derive.
+    pub fn seal_private_check_in(
+        &self,
+        goal: EntryId,
+        day: LocalDay,
+        part: &PrivatePart,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Content, CircleError> {
+        part.validate()?;
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let key = self.me.private_part_key(&self.id);
+        let plaintext = zeroize::Zeroizing::new(wire::encode(part));
+        let ciphertext = epoch::seal(&key, &nonce, &private_aad(&goal, day), &plaintext);
+        let content = Content::PrivateCheckIn {
+            goal,
+            day,
+            done: part.outcome.is_done(),
+            sealed: SealedPart { nonce, ciphertext },
+        };
+        content.validate()?;
+        Ok(content)
+    }
+
+    /// Opens the private part of one of this member's own sealed check-ins; `None` for anyone
+    /// else's (or for other content).
+    pub fn open_private_check_in(&self, content: &Content) -> Option<PrivatePart> {
+        let Content::PrivateCheckIn {
+            goal, day, sealed, ..
+        } = content
+        else {
+            return None;
+        };
+        let key = self.me.private_part_key(&self.id);
+        let plaintext = epoch::open(
+            &key,
+            &sealed.nonce,
+            &private_aad(goal, *day),
+            &sealed.ciphertext,
+        )
+        .ok()?;
+        wire::decode(&plaintext, MAX_SEALED_BYTES, "private check-in").ok()
+    }
+
     /// Changes the circle's settings (facilitators only).
     pub fn update_settings(
         &mut self,
@@ -1357,6 +1415,13 @@ impl Circle {
         circle.refold();
         Ok(circle)
     }
+}
+
+fn private_aad(goal: &EntryId, day: LocalDay) -> Vec<u8> {
+    let mut aad = b"hearth v1 private check-in".to_vec();
+    aad.extend_from_slice(goal.as_bytes());
+    aad.extend_from_slice(&day.0.to_le_bytes());
+    aad
 }
 
 enum Ingested {

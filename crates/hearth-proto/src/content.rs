@@ -151,6 +151,77 @@ pub enum Content {
         /// e.g. a planned pause).
         since: LocalDay,
     },
+    /// A check-in to a "done / not done only" goal ([`Visibility::DoneOnly`]): the circle
+    /// sees whether the author did it; outcome, note and mood are sealed with a key only the
+    /// author holds (see `Circle::seal_private_check_in`).
+    PrivateCheckIn {
+        /// The goal (the id of its [`Content::Goal`] entry).
+        goal: EntryId,
+        /// The author's local calendar day this check-in is for.
+        day: LocalDay,
+        /// Whether the day counts as done.
+        done: bool,
+        /// The sealed [`PrivatePart`].
+        sealed: SealedPart,
+    },
+    /// A facilitator opens a check-in round ("How is everyone this week?").
+    RoundOpen {
+        /// The question, single line, at most [`MAX_TITLE_CHARS`] characters.
+        question: String,
+    },
+    /// A member's answer to a round.
+    RoundAnswer {
+        /// The round (the id of its [`Content::RoundOpen`] entry).
+        round: EntryId,
+        /// Mood, [`MIN_MOOD`]`..=`[`MAX_MOOD`].
+        mood: u8,
+        /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
+        note: Option<String>,
+    },
+}
+
+/// The longest sealed private part, in bytes.
+pub const MAX_SEALED_BYTES: usize = MAX_NOTE_BYTES + 128;
+
+/// A [`PrivatePart`] sealed with ChaCha20-Poly1305 under the author's private-part key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SealedPart {
+    /// Random nonce.
+    pub nonce: [u8; 12],
+    /// Ciphertext and tag, at most [`MAX_SEALED_BYTES`] bytes.
+    pub ciphertext: Vec<u8>,
+}
+
+/// What a "done / not done only" check-in keeps for its author alone.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivatePart {
+    /// What happened that day.
+    pub outcome: Outcome,
+    /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
+    pub note: Option<String>,
+    /// An optional mood, [`MIN_MOOD`]`..=`[`MAX_MOOD`].
+    pub mood: Option<u8>,
+}
+
+impl fmt::Debug for PrivatePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivatePart(***)")
+    }
+}
+
+impl PrivatePart {
+    /// Checks the note and mood limits.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        if let Some(note) = &self.note {
+            multi_line("check-in note", note, MAX_NOTE_BYTES)?;
+        }
+        if let Some(mood) = self.mood
+            && !(MIN_MOOD..=MAX_MOOD).contains(&mood)
+        {
+            return Err(ContentError::MoodOutOfRange(mood));
+        }
+        Ok(())
+    }
 }
 
 /// What a check-in says about its day.
@@ -578,6 +649,37 @@ impl Content {
                 status: _,
                 since,
             } => valid_day(*since)?,
+            Content::PrivateCheckIn {
+                goal: _,
+                day,
+                done: _,
+                sealed,
+            } => {
+                valid_day(*day)?;
+                if sealed.ciphertext.len() > MAX_SEALED_BYTES {
+                    return Err(too_long(
+                        "sealed check-in",
+                        sealed.ciphertext.len(),
+                        MAX_SEALED_BYTES,
+                        "bytes",
+                    ));
+                }
+            }
+            Content::RoundOpen { question } => {
+                single_line_chars("round question", question, MAX_TITLE_CHARS)?;
+            }
+            Content::RoundAnswer {
+                round: _,
+                mood,
+                note,
+            } => {
+                if !(MIN_MOOD..=MAX_MOOD).contains(mood) {
+                    return Err(ContentError::MoodOutOfRange(*mood));
+                }
+                if let Some(note) = note {
+                    multi_line("round answer note", note, MAX_NOTE_BYTES)?;
+                }
+            }
         }
         Ok(())
     }
@@ -596,6 +698,9 @@ impl Content {
             Content::Goal { .. } => "goal",
             Content::CheckIn { .. } => "check-in",
             Content::GoalStatus { .. } => "goal-status",
+            Content::PrivateCheckIn { .. } => "private-check-in",
+            Content::RoundOpen { .. } => "round",
+            Content::RoundAnswer { .. } => "round-answer",
         }
     }
 
@@ -608,11 +713,15 @@ impl Content {
             | Content::Encouragement { target, .. }
             | Content::Edit { target, .. }
             | Content::Delete { target } => Some(*target),
-            Content::CheckIn { goal, .. } | Content::GoalStatus { goal, .. } => Some(*goal),
+            Content::CheckIn { goal, .. }
+            | Content::GoalStatus { goal, .. }
+            | Content::PrivateCheckIn { goal, .. } => Some(*goal),
+            Content::RoundAnswer { round, .. } => Some(*round),
             Content::Text { .. }
             | Content::Profile { .. }
             | Content::GuidelinesAccepted { .. }
-            | Content::Goal { .. } => None,
+            | Content::Goal { .. }
+            | Content::RoundOpen { .. } => None,
         }
     }
 
@@ -626,6 +735,7 @@ impl Content {
                 | Content::Delete { .. }
                 | Content::CheckIn { .. }
                 | Content::GoalStatus { .. }
+                | Content::PrivateCheckIn { .. }
         )
     }
 }

@@ -171,6 +171,14 @@ impl MemberSecret {
         Zeroizing::new(self.dh)
     }
 
+    /// The key that seals parts of this member's entries that only she may read (the private
+    /// part of a "done / not done only" check-in): derived from her signing secret and the
+    /// circle, so no other member can derive it.
+    pub fn private_part_key(&self, circle: &crate::ids::CircleId) -> Zeroizing<[u8; 32]> {
+        let base = Zeroizing::new(blake3::derive_key("hearth v1 private part", &self.signing));
+        Zeroizing::new(*blake3::keyed_hash(&base, circle.as_bytes()).as_bytes())
+    }
+
     /// Signs `message` (the caller adds its domain separation label).
     pub fn sign(&self, message: &[u8]) -> Signature {
         Signature(

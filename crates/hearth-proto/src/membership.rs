@@ -127,6 +127,11 @@ pub enum ControlOp {
         /// The settings.
         settings: CircleSettings,
     },
+    /// Hides an entry for everyone (facilitators only); members' clients honour it.
+    Hide {
+        /// The entry hidden.
+        target: EntryId,
+    },
 }
 
 impl ControlOp {
@@ -154,6 +159,7 @@ impl ControlOp {
             Self::Rotate => "rotate",
             Self::UpdateKey { .. } => "update-key",
             Self::Settings { .. } => "settings",
+            Self::Hide { .. } => "hide",
         }
     }
 }
@@ -290,6 +296,8 @@ pub struct Membership {
     pub rejected: BTreeMap<EntryId, ControlRejection>,
     /// Control entries applied, in fold order.
     pub applied: Vec<EntryId>,
+    /// Entries a facilitator hid, with who hid them.
+    pub hidden: BTreeMap<EntryId, MemberId>,
 }
 
 impl Membership {
@@ -504,6 +512,11 @@ impl Membership {
             ControlOp::Settings { settings } => {
                 facilitator()?;
                 self.settings = settings.clone();
+                return Ok(());
+            }
+            ControlOp::Hide { target } => {
+                facilitator()?;
+                self.hidden.entry(*target).or_insert(author);
                 return Ok(());
             }
             ControlOp::Rotate => {

@@ -301,6 +301,7 @@ fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalT
                 e.content,
                 Content::Goal { .. }
                     | Content::CheckIn { .. }
+                    | Content::PrivateCheckIn { .. }
                     | Content::GoalStatus { .. }
                     | Content::Delete { .. }
             )
@@ -362,6 +363,19 @@ fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalT
                     && *day <= horizon
                     && *day >= track.start
                     && outcome.is_done()
+                {
+                    track.done.insert(*day);
+                }
+            }
+            // The same rules; only "done" is visible, the rest is sealed for the author.
+            Content::PrivateCheckIn {
+                goal, day, done, ..
+            } => {
+                if let Some(track) = goals.get_mut(goal)
+                    && track.author == event.author
+                    && *day <= horizon
+                    && *day >= track.start
+                    && *done
                 {
                     track.done.insert(*day);
                 }

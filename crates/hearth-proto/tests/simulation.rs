@@ -932,3 +932,147 @@ fn progress_of(read: &BTreeMap<EntryId, (MemberId, u64, Content)>) -> String {
         hearth_proto::progress::goal_progress(&events, hearth_proto::content::LocalDay(20_005))
     )
 }
+
+fn post_content(sim: &mut Sim, idx: usize, content: &Content) -> Authored {
+    let authored = sim.members[idx]
+        .circle
+        .post(content, sim.now, &mut sim.rng)
+        .unwrap();
+    sim.keep_own(idx, &authored);
+    sim.broadcast(idx, &authored.bytes);
+    authored
+}
+
+#[test]
+fn a_done_only_note_opens_for_its_author_and_no_one_else() {
+    use hearth_proto::content::{Cadence, LocalDay, Outcome, PrivatePart, Visibility, WeekdaySet};
+    let mut sim = Sim::new(90, LOSSY);
+    let all = circle_of(&mut sim, 3, LOSSY);
+    let (ana, chloe) = (all[0], all[2]);
+    let goal = post_content(
+        &mut sim,
+        chloe,
+        &Content::Goal {
+            title: "No drinking".into(),
+            why: None,
+            cadence: Cadence::Daily,
+            visibility: Visibility::DoneOnly,
+            grace_days: 0,
+            rest_days: WeekdaySet::default(),
+            start: LocalDay(20_000),
+        },
+    );
+    let part = PrivatePart {
+        outcome: Outcome::Done,
+        note: Some("hard evening, called my sponsor".into()),
+        mood: Some(2),
+    };
+    let sealed = sim.members[chloe]
+        .circle
+        .seal_private_check_in(goal.id, LocalDay(20_000), &part, &mut sim.rng)
+        .unwrap();
+    let check_in = post_content(&mut sim, chloe, &sealed);
+    sim.settle();
+    let (_, _, seen_by_ana) = sim.members[ana]
+        .read
+        .get(&check_in.id)
+        .cloned()
+        .expect("Ana reads that Chloe checked in");
+    assert!(matches!(
+        seen_by_ana,
+        Content::PrivateCheckIn { done: true, .. }
+    ));
+    assert_eq!(
+        sim.members[ana].circle.open_private_check_in(&seen_by_ana),
+        None,
+        "another member opened the private part"
+    );
+    let opened = sim.members[chloe]
+        .circle
+        .open_private_check_in(&seen_by_ana)
+        .expect("the author opens her own note");
+    assert!(opened == part);
+    // The note's words appear nowhere in what Ana decrypted.
+    let decrypted = seen_by_ana.encode();
+    assert!(
+        !decrypted.windows(7).any(|w| w == b"sponsor"),
+        "the private note is readable in the decrypted content"
+    );
+}
+
+#[test]
+fn facilitators_hide_entries_and_members_cannot() {
+    let mut sim = Sim::new(91, LOSSY);
+    let all = circle_of(&mut sim, 3, LOSSY);
+    let (ana, ben) = (all[0], all[1]);
+    let id = sim.post(ben, "something that breaks the guidelines");
+    sim.settle();
+    assert_eq!(
+        sim.members[ben]
+            .circle
+            .hide(&id, sim.now, &mut sim.rng)
+            .unwrap_err(),
+        hearth_proto::circle::CircleError::NotFacilitator
+    );
+    let hide = sim.members[ana]
+        .circle
+        .hide(&id, sim.now, &mut sim.rng)
+        .unwrap();
+    sim.keep_own(ana, &hide);
+    sim.broadcast(ana, &hide.bytes);
+    sim.settle();
+    for &i in &all {
+        assert!(
+            sim.members[i].circle.membership().hidden.contains_key(&id),
+            "{}",
+            sim.ctx()
+        );
+    }
+}
+
+#[test]
+fn a_circle_whose_last_facilitator_leaves_is_not_stuck() {
+    let mut sim = Sim::new(92, LOSSY);
+    let all = circle_of(&mut sim, 4, LOSSY);
+    let (ana, ben) = (all[0], all[1]);
+    let leave = sim.members[ana]
+        .circle
+        .leave(sim.now, &mut sim.rng)
+        .unwrap();
+    sim.keep_own(ana, &leave);
+    sim.broadcast(ana, &leave.bytes);
+    sim.settle();
+    let rest = &all[1..];
+    sim.assert_converged(rest);
+    let state = sim.members[ben].circle.membership();
+    let ben_id = sim.members[ben].circle.me();
+    assert!(
+        state.is_facilitator(&ben_id),
+        "the longest-standing member becomes facilitator"
+    );
+    assert!(!state.members.contains_key(&sim.members[ana].circle.me()));
+    // The repair after her leaving gave the rest a key she does not have.
+    assert!(!state.repair_due());
+    let id = sim.post(all[2], "still here for each other");
+    sim.settle();
+    assert!(
+        !sim.members[ana].read.contains_key(&id),
+        "the member who left read a new message"
+    );
+    assert!(sim.members[ben].read.contains_key(&id));
+    // Ben can now facilitate: update guidelines, which members accept.
+    let g = sim.members[ben]
+        .circle
+        .update_guidelines(
+            "Be kind. Speak from your own experience.",
+            sim.now,
+            &mut sim.rng,
+        )
+        .unwrap();
+    sim.keep_own(ben, &g);
+    sim.broadcast(ben, &g.bytes);
+    sim.settle();
+    for &i in rest {
+        assert_eq!(sim.members[i].circle.membership().guidelines.0, 2);
+    }
+}

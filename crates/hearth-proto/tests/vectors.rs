@@ -141,6 +141,16 @@ fn vectors() -> BTreeMap<String, String> {
     };
     put("control_body.remove", &wire::encode(&body));
     put(
+        "control_body.hide",
+        &wire::encode(&ControlBody {
+            op: ControlOp::Hide {
+                target: EntryId::from_bytes([0x88; 32]),
+            },
+            recipients: vec![],
+            merges: vec![],
+        }),
+    );
+    put(
         "control_body.guidelines",
         &wire::encode(&ControlBody {
             op: ControlOp::Guidelines {
@@ -226,6 +236,31 @@ fn vectors() -> BTreeMap<String, String> {
             },
         ),
     ];
+    let part = hearth_proto::content::PrivatePart {
+        outcome: Outcome::Done,
+        note: Some("hard day".into()),
+        mood: Some(2),
+    };
+    let private = circle
+        .seal_private_check_in(target, LocalDay(20_000), &part, &mut rng)
+        .unwrap();
+    let samples = samples.into_iter().chain([
+        ("private_check_in", private),
+        (
+            "round_open",
+            Content::RoundOpen {
+                question: "How is everyone this week?".into(),
+            },
+        ),
+        (
+            "round_answer",
+            Content::RoundAnswer {
+                round: target,
+                mood: 3,
+                note: Some("ok".into()),
+            },
+        ),
+    ]);
     for (name, content) in samples {
         put(&format!("content.{name}"), &content.encode());
     }

@@ -1,0 +1,231 @@
+//! Check-in rounds: a facilitator asks ("How is everyone this week?"), members answer with a
+//! mood and an optional note, and the round shows who has answered.
+//!
+//! Rules (the same on every device, for the same entries in any order):
+//! 1. A [`Content::RoundOpen`] opens a round if its author is one of the `facilitators` the
+//!    caller passes (the circle's current facilitators); others are ignored.
+//! 2. A [`Content::RoundAnswer`] counts if it names an open round. Each member has at most one
+//!    answer per round: her latest (largest seq, then entry id), so she may revise it.
+//! 3. A [`Content::Delete`] by an entry's own author removes that round or answer.
+//! 4. Rounds are listed by the time their opener gave (`made_at_ms`, display order only), then
+//!    entry id; answers by member id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::content::Content;
+use crate::ids::{EntryId, MemberId};
+use crate::progress::ProgressEvent;
+
+/// One round and its answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundView {
+    /// The round (its opening entry).
+    pub round: EntryId,
+    /// The question.
+    pub question: String,
+    /// Who opened it.
+    pub opened_by: MemberId,
+    /// When the opener says she opened it.
+    pub opened_at_ms: u64,
+    /// One answer per member who answered.
+    pub answers: Vec<RoundAnswerView>,
+}
+
+/// A member's answer.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct RoundAnswerView {
+    /// Who answered.
+    pub member: MemberId,
+    /// The answer entry.
+    pub entry: EntryId,
+    /// Mood 1–5.
+    pub mood: u8,
+    /// Her note, if any.
+    pub note: Option<String>,
+}
+
+impl std::fmt::Debug for RoundAnswerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RoundAnswerView({:?}, mood {}, note: {})",
+            self.member,
+            self.mood,
+            self.note.is_some()
+        )
+    }
+}
+
+impl RoundView {
+    /// Whether `member` has answered.
+    pub fn has_answered(&self, member: &MemberId) -> bool {
+        self.answers.iter().any(|a| a.member == *member)
+    }
+}
+
+/// Folds rounds and answers from `events` (any order, duplicates allowed).
+pub fn rounds(events: &[ProgressEvent], facilitators: &BTreeSet<MemberId>) -> Vec<RoundView> {
+    let unique: BTreeMap<EntryId, &ProgressEvent> = events.iter().map(|e| (e.entry, e)).collect();
+    let valid = || {
+        unique
+            .values()
+            .copied()
+            .filter(|e| e.content.validate().is_ok())
+    };
+    let deleted: BTreeSet<(MemberId, EntryId)> = valid()
+        .filter_map(|e| match e.content {
+            Content::Delete { target } => Some((e.author, target)),
+            _ => None,
+        })
+        .collect();
+    let live = || valid().filter(|e| !deleted.contains(&(e.author, e.entry)));
+    let mut opened: BTreeMap<EntryId, RoundView> = live()
+        .filter_map(|e| match &e.content {
+            Content::RoundOpen { question } if facilitators.contains(&e.author) => Some((
+                e.entry,
+                RoundView {
+                    round: e.entry,
+                    question: question.clone(),
+                    opened_by: e.author,
+                    opened_at_ms: e.made_at_ms,
+                    answers: Vec::new(),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut latest: BTreeMap<(EntryId, MemberId), &ProgressEvent> = BTreeMap::new();
+    for e in live() {
+        if let Content::RoundAnswer { round, .. } = &e.content
+            && opened.contains_key(round)
+        {
+            let slot = latest.entry((*round, e.author)).or_insert(e);
+            if (e.seq, e.entry) > (slot.seq, slot.entry) {
+                *slot = e;
+            }
+        }
+    }
+    for ((round, member), e) in latest {
+        if let (Some(view), Content::RoundAnswer { mood, note, .. }) =
+            (opened.get_mut(&round), &e.content)
+        {
+            view.answers.push(RoundAnswerView {
+                member,
+                entry: e.entry,
+                mood: *mood,
+                note: note.clone(),
+            });
+        }
+    }
+    let mut out: Vec<RoundView> = opened.into_values().collect();
+    out.sort_by_key(|r| (r.opened_at_ms, r.round));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> EntryId {
+        EntryId::from_bytes([n; 32])
+    }
+    fn member(n: u8) -> MemberId {
+        MemberId::from_bytes([n; 32])
+    }
+    fn event(entry: u8, author: u8, seq: u64, content: Content) -> ProgressEvent {
+        ProgressEvent {
+            entry: id(entry),
+            author: member(author),
+            seq,
+            made_at_ms: u64::from(entry),
+            content,
+        }
+    }
+
+    #[test]
+    fn answers_are_counted_once_per_member_and_only_for_facilitator_rounds() {
+        let facilitators = BTreeSet::from([member(1)]);
+        let open = |e, a| {
+            event(
+                e,
+                a,
+                0,
+                Content::RoundOpen {
+                    question: "How is everyone this week?".into(),
+                },
+            )
+        };
+        let answer = |e, a, seq, mood| {
+            event(
+                e,
+                a,
+                seq,
+                Content::RoundAnswer {
+                    round: id(10),
+                    mood,
+                    note: None,
+                },
+            )
+        };
+        let events = vec![
+            open(10, 1),
+            open(11, 2), // not a facilitator: ignored
+            answer(20, 2, 1, 3),
+            answer(21, 2, 2, 4), // revision: the later one counts
+            answer(22, 3, 1, 5),
+            event(
+                23,
+                3,
+                2,
+                Content::RoundAnswer {
+                    round: id(11),
+                    mood: 2,
+                    note: None,
+                },
+            ), // not a round
+            answer(24, 4, 1, 9), // invalid mood: ignored
+        ];
+        let mut shuffled = events.clone();
+        shuffled.reverse();
+        shuffled.push(events[2].clone());
+        let views = rounds(&events, &facilitators);
+        assert_eq!(views, rounds(&shuffled, &facilitators));
+        assert_eq!(views.len(), 1);
+        let round = &views[0];
+        assert_eq!(round.answers.len(), 2);
+        assert_eq!(round.answers[0].mood, 4);
+        assert!(round.has_answered(&member(3)) && !round.has_answered(&member(4)));
+    }
+
+    #[test]
+    fn a_deleted_answer_no_longer_counts() {
+        let facilitators = BTreeSet::from([member(1)]);
+        let events = vec![
+            event(
+                10,
+                1,
+                0,
+                Content::RoundOpen {
+                    question: "Check in?".into(),
+                },
+            ),
+            event(
+                20,
+                2,
+                1,
+                Content::RoundAnswer {
+                    round: id(10),
+                    mood: 3,
+                    note: Some("tired".into()),
+                },
+            ),
+            event(21, 2, 2, Content::Delete { target: id(20) }),
+            event(22, 3, 1, Content::Delete { target: id(10) }), // not hers: ignored
+        ];
+        let views = rounds(&events, &facilitators);
+        assert_eq!(views.len(), 1);
+        assert!(views[0].answers.is_empty());
+    }
+}
