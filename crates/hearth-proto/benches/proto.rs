@@ -48,7 +48,7 @@ fn circle_with(members: usize, rng: &mut ChaCha20Rng) -> (Circle, Circle) {
 
 fn entries(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let (author, mut reader) = circle_with(2, &mut rng);
+    let (mut author, mut reader) = circle_with(2, &mut rng);
     for size in [256usize, 4096] {
         let content = Content::Text {
             body: "x".repeat(size),
@@ -63,7 +63,7 @@ fn entries(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
-        let authored = author.clone().post(&content, NOW, &mut rng).unwrap();
+        let authored = author.post(&content, NOW, &mut rng).unwrap();
         reader.receive(&authored.bytes).unwrap();
         group.bench_function("hearth_verify_and_open", |b| {
             b.iter(|| {

@@ -10,7 +10,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::ids::MemberId;
 
@@ -91,10 +91,17 @@ pub struct MemberPublic {
 }
 
 /// A member's secret keys for one circle. Prints as `***`, zeroized on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+///
+/// The public halves are derived once, when the keys are made: each derivation is a scalar
+/// multiplication, and they are needed for every entry written.
+#[derive(Clone, ZeroizeOnDrop)]
 pub struct MemberSecret {
-    signing: [u8; 32],
+    signing: SigningKey,
     dh: [u8; 32],
+    #[zeroize(skip)]
+    id: MemberId,
+    #[zeroize(skip)]
+    dh_public: DhPublicKey,
 }
 
 impl fmt::Debug for MemberSecret {
@@ -107,63 +114,68 @@ impl MemberSecret {
     /// Length of [`MemberSecret::to_bytes`].
     pub const ENCODED_LEN: usize = 64;
 
+    fn new(signing: Zeroizing<[u8; 32]>, dh: Zeroizing<[u8; 32]>) -> Self {
+        let signing = SigningKey::from_bytes(&signing);
+        let id = MemberId::from_bytes(signing.verifying_key().to_bytes());
+        let dh_public =
+            DhPublicKey(x25519_dalek::PublicKey::from(&StaticSecret::from(*dh)).to_bytes());
+        Self {
+            signing,
+            dh: *dh,
+            id,
+            dh_public,
+        }
+    }
+
     /// Fresh keys from the caller's randomness.
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let mut signing = [0u8; 32];
-        let mut dh = [0u8; 32];
-        rng.fill_bytes(&mut signing);
-        rng.fill_bytes(&mut dh);
-        Self { signing, dh }
+        let mut signing = Zeroizing::new([0u8; 32]);
+        let mut dh = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(signing.as_mut());
+        rng.fill_bytes(dh.as_mut());
+        Self::new(signing, dh)
     }
 
     /// The same member with a fresh X25519 key (key rotation); the signing key stays.
     pub fn with_new_dh(&self, rng: &mut impl CryptoRngCore) -> Self {
-        let mut dh = [0u8; 32];
-        rng.fill_bytes(&mut dh);
-        Self {
-            signing: self.signing,
-            dh,
-        }
+        let mut dh = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(dh.as_mut());
+        Self::new(Zeroizing::new(self.signing.to_bytes()), dh)
     }
 
     /// Rebuilds keys from [`MemberSecret::to_bytes`].
     pub fn from_bytes(bytes: &[u8; 64]) -> Self {
-        let mut signing = [0u8; 32];
-        let mut dh = [0u8; 32];
+        let mut signing = Zeroizing::new([0u8; 32]);
+        let mut dh = Zeroizing::new([0u8; 32]);
         signing.copy_from_slice(&bytes[..32]);
         dh.copy_from_slice(&bytes[32..]);
-        Self { signing, dh }
+        Self::new(signing, dh)
     }
 
     /// The secret bytes, for encrypted storage only.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 64]> {
         let mut out = Zeroizing::new([0u8; 64]);
-        out[..32].copy_from_slice(&self.signing);
+        out[..32].copy_from_slice(&self.signing.to_bytes());
         out[32..].copy_from_slice(&self.dh);
         out
     }
 
     /// This member's id (Ed25519 verifying key).
     pub fn id(&self) -> MemberId {
-        MemberId::from_bytes(
-            SigningKey::from_bytes(&self.signing)
-                .verifying_key()
-                .to_bytes(),
-        )
+        self.id
     }
 
     /// This member's public keys.
     pub fn public(&self) -> MemberPublic {
         MemberPublic {
-            id: self.id(),
-            dh: self.dh_public(),
+            id: self.id,
+            dh: self.dh_public,
         }
     }
 
     /// The X25519 public key.
     pub fn dh_public(&self) -> DhPublicKey {
-        let secret = StaticSecret::from(self.dh);
-        DhPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
+        self.dh_public
     }
 
     /// The X25519 secret bytes, as snow wants them.
@@ -175,17 +187,16 @@ impl MemberSecret {
     /// part of a "done / not done only" check-in): derived from her signing secret and the
     /// circle, so no other member can derive it.
     pub fn private_part_key(&self, circle: &crate::ids::CircleId) -> Zeroizing<[u8; 32]> {
-        let base = Zeroizing::new(blake3::derive_key("hearth v1 private part", &self.signing));
+        let base = Zeroizing::new(blake3::derive_key(
+            "hearth v1 private part",
+            self.signing.as_bytes(),
+        ));
         Zeroizing::new(*blake3::keyed_hash(&base, circle.as_bytes()).as_bytes())
     }
 
     /// Signs `message` (the caller adds its domain separation label).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        Signature(
-            SigningKey::from_bytes(&self.signing)
-                .sign(message)
-                .to_bytes(),
-        )
+        Signature(self.signing.sign(message).to_bytes())
     }
 }
 
