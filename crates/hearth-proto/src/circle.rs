@@ -231,6 +231,26 @@ struct Snapshot {
 }
 
 impl Circle {
+    /// A circle that knows only its id, its secret (and so its creation entry's key) and this
+    /// member's keys; `create`, `join` and `restore` fill in the rest.
+    fn blank(id: CircleId, secret: CircleSecret, me: MemberSecret) -> Circle {
+        Circle {
+            id,
+            control_keys: BTreeMap::from([(EpochId::GENESIS_PARENT, secret.genesis_control_key())]),
+            secret,
+            me,
+            previous_keys: Vec::new(),
+            epoch_secrets: BTreeMap::new(),
+            control: BTreeMap::new(),
+            membership: Membership::default(),
+            logs: AuthorLogs::default(),
+            anchors: Vec::new(),
+            pending: Pending::default(),
+            lamport: 0,
+            equivocations: Vec::new(),
+        }
+    }
+
     /// Creates a circle with `me` as its first facilitator. Returns the circle and its
     /// creation entry (persist it, then publish it).
     pub fn create(
@@ -245,21 +265,7 @@ impl Circle {
         let mut id = [0u8; 32];
         rng.fill_bytes(&mut id);
         let secret = CircleSecret::generate(rng);
-        let mut circle = Circle {
-            id: CircleId::from_bytes(id),
-            control_keys: BTreeMap::from([(EpochId::GENESIS_PARENT, secret.genesis_control_key())]),
-            secret,
-            me,
-            previous_keys: Vec::new(),
-            epoch_secrets: BTreeMap::new(),
-            control: BTreeMap::new(),
-            membership: Membership::default(),
-            logs: AuthorLogs::default(),
-            anchors: Vec::new(),
-            pending: Pending::default(),
-            lamport: 0,
-            equivocations: Vec::new(),
-        };
+        let mut circle = Circle::blank(CircleId::from_bytes(id), secret, me);
         let op = ControlOp::Create {
             name: name.to_owned(),
             guidelines: guidelines.to_owned(),
@@ -1275,24 +1281,11 @@ impl Circle {
         let bad = |m: &str| CircleError::BadWelcome(m.to_owned());
         let welcome: Welcome =
             wire::decode(welcome, MAX_WELCOME_LEN, "welcome").map_err(|e| bad(&e.to_string()))?;
-        let mut circle = Circle {
-            id: welcome.circle,
-            control_keys: welcome.control_keys.iter().cloned().collect(),
-            secret: welcome.secret.clone(),
-            me,
-            previous_keys: Vec::new(),
-            epoch_secrets: BTreeMap::new(),
-            control: BTreeMap::new(),
-            membership: Membership::default(),
-            logs: AuthorLogs::default(),
-            anchors: welcome.horizon.clone(),
-            pending: Pending::default(),
-            lamport: 0,
-            equivocations: Vec::new(),
-        };
+        let mut circle = Circle::blank(welcome.circle, welcome.secret.clone(), me);
         circle
             .control_keys
-            .insert(EpochId::GENESIS_PARENT, circle.secret.genesis_control_key());
+            .extend(welcome.control_keys.iter().cloned());
+        circle.anchors = welcome.horizon.clone();
         let mut receipt = Receipt::default();
         for (epoch, secret) in &welcome.history {
             circle.learn_secret(*epoch, secret.clone(), &mut receipt);
@@ -1373,25 +1366,17 @@ impl Circle {
             })?;
             Ok(MemberSecret::from_bytes(&array))
         };
-        let mut circle = Circle {
-            id: s.id,
-            secret: s.secret,
-            me: key(&s.me)?,
-            previous_keys: s
-                .previous_keys
-                .iter()
-                .map(|k| key(k))
-                .collect::<Result<_, _>>()?,
-            epoch_secrets: s.epoch_secrets.into_iter().collect(),
-            control_keys: s.control_keys.into_iter().collect(),
-            control: BTreeMap::new(),
-            membership: Membership::default(),
-            logs: AuthorLogs::default(),
-            anchors: s.anchors,
-            pending: Pending::default(),
-            lamport: s.lamport,
-            equivocations: s.equivocations,
-        };
+        let mut circle = Circle::blank(s.id, s.secret, key(&s.me)?);
+        circle.previous_keys = s
+            .previous_keys
+            .iter()
+            .map(|k| key(k))
+            .collect::<Result<_, _>>()?;
+        circle.epoch_secrets = s.epoch_secrets.into_iter().collect();
+        circle.control_keys.extend(s.control_keys);
+        circle.anchors = s.anchors;
+        circle.lamport = s.lamport;
+        circle.equivocations = s.equivocations;
         for (author, seq, id) in &circle.anchors {
             // Anchors were valid when written; a repeated one is ignored.
             let _ = circle.logs.anchor(*author, *seq, *id);
