@@ -167,7 +167,8 @@ pub struct Welcome {
     pub control_keys: Vec<(EpochId, ControlKey)>,
     /// Earlier epoch secrets, only if the circle shares history.
     pub history: Vec<(EpochId, EpochSecret)>,
-    /// Where each author's log starts for her (empty when history is shared).
+    /// Where each author's log starts for her: the inviter's heads, or, when history is
+    /// shared, the inviter's anchors (her own horizon and retention floors).
     pub horizon: Vec<(MemberId, u64, EntryId)>,
 }
 
@@ -542,6 +543,14 @@ impl Circle {
     /// body, and may carry the very key that opens the body.
     fn take_control(&mut self, entry: &Entry, id: EntryId, receipt: &mut Receipt) -> Opened {
         self.take_package(entry, id, receipt);
+        self.keep_control(entry, id)
+    }
+
+    /// Stores a control entry and decrypts its body if the key is known, without opening any
+    /// key package: [`Circle::restore`] uses it, since the snapshot already holds every
+    /// secret this member learned, and must not learn again the ones
+    /// [`Circle::forget_expired_keys`] deleted.
+    fn keep_control(&mut self, entry: &Entry, id: EntryId) -> Opened {
         let body = self.open_control(entry);
         let opened = match &body {
             Ok(Some(body)) => Opened::Control(body.clone()),
@@ -1213,6 +1222,25 @@ impl Circle {
         forgotten
     }
 
+    /// Raises per-author retention floors after the entries up to them were deleted
+    /// (disappearing messages): for each `(author, seq)`, the author's log starts from then on
+    /// at an anchor at `seq` ([`AuthorLogs::raise_floor`]), so those entries are neither
+    /// requested from peers nor accepted again, and are not offered. The anchors are part of
+    /// [`Circle::snapshot`], so [`Circle::restore`] places the remaining stored entries after
+    /// them. A floor that is not a held position of the author's log is ignored. Returns how
+    /// many floors moved.
+    pub fn raise_floors(&mut self, floors: &BTreeMap<MemberId, u64>) -> usize {
+        let mut moved = 0;
+        for (author, seq) in floors {
+            if let Some((seq, id)) = self.logs.raise_floor(author, *seq) {
+                self.anchors.retain(|(a, _, _)| a != author);
+                self.anchors.push((*author, seq, id));
+                moved += 1;
+            }
+        }
+        moved
+    }
+
     // ----- joining -----------------------------------------------------------------------
 
     /// Admits a newcomer whose join handshake verified: writes the commit that adds her and
@@ -1265,8 +1293,14 @@ impl Circle {
             } else {
                 Vec::new()
             },
+            // Sharing history, the newcomer's logs start where the inviter's do: at the start,
+            // or at an anchor (her own horizon, or a retention floor below which the entries
+            // are deleted and would never come).
             horizon: if share {
-                Vec::new()
+                self.logs
+                    .authors()
+                    .filter_map(|a| self.logs.anchor_of(&a).map(|(s, id)| (a, s, id)))
+                    .collect()
             } else {
                 self.logs
                     .authors()
@@ -1388,14 +1422,14 @@ impl Circle {
             // Stored entries were checked when received; their positions go back in order.
             let _ = circle.logs.append(author, seq, id);
         }
-        let mut receipt = Receipt::default();
         for bytes in &s.control_entries {
             let (entry, id) =
                 Entry::decode_and_verify(bytes).map_err(|e| DecodeError::Invalid {
                     what: "circle snapshot",
                     reason: e.to_string(),
                 })?;
-            circle.take_control(&entry, id, &mut receipt);
+            // Packages are not opened again: forgotten epoch secrets stay forgotten.
+            circle.keep_control(&entry, id);
         }
         circle.refold();
         Ok(circle)

@@ -432,6 +432,28 @@ impl AuthorLogs {
         log.anchored.then(|| (log.start, log.ids[0]))
     }
 
+    /// Raises `author`'s horizon to `seq` (a retention floor): the entry at `seq` becomes the
+    /// anchor (its id is kept, the entry is no longer held) and positions below it are
+    /// forgotten, so entries at or below `seq` are from then on
+    /// [`Placement::BelowHorizon`] or [`Placement::Duplicate`], are not offered to peers and
+    /// are not requested from them. The head and the marks do not change.
+    ///
+    /// Returns the new anchor `(seq, id)`, or `None` (and changes nothing) when `seq` is not
+    /// a held position of the log: no log, `seq` above the head, or at or below an anchor.
+    pub fn raise_floor(&mut self, author: &MemberId, seq: u64) -> Option<(u64, EntryId)> {
+        let log = self.logs.get_mut(author)?;
+        let (head, _) = log.head();
+        if seq > head || (log.anchored && seq <= log.start) {
+            return None;
+        }
+        // `start <= seq <= head` here, so the offset is within `ids`.
+        let offset = usize::try_from(seq - log.start).ok()?;
+        log.ids.drain(..offset);
+        log.start = seq;
+        log.anchored = true;
+        Some((seq, log.ids[0]))
+    }
+
     /// How many entries are held, over all authors (anchors are not counted).
     pub fn len(&self) -> usize {
         self.logs.values().map(AuthorLog::held_count).sum()
@@ -1040,6 +1062,44 @@ mod tests {
         assert_eq!(logs, before);
         logs.anchor(member(2), 5, eid(2, 5)).unwrap();
         assert!(logs.anchor(member(2), 6, eid(2, 6)).is_err());
+    }
+
+    #[test]
+    fn raising_a_floor_forgets_the_prefix_and_keeps_the_head() {
+        let mut logs = AuthorLogs::new();
+        with_log(&mut logs, 1, 5);
+        let marks = logs.marks();
+        // Not held positions: nothing changes.
+        assert_eq!(logs.raise_floor(&member(1), 5), None);
+        assert_eq!(logs.raise_floor(&member(2), 0), None);
+        assert_eq!(logs.raise_floor(&member(1), 0), Some((0, eid(1, 0))));
+        assert_eq!(logs.raise_floor(&member(1), 0), None, "already the anchor");
+        assert_eq!(logs.raise_floor(&member(1), 2), Some((2, eid(1, 2))));
+        assert_eq!(logs.raise_floor(&member(1), 1), None, "below the anchor");
+        assert_eq!(logs.marks(), marks, "the head does not move");
+        assert_eq!(logs.len(), 2, "3 and 4 are held");
+        assert_eq!(logs.anchor_of(&member(1)), Some((2, eid(1, 2))));
+        assert_eq!(classify(&logs, 1, 1, eid(1, 1)), Placement::BelowHorizon);
+        assert_eq!(classify(&logs, 1, 2, eid(1, 2)), Placement::Duplicate);
+        assert_eq!(classify(&logs, 1, 4, eid(1, 4)), Placement::Duplicate);
+        assert_eq!(classify(&logs, 1, 5, eid(1, 5)), Placement::Next);
+        // Peers are offered only what is held, and nothing below the floor is wanted.
+        assert_eq!(
+            logs.lacking(&HighWaterMarks::new()),
+            vec![Want {
+                author: member(1),
+                from_seq: 3,
+                to_seq: 4
+            }]
+        );
+        assert!(
+            logs.wants_from(&HighWaterMarks::from([(member(1), 4)]))
+                .is_empty()
+        );
+        // The whole log, up to its head.
+        assert_eq!(logs.raise_floor(&member(1), 4), Some((4, eid(1, 4))));
+        assert!(logs.is_empty());
+        assert_eq!(logs.head(&member(1)), Some((4, eid(1, 4))));
     }
 
     #[test]

@@ -1076,3 +1076,154 @@ fn a_circle_whose_last_facilitator_leaves_is_not_stuck() {
         assert_eq!(sim.members[i].circle.membership().guidelines.0, 2);
     }
 }
+
+#[test]
+fn retention_floors_survive_a_restore_and_old_entries_are_not_taken_back() {
+    let mut sim = Sim::new(93, PERFECT);
+    let all = circle_of(&mut sim, 2, PERFECT);
+    let (ana, ben) = (all[0], all[1]);
+    for i in 0..6 {
+        sim.post(ana, &format!("message {i}"));
+    }
+    sim.settle();
+    let ana_id = sim.members[ana].circle.me();
+    let ben_circle = &sim.members[ben].circle;
+    let (head, _) = ben_circle.logs().head(&ana_id).unwrap();
+    let marks = ben_circle.marks();
+    // Ben's node deleted Ana's entries up to `floor` (retention) and raises the floor.
+    let floor = head - 3;
+    let old: Vec<Vec<u8>> = (0..=floor)
+        .filter_map(|seq| sim.members[ben].stored.remove(&(ana_id, seq)))
+        .collect();
+    assert!(old.len() >= 3, "ben held some of what is deleted");
+    let mut circle = sim.members[ben].circle.clone();
+    assert_eq!(circle.raise_floors(&BTreeMap::from([(ana_id, floor)])), 1);
+    assert_eq!(circle.marks(), marks, "the marks do not move");
+    // A restart: the snapshot keeps the floor, the stored entries above it go back in place.
+    let positions: Vec<(MemberId, u64, EntryId)> = sim.members[ben]
+        .stored
+        .values()
+        .map(|bytes| {
+            let (entry, id) = hearth_proto::entry::Entry::decode_and_verify(bytes).unwrap();
+            (entry.author(), entry.seq(), id)
+        })
+        .collect();
+    let mut restored = Circle::restore(&circle.snapshot(), positions).unwrap();
+    assert_eq!(
+        restored.marks(),
+        marks,
+        "nothing is missing after a restart"
+    );
+    assert_eq!(
+        restored.logs().anchor_of(&ana_id).map(|(s, _)| s),
+        Some(floor)
+    );
+    // A peer that still holds the deleted entries offers nothing to a member past them, and
+    // replays of them are not taken back.
+    assert!(
+        sim.members[ana]
+            .circle
+            .lacking(&restored.marks())
+            .is_empty()
+    );
+    for bytes in &old {
+        let receipt = restored.receive(bytes).unwrap();
+        assert!(receipt.accepted.is_empty() && receipt.duplicate);
+    }
+    // Only what is still held is offered to others.
+    let offered = restored.lacking(&hearth_proto::sync::HighWaterMarks::new());
+    let from_ana = offered.iter().find(|w| w.author == ana_id).unwrap();
+    assert_eq!(from_ana.from_seq, floor + 1);
+    // And new entries still arrive.
+    let id = sim.post(ana, "after the floor");
+    let bytes = sim.members[ana].stored[&(ana_id, head + 1)].clone();
+    let receipt = restored.receive(&bytes).unwrap();
+    assert_eq!(receipt.accepted.len(), 1);
+    assert_eq!(receipt.accepted[0].id, id);
+}
+
+#[test]
+fn forgotten_epoch_secrets_stay_forgotten_after_a_restore() {
+    let mut sim = Sim::new(94, PERFECT);
+    let all = circle_of(&mut sim, 3, PERFECT);
+    let ben = all[1];
+    let old = sim.post(all[0], "in the old epoch");
+    sim.settle();
+    // A new epoch supersedes the one the message was written in.
+    let commit = sim.members[all[0]]
+        .circle
+        .rotate(sim.now, &mut sim.rng)
+        .unwrap();
+    sim.keep_own(all[0], &commit);
+    sim.broadcast(all[0], &commit.bytes);
+    sim.settle();
+    let circle = &mut sim.members[ben].circle;
+    let before = circle.held_epochs();
+    let later = sim.now + hearth_proto::circle::DEFAULT_KEY_RETENTION_MS + 1;
+    let forgotten = circle.forget_expired_keys(later);
+    assert!(!forgotten.is_empty());
+    let positions: Vec<(MemberId, u64, EntryId)> = sim.members[ben]
+        .stored
+        .values()
+        .map(|bytes| {
+            let (entry, id) = hearth_proto::entry::Entry::decode_and_verify(bytes).unwrap();
+            (entry.author(), entry.seq(), id)
+        })
+        .collect();
+    let restored = Circle::restore(&sim.members[ben].circle.snapshot(), positions).unwrap();
+    let held = restored.held_epochs();
+    assert_eq!(held, sim.members[ben].circle.held_epochs());
+    assert!(held.len() < before.len());
+    // The old message no longer opens, even though the commits carrying its epoch's key
+    // (to this member's X25519 key) are still part of the state.
+    let bytes = sim.members[ben]
+        .stored
+        .values()
+        .find(|b| hearth_proto::entry::Entry::decode_and_verify(b).unwrap().1 == old)
+        .unwrap()
+        .clone();
+    let (entry, _) = hearth_proto::entry::Entry::decode_and_verify(&bytes).unwrap();
+    assert!(matches!(restored.open(&entry), Opened::Sealed));
+}
+
+#[test]
+fn a_newcomer_sharing_history_starts_at_her_inviters_retention_floors() {
+    let mut sim = Sim::new(95, PERFECT);
+    let settings = CircleSettings {
+        share_history: true,
+        ..CircleSettings::default()
+    };
+    let ana = sim.create("Ana", settings);
+    let ben = sim.admit(ana, "Ben", Role::Member);
+    sim.run(100_000);
+    for i in 0..6 {
+        sim.post(ana, &format!("old {i}"));
+        sim.post(ben, &format!("old from ben {i}"));
+    }
+    sim.settle();
+    // Ana's node deleted the oldest entries of both logs (retention) and raised floors.
+    let (ana_id, ben_id) = (sim.members[ana].circle.me(), sim.members[ben].circle.me());
+    let floors = BTreeMap::from([(ana_id, 4), (ben_id, 3)]);
+    assert_eq!(sim.members[ana].circle.raise_floors(&floors), 2);
+    for (author, floor) in &floors {
+        for seq in 0..=*floor {
+            sim.members[ana].stored.remove(&(*author, seq));
+        }
+    }
+    // Cy joins through Ana and syncs only with her: nothing is left waiting for entries that
+    // no longer exist anywhere she asks.
+    let cy = sim.admit(ana, "Cy", Role::Member);
+    sim.run(100_000);
+    sim.sync(ana, cy);
+    let cy_circle = &sim.members[cy].circle;
+    assert_eq!(cy_circle.pending_count(), 0);
+    assert_eq!(cy_circle.logs().anchor_of(&ben_id).map(|(s, _)| s), Some(3));
+    assert_eq!(cy_circle.marks(), sim.members[ana].circle.marks());
+    let newest = sim.post(ben, "after cy joined");
+    sim.settle();
+    assert!(sim.members[cy].read.contains_key(&newest));
+    assert!(
+        sim.members[cy].read.len() >= 6,
+        "cy reads the history above the floors"
+    );
+}

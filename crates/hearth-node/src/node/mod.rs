@@ -1,0 +1,329 @@
+//! The event loop: one task owns the swarm, the store and every circle's state machine, and
+//! `select!`s over commands, timers and swarm events. Handlers are synchronous; store writes
+//! return once durable (the store's group commit batches concurrent flushes).
+
+mod circles;
+mod commands;
+mod goals;
+mod gossip;
+mod join;
+mod moderation;
+mod network;
+mod retention;
+mod sync;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{FutureExt, StreamExt};
+use hearth_proto::CircleId;
+use hearth_store::{Passphrase, Profile, SecretBytes, SledStore, Store, StoreError};
+use libp2p::gossipsub::TopicHash;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::behaviour::{Behaviour, RelayAllowList};
+use crate::client::{Client, Command};
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::event::NodeEvent;
+use crate::rate::RateLimiter;
+
+pub(crate) use circles::CircleSlot;
+
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 64;
+/// Capacity of the event broadcast channel.
+const EVENT_CAPACITY: usize = 4096;
+/// The most swarm events handled before received entries are persisted.
+const MAX_EVENTS_PER_TURN: usize = 256;
+/// How often the event loop's housekeeping runs.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a circle's state may stay unsaved after content entries changed its clock.
+const SNAPSHOT_DELAY: Duration = Duration::from_secs(2);
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The task that owns the swarm. Run it with [`EventLoop::run`] (or use [`spawn`]).
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    store: Arc<dyn Store>,
+    /// The same store as its sled type, for compaction (retention).
+    sled: Option<Arc<SledStore>>,
+    config: NodeConfig,
+    rng: StdRng,
+    started: Instant,
+    circles: HashMap<CircleId, CircleSlot>,
+    topics: HashMap<TopicHash, CircleId>,
+    limiter: RateLimiter,
+    relay_allow: RelayAllowList,
+    listen_addrs: Vec<Multiaddr>,
+    peer_topics: HashMap<PeerId, HashSet<TopicHash>>,
+    gossip: gossip::GossipState,
+    sync: sync::SyncState,
+    joins: join::JoinState,
+    net: network::NetState,
+    stats: Stats,
+    next_discovery: Instant,
+    next_housekeeping: Instant,
+    next_key_check: Instant,
+    next_retention: Instant,
+    /// Something was deleted and the store has not been compacted since.
+    compaction_due: bool,
+    staged: HashMap<CircleId, circles::Staged>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    rejected: u64,
+    throttled: u64,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer_id", self.swarm.local_peer_id())
+            .field("circles", &self.circles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens (or creates) the store in `config.data_dir`, builds the swarm and loads every
+/// circle. Returns the client and the event loop, which the caller runs
+/// ([`EventLoop::run`]).
+pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
+    let dir = config.data_dir.clone();
+    let passphrase = config.passphrase.clone();
+    let kdf = config.kdf;
+    let sled: Arc<SledStore> =
+        tokio::task::spawn_blocking(move || open_or_create(&dir, &passphrase, kdf))
+            .await
+            .map_err(|e| NodeError::Setup(format!("the store task failed: {e}")))??;
+    let store: Arc<dyn Store> = sled.clone();
+    let profile = store.profile()?;
+    let key = Keypair::from_protobuf_encoding(profile.network_key.expose()).map_err(|_| {
+        StoreError::Corrupted {
+            detail: "the stored network key does not decode".into(),
+        }
+    })?;
+    let relay_allow: RelayAllowList = Arc::new(Mutex::new(HashSet::new()));
+    let swarm = build_swarm(key, &config, relay_allow.clone())?;
+    let peer_id = *swarm.local_peer_id();
+
+    let (command_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+    let (events, _) = broadcast::channel(EVENT_CAPACITY);
+    let now = Instant::now();
+    let mut event_loop = EventLoop {
+        swarm,
+        commands,
+        events: events.clone(),
+        store,
+        sled: Some(sled),
+        limiter: RateLimiter::new(config.rate_limits.clone()),
+        rng: StdRng::from_entropy(),
+        started: now,
+        circles: HashMap::new(),
+        topics: HashMap::new(),
+        relay_allow,
+        listen_addrs: Vec::new(),
+        peer_topics: HashMap::new(),
+        gossip: gossip::GossipState::default(),
+        sync: sync::SyncState::default(),
+        joins: join::JoinState::default(),
+        net: network::NetState::default(),
+        stats: Stats::default(),
+        next_discovery: now + Duration::from_secs(1),
+        next_housekeeping: now,
+        next_key_check: now,
+        next_retention: now + Duration::from_secs(1),
+        compaction_due: false,
+        staged: HashMap::new(),
+        config,
+    };
+    event_loop.start_listening()?;
+    event_loop.load_circles()?;
+    event_loop.dial_known_peers();
+    let client = Client {
+        commands: command_tx,
+        events,
+        peer_id,
+    };
+    Ok((client, event_loop))
+}
+
+/// [`new`], then runs the event loop on a tokio task.
+pub async fn spawn(config: NodeConfig) -> Result<(Client, JoinHandle<()>), NodeError> {
+    let (client, event_loop) = new(config).await?;
+    let handle = tokio::spawn(event_loop.run());
+    Ok((client, handle))
+}
+
+fn open_or_create(
+    dir: &std::path::Path,
+    passphrase: &Passphrase,
+    kdf: hearth_store::KdfParams,
+) -> Result<Arc<SledStore>, NodeError> {
+    if SledStore::exists(dir) {
+        Ok(Arc::new(SledStore::open(dir, passphrase)?))
+    } else {
+        {
+            let key = Keypair::generate_ed25519();
+            let encoded = key
+                .to_protobuf_encoding()
+                .map_err(|e| NodeError::Setup(format!("could not encode the network key: {e}")))?;
+            let profile = Profile {
+                network_key: SecretBytes::new(encoded),
+                created_at_ms: now_ms(),
+            };
+            Ok(Arc::new(SledStore::create(dir, passphrase, &profile, kdf)?))
+        }
+    }
+}
+
+fn build_swarm(
+    key: Keypair,
+    config: &NodeConfig,
+    relay_allow: RelayAllowList,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let setup = |e: &dyn std::fmt::Display| NodeError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::new(key, relay_client, config, relay_allow)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+impl EventLoop {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    fn start_listening(&mut self) -> Result<(), NodeError> {
+        for addr in self.config.listen.clone() {
+            self.swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        }
+        for relay in self.config.relays.clone() {
+            let circuit = relay.clone().with(Protocol::P2pCircuit);
+            if let Err(e) = self.swarm.listen_on(circuit) {
+                tracing::warn!(%relay, error = %e, "cannot listen through relay");
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    /// Runs until [`Client::shutdown`] or until every client is dropped.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        if self.handle_command(command) == Flow::Stop {
+                            break;
+                        }
+                    }
+                    None => {
+                        self.save_dirty(true);
+                        break;
+                    }
+                },
+                event = self.swarm.select_next_some() => {
+                    self.handle_swarm_event(event);
+                    // Handle whatever else is ready, then persist what was received together.
+                    for _ in 0..MAX_EVENTS_PER_TURN {
+                        match self.swarm.next().now_or_never() {
+                            Some(Some(event)) => self.handle_swarm_event(event),
+                            _ => break,
+                        }
+                    }
+                    self.flush_received();
+                }
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        tracing::info!(peer = %self.peer_id(), "node stopped");
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<crate::behaviour::BehaviourEvent>) {
+        use crate::behaviour::BehaviourEvent as B;
+        match event {
+            SwarmEvent::Behaviour(B::Gossipsub(event)) => self.on_gossipsub(event),
+            SwarmEvent::Behaviour(B::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(B::Join(event)) => self.on_join_event(event),
+            SwarmEvent::Behaviour(B::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(B::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(B::Mdns(event)) => self.on_mdns(event),
+            SwarmEvent::Behaviour(B::Autonat(event)) => tracing::debug!(?event, "autonat"),
+            SwarmEvent::Behaviour(B::RelayClient(event)) => tracing::debug!(?event, "relay client"),
+            SwarmEvent::Behaviour(B::RelayServer(event)) => tracing::debug!(?event, "relay server"),
+            SwarmEvent::Behaviour(B::Dcutr(event)) => tracing::debug!(?event, "dcutr"),
+            SwarmEvent::Behaviour(B::Ping(_) | B::Block(_) | B::Limits(_)) => {}
+            other => self.on_connection_event(other),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.expire_joins(now);
+        self.expire_dials(now);
+        self.gossip_housekeeping(now);
+        for peer in self.limiter.expire_bans(now) {
+            self.swarm.behaviour_mut().block.unblock_peer(peer);
+        }
+        self.periodic_sync(now);
+        self.maintain_circles(now);
+        self.periodic_retention(now);
+        if now >= self.next_discovery {
+            self.next_discovery = now + self.config.discovery_interval;
+            self.discover();
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + SNAPSHOT_DELAY;
+            self.save_dirty(false);
+        }
+    }
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Stop,
+}

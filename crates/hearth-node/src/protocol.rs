@@ -1,0 +1,138 @@
+//! The frames of `/hearth/join/1` and `/hearth/sync/1`.
+//!
+//! Join: the joiner opens one stream per handshake step and sends a [`JoinRequest`] naming a
+//! random session id (so the inviter can keep the handshake state between the two steps) and
+//! one message of [`hearth_proto::invite`]; the inviter answers with one message
+//! ([`JoinResponse`]). Sync: a [`hearth_proto::sync::SyncRequest`] answered by a
+//! [`hearth_proto::sync::SyncResponse`].
+
+use hearth_proto::invite::{MAX_HANDSHAKE_MESSAGE_LEN, MAX_JOIN_MESSAGE_LEN};
+use hearth_proto::sync::{SyncRequest, SyncResponse};
+use hearth_proto::wire::{self, DecodeError};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Frame;
+
+/// The largest sync request frame ([`hearth_proto::sync::MAX_SYNC_REQUEST_BYTES`]).
+pub const MAX_SYNC_REQUEST_LEN: usize = hearth_proto::sync::MAX_SYNC_REQUEST_BYTES;
+/// The largest sync response frame ([`hearth_proto::sync::MAX_SYNC_BATCH_BYTES`]).
+pub const MAX_SYNC_RESPONSE_LEN: usize = hearth_proto::sync::MAX_SYNC_BATCH_BYTES;
+/// The largest join request frame.
+pub const MAX_JOIN_REQUEST_LEN: usize = MAX_HANDSHAKE_MESSAGE_LEN + 64;
+/// The largest join response frame (a welcome in Noise chunks).
+pub const MAX_JOIN_RESPONSE_LEN: usize = MAX_JOIN_MESSAGE_LEN + 64;
+
+/// One step of the join handshake, joiner → inviter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// Random per join attempt; the inviter keys its handshake state by (peer, session).
+    pub session: [u8; 16],
+    /// A `Hello`, `Request` or `Rejected` message of [`hearth_proto::invite`].
+    pub message: Vec<u8>,
+}
+
+/// The inviter's answer to one step: an `Offer`, `Welcome` or `Rejected` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// The message.
+    pub message: Vec<u8>,
+}
+
+impl Frame for JoinRequest {
+    const MAX_LEN: usize = MAX_JOIN_REQUEST_LEN;
+    const WHAT: &'static str = "join request";
+    fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        wire::decode(bytes, Self::MAX_LEN, Self::WHAT)
+    }
+}
+
+impl Frame for JoinResponse {
+    const MAX_LEN: usize = MAX_JOIN_RESPONSE_LEN;
+    const WHAT: &'static str = "join response";
+    fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        wire::decode(bytes, Self::MAX_LEN, Self::WHAT)
+    }
+}
+
+/// A sync request as one frame.
+#[derive(Debug, Clone)]
+pub struct SyncRequestFrame(pub SyncRequest);
+
+/// A sync response as one frame.
+#[derive(Debug, Clone)]
+pub struct SyncResponseFrame(pub SyncResponse);
+
+impl Frame for SyncRequestFrame {
+    const MAX_LEN: usize = MAX_SYNC_REQUEST_LEN;
+    const WHAT: &'static str = "sync request";
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        SyncRequest::decode(bytes).map(SyncRequestFrame)
+    }
+}
+
+impl Frame for SyncResponseFrame {
+    const MAX_LEN: usize = MAX_SYNC_RESPONSE_LEN;
+    const WHAT: &'static str = "sync response";
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        SyncResponse::decode(bytes).map(SyncResponseFrame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{read_frame, write_frame};
+
+    #[test]
+    fn frames_round_trip_and_oversized_lengths_are_refused_before_reading() {
+        futures::executor::block_on(async {
+            let request = JoinRequest {
+                session: [7; 16],
+                message: vec![1, 2, 3],
+            };
+            let mut buf = Vec::new();
+            write_frame(&mut buf, &request).await.unwrap();
+            assert_eq!(&buf[..4], &(buf.len() as u32 - 4).to_be_bytes());
+            let back: JoinRequest = read_frame(&mut buf.as_slice()).await.unwrap();
+            assert_eq!(back, request);
+
+            // A length prefix over the limit fails without the body being there at all.
+            let huge = ((MAX_JOIN_REQUEST_LEN + 1) as u32).to_be_bytes();
+            let err = read_frame::<JoinRequest, _>(&mut huge.as_slice())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+
+            // Trailing bytes inside the frame are refused.
+            let mut body = request.to_bytes();
+            body.push(0);
+            let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+            framed.extend(body);
+            assert!(
+                read_frame::<JoinRequest, _>(&mut framed.as_slice())
+                    .await
+                    .is_err()
+            );
+
+            // A truncated frame is an error, not a hang.
+            let truncated = &buf[..buf.len() - 1];
+            assert!(
+                read_frame::<JoinRequest, _>(&mut &truncated[..])
+                    .await
+                    .is_err()
+            );
+        });
+    }
+}

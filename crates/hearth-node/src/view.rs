@@ -1,0 +1,750 @@
+//! Building a circle's timeline from its accepted entries: pure functions, no IO.
+//!
+//! Rules (what a UI expects):
+//! - Items are in causal order: ascending (lamport, author, seq).
+//! - Entries the current membership says their author could not write (`check_writer`) and
+//!   entries this member cannot open are left out by the caller.
+//! - Entries a facilitator hid (`Membership::hidden`) are left out, with everything applied
+//!   to them; so is the content of members muted on this device (their membership items
+//!   stay, so the reader still sees who joined, left or was removed).
+//! - An edit replaces the body of its target if both have the same author and the target is a
+//!   text; the latest edit (by lamport) wins. A deletion by the target's author turns it into
+//!   a tombstone ([`ItemBody::Deleted`]). Edits, deletions, reactions, encouragements and
+//!   profiles are not items of their own: they are applied. A guidelines acceptance is an
+//!   item (the timeline shows who accepted which version).
+//! - A check-in to a goal whose visibility is `DoneOnly` is shown to others without its note,
+//!   value and mood, and a skipped one not at all. A sealed check-in
+//!   ([`Content::PrivateCheckIn`]) is shown to its author opened, as the
+//!   [`Content::CheckIn`] she wrote, and to others as it is (only `done` is readable), and
+//!   not at all when not done.
+//! - Milestones: the check-in that made a goal's n-th done day (n in
+//!   [`hearth_proto::progress::MILESTONES`], computed by the progress reducer over all the
+//!   circle's entries) carries it in [`TimelineItem::milestone`]: of that day's done check-ins,
+//!   the one with the smallest entry id (the reducer's canonical one).
+//! - A text's content warning is at [`TimelineItem::content_warning`]: a UI shows the warning
+//!   and reveals the body only when the reader asks.
+//! - Display names: the author's latest profile, else the name she joined with, else the
+//!   first 8 hex characters of her id.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hearth_proto::content::{Content, LocalDay, Outcome, PrivatePart, Visibility};
+use hearth_proto::membership::{ControlBody, ControlOp};
+use hearth_proto::progress::{self, ProgressEvent};
+use hearth_proto::{EntryId, MemberId};
+
+use crate::event::{ItemBody, TimelineItem};
+
+/// An accepted, opened entry, as the timeline needs it.
+#[derive(Debug, Clone)]
+pub struct ViewEntry {
+    /// Its id.
+    pub id: EntryId,
+    /// Its author.
+    pub author: MemberId,
+    /// Its seq.
+    pub seq: u64,
+    /// Its lamport.
+    pub lamport: u64,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+    /// What it opened to.
+    pub body: ViewBody,
+}
+
+/// The opened body of a [`ViewEntry`].
+#[derive(Debug, Clone)]
+pub enum ViewBody {
+    /// Content.
+    Content(Content),
+    /// A control entry.
+    Control(ControlBody),
+}
+
+/// What the reading device applies on top of the circle's entries.
+pub struct ViewOptions<'a> {
+    /// The reader (her own sealed check-ins are opened, her own `DoneOnly` check-ins shown
+    /// in full).
+    pub viewer: MemberId,
+    /// Entries hidden by a facilitator ([`hearth_proto::membership::Membership::hidden`]).
+    pub hidden: &'a BTreeMap<EntryId, MemberId>,
+    /// Members whose content this device does not show.
+    pub muted: &'a BTreeSet<MemberId>,
+    /// The reader's day, for the progress reducer's milestones (check-ins dated later than
+    /// the day after it do not count yet).
+    pub today: LocalDay,
+    /// Opens the reader's own sealed check-ins (`Circle::open_private_check_in`).
+    pub open_private: &'a dyn Fn(&Content) -> Option<PrivatePart>,
+}
+
+impl std::fmt::Debug for ViewOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewOptions")
+            .field("viewer", &self.viewer)
+            .field("hidden", &self.hidden.len())
+            .field("muted", &self.muted.len())
+            .field("today", &self.today)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a content entry is shown to the reader, or `None` if it is not shown to her:
+/// check-ins filtered by their goal's visibility, her own sealed check-ins opened.
+/// `visibility` is the visibility of the check-in's goal, if it is one and the goal is known.
+pub fn present_content(
+    author: &MemberId,
+    content: &Content,
+    visibility: Option<Visibility>,
+    options: &ViewOptions<'_>,
+) -> Option<Content> {
+    match content {
+        Content::CheckIn {
+            goal,
+            day,
+            outcome,
+            note,
+            mood,
+        } => {
+            if *author != options.viewer && visibility == Some(Visibility::DoneOnly) {
+                if !outcome.is_done() {
+                    return None;
+                }
+                return Some(Content::CheckIn {
+                    goal: *goal,
+                    day: *day,
+                    outcome: Outcome::Done,
+                    note: None,
+                    mood: None,
+                });
+            }
+            Some(Content::CheckIn {
+                goal: *goal,
+                day: *day,
+                outcome: *outcome,
+                note: note.clone(),
+                mood: *mood,
+            })
+        }
+        Content::PrivateCheckIn {
+            goal, day, done, ..
+        } => {
+            if *author == options.viewer
+                && let Some(part) = (options.open_private)(content)
+            {
+                return Some(Content::CheckIn {
+                    goal: *goal,
+                    day: *day,
+                    outcome: part.outcome,
+                    note: part.note,
+                    mood: part.mood,
+                });
+            }
+            done.then(|| content.clone())
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Whether an entry is left out for the reader: hidden by a facilitator, or content by a
+/// member she muted.
+pub fn left_out(entry: &ViewEntry, options: &ViewOptions<'_>) -> bool {
+    options.hidden.contains_key(&entry.id)
+        || (matches!(entry.body, ViewBody::Content(_)) && options.muted.contains(&entry.author))
+}
+
+/// The subject of a control operation, if it names one.
+pub fn control_subject(op: &ControlOp) -> Option<MemberId> {
+    match op {
+        ControlOp::Add { member, .. } => Some(member.id),
+        ControlOp::Remove { member, .. } | ControlOp::Promote { member } => Some(*member),
+        _ => None,
+    }
+}
+
+/// Display names: each author's latest profile (by lamport) over the names they joined with.
+pub fn display_names(
+    entries: &[ViewEntry],
+    joined_as: &BTreeMap<MemberId, String>,
+) -> HashMap<MemberId, String> {
+    let mut names: HashMap<MemberId, String> =
+        joined_as.iter().map(|(m, n)| (*m, n.clone())).collect();
+    let mut latest: HashMap<MemberId, u64> = HashMap::new();
+    for entry in entries {
+        match &entry.body {
+            ViewBody::Content(Content::Profile { display_name })
+                if latest
+                    .get(&entry.author)
+                    .is_none_or(|l| *l <= entry.lamport) =>
+            {
+                latest.insert(entry.author, entry.lamport);
+                names.insert(entry.author, display_name.clone());
+            }
+            ViewBody::Control(ControlBody {
+                op:
+                    ControlOp::Add {
+                        member,
+                        display_name,
+                        ..
+                    },
+                ..
+            }) => {
+                names
+                    .entry(member.id)
+                    .or_insert_with(|| display_name.clone());
+            }
+            ViewBody::Control(ControlBody {
+                op: ControlOp::Create { display_name, .. },
+                ..
+            }) => {
+                names
+                    .entry(entry.author)
+                    .or_insert_with(|| display_name.clone());
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+fn name_of(names: &HashMap<MemberId, String>, member: &MemberId) -> String {
+    names.get(member).cloned().unwrap_or_else(|| member.short())
+}
+
+/// Builds the timeline seen by `options.viewer` from accepted, opened entries (any order).
+pub fn build_timeline(
+    entries: &[ViewEntry],
+    joined_as: &BTreeMap<MemberId, String>,
+    options: &ViewOptions<'_>,
+) -> Vec<TimelineItem> {
+    let mut sorted: Vec<&ViewEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| (e.lamport, e.author, e.seq));
+    let names = display_names(entries, joined_as);
+    let authors: HashMap<EntryId, MemberId> = entries.iter().map(|e| (e.id, e.author)).collect();
+    let goal_visibility = goal_visibilities(entries);
+
+    let mut items: Vec<TimelineItem> = Vec::new();
+    let mut index: HashMap<EntryId, usize> = HashMap::new();
+    let mut edits: Vec<&ViewEntry> = Vec::new();
+    let mut deletes: Vec<&ViewEntry> = Vec::new();
+    let mut reactions: Vec<(&ViewEntry, EntryId, String)> = Vec::new();
+    let mut encouragements: Vec<(&ViewEntry, EntryId, Option<String>)> = Vec::new();
+
+    for entry in sorted {
+        if left_out(entry, options) {
+            continue;
+        }
+        let body = match &entry.body {
+            ViewBody::Content(content) => match content {
+                Content::Edit { .. } => {
+                    edits.push(entry);
+                    continue;
+                }
+                Content::Delete { .. } => {
+                    deletes.push(entry);
+                    continue;
+                }
+                Content::Reaction { target, emoji } => {
+                    reactions.push((entry, *target, emoji.clone()));
+                    continue;
+                }
+                Content::Encouragement { target, note } => {
+                    encouragements.push((entry, *target, note.clone()));
+                    continue;
+                }
+                Content::Profile { .. } => continue,
+                other => {
+                    let visibility = other
+                        .target()
+                        .and_then(|goal| goal_visibility.get(&goal).copied());
+                    match present_content(&entry.author, other, visibility, options) {
+                        Some(content) => ItemBody::Content(content),
+                        None => continue,
+                    }
+                }
+            },
+            ViewBody::Control(body) => {
+                let subject = control_subject(&body.op);
+                ItemBody::Membership {
+                    op: body.op.name(),
+                    subject,
+                    subject_name: subject.map(|s| name_of(&names, &s)),
+                }
+            }
+        };
+        index.insert(entry.id, items.len());
+        items.push(new_item(entry, &names, body));
+    }
+
+    // Edits arrive sorted by lamport, so the last one applied wins.
+    for edit in edits {
+        let ViewBody::Content(Content::Edit { target, body }) = &edit.body else {
+            continue;
+        };
+        if authors.get(target) != Some(&edit.author) {
+            continue;
+        }
+        if let Some(item) = index.get(target).and_then(|i| items.get_mut(*i))
+            && let ItemBody::Content(Content::Text { body: old, .. }) = &mut item.body
+        {
+            *old = body.clone();
+            item.edited = true;
+        }
+    }
+    for delete in deletes {
+        let ViewBody::Content(Content::Delete { target }) = &delete.body else {
+            continue;
+        };
+        if authors.get(target) != Some(&delete.author) {
+            continue;
+        }
+        if let Some(item) = index.get(target).and_then(|i| items.get_mut(*i)) {
+            item.body = ItemBody::Deleted;
+            item.reactions.clear();
+            item.encouragements.clear();
+        }
+    }
+    for (entry, target, emoji) in reactions {
+        if let Some(item) = index.get(&target).and_then(|i| items.get_mut(*i))
+            && item.body != ItemBody::Deleted
+        {
+            let who = item.reactions.entry(emoji).or_default();
+            if !who.contains(&entry.author) {
+                who.push(entry.author);
+            }
+        }
+    }
+    for (entry, target, note) in encouragements {
+        if let Some(item) = index.get(&target).and_then(|i| items.get_mut(*i))
+            && item.body != ItemBody::Deleted
+        {
+            item.encouragements.push((entry.author, note));
+        }
+    }
+    mark_milestones(entries, options.today, &mut items, &index);
+    items
+}
+
+/// The visibility of every goal among `entries`, by goal id.
+pub fn goal_visibilities(entries: &[ViewEntry]) -> HashMap<EntryId, Visibility> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            ViewBody::Content(Content::Goal { visibility, .. }) => Some((e.id, *visibility)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The progress reducer's input: every content entry.
+pub fn progress_events(entries: &[ViewEntry]) -> Vec<ProgressEvent> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            ViewBody::Content(content) => Some(ProgressEvent {
+                entry: e.id,
+                author: e.author,
+                seq: e.seq,
+                made_at_ms: e.timestamp_ms,
+                content: content.clone(),
+            }),
+            ViewBody::Control(_) => None,
+        })
+        .collect()
+}
+
+/// Puts each goal's milestones on the check-in items that reached them: the done check-in
+/// of the milestone's day with the smallest entry id, if the reader sees it.
+fn mark_milestones(
+    entries: &[ViewEntry],
+    today: LocalDay,
+    items: &mut [TimelineItem],
+    index: &HashMap<EntryId, usize>,
+) {
+    let events = progress_events(entries);
+    let goals = progress::goal_progress(&events, today);
+    if goals.values().all(|g| g.milestones.is_empty()) {
+        return;
+    }
+    // (goal, day) of every done check-in by the goal's author, smallest entry id first.
+    let mut done: BTreeMap<(EntryId, LocalDay), EntryId> = BTreeMap::new();
+    for event in &events {
+        let (goal, day, is_done) = match &event.content {
+            Content::CheckIn {
+                goal, day, outcome, ..
+            } => (*goal, *day, outcome.is_done()),
+            Content::PrivateCheckIn {
+                goal, day, done, ..
+            } => (*goal, *day, *done),
+            _ => continue,
+        };
+        let own_goal = goals.get(&goal).is_some_and(|g| g.author == event.author);
+        let live = index
+            .get(&event.entry)
+            .is_some_and(|i| items[*i].body != ItemBody::Deleted);
+        if is_done && own_goal && live {
+            let slot = done.entry((goal, day)).or_insert(event.entry);
+            *slot = (*slot).min(event.entry);
+        }
+    }
+    for (goal, progress) in &goals {
+        for milestone in &progress.milestones {
+            if let Some(i) = done
+                .get(&(*goal, milestone.reached_on))
+                .and_then(|id| index.get(id))
+            {
+                items[*i].milestone = Some(*milestone);
+            }
+        }
+    }
+}
+
+fn new_item(entry: &ViewEntry, names: &HashMap<MemberId, String>, body: ItemBody) -> TimelineItem {
+    TimelineItem {
+        id: entry.id,
+        author: entry.author,
+        author_name: name_of(names, &entry.author),
+        lamport: entry.lamport,
+        timestamp_ms: entry.timestamp_ms,
+        body,
+        edited: false,
+        reactions: BTreeMap::new(),
+        encouragements: Vec::new(),
+        milestone: None,
+    }
+}
+
+/// One entry as an event item (nothing applied), presented as in [`build_timeline`]:
+/// `None` if the reader does not see it. `visibility` is the visibility of the goal of a
+/// check-in, if known.
+pub fn single_item(
+    entry: &ViewEntry,
+    names: &HashMap<MemberId, String>,
+    visibility: Option<Visibility>,
+    options: &ViewOptions<'_>,
+) -> Option<TimelineItem> {
+    if left_out(entry, options) {
+        return None;
+    }
+    let body = match &entry.body {
+        ViewBody::Content(content) => ItemBody::Content(present_content(
+            &entry.author,
+            content,
+            visibility,
+            options,
+        )?),
+        ViewBody::Control(body) => {
+            let subject = control_subject(&body.op);
+            ItemBody::Membership {
+                op: body.op.name(),
+                subject,
+                subject_name: subject.map(|s| name_of(names, &s)),
+            }
+        }
+    };
+    Some(new_item(entry, names, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::content::{Cadence, LocalDay, WeekdaySet};
+
+    fn member(n: u8) -> MemberId {
+        MemberId::from_bytes([n; 32])
+    }
+
+    fn id(n: u8) -> EntryId {
+        EntryId::from_bytes([n; 32])
+    }
+
+    fn entry(n: u8, author: u8, lamport: u64, content: Content) -> ViewEntry {
+        ViewEntry {
+            id: id(n),
+            author: member(author),
+            seq: lamport,
+            lamport,
+            timestamp_ms: 1000 + lamport,
+            body: ViewBody::Content(content),
+        }
+    }
+
+    fn text(body: &str) -> Content {
+        Content::Text {
+            body: body.into(),
+            reply_to: None,
+            content_warning: None,
+        }
+    }
+
+    fn no_private(_: &Content) -> Option<PrivatePart> {
+        None
+    }
+
+    /// The timeline of `viewer`, nothing hidden or muted.
+    fn timeline_of(
+        entries: &[ViewEntry],
+        joined: &BTreeMap<MemberId, String>,
+        viewer: u8,
+    ) -> Vec<TimelineItem> {
+        let (hidden, muted) = (BTreeMap::new(), BTreeSet::new());
+        let options = ViewOptions {
+            viewer: member(viewer),
+            hidden: &hidden,
+            muted: &muted,
+            today: LocalDay(100),
+            open_private: &no_private,
+        };
+        build_timeline(entries, joined, &options)
+    }
+
+    fn goal(visibility: Visibility) -> Content {
+        Content::Goal {
+            title: "walk".into(),
+            why: None,
+            cadence: Cadence::Daily,
+            visibility,
+            grace_days: 0,
+            rest_days: WeekdaySet::EMPTY,
+            start: LocalDay(0),
+        }
+    }
+
+    #[test]
+    fn edits_deletes_reactions_and_names_are_applied() {
+        let entries = vec![
+            entry(
+                3,
+                2,
+                3,
+                Content::Edit {
+                    target: id(1),
+                    body: "hello, edited".into(),
+                },
+            ),
+            entry(1, 1, 1, text("hello")),
+            entry(2, 2, 2, text("hi")),
+            entry(
+                4,
+                2,
+                4,
+                Content::Edit {
+                    target: id(2),
+                    body: "hi again".into(),
+                },
+            ),
+            entry(5, 1, 5, Content::Delete { target: id(1) }),
+            entry(
+                6,
+                1,
+                6,
+                Content::Reaction {
+                    target: id(2),
+                    emoji: "❤".into(),
+                },
+            ),
+            entry(
+                7,
+                1,
+                7,
+                Content::Reaction {
+                    target: id(2),
+                    emoji: "❤".into(),
+                },
+            ),
+            entry(
+                8,
+                2,
+                8,
+                Content::Profile {
+                    display_name: "Bea".into(),
+                },
+            ),
+            entry(
+                9,
+                1,
+                9,
+                Content::Encouragement {
+                    target: id(2),
+                    note: None,
+                },
+            ),
+        ];
+        let joined: BTreeMap<MemberId, String> =
+            [(member(1), "Ana".into()), (member(2), "B".into())].into();
+        let items = timeline_of(&entries, &joined, 1);
+        assert_eq!(items.len(), 2);
+        // Someone else's edit is ignored, the author's deletion applies.
+        assert_eq!(items[0].body, ItemBody::Deleted);
+        assert_eq!(items[1].body, ItemBody::Content(text("hi again")));
+        assert!(items[1].edited);
+        assert_eq!(items[1].author_name, "Bea");
+        assert_eq!(items[1].reactions.get("❤"), Some(&vec![member(1)]));
+        assert_eq!(items[1].encouragements, vec![(member(1), None)]);
+    }
+
+    #[test]
+    fn done_only_check_ins_are_filtered_for_others() {
+        let goal = goal(Visibility::DoneOnly);
+        let check_in = |outcome| Content::CheckIn {
+            goal: id(1),
+            day: LocalDay(5),
+            outcome,
+            note: Some("private note".into()),
+            mood: Some(2),
+        };
+        let entries = vec![
+            entry(1, 1, 1, goal),
+            entry(2, 1, 2, check_in(Outcome::Value(3))),
+            entry(3, 1, 3, check_in(Outcome::Skipped)),
+        ];
+        let others = timeline_of(&entries, &BTreeMap::new(), 2);
+        assert_eq!(others.len(), 2);
+        assert_eq!(
+            others[1].body,
+            ItemBody::Content(Content::CheckIn {
+                goal: id(1),
+                day: LocalDay(5),
+                outcome: Outcome::Done,
+                note: None,
+                mood: None
+            })
+        );
+        let own = timeline_of(&entries, &BTreeMap::new(), 1);
+        assert_eq!(own.len(), 3);
+    }
+
+    #[test]
+    fn hidden_entries_and_muted_members_content_are_left_out() {
+        let entries = vec![
+            entry(1, 1, 1, text("kind words")),
+            entry(2, 2, 2, text("something hurtful")),
+            entry(3, 3, 3, text("from a muted member")),
+            entry(
+                4,
+                3,
+                4,
+                Content::Reaction {
+                    target: id(1),
+                    emoji: "❤".into(),
+                },
+            ),
+            entry(
+                5,
+                1,
+                5,
+                Content::Reaction {
+                    target: id(2),
+                    emoji: "❤".into(),
+                },
+            ),
+        ];
+        let hidden = BTreeMap::from([(id(2), member(1))]);
+        let muted = BTreeSet::from([member(3)]);
+        let options = ViewOptions {
+            viewer: member(1),
+            hidden: &hidden,
+            muted: &muted,
+            today: LocalDay(100),
+            open_private: &no_private,
+        };
+        let items = build_timeline(&entries, &BTreeMap::new(), &options);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].body, ItemBody::Content(text("kind words")));
+        assert!(
+            items[0].reactions.is_empty(),
+            "the muted member's reaction is not shown"
+        );
+        let names = HashMap::new();
+        assert!(single_item(&entries[1], &names, None, &options).is_none());
+        assert!(single_item(&entries[2], &names, None, &options).is_none());
+        assert!(single_item(&entries[0], &names, None, &options).is_some());
+    }
+
+    #[test]
+    fn sealed_check_ins_open_for_their_author_only_and_milestones_are_marked() {
+        let sealed = |n: u8, done| Content::PrivateCheckIn {
+            goal: id(1),
+            day: LocalDay(i32::from(n)),
+            done,
+            sealed: hearth_proto::content::SealedPart {
+                nonce: [n; 12],
+                ciphertext: vec![n; 20],
+            },
+        };
+        let entries = vec![
+            entry(1, 1, 1, goal(Visibility::DoneOnly)),
+            entry(2, 1, 2, sealed(2, true)),
+            entry(3, 1, 3, sealed(3, false)),
+            entry(
+                4,
+                2,
+                4,
+                Content::Encouragement {
+                    target: id(2),
+                    note: Some("I see you".into()),
+                },
+            ),
+        ];
+        let open = |c: &Content| match c {
+            Content::PrivateCheckIn { done, .. } => Some(PrivatePart {
+                outcome: if *done {
+                    Outcome::Value(3)
+                } else {
+                    Outcome::Skipped
+                },
+                note: Some("the note".into()),
+                mood: Some(4),
+            }),
+            _ => None,
+        };
+        let (hidden, muted) = (BTreeMap::new(), BTreeSet::new());
+        let author = ViewOptions {
+            viewer: member(1),
+            hidden: &hidden,
+            muted: &muted,
+            today: LocalDay(100),
+            open_private: &open,
+        };
+        let own = build_timeline(&entries, &BTreeMap::new(), &author);
+        assert_eq!(own.len(), 3);
+        assert_eq!(
+            own[1].body,
+            ItemBody::Content(Content::CheckIn {
+                goal: id(1),
+                day: LocalDay(2),
+                outcome: Outcome::Value(3),
+                note: Some("the note".into()),
+                mood: Some(4)
+            })
+        );
+        assert_eq!(
+            own[1].milestone.map(|m| m.check_ins),
+            Some(1),
+            "the first check-in is a milestone"
+        );
+        assert_eq!(
+            own[1].encouragements,
+            vec![(member(2), Some("I see you".into()))]
+        );
+        let others = timeline_of(&entries, &BTreeMap::new(), 2);
+        assert_eq!(others.len(), 2, "the not-done day is not shown to others");
+        assert_eq!(others[1].body, ItemBody::Content(sealed(2, true)));
+        assert_eq!(others[1].milestone.map(|m| m.check_ins), Some(1));
+    }
+
+    #[test]
+    fn a_content_warning_is_exposed_on_the_item() {
+        let warned = Content::Text {
+            body: "hard day".into(),
+            reply_to: None,
+            content_warning: Some("grief".into()),
+        };
+        let items = timeline_of(
+            &[entry(1, 1, 1, warned), entry(2, 1, 2, text("plain"))],
+            &BTreeMap::new(),
+            2,
+        );
+        assert_eq!(items[0].content_warning(), Some("grief"));
+        assert_eq!(items[1].content_warning(), None);
+    }
+}

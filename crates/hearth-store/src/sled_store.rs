@@ -1,0 +1,867 @@
+//! [`SledStore`]: the store on disk, on sled 0.34, encrypted at rest.
+//!
+//! # Files
+//!
+//! ```text
+//! <dir>/                  0700
+//!   header                0600  KDF parameters, salt, passphrase verifier, current generation
+//!   db-<gen>/             0700  the sled database of the current generation (sled's own files)
+//!     hearth.watermark    0600  the commit counter the latest successful flush covered
+//! ```
+//!
+//! All logical trees live in one sled tree, `hearth`, each key prefixed with its tree's tag.
+//! docs/spec-parts/store.md is the exact format.
+//!
+//! # Durability
+//!
+//! Every write is one sled transaction followed by a flush shared with concurrent writers
+//! ([group commit](crate::group_commit)); a method returns only after a flush that started
+//! after its transaction committed has completed. sled recovers a transaction atomically.
+//!
+//! # Deleted data and compaction
+//!
+//! sled is log-structured: removing keys (retention, `delete_circle`, deleted epoch secrets)
+//! writes tombstones, and the old values stay in older log segments until sled happens to
+//! rewrite those segments, which can take a long time or never happen for a quiet store.
+//! `flush` only makes the removal durable; it does **not** erase the old bytes.
+//! [`SledStore::compact`] closes that gap: it copies the live keys into a fresh database
+//! directory (`db-<gen+1>`), flushes it, atomically switches the header to it, and deletes the
+//! old directory. After `compact` returns, no file in the data directory holds a deleted value.
+//! What it cannot promise: the file system or the flash device may keep the freed blocks until
+//! they are reused (as with any deleted file), which only full-disk encryption covers. Values
+//! that are secrets are sealed anyway; entries are end-to-end ciphertext.
+//!
+//! # Damage
+//!
+//! `open` reports a damaged store as [`StoreError::Corrupted`], never as a panic: a panic inside
+//! sled while it recovers is caught and mapped; a database holding fewer commits than the
+//! durable watermark (sled treats damage in its log as a torn tail and silently rolls back) is
+//! caught; then the schema version and the profile's authenticity are checked. sled can also
+//! lose part of its log to damage without noticing; [`SledStore::verify`] finds that (and any
+//! tampering) by recomputing the keyed digest kept with every write, at the cost of one read
+//! of everything.
+//!
+//! # Permissions
+//!
+//! The data directory and every directory in it are 0700, files 0600, set explicitly (the umask
+//! plays no part) at create, at open, after compaction and, for files sled creates later (for
+//! instance snapshots), again within seconds after a flush. The 0700 directory already keeps
+//! other users out in between.
+
+use std::cell::Cell;
+use std::fs;
+use std::ops::Bound;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use zeroize::Zeroizing;
+
+use crate::at_rest::{
+    Cipher, HEADER_FILE, Header, KdfParams, create_private_dir, derive_data_key, random_salt,
+    sync_dir, tighten_permissions,
+};
+use crate::engine::{Backend, Engine, Tx, TxAbort, TxBody};
+use crate::error::{StoreError, is_disk_full};
+use crate::group_commit::GroupCommit;
+use crate::layout::{KeyRange, Rows, TreeName, range_is_empty};
+use crate::profile::Profile;
+use crate::secret::Passphrase;
+use crate::store::delegate_store;
+use hearth_proto::ids::{CircleId, EntryId, EpochId, InviteId, MemberId};
+
+/// sled's page cache size. A chat store is small; 64 MiB keeps a phone or laptop comfortable.
+const CACHE_BYTES: u64 = 64 << 20;
+/// How often files created by sled after open get their permissions tightened.
+const TIGHTEN_EVERY: Duration = Duration::from_secs(2);
+
+fn db_dir_name(generation: u64) -> String {
+    format!("db-{generation}")
+}
+
+/// Generation of a `db-<n>` directory name.
+fn parse_db_dir(name: &str) -> Option<u64> {
+    name.strip_prefix("db-")?.parse().ok()
+}
+
+/// Maps a sled error. `opening`: errors while opening mean damage rather than a failed write.
+fn map_sled(e: sled::Error, context: &'static str, dir: &Path, opening: bool) -> StoreError {
+    match e {
+        sled::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull,
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::InUse {
+                dir: dir.to_path_buf(),
+            }
+        }
+        sled::Error::Io(io) if opening && io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StoreError::corrupted(format!("a database file ends early: {io}"))
+        }
+        sled::Error::Io(source) => StoreError::Io { context, source },
+        sled::Error::Corruption { at, .. } => {
+            StoreError::corrupted(format!("the database engine found damage at {at:?}"))
+        }
+        other if opening => {
+            StoreError::corrupted(format!("the database engine cannot recover it: {other}"))
+        }
+        other => StoreError::Engine {
+            context,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Key in the `meta` tree of the integrity record, `commits (u64 BE) ‖ digest (16 bytes)`,
+/// updated by every transaction that writes:
+///
+/// * `commits` counts those transactions, so a rollback of acknowledged writes shows against
+///   the watermark at open;
+/// * `digest` is the XOR over every live key outside `meta` of [`key_digest`], so
+///   [`SledStore::verify`] can tell whether anything was lost or altered since it was written.
+const INTEGRITY_KEY: &[u8] = b"integrity";
+const DIGEST_LEN: usize = 16;
+
+/// `BLAKE3-keyed(integrity key, key length (u32 LE) ‖ physical key ‖ value)`, first 16 bytes.
+/// The integrity key is `BLAKE3-derive_key("hearth-store v1 integrity key", data key)`, so
+/// without the passphrase nobody can alter the files and fix the digest up.
+fn key_digest(integrity: &[u8; 32], key: &[u8], value: &[u8]) -> [u8; DIGEST_LEN] {
+    let mut h = blake3::Hasher::new_keyed(integrity);
+    h.update(&(key.len() as u32).to_le_bytes());
+    h.update(key);
+    h.update(value);
+    let mut out = [0u8; DIGEST_LEN];
+    out.copy_from_slice(&h.finalize().as_bytes()[..DIGEST_LEN]);
+    out
+}
+
+fn xor_into(acc: &mut [u8; DIGEST_LEN], d: &[u8; DIGEST_LEN]) {
+    for (a, b) in acc.iter_mut().zip(d) {
+        *a ^= b;
+    }
+}
+
+/// The integrity record: commit counter and digest (zero if absent).
+fn decode_integrity(value: Option<&[u8]>) -> (u64, [u8; DIGEST_LEN]) {
+    match value {
+        Some(v) if v.len() == 8 + DIGEST_LEN => {
+            let mut digest = [0u8; DIGEST_LEN];
+            digest.copy_from_slice(&v[8..]);
+            (
+                u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+                digest,
+            )
+        }
+        _ => (0, [0u8; DIGEST_LEN]),
+    }
+}
+
+fn encode_integrity(commits: u64, digest: &[u8; DIGEST_LEN]) -> Vec<u8> {
+    let mut v = commits.to_be_bytes().to_vec();
+    v.extend_from_slice(digest);
+    v
+}
+/// File in the database directory holding the durable watermark.
+const WATERMARK_FILE: &str = "hearth.watermark";
+const WATERMARK_MAGIC: &[u8; 4] = b"HWM1";
+
+/// Name of the one sled tree that holds everything.
+const SLED_TREE: &str = "hearth";
+
+/// One open sled database. All logical trees live in one sled tree, each key prefixed with its
+/// tree's tag byte: a transaction then spans one sled tree, which costs far less than one that
+/// spans several (sled builds and commits an overlay per tree).
+struct SledDb {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    watermark: Mutex<Option<fs::File>>,
+}
+
+/// The watermark: `"HWM1" ‖ commits (u64 LE) ‖ first 8 bytes of BLAKE3 of the 12 before`.
+/// After each successful flush it is overwritten in place (no fsync) with the commit counter
+/// that flush covered. It can only lag the database, never lead it: it is written after the
+/// data is durable. If the database holds fewer commits than the watermark at open, sled has
+/// silently rolled back acknowledged writes (it treats damage as a torn tail): that is damage.
+fn encode_watermark(commits: u64) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..4].copy_from_slice(WATERMARK_MAGIC);
+    out[4..12].copy_from_slice(&commits.to_le_bytes());
+    let sum = blake3::hash(&out[..12]);
+    out[12..].copy_from_slice(&sum.as_bytes()[..8]);
+    out
+}
+
+/// The watermark in `db_path`, or 0 if it is missing or unreadable (a torn write after a power
+/// loss must not stop the store from opening; it only weakens the check once).
+fn read_watermark(db_path: &Path) -> u64 {
+    let Ok(bytes) = fs::read(db_path.join(WATERMARK_FILE)) else {
+        return 0;
+    };
+    match <[u8; 20]>::try_from(bytes.as_slice()) {
+        Ok(b)
+            if &b[..4] == WATERMARK_MAGIC && b[12..] == blake3::hash(&b[..12]).as_bytes()[..8] =>
+        {
+            u64::from_le_bytes(b[4..12].try_into().expect("8 bytes"))
+        }
+        _ => {
+            tracing::warn!("the durable watermark is unreadable; skipping the rollback check once");
+            0
+        }
+    }
+}
+
+/// The physical key of `key` in logical tree `tree`: tag byte, then the key.
+fn phys(tree: TreeName, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(tree.tag());
+    k.extend_from_slice(key);
+    k
+}
+
+fn read_integrity(tree: &sled::Tree) -> sled::Result<(u64, [u8; DIGEST_LEN])> {
+    Ok(decode_integrity(
+        tree.get(phys(TreeName::Meta, INTEGRITY_KEY))?.as_deref(),
+    ))
+}
+
+impl SledDb {
+    /// Opens (or creates) the sled database at `path`. Panics inside sled are caught.
+    fn open(path: &Path, dir: &Path) -> Result<Self, StoreError> {
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(500));
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            let db = config.open()?;
+            let tree = db.open_tree(SLED_TREE)?;
+            Ok::<_, sled::Error>(SledDb {
+                db,
+                tree,
+                path: path.to_path_buf(),
+                watermark: Mutex::new(None),
+            })
+        }));
+        match opened {
+            Ok(Ok(db)) => Ok(db),
+            Ok(Err(e)) => Err(map_sled(e, "open the database", dir, true)),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(StoreError::corrupted(format!(
+                    "the database engine failed while recovering it: {what}"
+                )))
+            }
+        }
+    }
+
+    /// Records that everything up to commit `commits` is durable.
+    fn write_watermark(&self, commits: u64) {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let mut file = self
+            .watermark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if file.is_none() {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(self.path.join(WATERMARK_FILE))
+            {
+                Ok(f) => *file = Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not open the durable watermark file");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = file.as_ref()
+            && let Err(e) = f.write_all_at(&encode_watermark(commits), 0)
+        {
+            tracing::warn!(error = %e, "could not update the durable watermark");
+        }
+    }
+}
+
+/// The sled key-value engine behind [`SledStore`].
+pub(crate) struct SledBackend {
+    dir: PathBuf,
+    db: RwLock<SledDb>,
+    header: Mutex<Header>,
+    commit: GroupCommit,
+    /// Set by the first failed flush: the open store then refuses writes (its in-memory state
+    /// may be ahead of the disk) until it is opened again.
+    failed: Mutex<Option<sled::Error>>,
+    last_tighten: Mutex<Instant>,
+    /// The commit counter of the latest committed write transaction.
+    committed: AtomicU64,
+    /// Key of the running digest (derived from the data key).
+    integrity: Zeroizing<[u8; 32]>,
+    /// Write transactions hold this shared; `verify` holds it exclusively, so it reads a
+    /// database that matches its digest while reads go on.
+    writes: RwLock<()>,
+}
+
+impl SledBackend {
+    fn read(&self) -> RwLockReadGuard<'_, SledDb> {
+        // The guarded value is only replaced whole (by `compact`), so it is valid after a panic.
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, SledDb> {
+        self.db.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn tree(&self) -> sled::Tree {
+        self.read().tree.clone()
+    }
+
+    fn err(&self, e: sled::Error, context: &'static str) -> StoreError {
+        map_sled(e, context, &self.dir, false)
+    }
+
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(self.err(
+                e.clone(),
+                "write after an earlier write failed to reach the disk",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn maybe_tighten(&self) {
+        let Ok(mut last) = self.last_tighten.try_lock() else {
+            return;
+        };
+        if last.elapsed() >= TIGHTEN_EVERY {
+            *last = Instant::now();
+            if let Err(e) = tighten_permissions(&self.dir) {
+                tracing::warn!(error = %e, "could not tighten permissions in the data directory");
+            }
+        }
+    }
+}
+
+struct SledTx<'a> {
+    view: &'a TransactionalTree,
+    integrity: &'a [u8; 32],
+    wrote: Cell<bool>,
+    /// XOR of the digests of every key-value pair this transaction removed or added.
+    delta: Cell<[u8; DIGEST_LEN]>,
+}
+
+impl SledTx<'_> {
+    fn account(&self, tree: TreeName, key: &[u8], old: Option<&[u8]>, new: Option<&[u8]>) {
+        self.wrote.set(true);
+        if tree == TreeName::Meta {
+            return;
+        }
+        let mut delta = self.delta.get();
+        if let Some(old) = old {
+            xor_into(&mut delta, &key_digest(self.integrity, key, old));
+        }
+        if let Some(new) = new {
+            xor_into(&mut delta, &key_digest(self.integrity, key, new));
+        }
+        self.delta.set(delta);
+    }
+}
+
+impl Tx for SledTx<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, TxAbort> {
+        Ok(self.view.get(phys(tree, key))?.map(|v| v.to_vec()))
+    }
+
+    fn insert(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        let k = phys(tree, key);
+        let old = self.view.insert(k.as_slice(), value)?;
+        self.account(tree, &k, old.as_deref(), Some(value));
+        Ok(())
+    }
+
+    fn remove(&self, tree: TreeName, key: &[u8]) -> Result<(), TxAbort> {
+        let k = phys(tree, key);
+        let old = self.view.remove(k.as_slice())?;
+        self.account(tree, &k, old.as_deref(), None);
+        Ok(())
+    }
+}
+
+/// Runs a read, turning a panic inside sled (it panics on some damage it meets while paging
+/// data in) into [`StoreError::Corrupted`].
+fn guarded<R>(read: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
+    catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(StoreError::corrupted(
+            "the database engine failed while reading damaged data",
+        ))
+    })
+}
+
+impl Backend for SledBackend {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        guarded(|| {
+            let v = self
+                .tree()
+                .get(phys(tree, key))
+                .map_err(|e| self.err(e, "read"))?;
+            Ok(v.map(|v| v.to_vec()))
+        })
+    }
+
+    fn scan(
+        &self,
+        tree: TreeName,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Rows, StoreError> {
+        if range_is_empty(&range) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        guarded(|| self.scan_unguarded(tree, range, reverse, limit))
+    }
+
+    fn transact<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.run_transaction(body)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.group_flush()
+    }
+}
+
+impl SledBackend {
+    fn scan_unguarded(
+        &self,
+        tree: TreeName,
+        range: KeyRange,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Rows, StoreError> {
+        let lo = match range.0 {
+            Bound::Included(k) => Bound::Included(phys(tree, &k)),
+            Bound::Excluded(k) => Bound::Excluded(phys(tree, &k)),
+            Bound::Unbounded => Bound::Included(vec![tree.tag()]),
+        };
+        let hi = match range.1 {
+            Bound::Included(k) => Bound::Included(phys(tree, &k)),
+            Bound::Excluded(k) => Bound::Excluded(phys(tree, &k)),
+            Bound::Unbounded => Bound::Excluded(vec![tree.tag() + 1]),
+        };
+        let iter = self.tree().range::<Vec<u8>, _>((lo, hi));
+        let mut out = Vec::new();
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, StoreError> {
+            let (k, v) = item.map_err(|e| self.err(e, "read"))?;
+            out.push((k[1..].to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        };
+        if reverse {
+            for item in iter.rev() {
+                if !push(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in iter {
+                if !push(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_transaction<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.check_not_failed()?;
+        // In flight until the transaction has committed, so a flush leader can wait for it.
+        let _in_flight = self.commit.enter();
+        let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        let db = self.read();
+        let result = db.tree.transaction(|view| {
+            let tx = SledTx {
+                view,
+                integrity: &self.integrity,
+                wrote: Cell::new(false),
+                delta: Cell::new([0; DIGEST_LEN]),
+            };
+            // Every transaction that writes also updates the integrity record.
+            let r = body(&tx).and_then(|r| {
+                let mut commit = None;
+                if tx.wrote.get() {
+                    let key = phys(TreeName::Meta, INTEGRITY_KEY);
+                    let (commits, mut digest) = decode_integrity(view.get(&key)?.as_deref());
+                    xor_into(&mut digest, &tx.delta.get());
+                    view.insert(key, encode_integrity(commits + 1, &digest))?;
+                    commit = Some(commits + 1);
+                }
+                Ok((r, commit))
+            });
+            r.map_err(|e| match e {
+                TxAbort::Store(e) => ConflictableTransactionError::Abort(e),
+                TxAbort::Sled(UnabortableTransactionError::Conflict) => {
+                    ConflictableTransactionError::Conflict
+                }
+                TxAbort::Sled(UnabortableTransactionError::Storage(e)) => {
+                    ConflictableTransactionError::Storage(e)
+                }
+            })
+        });
+        match result {
+            Ok((r, commit)) => {
+                if let Some(n) = commit {
+                    self.committed.fetch_max(n, Ordering::SeqCst);
+                }
+                Ok(r)
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(self.err(e, "write")),
+        }
+    }
+
+    fn group_flush(&self) -> Result<(), StoreError> {
+        let outcome = self.commit.wait_durable(|| {
+            let started = Instant::now();
+            let db = self.read();
+            // Everything committed up to `covered` is in sled's log before the flush starts.
+            let covered = self.committed.load(Ordering::SeqCst);
+            let r = db.db.flush().map(drop);
+            if r.is_ok() {
+                db.write_watermark(covered);
+            }
+            tracing::trace!(
+                micros = started.elapsed().as_micros() as u64,
+                ok = r.is_ok(),
+                "group flush"
+            );
+            r
+        });
+        if let Err(e) = outcome {
+            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            failed.get_or_insert_with(|| e.clone());
+            tracing::error!(error = %e, "a flush failed; the store refuses writes until it is opened again");
+            return Err(self.err(e, "flush to disk"));
+        }
+        self.maybe_tighten();
+        Ok(())
+    }
+}
+
+/// What [`SledStore::verify`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// Keys checked (outside the `meta` tree).
+    pub keys: u64,
+    /// Bytes of keys and values checked.
+    pub bytes: u64,
+}
+
+/// The store on disk: sled, encrypted at rest with a key derived from the passphrase.
+pub struct SledStore {
+    pub(crate) engine: Engine<SledBackend>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("dir", &self.engine.backend.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// True if `dir` holds a store (its header file exists).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join(HEADER_FILE).exists()
+    }
+
+    /// Creates a new store in `dir` (created 0700 if missing; it may exist but must hold no
+    /// store) holding `profile`, locked with `passphrase` through Argon2id with `kdf`
+    /// ([`KdfParams::INTERACTIVE`] for people, [`KdfParams::FOR_TESTS`] in tests).
+    pub fn create(
+        dir: impl AsRef<Path>,
+        passphrase: &Passphrase,
+        profile: &Profile,
+        kdf: KdfParams,
+    ) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        if passphrase.is_empty() {
+            return Err(StoreError::invalid("the passphrase is empty"));
+        }
+        profile.check()?;
+        if Self::exists(dir) || has_db_dirs(dir)? {
+            return Err(StoreError::AlreadyExists {
+                dir: dir.to_path_buf(),
+            });
+        }
+        create_private_dir(dir)?;
+        let salt = random_salt();
+        let key = derive_data_key(passphrase, &salt, kdf)?;
+        let cipher = Cipher::new(&key);
+        let header = Header::new(kdf, salt, &cipher);
+        let db = SledDb::open(&dir.join(db_dir_name(header.generation)), dir)?;
+        let store = SledStore::assemble(dir, db, header.clone(), &key);
+        store.engine.initialise(profile)?;
+        // The header is written last: a store exists once it is there.
+        header.write(dir)?;
+        tighten_permissions(dir)?;
+        tracing::info!(dir = %dir.display(), "created a store");
+        Ok(store)
+    }
+
+    /// Opens the store in `dir`. A wrong passphrase is [`StoreError::WrongPassphrase`] and
+    /// nothing on disk is touched (only the header is read); a damaged store is
+    /// [`StoreError::Corrupted`]; a store from a newer Hearth is
+    /// [`StoreError::UnsupportedSchema`].
+    pub fn open(dir: impl AsRef<Path>, passphrase: &Passphrase) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        let header = Header::read(dir)?;
+        let key = derive_data_key(passphrase, &header.salt, header.kdf)?;
+        let cipher = Cipher::new(&key);
+        if !header.verifies(&cipher) {
+            tracing::info!("open refused: wrong passphrase");
+            return Err(StoreError::WrongPassphrase);
+        }
+        let db_path = dir.join(db_dir_name(header.generation));
+        match fs::metadata(db_path.join("db")) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) | Err(_) => {
+                return Err(StoreError::corrupted(format!(
+                    "the database file {}/db is missing",
+                    db_path.display()
+                )));
+            }
+        }
+        remove_stale(dir, header.generation);
+        tighten_permissions(dir)?;
+        let watermark = read_watermark(&db_path);
+        let db = SledDb::open(&db_path, dir)?;
+        let (commits, _) = read_integrity(&db.tree)
+            .map_err(|e| map_sled(e, "read the commit counter", dir, true))?;
+        if commits < watermark {
+            return Err(StoreError::corrupted(format!(
+                "it holds {commits} commits but {watermark} were confirmed durable: acknowledged writes were lost"
+            )));
+        }
+        drop(cipher);
+        let store = SledStore::assemble(dir, db, header, &key);
+        store
+            .engine
+            .backend
+            .committed
+            .store(commits, Ordering::SeqCst);
+        store.engine.check_on_open()?;
+        tighten_permissions(dir)?;
+        tracing::info!(dir = %dir.display(), "opened a store");
+        Ok(store)
+    }
+
+    fn assemble(dir: &Path, db: SledDb, header: Header, key: &Zeroizing<[u8; 32]>) -> Self {
+        let backend = SledBackend {
+            dir: dir.to_path_buf(),
+            db: RwLock::new(db),
+            header: Mutex::new(header),
+            commit: GroupCommit::default(),
+            failed: Mutex::new(None),
+            last_tighten: Mutex::new(Instant::now()),
+            committed: AtomicU64::new(0),
+            integrity: Zeroizing::new(blake3::derive_key(
+                "hearth-store v1 integrity key",
+                key.as_ref(),
+            )),
+            writes: RwLock::new(()),
+        };
+        SledStore {
+            engine: Engine::new(backend, Cipher::new(key)),
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.engine.backend.dir
+    }
+
+    /// Rewrites the database into a fresh directory holding only live keys, switches to it
+    /// atomically (through the header) and deletes the old one, so deleted values no longer
+    /// exist in any file of the data directory. Blocks every other call while it runs. A crash
+    /// at any point leaves either the old or the new database in use, never neither; leftovers
+    /// are removed at the next open.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let backend = &self.engine.backend;
+        backend.check_not_failed()?;
+        let started = Instant::now();
+        let mut db = backend.write_lock();
+        let mut header = backend
+            .header
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        db.db
+            .flush()
+            .map_err(|e| backend.err(e, "flush before compaction"))?;
+        let dir = &backend.dir;
+        let old_path = dir.join(db_dir_name(header.generation));
+        let new_generation = header.generation + 1;
+        let new_path = dir.join(db_dir_name(new_generation));
+        if new_path.exists() {
+            fs::remove_dir_all(&new_path)
+                .map_err(|e| StoreError::io("remove a stale compaction directory", e))?;
+        }
+        let fresh = SledDb::open(&new_path, dir)?;
+        let mut copied = 0usize;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in db.tree.iter() {
+            let (k, v) = item.map_err(|e| backend.err(e, "read during compaction"))?;
+            batch.insert(k, v);
+            in_batch += 1;
+            if in_batch == 10_000 {
+                fresh
+                    .tree
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(|e| backend.err(e, "compact"))?;
+                copied += in_batch;
+                in_batch = 0;
+            }
+        }
+        fresh
+            .tree
+            .apply_batch(batch)
+            .map_err(|e| backend.err(e, "compact"))?;
+        copied += in_batch;
+        fresh
+            .db
+            .flush()
+            .map_err(|e| backend.err(e, "flush the compacted database"))?;
+        fresh.write_watermark(
+            read_integrity(&fresh.tree)
+                .map_err(|e| backend.err(e, "compact"))?
+                .0,
+        );
+        sync_dir(dir)?;
+        let mut new_header = header.clone();
+        new_header.generation = new_generation;
+        // The switch: from here on `open` uses the new directory.
+        new_header.write(dir)?;
+        *header = new_header;
+        let old = std::mem::replace(&mut *db, fresh);
+        drop(old);
+        if let Err(e) = fs::remove_dir_all(&old_path) {
+            tracing::warn!(error = %e, "could not remove the old database directory; the next open will");
+        }
+        sync_dir(dir)?;
+        tighten_permissions(dir)?;
+        tracing::info!(
+            keys = copied,
+            millis = started.elapsed().as_millis() as u64,
+            "compacted the store"
+        );
+        Ok(())
+    }
+
+    /// Reads the whole database once and checks it against the running digest kept with every
+    /// write: any key lost, added or altered outside the store's own writes is
+    /// [`StoreError::Corrupted`]. Also checks the schema version and the profile. Costs one
+    /// sequential read of everything (about 0.1 s per 100,000 keys here, and an entry has four
+    /// to six keys), so it is separate from `open`: run it at start-up in the background, or
+    /// from a "check my data" command. Writes wait while it runs; reads do not. `open` alone catches a rolled-back log, damage the engine
+    /// notices and damage that makes it panic; sled can also lose part of its log to damage
+    /// without noticing, which only this scan reveals.
+    pub fn verify(&self) -> Result<Verified, StoreError> {
+        let backend = &self.engine.backend;
+        let started = Instant::now();
+        let gate = backend
+            .writes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let db = backend.read();
+        let corrupt = |e: sled::Error| map_sled(e, "verify", &backend.dir, true);
+        let report = guarded(|| {
+            let (_, expected) = read_integrity(&db.tree).map_err(corrupt)?;
+            let mut digest = [0u8; DIGEST_LEN];
+            let mut report = Verified { keys: 0, bytes: 0 };
+            for item in db.tree.range(vec![TreeName::Meta.tag() + 1]..) {
+                let (k, v) = item.map_err(corrupt)?;
+                xor_into(&mut digest, &key_digest(&backend.integrity, &k, &v));
+                report.keys += 1;
+                report.bytes += (k.len() + v.len()) as u64;
+            }
+            if digest != expected {
+                return Err(StoreError::corrupted(
+                    "its contents do not match the digest kept with every write: data was lost or altered",
+                ));
+            }
+            tracing::info!(
+                keys = report.keys,
+                millis = started.elapsed().as_millis() as u64,
+                "verified the store"
+            );
+            Ok(report)
+        })?;
+        drop(db);
+        drop(gate);
+        self.engine.check_on_open()?;
+        Ok(report)
+    }
+
+    /// Flushes completed by the group committer so far.
+    #[cfg(test)]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.engine.backend.commit.flushes()
+    }
+}
+
+/// True if `dir` holds `db-<n>` directories.
+fn has_db_dirs(dir: &Path) -> Result<bool, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("list the data directory", e)),
+    };
+    for item in entries {
+        let item = item.map_err(|e| StoreError::io("list the data directory", e))?;
+        if item.file_name().to_str().and_then(parse_db_dir).is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Removes database directories of other generations and a leftover temporary header: the
+/// remains of an interrupted compaction.
+fn remove_stale(dir: &Path, current: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for item in entries.flatten() {
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stale = match parse_db_dir(name) {
+            Some(generation) => generation != current,
+            None => name == "header.tmp",
+        };
+        if stale {
+            let path = item.path();
+            let r = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match r {
+                Ok(()) => tracing::info!(name, "removed the remains of an interrupted compaction"),
+                Err(e) => {
+                    tracing::warn!(name, error = %e, "could not remove the remains of an interrupted compaction")
+                }
+            }
+        }
+    }
+}
+
+delegate_store!(SledStore);
