@@ -245,6 +245,112 @@ async fn main() -> Result<()> {
         );
     }
 
+    // --- A private goal and a check-in round ------------------------------------------------
+    banner("A private goal and a check-in round");
+    let sober = post(
+        &dev,
+        circle,
+        Content::Goal {
+            title: "One day at a time".into(),
+            why: None,
+            cadence: Cadence::Daily,
+            visibility: Visibility::DoneOnly,
+            grace_days: 0,
+            rest_days: WeekdaySet::default(),
+            start: today,
+        },
+    )
+    .await?;
+    let private_note = "Craved a drink at 9pm, called my sponsor instead.";
+    dev.client
+        .check_in(
+            circle,
+            sober,
+            today,
+            Outcome::Done,
+            Some(private_note.into()),
+            Some(2),
+        )
+        .await?;
+    say(
+        "Dev",
+        "checks in to a \"done / not done only\" goal; the note is sealed for Dev alone",
+    );
+    wait_for("Ana to see Dev's check-in", || async {
+        Ok(ana.client.timeline(circle, 200).await?.iter().any(|i| {
+            matches!(&i.body, ItemBody::Content(Content::PrivateCheckIn { goal, done: true, .. }) if *goal == sober)
+        }))
+    })
+    .await?;
+    let ana_sees_note = format!("{:?}", ana.client.timeline(circle, 200).await?).contains("sponsor")
+        || ana.client.timeline(circle, 200).await?.iter().any(|i| {
+            matches!(&i.body, ItemBody::Content(Content::CheckIn { note: Some(n), .. }) if n.contains("sponsor"))
+        });
+    say(
+        "Ana",
+        &format!(
+            "sees that Dev checked in today; can read Dev's note: {}",
+            if ana_sees_note { "YES (bug)" } else { "no" }
+        ),
+    );
+    if ana_sees_note {
+        bail!("another member read a done-only note");
+    }
+    let round = ana
+        .client
+        .open_round(circle, "How is everyone this week?")
+        .await?;
+    say(
+        "Ana",
+        "opens a check-in round: \"How is everyone this week?\"",
+    );
+    for m in [&ben, &chloe] {
+        wait_for(&format!("{} to see the round", m.name), || async {
+            Ok(m.client
+                .rounds(circle)
+                .await?
+                .iter()
+                .any(|r| r.round.round == round))
+        })
+        .await?;
+    }
+    ben.client
+        .answer_round(circle, round, 3, Some("Tired but hopeful.".into()))
+        .await?;
+    chloe.client.answer_round(circle, round, 4, None).await?;
+    wait_for("Ana to see two answers", || async {
+        Ok(ana
+            .client
+            .rounds(circle)
+            .await?
+            .iter()
+            .any(|r| r.round.round == round && r.answered.len() == 2))
+    })
+    .await?;
+    let status = ana
+        .client
+        .rounds(circle)
+        .await?
+        .into_iter()
+        .find(|r| r.round.round == round)
+        .context("the round")?;
+    let mut answered = Vec::new();
+    for member in &status.answered {
+        answered.push(name_of(&ana.client, circle, *member).await?);
+    }
+    let mut waiting = Vec::new();
+    for member in &status.not_answered {
+        waiting.push(name_of(&ana.client, circle, *member).await?);
+    }
+    say(
+        "",
+        &format!(
+            "  Round: answered by {}; not yet: {}",
+            answered.join(", "),
+            waiting.join(", ")
+        ),
+    );
+
     // --- Chloe goes offline and catches up ----------------------------------------------------
     banner("Chloe goes offline");
     chloe.client.shutdown().await?;

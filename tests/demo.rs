@@ -50,6 +50,8 @@ fn the_circle_demo_runs_and_the_removed_member_reads_nothing_new() {
         "[content warning: relapse",
         "encourages: I see you, Ben.",
         "Walk 20 minutes a day    by Chloe  streak  6",
+        "can read Dev's note: no",
+        "Round: answered by",
         "caught up on all 20 messages",
         "Ben's new message readable by Dev: no",
         "The removed member read nothing new.",

@@ -1,0 +1,123 @@
+//! The local API's front door: every request must name the daemon by its loopback address
+//! (`Host`), must not come from a web page (`Origin`), and must carry the bearer token.
+//!
+//! - **Host** must be exactly `127.0.0.1:<port>` or `localhost:<port>`. A web page that
+//!   re-binds its own domain name to 127.0.0.1 sends its own name here, so it is refused
+//!   (DNS-rebinding defence).
+//! - **Origin**, when present, must be exactly the daemon's own origin
+//!   (`http://127.0.0.1:<port>` or `http://localhost:<port>`). Browsers add it to cross-site
+//!   requests, so a page the user visits cannot drive the daemon, even with a guessed token.
+//! - **Authorization** must be `Bearer <token>`, compared in constant time.
+//!
+//! The checks run in that order, so a browser request is refused before the token is looked at.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::api::ErrorCode;
+
+/// What the guard compares requests with.
+#[derive(Clone)]
+pub struct Guard {
+    port: u16,
+    token: Arc<str>,
+}
+
+impl Guard {
+    /// A guard for a daemon on `127.0.0.1:<port>` with this token.
+    pub fn new(port: u16, token: impl Into<Arc<str>>) -> Self {
+        Guard {
+            port,
+            token: token.into(),
+        }
+    }
+
+    /// Checks one request's headers.
+    pub fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let allowed_hosts = [
+            format!("127.0.0.1:{}", self.port),
+            format!("localhost:{}", self.port),
+        ];
+        if !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return Err(ApiError::new(
+                ErrorCode::BadHost,
+                format!(
+                    "this API answers only requests addressed to 127.0.0.1:{} or localhost:{}",
+                    self.port, self.port
+                ),
+            ));
+        }
+        for origin in headers.get_all(ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let own = [
+                format!("http://127.0.0.1:{}", self.port),
+                format!("http://localhost:{}", self.port),
+            ];
+            if !own.iter().any(|o| o == origin) {
+                return Err(ApiError::new(
+                    ErrorCode::ForbiddenOrigin,
+                    "requests from web pages are refused: the Origin is not this daemon's own",
+                ));
+            }
+        }
+        let Some(auth) = headers.get(AUTHORIZATION) else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "the request carries no API token: send `Authorization: Bearer <token>` with the token from the data directory's api-token file",
+            ));
+        };
+        let presented = auth
+            .to_str()
+            .ok()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .trim();
+        if !constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "the API token was refused: it is not the token of this daemon",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The middleware: refuses a request that fails [`Guard::check`].
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    match guard.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            tracing::debug!(code = %e.code, "refused a local API request");
+            e.into_response()
+        }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

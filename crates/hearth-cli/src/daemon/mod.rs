@@ -1,0 +1,303 @@
+//! `hearth up`: the daemon. It opens the store, starts the node, serves the local API on
+//! 127.0.0.1 until Ctrl-C, SIGTERM or `POST /v1/shutdown`, then stops the node cleanly.
+//! `hearth init` also lives here: it creates the profile through the node.
+
+pub mod backend;
+pub mod error;
+pub mod guard;
+pub mod node;
+pub mod routes;
+pub mod views;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_node::libp2p::Multiaddr;
+use hearth_node::{Client, NodeConfig, NodeEvent};
+use hearth_proto::CircleId;
+use hearth_store::{KdfParams, Passphrase, SledStore};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use self::backend::Backend;
+use self::guard::Guard;
+use self::node::{NodeBackend, node_error};
+use self::routes::{AppState, router};
+use crate::api::ErrorCode;
+use crate::client::ApiClient;
+use crate::failure::Failure;
+use crate::paths::{DaemonInfo, DataDir};
+
+/// How `hearth up` runs the node.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The local API's port on 127.0.0.1 (0: any free port).
+    pub api_port: u16,
+    /// Addresses the node listens on (empty: the node's defaults).
+    pub listen: Vec<Multiaddr>,
+    /// LAN discovery.
+    pub mdns: bool,
+    /// Peers to dial at start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Relays to listen through.
+    pub relays: Vec<Multiaddr>,
+    /// Relay for peers that share a circle.
+    pub relay_server: bool,
+}
+
+/// A failure of the node, as a failure of the command.
+fn node_failure(e: hearth_node::NodeError) -> Failure {
+    let api = node_error(e);
+    let mut f = Failure::new(api.code, api.message);
+    if api.code == ErrorCode::WrongPassphrase {
+        f.message =
+            "wrong passphrase: the profile was not opened and nothing was changed".to_owned();
+    }
+    f
+}
+
+/// `hearth init`: creates the profile (the encrypted store and the device's network key) and
+/// the API token. Returns the device's peer id.
+pub async fn init(
+    dir: &DataDir,
+    passphrase: Passphrase,
+    kdf: KdfParams,
+) -> Result<String, Failure> {
+    dir.ensure()?;
+    if SledStore::exists(dir.store_dir()) || dir.has_profile() {
+        return Err(Failure::new(
+            ErrorCode::ProfileExists,
+            format!("{} already holds a Hearth profile", dir.root().display()),
+        )
+        .hint("start it with `hearth up`, or choose another directory with --data-dir"));
+    }
+    let mut config = NodeConfig::new(dir.store_dir(), passphrase);
+    config.kdf = kdf;
+    config.listen = Vec::new();
+    config.mdns = false;
+    let (client, task) = hearth_node::spawn(config).await.map_err(node_failure)?;
+    let peer_id = client.peer_id().to_string();
+    client.shutdown().await.map_err(node_failure)?;
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    dir.ensure_token()?;
+    Ok(peer_id)
+}
+
+/// `hearth up`: runs the daemon until it is told to stop.
+pub async fn up(dir: &DataDir, passphrase: Passphrase, options: UpOptions) -> Result<(), Failure> {
+    if !SledStore::exists(dir.store_dir()) {
+        return Err(Failure::new(
+            ErrorCode::NoProfile,
+            format!("there is no Hearth profile in {}", dir.root().display()),
+        )
+        .hint("create one with `hearth init`"));
+    }
+    if let Some(info) = dir.read_daemon_info()?
+        && let Ok(client) = ApiClient::connect(dir)
+        && client.health_quick().await.is_ok()
+    {
+        return Err(Failure::new(
+            ErrorCode::DaemonRunning,
+            format!(
+                "a daemon is already running for {} (pid {}, port {})",
+                dir.root().display(),
+                info.pid,
+                info.port
+            ),
+        )
+        .hint("stop it with `hearth down` or Ctrl-C in its terminal"));
+    }
+    dir.ensure()?;
+    let token = dir.ensure_token()?;
+
+    let mut config = NodeConfig::new(dir.store_dir(), passphrase);
+    if !options.listen.is_empty() {
+        config.listen = options.listen.clone();
+    }
+    config.mdns = options.mdns;
+    config.bootstrap = options.bootstrap.clone();
+    config.relays = options.relays.clone();
+    config.relay_server = options.relay_server;
+
+    eprintln!("Opening the profile in {} …", dir.root().display());
+    let backend = Arc::new(NodeBackend::start(config).await.map_err(node_failure)?);
+    let peer_id = backend.client().peer_id();
+
+    let listener =
+        match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.api_port))).await {
+            Ok(l) => l,
+            Err(e) => {
+                backend.shutdown().await;
+                return Err(Failure::internal(format!(
+                    "could not open the local API on 127.0.0.1:{}: {e}",
+                    options.api_port
+                )));
+            }
+        };
+    let port = listener.local_addr()?.port();
+    let pid = std::process::id();
+    dir.write_daemon_info(&DaemonInfo {
+        port,
+        pid,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })?;
+
+    let (stop, _) = watch::channel(false);
+    tokio::spawn(watch_signals(stop.clone()));
+
+    // Give the node a moment to report its listen addresses.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addrs = match backend.client().status().await {
+        Ok(s) => s
+            .listen_addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "Hearth is up.");
+    let _ = writeln!(err, "  peer id:   {peer_id}");
+    for a in &addrs {
+        let _ = writeln!(err, "  listening: {a}");
+    }
+    let _ = writeln!(
+        err,
+        "  local API: http://127.0.0.1:{port} (token in {})",
+        dir.token_file().display()
+    );
+    let _ = writeln!(err, "Press Ctrl-C to stop.");
+    drop(err);
+
+    tokio::spawn(report_catch_up(backend.client().clone()));
+    let served = serve(backend.clone(), listener, token, stop).await;
+    eprintln!("Stopping: saving every circle and closing the store …");
+    backend.shutdown().await;
+    dir.remove_daemon_info(pid);
+    eprintln!("Hearth stopped.");
+    served.map_err(|e| Failure::internal(format!("the local API failed: {e}")))
+}
+
+/// Serves the API on `listener` until `stop` turns true (or a signal arrives).
+pub async fn serve<B: Backend>(
+    backend: Arc<B>,
+    listener: TcpListener,
+    token: String,
+    stop: watch::Sender<bool>,
+) -> std::io::Result<()> {
+    let port = listener.local_addr()?.port();
+    let app = router(
+        AppState {
+            backend,
+            stop: stop.clone(),
+        },
+        Guard::new(port, token),
+    );
+    let mut stopped = stop.subscribe();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|v| *v).await;
+    });
+    let mut stopped = stop.subscribe();
+    let server = tokio::spawn(async move { server.await });
+    let _ = stopped.wait_for(|v| *v).await;
+    // Open requests get a few seconds to finish; event streams end at once.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Turns Ctrl-C and SIGTERM into `stop`.
+async fn watch_signals(stop: watch::Sender<bool>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            None
+        }
+    };
+    let term_recv = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let mut stopped = stop.subscribe();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
+        _ = term_recv => tracing::info!("SIGTERM: stopping"),
+        _ = stopped.wait_for(|v| *v) => {}
+    }
+    let _ = stop.send(true);
+}
+
+/// Prints catch-up progress and membership news on the daemon's stderr.
+async fn report_catch_up(client: Client) {
+    let mut events = client.events();
+    let mut names: HashMap<CircleId, String> = HashMap::new();
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let circle = match &event {
+            NodeEvent::SyncProgress { circle, .. }
+            | NodeEvent::Joined { circle, .. }
+            | NodeEvent::NoLongerMember { circle, .. }
+            | NodeEvent::GuidelinesToAccept { circle, .. }
+            | NodeEvent::RetentionEnforced { circle, .. } => *circle,
+            _ => continue,
+        };
+        if !names.contains_key(&circle)
+            && let Ok(list) = client.circles().await
+        {
+            names.extend(list.into_iter().map(|c| (c.circle, c.name)));
+        }
+        let name = names
+            .get(&circle)
+            .cloned()
+            .unwrap_or_else(|| circle.short());
+        match event {
+            NodeEvent::SyncProgress {
+                accepted,
+                total,
+                more,
+                ..
+            } if accepted > 0 => {
+                if more {
+                    eprintln!("Catching up in `{name}`: {total} entries so far …");
+                } else {
+                    eprintln!("Caught up in `{name}`: {total} new entries.");
+                }
+            }
+            NodeEvent::Joined { .. } => eprintln!("Joined `{name}`."),
+            NodeEvent::GuidelinesToAccept { version, .. } => eprintln!(
+                "The guidelines of `{name}` changed to version {version}: read and accept them with `hearth guidelines accept \"{name}\"`."
+            ),
+            NodeEvent::RetentionEnforced { entries, keys, .. } => eprintln!(
+                "Disappearing messages in `{name}`: deleted {entries} expired entries and {keys} old keys from this device."
+            ),
+            NodeEvent::NoLongerMember { removed, .. } => {
+                if removed {
+                    eprintln!("You were removed from `{name}`: nothing new will arrive there.");
+                } else {
+                    eprintln!("You left `{name}`.");
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,1095 @@
+//! The routes of the local API (API.md documents them). Handlers resolve names and short ids,
+//! validate input, call the [`Backend`] and answer JSON.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router, middleware};
+use futures::{Stream, StreamExt};
+use hearth_proto::content::{Content, LocalDay};
+use hearth_proto::invite::Ticket;
+use hearth_proto::{CircleId, EntryId, MemberId};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::backend::Backend;
+use super::error::ApiError;
+use super::guard::{Guard, guard};
+use super::views;
+use crate::api::{
+    AcceptGuidelines, AnswerRound, CircleExport, CircleSummary, ContentView, CreateCircle,
+    CreateInvite, DeclineJoin, EntryRef, ErrorCode, EventView, ExportView, GoalView,
+    GuidelinesAccepted, GuidelinesStatus, Health, JoinRequest, MemberRef, MemberView, OpenRound,
+    RetentionView, RoundView, SetGuidelines, SetRetention,
+};
+use crate::days;
+
+/// The longest an invite may last.
+pub const MAX_INVITE_SECS: u64 = 30 * 86_400;
+/// The most uses an invite may allow.
+pub const MAX_INVITE_USES: u32 = 100;
+/// The most timeline items one request returns.
+pub const MAX_TIMELINE_LIMIT: usize = 1_000;
+/// The shortest retention (disappearing messages) a circle may set: one minute.
+pub const MIN_RETENTION_SECS: u64 = 60;
+/// The longest retention a circle may set: ten years (longer: turn it off).
+pub const MAX_RETENTION_SECS: u64 = 3650 * 86_400;
+
+/// Shared by every handler.
+pub struct AppState<B> {
+    /// The node.
+    pub backend: Arc<B>,
+    /// Set to `true` to stop the daemon (`POST /v1/shutdown`, a signal); ends event streams.
+    pub stop: watch::Sender<bool>,
+}
+
+impl<B> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        AppState {
+            backend: self.backend.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// The whole API behind its guard.
+pub fn router<B: Backend>(state: AppState<B>, guard_state: Guard) -> Router {
+    let v1 = Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status::<B>))
+        .route("/circles", get(list_circles::<B>).post(create_circle::<B>))
+        .route("/circles/{circle}", get(show_circle::<B>))
+        .route("/circles/{circle}/leave", post(leave_circle::<B>))
+        .route("/circles/{circle}/invites", post(create_invite::<B>))
+        .route("/circles/{circle}/timeline", get(timeline::<B>))
+        .route("/circles/{circle}/entries", post(post_entry::<B>))
+        .route("/circles/{circle}/members", get(members::<B>))
+        .route(
+            "/circles/{circle}/members/{member}",
+            delete(remove_member::<B>),
+        )
+        .route(
+            "/circles/{circle}/members/{member}/promote",
+            post(promote::<B>),
+        )
+        .route(
+            "/circles/{circle}/guidelines",
+            get(show_guidelines::<B>).put(set_guidelines::<B>),
+        )
+        .route(
+            "/circles/{circle}/guidelines/accept",
+            post(accept_guidelines::<B>),
+        )
+        .route(
+            "/circles/{circle}/entries/{entry}/hide",
+            post(hide_entry::<B>),
+        )
+        .route("/circles/{circle}/muted", get(muted::<B>))
+        .route(
+            "/circles/{circle}/muted/{member}",
+            put(mute::<B>).delete(unmute::<B>),
+        )
+        .route("/circles/{circle}/retention", put(set_retention::<B>))
+        .route("/retention/enforce", post(enforce_retention::<B>))
+        .route(
+            "/circles/{circle}/rounds",
+            get(rounds::<B>).post(open_round::<B>),
+        )
+        .route(
+            "/circles/{circle}/rounds/{round}/answers",
+            post(answer_round::<B>),
+        )
+        .route("/circles/{circle}/goals", get(goals::<B>))
+        .route("/circles/{circle}/summary", get(summary::<B>))
+        .route("/join/preview", post(join_preview::<B>))
+        .route("/join", post(join::<B>))
+        .route("/join/decline", post(decline_join::<B>))
+        .route("/export", get(export::<B>))
+        .route("/events", get(events::<B>))
+        .route("/shutdown", post(shutdown::<B>));
+    Router::new()
+        .nest(crate::api::API_PREFIX, v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(guard_state, guard))
+}
+
+// ----- extractors that answer JSON errors -------------------------------------------------------
+
+/// A JSON body whose rejection is an `invalid_input` API error.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+/// A JSON body that may also be absent (an empty body reads as `T::default()`).
+pub struct OptionalBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("the request body could not be read: {e}")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalBody)
+            .map_err(|e| {
+                ApiError::invalid(format!(
+                    "the request body is not what this route takes: {e}"
+                ))
+            })
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    ApiError::invalid(format!(
+        "the request body is not what this route takes: {}",
+        e.body_text()
+    ))
+}
+
+/// A query string whose rejection is an `invalid_input` API error.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(Params(q.0)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::invalid(format!(
+        "the query string is not what this route takes: {}",
+        e.body_text()
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("there is no such route in this API (see API.md)")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r =
+        ApiError::invalid("this route does not take this HTTP method (see API.md)").into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+// ----- resolution of names and short ids --------------------------------------------------------
+
+/// The shortest prefix accepted as a short id.
+pub const MIN_PREFIX: usize = 4;
+
+/// Picks the one item whose id is `query`, whose name is `query` (ignoring case), or whose id
+/// starts with `query` (hex, at least [`MIN_PREFIX`] characters).
+pub fn pick<'a, T>(
+    kind: &str,
+    query: &str,
+    items: &'a [T],
+    id: impl Fn(&T) -> &str,
+    name: impl Fn(&T) -> &str,
+) -> Result<&'a T, ApiError> {
+    let q = query.trim();
+    if q.is_empty() {
+        return Err(ApiError::invalid(format!("no {kind} was named")));
+    }
+    if let Some(exact) = items.iter().find(|i| id(i) == q.to_ascii_lowercase()) {
+        return Ok(exact);
+    }
+    let lower = q.to_ascii_lowercase();
+    let is_prefix = q.len() >= MIN_PREFIX && q.bytes().all(|b| b.is_ascii_hexdigit());
+    let matching: Vec<&T> = items
+        .iter()
+        .filter(|i| {
+            name(i).to_lowercase() == q.to_lowercase() || (is_prefix && id(i).starts_with(&lower))
+        })
+        .collect();
+    // Nothing by full name or id: a unique start of a name will do ("Tuesday").
+    let matching = if matching.is_empty() {
+        items
+            .iter()
+            .filter(|i| name(i).to_lowercase().starts_with(&q.to_lowercase()))
+            .collect()
+    } else {
+        matching
+    };
+    match matching[..] {
+        [one] => Ok(one),
+        [] => {
+            let known: Vec<String> = items
+                .iter()
+                .take(10)
+                .map(|i| format!("`{}`", name(i)))
+                .collect();
+            let tail = if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (known: {})", known.join(", "))
+            };
+            Err(ApiError::not_found(format!(
+                "no {kind} is named `{q}` or has an id starting with it{tail}"
+            )))
+        }
+        _ => {
+            let mut e = ApiError::new(
+                ErrorCode::Ambiguous,
+                format!(
+                    "`{q}` matches {} {kind}s: name one by a longer id",
+                    matching.len()
+                ),
+            );
+            e.candidates = matching
+                .iter()
+                .map(|i| format!("{}  {}", short(id(i)), name(i)))
+                .collect();
+            Err(e)
+        }
+    }
+}
+
+/// The first 8 characters of a hex id.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+async fn resolve_circle<B: Backend>(
+    b: &B,
+    query: &str,
+) -> Result<(CircleId, CircleSummary), ApiError> {
+    let circles = b.circles().await?;
+    let c = pick(
+        "circle",
+        query,
+        &circles,
+        |c| c.id.as_str(),
+        |c| c.name.as_str(),
+    )?;
+    let id =
+        c.id.parse()
+            .map_err(|_| ApiError::internal("the node listed a circle with a malformed id"))?;
+    Ok((id, c.clone()))
+}
+
+async fn resolve_member<B: Backend>(
+    b: &B,
+    circle: CircleId,
+    query: &str,
+) -> Result<(MemberId, MemberView), ApiError> {
+    let members = b.members(circle).await?;
+    let m = pick(
+        "member",
+        query,
+        &members,
+        |m| m.id.as_str(),
+        |m| m.name.as_str(),
+    )?;
+    let id =
+        m.id.parse()
+            .map_err(|_| ApiError::internal("the node listed a member with a malformed id"))?;
+    Ok((id, m.clone()))
+}
+
+async fn resolve_entry<B: Backend>(
+    b: &B,
+    circle: CircleId,
+    query: &str,
+) -> Result<EntryId, ApiError> {
+    let q = query.trim().to_ascii_lowercase();
+    if let Ok(id) = q.parse::<EntryId>() {
+        return Ok(id);
+    }
+    if q.len() < MIN_PREFIX || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(format!(
+            "`{query}` is not an entry id: give its short id (at least {MIN_PREFIX} hex characters, as `hearth read` shows)"
+        )));
+    }
+    let found = b.find_entries(circle, q.clone()).await?;
+    match found[..] {
+        [one] => Ok(one),
+        [] => Err(ApiError::not_found(format!(
+            "no entry of this circle has an id starting with `{q}`"
+        ))),
+        _ => {
+            let mut e = ApiError::new(
+                ErrorCode::Ambiguous,
+                format!("`{q}` matches {} entries: give a longer id", found.len()),
+            );
+            e.candidates = found.iter().map(|id| id.to_string()).collect();
+            Err(e)
+        }
+    }
+}
+
+async fn resolve_my_goal<B: Backend>(
+    b: &B,
+    circle: CircleId,
+    query: &str,
+    today: LocalDay,
+) -> Result<EntryId, ApiError> {
+    let goals: Vec<GoalView> = b
+        .goals(circle, today)
+        .await?
+        .into_iter()
+        .filter(|g| g.mine)
+        .collect();
+    let g = pick(
+        "goal of yours",
+        query,
+        &goals,
+        |g| g.id.as_str(),
+        |g| g.title.as_str(),
+    )?;
+    g.id.parse()
+        .map_err(|_| ApiError::internal("the node listed a goal with a malformed id"))
+}
+
+/// Builds the content to write from its API form: resolves names and short ids, fills in
+/// today, and validates every limit.
+pub async fn build_content<B: Backend>(
+    b: &B,
+    circle: CircleId,
+    view: ContentView,
+    today: LocalDay,
+) -> Result<Content, ApiError> {
+    let content = match view {
+        ContentView::Text {
+            body,
+            reply_to,
+            content_warning,
+        } => {
+            let reply_to = match reply_to {
+                Some(r) => Some(resolve_entry(b, circle, &r).await?),
+                None => None,
+            };
+            Content::Text {
+                body,
+                reply_to,
+                content_warning,
+            }
+        }
+        ContentView::Reaction { target, emoji } => Content::Reaction {
+            target: resolve_entry(b, circle, &target).await?,
+            emoji,
+        },
+        ContentView::Encouragement { target, note } => Content::Encouragement {
+            target: resolve_entry(b, circle, &target).await?,
+            note,
+        },
+        ContentView::Edit { target, body } => Content::Edit {
+            target: resolve_entry(b, circle, &target).await?,
+            body,
+        },
+        ContentView::Delete { target } => Content::Delete {
+            target: resolve_entry(b, circle, &target).await?,
+        },
+        ContentView::Profile { display_name } => Content::Profile { display_name },
+        ContentView::GuidelinesAccepted { version } => Content::GuidelinesAccepted { version },
+        ContentView::Goal {
+            title,
+            why,
+            cadence,
+            visibility,
+            grace_days,
+            rest_days,
+            start,
+        } => Content::Goal {
+            title,
+            why,
+            cadence: views::cadence(cadence),
+            visibility: views::parse_visibility(&visibility)?,
+            grace_days,
+            rest_days: days::parse_weekdays(&rest_days).map_err(ApiError::invalid)?,
+            start: views::day_or_today(start.as_deref(), today)?,
+        },
+        ContentView::CheckIn {
+            goal,
+            day,
+            outcome,
+            note,
+            mood,
+        } => Content::CheckIn {
+            goal: resolve_my_goal(b, circle, &goal, today).await?,
+            day: views::day_or_today(day.as_deref(), today)?,
+            outcome: views::outcome(outcome),
+            note,
+            mood,
+        },
+        ContentView::GoalStatus {
+            goal,
+            status,
+            since,
+        } => Content::GoalStatus {
+            goal: resolve_my_goal(b, circle, &goal, today).await?,
+            status: views::parse_state(&status)?,
+            since: views::day_or_today(since.as_deref(), today)?,
+        },
+        ContentView::RoundOpen { question } => Content::RoundOpen { question },
+        ContentView::RoundAnswer { round, mood, note } => Content::RoundAnswer {
+            round: resolve_entry(b, circle, &round).await?,
+            mood,
+            note,
+        },
+        ContentView::PrivateCheckIn { .. }
+        | ContentView::Unreadable { .. }
+        | ContentView::Membership { .. }
+        | ContentView::Deleted => {
+            return Err(ApiError::invalid(
+                "entries of type `private_check_in`, `unreadable`, `membership` and `deleted` are shown by the API, never written through it (write a `check_in`)",
+            ));
+        }
+    };
+    content
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(content)
+}
+
+// ----- handlers -------------------------------------------------------------------------------
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+    })
+}
+
+async fn status<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
+    Ok(Json(s.backend.status().await?).into_response())
+}
+
+async fn list_circles<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
+    Ok(Json(s.backend.circles().await?).into_response())
+}
+
+async fn create_circle<B: Backend>(
+    State(s): State<AppState<B>>,
+    Body(req): Body<CreateCircle>,
+) -> Result<Response, ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid("a circle needs a name"));
+    }
+    let circles = s.backend.circles().await?;
+    if circles.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+        return Err(ApiError::invalid(format!(
+            "you already have a circle named `{name}`: choose another name, so commands can tell them apart"
+        )));
+    }
+    let display_name = Some(required_name(req.display_name.clone())?);
+    let req = CreateCircle {
+        name: name.to_owned(),
+        display_name,
+        ..req
+    };
+    let created = s.backend.create_circle(req).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn show_circle<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    Ok(Json(s.backend.circle(id).await?).into_response())
+}
+
+async fn leave_circle<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
+    s.backend.leave(id).await?;
+    Ok(Json(serde_json::json!({ "left": summary.id, "name": summary.name })).into_response())
+}
+
+async fn create_invite<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Body(req): Body<CreateInvite>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    if req.expires_in_secs == 0 || req.expires_in_secs > MAX_INVITE_SECS {
+        return Err(ApiError::invalid(format!(
+            "an invite lasts between 1 second and {} days",
+            MAX_INVITE_SECS / 86_400
+        )));
+    }
+    if req.uses == 0 || req.uses > MAX_INVITE_USES {
+        return Err(ApiError::invalid(format!(
+            "an invite allows between 1 and {MAX_INVITE_USES} uses"
+        )));
+    }
+    let role = views::parse_role(&req.role)?;
+    let expires_at_ms = days::now_ms() + req.expires_in_secs * 1000;
+    let invite = s.backend.invite(id, expires_at_ms, req.uses, role).await?;
+    Ok((StatusCode::CREATED, Json(invite)).into_response())
+}
+
+/// Parses a ticket and checks its expiry, with the errors a person can act on.
+pub fn parse_ticket(text: &str) -> Result<Ticket, ApiError> {
+    let ticket = Ticket::parse(text).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidTicket,
+            format!("this is not a valid invite ticket: {e}"),
+        )
+    })?;
+    if ticket.check_expiry(days::now_ms()).is_err() {
+        return Err(ApiError::new(
+            ErrorCode::InviteExpired,
+            format!(
+                "this invite expired on {}: ask a facilitator of `{}` for a new ticket",
+                days::format_ms_with_zone(ticket.expires_at_ms()),
+                ticket.circle_name()
+            ),
+        ));
+    }
+    Ok(ticket)
+}
+
+async fn join_preview<B: Backend>(
+    State(s): State<AppState<B>>,
+    Body(req): Body<JoinRequest>,
+) -> Result<Response, ApiError> {
+    let ticket = parse_ticket(&req.ticket)?;
+    refuse_if_member(&*s.backend, &ticket).await?;
+    Ok(Json(s.backend.join_preview(ticket).await?).into_response())
+}
+
+/// `already_member` if this device is a member of the ticket's circle.
+async fn refuse_if_member<B: Backend>(b: &B, ticket: &Ticket) -> Result<(), ApiError> {
+    let circle = ticket.circle().to_string();
+    if b.circles()
+        .await?
+        .iter()
+        .any(|c| c.member && c.id == circle)
+    {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyMember,
+            format!("you are already a member of `{}`", ticket.circle_name()),
+        ));
+    }
+    Ok(())
+}
+
+async fn join<B: Backend>(
+    State(s): State<AppState<B>>,
+    Body(req): Body<JoinRequest>,
+) -> Result<Response, ApiError> {
+    let ticket = parse_ticket(&req.ticket)?;
+    let Some(version) = req.accept_guidelines_version else {
+        return Err(ApiError::new(
+            ErrorCode::GuidelinesDeclined,
+            "joining needs the guidelines accepted: send `accept_guidelines_version` from the preview",
+        ));
+    };
+    refuse_if_member(&*s.backend, &ticket).await?;
+    let name = required_name(req.display_name)?;
+    let joined = s.backend.join(ticket, req.join, version, name).await?;
+    Ok((StatusCode::CREATED, Json(joined)).into_response())
+}
+
+/// A display name given, trimmed, or an `invalid_input` error.
+fn required_name(name: Option<String>) -> Result<String, ApiError> {
+    match name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() => Ok(n.to_owned()),
+        _ => Err(ApiError::invalid(
+            "a display name is needed: the name the other members of this circle will see for you",
+        )),
+    }
+}
+
+async fn decline_join<B: Backend>(
+    State(s): State<AppState<B>>,
+    Body(req): Body<DeclineJoin>,
+) -> Result<Response, ApiError> {
+    s.backend.decline_join(req.join).await?;
+    Ok(Json(serde_json::json!({ "declined": req.join })).into_response())
+}
+
+#[derive(Deserialize)]
+struct TimelineQuery {
+    limit: Option<usize>,
+}
+
+async fn timeline<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Params(q): Params<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_TIMELINE_LIMIT);
+    Ok(Json(s.backend.timeline(id, limit).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct TodayQuery {
+    today: Option<String>,
+}
+
+fn today_of(q: Option<&str>) -> Result<LocalDay, ApiError> {
+    views::day_or_today(q, days::today())
+}
+
+async fn post_entry<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Params(q): Params<TodayQuery>,
+    Body(view): Body<ContentView>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let today = today_of(q.today.as_deref())?;
+    let content = build_content(&*s.backend, id, view, today).await?;
+    let written = write_content(&*s.backend, id, content).await?;
+    Ok((StatusCode::CREATED, Json(written)).into_response())
+}
+
+/// Writes validated content through the node's method for its kind: check-ins through
+/// `check_in` (which seals those of "done only" goals), goal states, rounds and answers
+/// through theirs (which check the goal is yours, the round exists, your role), the rest
+/// through `post`.
+pub async fn write_content<B: Backend>(
+    b: &B,
+    circle: CircleId,
+    content: Content,
+) -> Result<EntryRef, ApiError> {
+    match content {
+        Content::CheckIn {
+            goal,
+            day,
+            outcome,
+            note,
+            mood,
+        } => b.check_in(circle, goal, day, outcome, note, mood).await,
+        Content::GoalStatus {
+            goal,
+            status,
+            since,
+        } => b.set_goal_status(circle, goal, status, since).await,
+        Content::RoundOpen { question } => b.open_round(circle, question).await,
+        Content::RoundAnswer { round, mood, note } => {
+            b.answer_round(circle, round, mood, note).await
+        }
+        other => b.post(circle, other).await,
+    }
+}
+
+async fn members<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    Ok(Json(s.backend.members(id).await?).into_response())
+}
+
+async fn remove_member<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, member)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
+    if view.me {
+        return Err(ApiError::invalid(
+            "you cannot remove yourself: use `leave` instead",
+        ));
+    }
+    s.backend.remove_member(id, member_id).await?;
+    Ok(Json(serde_json::json!({ "removed": view.id, "name": view.name })).into_response())
+}
+
+async fn promote<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, member)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
+    s.backend.promote(id, member_id).await?;
+    Ok(Json(serde_json::json!({ "promoted": view.id, "name": view.name })).into_response())
+}
+
+async fn set_guidelines<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Body(req): Body<SetGuidelines>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let version = s.backend.set_guidelines(id, req.text).await?;
+    Ok(Json(serde_json::json!({ "version": version })).into_response())
+}
+
+async fn show_guidelines<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
+    let detail = s.backend.circle(id).await?;
+    let you_accepted = detail
+        .members
+        .iter()
+        .find(|m| m.me)
+        .map_or(0, |m| m.accepted_guidelines);
+    Ok(Json(GuidelinesStatus {
+        circle: summary.id,
+        name: summary.name,
+        version: detail.guidelines.version,
+        text: detail.guidelines.text,
+        you_accepted,
+        members: detail.members,
+    })
+    .into_response())
+}
+
+async fn accept_guidelines<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    OptionalBody(req): OptionalBody<AcceptGuidelines>,
+) -> Result<Response, ApiError> {
+    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
+    if !summary.member {
+        return Err(ApiError::new(
+            ErrorCode::NotPermitted,
+            format!("you are no longer a member of `{}`", summary.name),
+        ));
+    }
+    let detail = s.backend.circle(id).await?;
+    let current = detail.guidelines.version;
+    if let Some(read) = req.version
+        && read != current
+    {
+        return Err(ApiError::new(
+            ErrorCode::GuidelinesDeclined,
+            format!(
+                "the guidelines of `{}` are now version {current}, not the version {read} you read: nothing was accepted; read them again and accept again",
+                summary.name
+            ),
+        ));
+    }
+    let already = detail
+        .members
+        .iter()
+        .find(|m| m.me)
+        .is_some_and(|m| m.accepted_guidelines >= current);
+    let id = if already {
+        None
+    } else {
+        Some(s.backend.accept_guidelines(id).await?.id)
+    };
+    Ok(Json(GuidelinesAccepted {
+        circle: summary.id,
+        version: current,
+        id,
+    })
+    .into_response())
+}
+
+async fn hide_entry<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, entry)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let target = resolve_entry(&*s.backend, id, &entry).await?;
+    let written = s.backend.hide(id, target).await?;
+    Ok(Json(serde_json::json!({ "hidden": target.to_string(), "id": written.id })).into_response())
+}
+
+async fn muted<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    Ok(Json(s.backend.muted(id).await?).into_response())
+}
+
+async fn mute<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, member)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
+    if view.me {
+        return Err(ApiError::invalid("you cannot mute yourself"));
+    }
+    s.backend.mute(id, member_id, true).await?;
+    Ok(Json(serde_json::json!({ "muted": view.id, "name": view.name })).into_response())
+}
+
+async fn unmute<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, member)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    // Former members stay muted until unmuted: name them from the muted list too.
+    let mut known: Vec<MemberRef> = s.backend.muted(id).await?;
+    for m in s.backend.members(id).await? {
+        if !known.iter().any(|k| k.id == m.id) {
+            known.push(MemberRef {
+                id: m.id,
+                name: m.name,
+                me: m.me,
+            });
+        }
+    }
+    let m = pick(
+        "member",
+        &member,
+        &known,
+        |m| m.id.as_str(),
+        |m| m.name.as_str(),
+    )?;
+    let member_id: MemberId =
+        m.id.parse()
+            .map_err(|_| ApiError::internal("the node listed a member with a malformed id"))?;
+    s.backend.mute(id, member_id, false).await?;
+    Ok(Json(serde_json::json!({ "unmuted": m.id, "name": m.name })).into_response())
+}
+
+/// Checks a retention in seconds against [`MIN_RETENTION_SECS`] and [`MAX_RETENTION_SECS`].
+pub fn check_retention(secs: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    match secs {
+        None => Ok(None),
+        Some(s) if (MIN_RETENTION_SECS..=MAX_RETENTION_SECS).contains(&s) => {
+            Ok(Some(Duration::from_secs(s)))
+        }
+        Some(s) => Err(ApiError::invalid(format!(
+            "a retention of {s} seconds is out of range: use between {MIN_RETENTION_SECS} seconds and {} days, or turn it off (null)",
+            MAX_RETENTION_SECS / 86_400
+        ))),
+    }
+}
+
+async fn set_retention<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Body(req): Body<SetRetention>,
+) -> Result<Response, ApiError> {
+    let retention = check_retention(req.retention_secs)?;
+    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
+    s.backend.set_retention(id, retention).await?;
+    Ok(Json(RetentionView {
+        circle: summary.id,
+        name: summary.name,
+        retention_secs: req.retention_secs,
+    })
+    .into_response())
+}
+
+async fn enforce_retention<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
+    Ok(Json(s.backend.enforce_retention().await?).into_response())
+}
+
+async fn rounds<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    Ok(Json(s.backend.rounds(id).await?).into_response())
+}
+
+async fn open_round<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Body(req): Body<OpenRound>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let question = req.question.trim().to_owned();
+    Content::RoundOpen {
+        question: question.clone(),
+    }
+    .validate()
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let written = s.backend.open_round(id, question).await?;
+    Ok((StatusCode::CREATED, Json(written)).into_response())
+}
+
+/// Picks a round: `latest` (or `last`) for the most recent one, else by id, unique id
+/// prefix, or the start of its question.
+pub fn pick_round<'a>(query: &str, rounds: &'a [RoundView]) -> Result<&'a RoundView, ApiError> {
+    if matches!(
+        query.trim().to_ascii_lowercase().as_str(),
+        "latest" | "last"
+    ) {
+        return rounds.last().ok_or_else(|| {
+            ApiError::not_found("this circle has no round yet: a facilitator opens one")
+        });
+    }
+    pick(
+        "round",
+        query,
+        rounds,
+        |r| r.id.as_str(),
+        |r| r.question.as_str(),
+    )
+}
+
+async fn answer_round<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path((circle, round)): Path<(String, String)>,
+    Body(req): Body<AnswerRound>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let rounds = s.backend.rounds(id).await?;
+    let round: EntryId = pick_round(&round, &rounds)?
+        .id
+        .parse()
+        .map_err(|_| ApiError::internal("the node listed a round with a malformed id"))?;
+    let note = req.note.filter(|n| !n.trim().is_empty());
+    Content::RoundAnswer {
+        round,
+        mood: req.mood,
+        note: note.clone(),
+    }
+    .validate()
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let written = s.backend.answer_round(id, round, req.mood, note).await?;
+    Ok((StatusCode::CREATED, Json(written)).into_response())
+}
+
+async fn goals<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Params(q): Params<TodayQuery>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let today = today_of(q.today.as_deref())?;
+    Ok(Json(s.backend.goals(id, today).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct SummaryQuery {
+    week: Option<String>,
+    today: Option<String>,
+}
+
+async fn summary<B: Backend>(
+    State(s): State<AppState<B>>,
+    Path(circle): Path<String>,
+    Params(q): Params<SummaryQuery>,
+) -> Result<Response, ApiError> {
+    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let today = today_of(q.today.as_deref())?;
+    let week = views::day_or_today(q.week.as_deref(), today)?.week_start();
+    Ok(Json(s.backend.summary(id, week, today).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    circle: Option<String>,
+    today: Option<String>,
+}
+
+async fn export<B: Backend>(
+    State(s): State<AppState<B>>,
+    Params(q): Params<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let today = today_of(q.today.as_deref())?;
+    let circles = match q.circle {
+        Some(c) => vec![resolve_circle(&*s.backend, &c).await?.1],
+        None => s.backend.circles().await?,
+    };
+    let mut out = Vec::new();
+    for c in circles {
+        let id: CircleId =
+            c.id.parse()
+                .map_err(|_| ApiError::internal("malformed circle id"))?;
+        let entries = s
+            .backend
+            .timeline(id, usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|i| i.mine)
+            .collect();
+        let goals = s
+            .backend
+            .goals(id, today)
+            .await?
+            .into_iter()
+            .filter(|g| g.mine)
+            .collect();
+        out.push(CircleExport {
+            id: c.id,
+            name: c.name,
+            me: c.me,
+            entries,
+            goals,
+        });
+    }
+    Ok(Json(ExportView {
+        format: 1,
+        exported_at_ms: days::now_ms(),
+        circles: out,
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    circle: Option<String>,
+}
+
+async fn events<B: Backend>(
+    State(s): State<AppState<B>>,
+    Params(q): Params<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let filter = match q.circle {
+        Some(c) => Some(resolve_circle(&*s.backend, &c).await?.1.id),
+        None => None,
+    };
+    let mut stop = s.stop.subscribe();
+    let stopped = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    let stream = s
+        .backend
+        .events()
+        .filter(move |e| {
+            let keep = match (&filter, e.circle()) {
+                (Some(want), Some(got)) => want == got,
+                (Some(_), None) => matches!(e, EventView::Lagged { .. }),
+                (None, _) => true,
+            };
+            futures::future::ready(keep)
+        })
+        .map(|e| {
+            let event = Event::default().event(e.name());
+            Ok(event
+                .json_data(&e)
+                .unwrap_or_else(|_| Event::default().event("error").data("unencodable event")))
+        })
+        .take_until(Box::pin(stopped));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn shutdown<B: Backend>(State(s): State<AppState<B>>) -> Response {
+    let _ = s.stop.send(true);
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stopping": true })),
+    )
+        .into_response()
+}

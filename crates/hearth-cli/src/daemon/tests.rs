@@ -1,0 +1,995 @@
+//! The local API over a fake node: the guard (token, Host, Origin), JSON errors, name and
+//! short-id resolution, content building, and the client's error mapping.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body as HttpBody;
+use axum::http::{Request, StatusCode, header};
+use hearth_proto::content::Content;
+use hearth_proto::invite::InviteBook;
+use hearth_proto::membership::Role;
+use hearth_proto::{CircleId, EntryId};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::fake::FakeBackend;
+use super::guard::Guard;
+use super::routes::{AppState, router};
+use crate::api::ErrorCode;
+use crate::client::ApiClient;
+
+const PORT: u16 = 4567;
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn app(backend: Arc<FakeBackend>) -> Router {
+    let (stop, _) = watch::channel(false);
+    router(AppState { backend, stop }, Guard::new(PORT, TOKEN))
+}
+
+fn request(method: &str, path: &str, body: Option<Value>) -> axum::http::request::Builder {
+    let _ = body;
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, format!("127.0.0.1:{PORT}"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+}
+
+async fn call(app: &Router, req: Request<HttpBody>) -> (StatusCode, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json)
+}
+
+async fn get(app: &Router, path: &str) -> (StatusCode, Value) {
+    call(
+        app,
+        request("GET", path, None).body(HttpBody::empty()).unwrap(),
+    )
+    .await
+}
+
+async fn send(app: &Router, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let req = request(method, path, Some(body.clone()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(HttpBody::from(body.to_string()))
+        .unwrap();
+    call(app, req).await
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+// ----- the guard ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_request_without_or_with_a_wrong_token_is_refused() {
+    let app = app(Arc::new(FakeBackend::new()));
+    let no_token = Request::get("/v1/health")
+        .header(header::HOST, format!("127.0.0.1:{PORT}"))
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, body) = call(&app, no_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&body), "unauthorized");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no API token")
+    );
+
+    let wrong = Request::get("/v1/health")
+        .header(header::HOST, format!("127.0.0.1:{PORT}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", "f".repeat(64)))
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, body) = call(&app, wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token was refused")
+    );
+
+    let basic = Request::get("/v1/health")
+        .header(header::HOST, format!("127.0.0.1:{PORT}"))
+        .header(header::AUTHORIZATION, format!("Basic {TOKEN}"))
+        .body(HttpBody::empty())
+        .unwrap();
+    assert_eq!(call(&app, basic).await.0, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = get(&app, "/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_even_with_the_token() {
+    let app = app(Arc::new(FakeBackend::new()));
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1:9999",
+        "https://127.0.0.1:4567",
+    ] {
+        let req = request("GET", "/v1/circles", None)
+            .header(header::ORIGIN, origin)
+            .body(HttpBody::empty())
+            .unwrap();
+        let (status, body) = call(&app, req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(code(&body), "forbidden_origin");
+    }
+    for origin in [
+        format!("http://127.0.0.1:{PORT}"),
+        format!("http://localhost:{PORT}"),
+    ] {
+        let req = request("GET", "/v1/circles", None)
+            .header(header::ORIGIN, &origin)
+            .body(HttpBody::empty())
+            .unwrap();
+        assert_eq!(call(&app, req).await.0, StatusCode::OK, "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_before_the_token_is_checked() {
+    let app = app(Arc::new(FakeBackend::new()));
+    let req = Request::post("/v1/shutdown")
+        .header(header::HOST, format!("127.0.0.1:{PORT}"))
+        .header(header::ORIGIN, "http://evil.example")
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, body) = call(&app, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&body), "forbidden_origin");
+}
+
+#[tokio::test]
+async fn a_rebound_host_name_is_refused() {
+    let app = app(Arc::new(FakeBackend::new()));
+    for host in [
+        "evil.example:4567".to_owned(),
+        "127.0.0.1".to_owned(),
+        format!("127.0.0.2:{PORT}"),
+        String::new(),
+    ] {
+        let mut req =
+            Request::get("/v1/health").header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+        if !host.is_empty() {
+            req = req.header(header::HOST, &host);
+        }
+        let (status, body) = call(&app, req.body(HttpBody::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+        assert_eq!(code(&body), "bad_host");
+    }
+    let req = Request::get("/v1/health")
+        .header(header::HOST, format!("localhost:{PORT}"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(HttpBody::empty())
+        .unwrap();
+    assert_eq!(call(&app, req).await.0, StatusCode::OK);
+}
+
+// ----- errors ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_routes_methods_and_bodies_get_json_errors() {
+    let app = app(Arc::new(FakeBackend::new()));
+    let (status, body) = get(&app, "/v1/nothing").await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = send(&app, "PUT", "/v1/circles", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "invalid_input")
+    );
+    let (status, body) = send(&app, "POST", "/v1/circles", json!({ "nom": "x" })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = get(&app, "/v1/circles/x/timeline?limit=many").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+}
+
+// ----- circles, names and short ids -----------------------------------------------------------
+
+#[tokio::test]
+async fn circles_are_named_by_name_or_unique_prefix_and_ambiguity_lists_candidates() {
+    let fake = Arc::new(FakeBackend::new());
+    let tuesday = fake.add_circle("Tuesday circle", 0xa1);
+    let _ = fake.add_circle("Walkers", 0xa1);
+    let app = app(fake.clone());
+
+    let (status, body) = get(&app, "/v1/circles/tuesday%20circle").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["id"], tuesday.to_string());
+    let (status, body) = get(&app, &format!("/v1/circles/{}", &tuesday.to_string()[..10])).await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (StatusCode::OK, Some("Tuesday circle"))
+    );
+
+    let (status, body) = get(&app, "/v1/circles/a1a1").await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "ambiguous"));
+    assert_eq!(body["error"]["candidates"].as_array().unwrap().len(), 2);
+
+    let (status, body) = get(&app, "/v1/circles/Thursday").await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Tuesday circle`")
+    );
+}
+
+#[tokio::test]
+async fn creating_a_circle_needs_a_display_name_and_a_new_name() {
+    let fake = Arc::new(FakeBackend::new());
+    fake.add_circle("Walkers", 0x10);
+    let app = app(fake);
+    let (status, body) = send(&app, "POST", "/v1/circles", json!({ "name": "Readers" })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles",
+        json!({ "name": "walkers", "display_name": "Ana" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles",
+        json!({ "name": " Readers ", "display_name": "Ana" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["name"], "Readers");
+    let (_, list) = get(&app, "/v1/circles").await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn members_are_resolved_and_you_cannot_remove_yourself() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    let ben = fake.add_member(c, "Ben", 0xbe);
+    let app = app(fake.clone());
+    let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ana", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/circles/Walkers/members/{}", &ben.to_string()[..6]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "Ben");
+    let (_, members) = get(&app, "/v1/circles/Walkers/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 1);
+}
+
+// ----- entries --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    let app = app(fake.clone());
+
+    let (status, first) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "hello" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first: EntryId = first["id"].as_str().unwrap().parse().unwrap();
+    let short = &first.to_string()[..8];
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "hi back", "reply_to": short, "content_warning": "none really" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "reaction", "target": short, "emoji": "❤" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, goal) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries?today=2026-11-21",
+        json!({ "type": "goal", "title": "Walk", "cadence": { "kind": "daily" }, "visibility": "circle", "rest_days": ["sun"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let goal: EntryId = goal["id"].as_str().unwrap().parse().unwrap();
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries?today=2026-11-21",
+        json!({ "type": "check_in", "goal": "walk", "outcome": { "kind": "value", "value": 2500 }, "mood": 4 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let posted = fake.posted.lock().unwrap().clone();
+    assert!(posted.iter().all(|(circle, _)| *circle == c));
+    assert!(matches!(&posted[1].1, Content::Text { reply_to: Some(r), .. } if *r == first));
+    assert!(matches!(&posted[2].1, Content::Reaction { target, .. } if *target == first));
+    match &posted[4].1 {
+        Content::CheckIn {
+            goal: g, day, mood, ..
+        } => {
+            assert_eq!(*g, goal);
+            assert_eq!(day.to_string(), "2026-11-21");
+            assert_eq!(*mood, Some(4));
+        }
+        other => panic!("not a check-in: {other:?}"),
+    }
+
+    // Broken rules come back as invalid_input, and nothing is written.
+    for bad in [
+        json!({ "type": "text", "body": "   " }),
+        json!({ "type": "check_in", "goal": "walk", "outcome": { "kind": "done" }, "mood": 9 }),
+        json!({ "type": "reaction", "target": "zz", "emoji": "❤" }),
+        json!({ "type": "deleted" }),
+        json!({ "type": "goal", "title": "x", "cadence": { "kind": "daily" }, "visibility": "everyone" }),
+    ] {
+        let (status, body) = send(&app, "POST", "/v1/circles/Walkers/entries", bad.clone()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{bad}"
+        );
+    }
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "check_in", "goal": "run", "outcome": { "kind": "done" } }),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(fake.posted.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn check_ins_goal_states_and_rounds_go_through_the_nodes_own_methods() {
+    let fake = Arc::new(FakeBackend::new());
+    fake.add_circle("Walkers", 0x10);
+    let app = app(fake.clone());
+    let entries = "/v1/circles/Walkers/entries?today=2026-11-21";
+    for body in [
+        json!({ "type": "goal", "title": "Walk", "cadence": { "kind": "daily" }, "visibility": "done_only" }),
+        json!({ "type": "check_in", "goal": "Walk", "outcome": { "kind": "done" }, "note": "private" }),
+        json!({ "type": "goal_status", "goal": "Walk", "status": "paused" }),
+        json!({ "type": "round_open", "question": "How are you?" }),
+    ] {
+        let (status, resp) = send(&app, "POST", entries, body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}: {resp}");
+    }
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        ["post", "check_in", "set_goal_status", "open_round"],
+        "a check-in is written with check_in, so the node seals it for a done-only goal"
+    );
+}
+
+#[tokio::test]
+async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    fake.add_member(c, "Ben", 0xbe);
+    let app = app(fake.clone());
+
+    let (status, g) = get(&app, "/v1/circles/Walkers/guidelines").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (g["version"].as_u64(), g["you_accepted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(g["members"].as_array().unwrap().len(), 2);
+
+    let (status, body) = send(
+        &app,
+        "PUT",
+        "/v1/circles/Walkers/guidelines",
+        json!({ "text": "Be kind. Listen." }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    // Accepted already as their author: nothing is written again.
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/guidelines/accept",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["version"].as_u64(), &body["id"]),
+        (Some(2), &Value::Null)
+    );
+
+    // Someone who has not accepted v3 yet: the version read must be the current one.
+    fake.with(c, |c| {
+        c.guidelines = (3, "Be kind. Listen. Rest.".into());
+    })
+    .unwrap();
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/guidelines/accept",
+        json!({ "version": 2 }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "guidelines_declined")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("now version 3")
+    );
+    assert!(!fake.calls.lock().unwrap().contains(&"accept_guidelines"));
+    // An empty body accepts the current version.
+    let req = request("POST", "/v1/circles/Walkers/guidelines/accept", None)
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, body) = call(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 3);
+    assert!(body["id"].is_string());
+    let (_, members) = get(&app, "/v1/circles/Walkers/members").await;
+    let ana = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["me"] == true)
+        .unwrap();
+    assert_eq!(ana["accepted_guidelines"], 3);
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/guidelines/accept",
+        json!({ "version": "two" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+
+    fake.demote_me(c);
+    let (status, body) = send(
+        &app,
+        "PUT",
+        "/v1/circles/Walkers/guidelines",
+        json!({ "text": "mine now" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "not_permitted")
+    );
+}
+
+#[tokio::test]
+async fn facilitators_hide_entries_by_short_id() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    let app = app(fake.clone());
+    let (_, written) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "something hurtful" }),
+    )
+    .await;
+    let id = written["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        &app,
+        "POST",
+        &format!("/v1/circles/Walkers/entries/{}/hide", &id[..8]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hidden"], id.as_str());
+    let (_, timeline) = get(&app, "/v1/circles/Walkers/timeline").await;
+    assert!(timeline.as_array().unwrap().is_empty());
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries/abcd/hide",
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries/zz/hide",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+
+    let (_, other) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "hello" }),
+    )
+    .await;
+    fake.demote_me(c);
+    let path = format!(
+        "/v1/circles/Walkers/entries/{}/hide",
+        other["id"].as_str().unwrap()
+    );
+    let (status, body) = send(&app, "POST", &path, json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "not_permitted")
+    );
+}
+
+#[tokio::test]
+async fn members_are_muted_and_unmuted_by_name_on_this_device() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    let ben = fake.add_member(c, "Ben", 0xbe);
+    let app = app(fake.clone());
+    let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/ben", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["muted"].as_str(), body["name"].as_str()),
+        (Some(ben.to_string().as_str()), Some("Ben"))
+    );
+    let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
+    assert_eq!(
+        list,
+        json!([{ "id": ben.to_string(), "name": "Ben", "me": false }])
+    );
+    let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/Ana", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/Cy", json!({})).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // A former member stays muted until unmuted, and can still be named to unmute her.
+    fake.with(c, |c| c.members.retain(|m| m.name != "Ben"))
+        .unwrap();
+    let short = &ben.to_string()[..8];
+    let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
+    assert_eq!(list[0]["name"], short);
+    let (status, body) = send(
+        &app,
+        "DELETE",
+        &format!("/v1/circles/Walkers/muted/{short}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["unmuted"], ben.to_string());
+    let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
+    assert_eq!(list, json!([]));
+    assert_eq!(*fake.calls.lock().unwrap(), ["mute", "unmute"]);
+}
+
+#[tokio::test]
+async fn retention_is_checked_set_by_facilitators_and_shown_with_the_circle() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    let app = app(fake.clone());
+    for bad in [
+        json!({ "retention_secs": 0 }),
+        json!({ "retention_secs": 59 }),
+        json!({ "retention_secs": u64::MAX }),
+        json!({ "days": 7 }),
+        json!({}),
+    ] {
+        let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/retention", bad.clone()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{bad}"
+        );
+    }
+    let week = 7 * 86_400;
+    let (status, body) = send(
+        &app,
+        "PUT",
+        "/v1/circles/Walkers/retention",
+        json!({ "retention_secs": week }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["name"].as_str(), body["retention_secs"].as_u64()),
+        (Some("Walkers"), Some(week))
+    );
+    let (_, detail) = get(&app, "/v1/circles/Walkers").await;
+    assert_eq!(detail["retention_secs"], week);
+    let (status, report) = send(&app, "POST", "/v1/retention/enforce", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        report,
+        json!({ "entries": 0, "keys": 0, "compacted": false })
+    );
+    let (status, _) = send(
+        &app,
+        "PUT",
+        "/v1/circles/Walkers/retention",
+        json!({ "retention_secs": null }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, detail) = get(&app, "/v1/circles/Walkers").await;
+    assert_eq!(detail["retention_secs"], Value::Null);
+
+    fake.demote_me(c);
+    let (status, body) = send(
+        &app,
+        "PUT",
+        "/v1/circles/Walkers/retention",
+        json!({ "retention_secs": week }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "not_permitted")
+    );
+}
+
+#[tokio::test]
+async fn rounds_are_opened_answered_by_prefix_or_latest_and_show_who_has_not_answered() {
+    let fake = Arc::new(FakeBackend::new());
+    let c = fake.add_circle("Walkers", 0x10);
+    fake.add_member(c, "Ben", 0xbe);
+    let app = app(fake.clone());
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds",
+        json!({ "question": "  " }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds/latest/answers",
+        json!({ "mood": 3 }),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no round yet")
+    );
+
+    let (status, first) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds",
+        json!({ "question": "How was your week?" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first = first["id"].as_str().unwrap().to_owned();
+    let (_, second) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds",
+        json!({ "question": "Anything to celebrate?" }),
+    )
+    .await;
+    let second = second["id"].as_str().unwrap().to_owned();
+
+    for bad in [
+        json!({ "mood": 0 }),
+        json!({ "mood": 6 }),
+        json!({ "note": "no mood" }),
+    ] {
+        let (status, body) = send(
+            &app,
+            "POST",
+            "/v1/circles/Walkers/rounds/latest/answers",
+            bad.clone(),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{bad}"
+        );
+    }
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds/latest/answers",
+        json!({ "mood": 4, "note": "yes: I slept well" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds/how%20was/answers",
+        json!({ "mood": 2, "note": "   " }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds/ffff/answers",
+        json!({ "mood": 2 }),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+
+    let (status, rounds) = get(&app, "/v1/circles/Walkers/rounds").await;
+    assert_eq!(status, StatusCode::OK);
+    let rounds = rounds.as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(
+        (rounds[0]["id"].as_str(), rounds[1]["id"].as_str()),
+        (Some(first.as_str()), Some(second.as_str()))
+    );
+    assert_eq!(rounds[0]["answers"][0]["mood"], 2);
+    assert_eq!(
+        rounds[0]["answers"][0]["note"],
+        Value::Null,
+        "a blank note is no note"
+    );
+    assert_eq!(rounds[1]["answers"][0]["note"], "yes: I slept well");
+    assert_eq!(rounds[1]["answered"], json!([rounds[1]["opened_by"]]));
+    assert_eq!(rounds[1]["not_answered"][0]["name"], "Ben");
+
+    fake.demote_me(c);
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/rounds",
+        json!({ "question": "Me too?" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "not_permitted")
+    );
+}
+
+// ----- joining --------------------------------------------------------------------------------
+
+fn ticket(expires_at_ms: u64, now_ms: u64) -> String {
+    let mut book = InviteBook::new();
+    let issued = book
+        .issue(
+            Role::Member,
+            expires_at_ms,
+            1,
+            now_ms,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+    issued
+        .ticket(
+            CircleId::from_bytes([7; 32]),
+            "Tuesday circle",
+            b"peer",
+            &["/ip4/127.0.0.1/tcp/1".to_owned()],
+        )
+        .unwrap()
+        .to_text()
+}
+
+#[tokio::test]
+async fn bad_and_expired_tickets_are_refused_with_their_own_codes() {
+    let app = app(Arc::new(FakeBackend::new()));
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join/preview",
+        json!({ "ticket": "hello" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_ticket")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid invite ticket")
+    );
+
+    let good = ticket(crate::days::now_ms() + 3_600_000, 0);
+    let mut typo = good.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    let (status, body) = send(&app, "POST", "/v1/join/preview", json!({ "ticket": typo })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_ticket")
+    );
+
+    let expired = ticket(1_000, 0);
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join/preview",
+        json!({ "ticket": expired }),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (StatusCode::GONE, "invite_expired"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("this invite expired on 1970-01-01")
+    );
+
+    let (status, body) = send(&app, "POST", "/v1/join/preview", json!({ "ticket": good })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["circle_name"], "Tuesday circle");
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join",
+        json!({ "ticket": good, "display_name": "Ben" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "guidelines_declined")
+    );
+}
+
+// ----- events ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_event_stream_carries_new_entries_and_ends_on_stop() {
+    let fake = Arc::new(FakeBackend::new());
+    fake.add_circle("Walkers", 0x10);
+    let (stop, _) = watch::channel(false);
+    let app = router(
+        AppState {
+            backend: fake.clone(),
+            stop: stop.clone(),
+        },
+        Guard::new(PORT, TOKEN),
+    );
+    let resp = app
+        .clone()
+        .oneshot(
+            request("GET", "/v1/events?circle=Walkers", None)
+                .body(HttpBody::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "live" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut body = resp.into_body().into_data_stream();
+    let mut text = String::new();
+    let deadline = std::time::Duration::from_secs(5);
+    while !text.contains("\"body\":\"live\"") {
+        let chunk = tokio::time::timeout(deadline, futures::StreamExt::next(&mut body))
+            .await
+            .expect("an event arrives");
+        text.push_str(&String::from_utf8_lossy(
+            &chunk.expect("the stream is open").unwrap(),
+        ));
+    }
+    assert!(text.contains("event: timeline"), "{text}");
+    stop.send(true).unwrap();
+    let rest = tokio::time::timeout(deadline, async {
+        while futures::StreamExt::next(&mut body).await.is_some() {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ends when the daemon stops");
+}
+
+// ----- the client against a served API ----------------------------------------------------------
+
+#[tokio::test]
+async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, _) = watch::channel(false);
+    let server = tokio::spawn(super::serve(
+        Arc::new(FakeBackend::new()),
+        listener,
+        TOKEN.to_owned(),
+        stop.clone(),
+    ));
+    let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/v1/")).unwrap();
+
+    let good = ApiClient::new(base.clone(), TOKEN.to_owned(), "dir".into()).unwrap();
+    assert!(good.health_quick().await.is_ok());
+    let circles: Vec<Value> = good.get(&["circles"], &[]).await.unwrap();
+    assert!(circles.is_empty());
+
+    let wrong = ApiClient::new(base.clone(), "e".repeat(64), "dir".into()).unwrap();
+    let f = wrong.health_quick().await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::Unauthorized);
+    assert!(f.message.starts_with("the API token was refused"), "{f}");
+
+    let nf = good
+        .get::<Value>(&["circles", "nope"], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(nf.code, ErrorCode::NotFound);
+
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
+    let f = good.health_quick().await.unwrap_err();
+    assert_eq!(f.code, ErrorCode::NoDaemon);
+    assert!(
+        f.message
+            .contains("no daemon running: start it with `hearth up`")
+    );
+}

@@ -1,0 +1,253 @@
+//! Conversions between the protocol's types and the API's wire types.
+
+use hearth_proto::content::{Cadence, Content, GoalState, LocalDay, Outcome, Visibility};
+use hearth_proto::membership::Role;
+
+use super::error::ApiError;
+use crate::api::{CadenceView, ContentView, OutcomeView};
+use crate::days;
+
+/// "member" or "facilitator".
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Facilitator => "facilitator",
+    }
+}
+
+/// Parses "member" or "facilitator".
+pub fn parse_role(text: &str) -> Result<Role, ApiError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "member" => Ok(Role::Member),
+        "facilitator" => Ok(Role::Facilitator),
+        other => Err(ApiError::invalid(format!(
+            "`{other}` is not a role: use `member` or `facilitator`"
+        ))),
+    }
+}
+
+/// "circle" or "done_only".
+pub fn visibility_name(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Circle => "circle",
+        Visibility::DoneOnly => "done_only",
+    }
+}
+
+/// Parses a visibility.
+pub fn parse_visibility(text: &str) -> Result<Visibility, ApiError> {
+    match text.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "circle" => Ok(Visibility::Circle),
+        "done_only" => Ok(Visibility::DoneOnly),
+        other => Err(ApiError::invalid(format!(
+            "`{other}` is not a visibility: use `circle` (everything shown) or `done_only` (only the days done)"
+        ))),
+    }
+}
+
+/// "active", "paused", "completed" or "dropped".
+pub fn state_name(s: GoalState) -> &'static str {
+    match s {
+        GoalState::Active => "active",
+        GoalState::Paused => "paused",
+        GoalState::Completed => "completed",
+        GoalState::Dropped => "dropped",
+    }
+}
+
+/// Parses a goal state.
+pub fn parse_state(text: &str) -> Result<GoalState, ApiError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "active" | "resume" | "resumed" => Ok(GoalState::Active),
+        "paused" | "pause" => Ok(GoalState::Paused),
+        "completed" | "complete" | "done" => Ok(GoalState::Completed),
+        "dropped" | "drop" => Ok(GoalState::Dropped),
+        other => Err(ApiError::invalid(format!(
+            "`{other}` is not a goal state: use active, paused, completed or dropped"
+        ))),
+    }
+}
+
+/// The API's cadence.
+pub fn cadence_view(c: Cadence) -> CadenceView {
+    match c {
+        Cadence::Daily => CadenceView::Daily,
+        Cadence::TimesPerWeek(n) => CadenceView::TimesPerWeek(n),
+        Cadence::Weekly => CadenceView::Weekly,
+    }
+}
+
+/// The protocol's cadence.
+pub fn cadence(c: CadenceView) -> Cadence {
+    match c {
+        CadenceView::Daily => Cadence::Daily,
+        CadenceView::TimesPerWeek(n) => Cadence::TimesPerWeek(n),
+        CadenceView::Weekly => Cadence::Weekly,
+    }
+}
+
+/// The API's outcome.
+pub fn outcome_view(o: Outcome) -> OutcomeView {
+    match o {
+        Outcome::Done => OutcomeView::Done,
+        Outcome::Value(v) => OutcomeView::Value(v),
+        Outcome::Skipped => OutcomeView::Skipped,
+    }
+}
+
+/// The protocol's outcome.
+pub fn outcome(o: OutcomeView) -> Outcome {
+    match o {
+        OutcomeView::Done => Outcome::Done,
+        OutcomeView::Value(v) => Outcome::Value(v),
+        OutcomeView::Skipped => Outcome::Skipped,
+    }
+}
+
+/// A day as text, or today if absent.
+pub fn day_or_today(text: Option<&str>, today: LocalDay) -> Result<LocalDay, ApiError> {
+    match text {
+        None => Ok(today),
+        Some(t) => days::parse_day(t).map_err(ApiError::invalid),
+    }
+}
+
+/// The API's view of a decrypted content.
+pub fn content_view(content: &Content) -> ContentView {
+    match content {
+        Content::Text {
+            body,
+            reply_to,
+            content_warning,
+        } => ContentView::Text {
+            body: body.clone(),
+            reply_to: reply_to.map(|r| r.to_string()),
+            content_warning: content_warning.clone(),
+        },
+        Content::Reaction { target, emoji } => ContentView::Reaction {
+            target: target.to_string(),
+            emoji: emoji.clone(),
+        },
+        Content::Encouragement { target, note } => ContentView::Encouragement {
+            target: target.to_string(),
+            note: note.clone(),
+        },
+        Content::Edit { target, body } => ContentView::Edit {
+            target: target.to_string(),
+            body: body.clone(),
+        },
+        Content::Delete { target } => ContentView::Delete {
+            target: target.to_string(),
+        },
+        Content::Profile { display_name } => ContentView::Profile {
+            display_name: display_name.clone(),
+        },
+        Content::GuidelinesAccepted { version } => {
+            ContentView::GuidelinesAccepted { version: *version }
+        }
+        Content::Goal {
+            title,
+            why,
+            cadence,
+            visibility,
+            grace_days,
+            rest_days,
+            start,
+        } => ContentView::Goal {
+            title: title.clone(),
+            why: why.clone(),
+            cadence: cadence_view(*cadence),
+            visibility: visibility_name(*visibility).to_owned(),
+            grace_days: *grace_days,
+            rest_days: days::weekday_names(*rest_days),
+            start: Some(start.to_string()),
+        },
+        Content::CheckIn {
+            goal,
+            day,
+            outcome,
+            note,
+            mood,
+        } => ContentView::CheckIn {
+            goal: goal.to_string(),
+            day: Some(day.to_string()),
+            outcome: outcome_view(*outcome),
+            note: note.clone(),
+            mood: *mood,
+        },
+        Content::GoalStatus {
+            goal,
+            status,
+            since,
+        } => ContentView::GoalStatus {
+            goal: goal.to_string(),
+            status: state_name(*status).to_owned(),
+            since: Some(since.to_string()),
+        },
+        Content::PrivateCheckIn {
+            goal,
+            day,
+            done,
+            sealed: _,
+        } => ContentView::PrivateCheckIn {
+            goal: goal.to_string(),
+            day: day.to_string(),
+            done: *done,
+        },
+        Content::RoundOpen { question } => ContentView::RoundOpen {
+            question: question.clone(),
+        },
+        Content::RoundAnswer { round, mood, note } => ContentView::RoundAnswer {
+            round: round.to_string(),
+            mood: *mood,
+            note: note.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::EntryId;
+    use hearth_proto::content::WeekdaySet;
+
+    #[test]
+    fn goal_view_names_days_and_enums() {
+        let goal = Content::Goal {
+            title: "Walk".into(),
+            why: None,
+            cadence: Cadence::TimesPerWeek(3),
+            visibility: Visibility::DoneOnly,
+            grace_days: 1,
+            rest_days: WeekdaySet::WEEKEND,
+            start: LocalDay::from_ymd(2026, 11, 2).unwrap(),
+        };
+        let v = serde_json::to_value(content_view(&goal)).unwrap();
+        assert_eq!(v["type"], "goal");
+        assert_eq!(v["cadence"]["kind"], "times_per_week");
+        assert_eq!(v["cadence"]["times"], 3);
+        assert_eq!(v["visibility"], "done_only");
+        assert_eq!(v["rest_days"], serde_json::json!(["sat", "sun"]));
+        assert_eq!(v["start"], "2026-11-02");
+    }
+
+    #[test]
+    fn ids_are_hex() {
+        let id = EntryId::from_bytes([0xab; 32]);
+        let v = content_view(&Content::Delete { target: id });
+        assert_eq!(
+            v,
+            ContentView::Delete {
+                target: "ab".repeat(32)
+            }
+        );
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(parse_role("Facilitator").unwrap(), Role::Facilitator);
+        assert!(parse_role("admin").is_err());
+        assert_eq!(parse_state("pause").unwrap(), GoalState::Paused);
+        assert_eq!(parse_visibility("done-only").unwrap(), Visibility::DoneOnly);
+    }
+}
