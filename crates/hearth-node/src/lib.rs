@@ -27,7 +27,7 @@
 //! it is forwarded, peer scoring); request-response protocols `/hearth/join/1` and
 //! `/hearth/sync/1`; Kademlia rendezvous, mDNS, stored addresses and bootstrap peers for
 //! discovery; AutoNAT, circuit relay v2 (client, and optionally server for circle peers) and
-//! DCUtR for reachability; per-peer rate limits. `docs/spec-parts/node.md` is the exact
+//! DCUtR for reachability; per-peer rate limits. PROTOCOL.md §13 is the exact
 //! description.
 
 mod behaviour;

@@ -2,7 +2,7 @@
 //! every logical tree in one sled tree with the tag byte in front of each key. Integers in keys
 //! are big-endian so that byte order is numeric order; every id has a fixed length, so prefixes
 //! never collide.
-//! docs/spec-parts/store.md describes the same layout for people.
+//! PROTOCOL.md §14 describes the same layout for people.
 
 use std::ops::Bound;
 

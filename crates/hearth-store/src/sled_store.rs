@@ -10,7 +10,7 @@
 //! ```
 //!
 //! All logical trees live in one sled tree, `hearth`, each key prefixed with its tree's tag.
-//! docs/spec-parts/store.md is the exact format.
+//! PROTOCOL.md §14 is the exact format.
 //!
 //! # Durability
 //!

@@ -208,7 +208,7 @@ fn a_newer_schema_is_refused_clearly() {
     drop(create(&dir));
     {
         let db = sled::open(dir.join("db-0")).unwrap();
-        // Layout (docs/spec-parts/store.md): one sled tree `hearth`, keys prefixed with the
+        // Layout (PROTOCOL.md §14): one sled tree `hearth`, keys prefixed with the
         // logical tree's tag; `meta` is 0x01.
         db.open_tree("hearth")
             .unwrap()
