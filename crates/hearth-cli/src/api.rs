@@ -257,6 +257,10 @@ pub struct StatusView {
     pub rejected_messages: u64,
     /// Gossip messages dropped by rate limits since the daemon started.
     pub throttled_messages: u64,
+    /// AutoNAT's verdict: `public`, `private` (needs a relay or hole punching) or `unknown`.
+    pub reachability: String,
+    /// Addresses other peers confirmed they can reach this device on.
+    pub external_addrs: Vec<String>,
 }
 
 /// A connected peer.

@@ -665,6 +665,15 @@ pub fn status(s: &StatusView) -> String {
             let _ = writeln!(out, "  {a}");
         }
     }
+    let reach = match s.reachability.as_str() {
+        "public" => "public (other peers can dial this device)",
+        "private" => "behind NAT (reached through relays and hole punching)",
+        _ => "not known yet",
+    };
+    let _ = writeln!(out, "Reachability: {reach}");
+    for a in &s.external_addrs {
+        let _ = writeln!(out, "  confirmed external address {a}");
+    }
     let _ = writeln!(out, "Connected peers: {}", s.connected_peers.len());
     for p in &s.connected_peers {
         let _ = writeln!(out, "  {}", p.peer_id);

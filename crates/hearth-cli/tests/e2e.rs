@@ -461,6 +461,17 @@ fn two_daemons_create_invite_join_talk_and_see_each_others_check_ins() {
     );
     let status = hearth(&ana_dir, &["status", "--json"]).ok().json();
     assert!(!status["peer_id"].as_str().unwrap().is_empty());
+    // On loopback AutoNAT has no outside peers to ask, but the verdict is always reported.
+    let reach = status["reachability"]
+        .as_str()
+        .expect("reachability in status");
+    assert!(
+        ["public", "private", "unknown"].contains(&reach),
+        "{status}"
+    );
+    assert!(status["external_addrs"].is_array(), "{status}");
+    let text = hearth(&ana_dir, &["status"]).ok();
+    assert!(text.stdout.contains("Reachability:"), "{}", text.stdout);
     let synced = status["circles"]
         .as_array()
         .unwrap()

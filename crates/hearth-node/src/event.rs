@@ -328,6 +328,11 @@ pub struct NodeStatus {
     pub rejected_messages: u64,
     /// Gossip messages dropped by rate limits since start.
     pub throttled_messages: u64,
+    /// What AutoNAT concluded about this device: `"public"` (peers could dial it back),
+    /// `"private"` (behind NAT: it needs a relay or hole punching) or `"unknown"`.
+    pub reachability: &'static str,
+    /// Addresses other peers confirmed they can reach this device on.
+    pub external_addrs: Vec<Multiaddr>,
 }
 
 /// A check-in round as a UI shows it: the question, the answers, and who has not answered.

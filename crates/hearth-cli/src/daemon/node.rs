@@ -370,6 +370,8 @@ impl Backend for NodeBackend {
                 .collect(),
             rejected_messages: s.rejected_messages,
             throttled_messages: s.throttled_messages,
+            reachability: s.reachability.to_owned(),
+            external_addrs: s.external_addrs.iter().map(ToString::to_string).collect(),
         })
     }
 
