@@ -1386,6 +1386,13 @@ impl Circle {
         wire::encode(&snapshot)
     }
 
+    /// Raises the Lamport clock to at least `lamport`: after a restore from a snapshot older
+    /// than the stored entries (a crash between the two writes), the caller passes the largest
+    /// lamport among them, so this member's next entry still sorts after everything she saw.
+    pub fn observe_lamport(&mut self, lamport: u64) {
+        self.lamport = self.lamport.max(lamport);
+    }
+
     /// Rebuilds a circle from [`Circle::snapshot`] and the positions of the stored entries,
     /// `(author, seq, id)` in ascending seq per author.
     pub fn restore(

@@ -1227,3 +1227,51 @@ fn a_newcomer_sharing_history_starts_at_her_inviters_retention_floors() {
         "cy reads the history above the floors"
     );
 }
+
+#[test]
+fn a_restore_from_a_stale_snapshot_still_writes_after_everything_seen() {
+    let mut sim = Sim::new(93, PERFECT);
+    let all = circle_of(&mut sim, 2, PERFECT);
+    let (ana, ben) = (all[0], all[1]);
+    // Ben's state is saved here; then he receives more entries before a crash.
+    let stale = sim.members[ben].circle.snapshot();
+    for _ in 0..5 {
+        sim.post(ana, "after Ben's last save");
+    }
+    sim.run(1000);
+    let seen = sim.members[ben].circle.clone();
+    let logs = seen.logs();
+    let mut positions: Vec<(MemberId, u64, EntryId)> = Vec::new();
+    for author in logs.authors() {
+        let (head, _) = logs.head(&author).unwrap();
+        for seq in 0..=head {
+            if let Some(id) = logs.id_at(&author, seq) {
+                positions.push((author, seq, id));
+            }
+        }
+    }
+    let max_lamport = sim.members[ben]
+        .stored
+        .values()
+        .map(|b| {
+            hearth_proto::entry::Entry::decode_and_verify(b)
+                .unwrap()
+                .0
+                .unsigned
+                .lamport
+        })
+        .max()
+        .unwrap();
+    let mut restored = Circle::restore(&stale, positions).unwrap();
+    restored.observe_lamport(max_lamport);
+    let text = Content::Text {
+        body: "back after a crash".into(),
+        reply_to: None,
+        content_warning: None,
+    };
+    let reply = restored.post(&text, sim.now, &mut sim.rng).unwrap();
+    assert!(
+        reply.entry.unsigned.lamport > max_lamport,
+        "a post after restore sorts before entries its author had seen"
+    );
+}

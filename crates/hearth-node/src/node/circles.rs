@@ -238,14 +238,19 @@ impl EventLoop {
         let id = record.circle;
         let mut positions = Vec::new();
         let mut last_seen: HashMap<MemberId, u64> = HashMap::new();
+        let mut max_lamport = 0;
         for entry in self.store.all_entries(id) {
             let entry = entry?;
+            max_lamport = max_lamport.max(entry.lamport);
             positions.push((entry.author, entry.seq, entry.id));
             let seen = last_seen.entry(entry.author).or_default();
             *seen = (*seen).max(entry.timestamp_ms);
         }
         positions.sort_by_key(|(author, seq, _)| (*author, *seq));
-        let circle = Circle::restore(record.state.expose(), positions)?;
+        let mut circle = Circle::restore(record.state.expose(), positions)?;
+        // The state is saved a moment after entries; after a crash in between, the stored
+        // entries know a later lamport than the state.
+        circle.observe_lamport(max_lamport);
         let secret = match self.store.local(id, MEMBER_SECRET_KEY)? {
             Some(bytes) => {
                 let array: [u8; 64] =
