@@ -78,7 +78,11 @@ async fn removed_member_reads_nothing_new_and_is_rejected_by_all() -> Result<()>
     assert!(removed, "c notices it was removed");
     assert!(!c.circles().await?[0].member);
 
-    // a and b reject c's entry (both see it offered, by gossip or sync).
+    // a and b reject c's entry (both see it offered, by gossip or sync). c may learn of its
+    // removal before it offers the entry; it still serves its log, so ask both for a sync
+    // round now and the entry reaches them whichever way the heal raced.
+    a.sync_now().await?;
+    b.sync_now().await?;
     for (i, node) in nodes.iter_mut().enumerate().take(2) {
         let events = &mut node.events;
         let c_peer = c.peer_id();
