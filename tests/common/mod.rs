@@ -388,8 +388,19 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Result<Vec<PathBuf>> {
 
 /// Opens a stopped node's store with the test passphrase: what someone holding the data
 /// directory and the passphrase could read.
+///
+/// A stopped node's event-loop task drops the store a moment after `shutdown` answers, so an
+/// "in use" answer is retried for a few seconds.
 pub fn open_store(dir: &Path) -> Result<hearth_store::SledStore> {
-    Ok(hearth_store::SledStore::open(dir, &config(dir).passphrase)?)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match hearth_store::SledStore::open(dir, &config(dir).passphrase) {
+            Err(hearth_store::StoreError::InUse { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// The local day of the real clock (UTC).
