@@ -257,10 +257,33 @@ pub struct StatusView {
     pub rejected_messages: u64,
     /// Gossip messages dropped by rate limits since the daemon started.
     pub throttled_messages: u64,
-    /// AutoNAT's verdict: `public`, `private` (needs a relay or hole punching) or `unknown`.
+    /// How other homes reach this device: `public`, `relayed` (only through a relay),
+    /// `unreachable` or `unknown`.
     pub reachability: String,
-    /// Addresses other peers confirmed they can reach this device on.
+    /// Why, in a sentence (and what to do when unreachable).
+    #[serde(default)]
+    pub reachability_reason: String,
+    /// Addresses other peers confirmed they can reach this device on (relay circuits too).
     pub external_addrs: Vec<String>,
+    /// Every live connection, direct or relayed.
+    #[serde(default)]
+    pub connections: Vec<ConnectionView>,
+    /// Direct connections made by hole punching since the daemon started.
+    #[serde(default)]
+    pub hole_punches: u64,
+}
+
+/// One live connection to a peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionView {
+    /// The peer.
+    pub peer_id: String,
+    /// Its address on this connection.
+    pub address: String,
+    /// Whether it goes through a relay.
+    pub relayed: bool,
+    /// Whether this device dialed it.
+    pub outbound: bool,
 }
 
 /// A connected peer.

@@ -177,9 +177,19 @@ pub struct UpArgs {
     #[arg(long, value_name = "MULTIADDR")]
     pub relay: Vec<String>,
 
-    /// Relay traffic for peers that share a circle with this device.
-    #[arg(long)]
+    /// Kept for old scripts: relaying for circle members is on by default (it starts once
+    /// this device is known to be reachable).
+    #[arg(long, hide = true, conflicts_with = "no_relay_server")]
     pub relay_server: bool,
+
+    /// Do not relay traffic for members of your circles, even when this device is reachable.
+    #[arg(long)]
+    pub no_relay_server: bool,
+
+    /// An address range to treat as public (repeatable), e.g. 203.0.113.0/24. Only for
+    /// simulated or private internets: real public addresses are recognised by themselves.
+    #[arg(long, value_name = "CIDR")]
+    pub public_range: Vec<String>,
 }
 
 /// Circle subcommands.

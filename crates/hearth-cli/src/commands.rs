@@ -108,6 +108,15 @@ impl Output {
 }
 
 /// A progress or confirmation line on stderr (never mixed with `--json` data).
+/// `text` with its first letter in upper case.
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn note(text: impl AsRef<str>) {
     eprintln!("{}", text.as_ref());
 }
@@ -173,7 +182,18 @@ async fn up(dir: &DataDir, args: UpArgs) -> Result<(), Failure> {
         mdns: !args.no_mdns,
         bootstrap: multiaddrs(&args.bootstrap, "--bootstrap")?,
         relays: multiaddrs(&args.relay, "--relay")?,
-        relay_server: args.relay_server,
+        relay_server: !args.no_relay_server,
+        public_ranges: args
+            .public_range
+            .iter()
+            .map(|r| {
+                r.parse::<hearth_node::ipnet::IpNet>().map_err(|e| {
+                    Failure::invalid(format!(
+                        "`{r}` is not an address range for --public-range (e.g. 203.0.113.0/24): {e}"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
     };
     if !dir.has_profile() {
         return Err(Failure::new(
@@ -374,6 +394,17 @@ async fn invite(dir: &DataDir, out: &Output, a: InviteArgs) -> Result<(), Failur
     let inv: InviteView = c
         .post(&["circles", &a.circle, "invites"], &[], &req)
         .await?;
+    // A ticket that can only work inside this network gets a plain warning and advice.
+    if let Ok(status) = c.get::<StatusView>(&["status"], &[]).await
+        && !matches!(status.reachability.as_str(), "public" | "relayed")
+    {
+        note(format!(
+            "Warning: this ticket may only work on your own network. {}.\n\
+             To invite someone in another home, start Hearth with --relay <relay address>, \
+             or ask a member whose device is reachable to invite them.",
+            upper_first(&status.reachability_reason)
+        ));
+    }
     out.show(&inv, || {
         let mut s = format!(
             "Invite to `{}` as {}, for {} {}, until {}.\nShare it privately: whoever holds it can join.\n\n{}\n",

@@ -666,17 +666,34 @@ pub fn status(s: &StatusView) -> String {
         }
     }
     let reach = match s.reachability.as_str() {
-        "public" => "public (other peers can dial this device)",
-        "private" => "behind NAT (reached through relays and hole punching)",
+        "public" => "public (other homes can connect to this device)",
+        "relayed" => "behind a NAT, reachable through a relay",
+        "unreachable" => "not reachable from other homes",
         _ => "not known yet",
     };
     let _ = writeln!(out, "Reachability: {reach}");
+    if !s.reachability_reason.is_empty() {
+        let _ = writeln!(out, "  {}", s.reachability_reason);
+    }
     for a in &s.external_addrs {
         let _ = writeln!(out, "  confirmed external address {a}");
     }
     let _ = writeln!(out, "Connected peers: {}", s.connected_peers.len());
     for p in &s.connected_peers {
-        let _ = writeln!(out, "  {}", p.peer_id);
+        let how = s
+            .connections
+            .iter()
+            .filter(|c| c.peer_id == p.peer_id)
+            .map(|c| {
+                if c.relayed {
+                    "through a relay"
+                } else {
+                    "direct"
+                }
+            })
+            .min()
+            .unwrap_or("");
+        let _ = writeln!(out, "  {} {how}", p.peer_id);
     }
     if !s.blocked_peers.is_empty() {
         let _ = writeln!(out, "Blocked peers: {}", s.blocked_peers.len());

@@ -31,6 +31,25 @@ pub const IDENTIFY_VERSION: &str = "/hearth/1";
 /// The largest gossipsub message (and RPC frame), in bytes.
 pub const MAX_TRANSMIT_SIZE: usize = 64 * 1024;
 
+/// How long one relayed connection may last before it is closed (and redialed).
+pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(3600);
+/// How many bytes one relayed connection may carry (each direction).
+pub const RELAY_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// AutoNAT: probe soon after start and retry often while the answer is unknown, since
+/// whether this device is reachable decides whether it needs a relay. With public ranges
+/// configured (a simulated internet), non-global addresses may be probed.
+fn autonat_config(config: &NodeConfig) -> autonat::Config {
+    autonat::Config {
+        boot_delay: Duration::from_secs(3),
+        retry_interval: Duration::from_secs(20),
+        refresh_interval: Duration::from_secs(5 * 60),
+        throttle_server_period: Duration::from_secs(15),
+        only_global_ips: config.public_ranges.is_empty(),
+        ..autonat::Config::default()
+    }
+}
+
 /// Peers allowed to use this node as a relay: those that share a circle topic with it.
 pub type RelayAllowList = Arc<Mutex<HashSet<PeerId>>>;
 
@@ -59,8 +78,9 @@ pub struct Behaviour {
     pub autonat: autonat::Behaviour,
     /// Circuit relay v2 client.
     pub relay_client: relay::client::Behaviour,
-    /// Circuit relay v2 server, for peers sharing a circle (off unless configured).
-    pub relay_server: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 server, for peers sharing a circle (on unless configured off; it
+    /// serves only while this device has a confirmed public address).
+    pub relay_server: Toggle<CircleRelay>,
     /// Hole punching.
     pub dcutr: dcutr::Behaviour,
 }
@@ -180,7 +200,14 @@ impl Behaviour {
 
         let relay_server = config.relay_server.then(|| {
             let allow = relay_allow.clone();
-            let mut relay_config = relay::Config::default();
+            // Circle members' traffic is small text; a relayed connection may be the only one
+            // two members behind symmetric NATs have, so circuits last longer than libp2p's
+            // defaults (2 minutes, 128 KiB), which are meant only for hole punching.
+            let mut relay_config = relay::Config {
+                max_circuit_duration: RELAY_CIRCUIT_DURATION,
+                max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+                ..relay::Config::default()
+            };
             let only_circle_peers =
                 move |peer: PeerId, _: &libp2p::Multiaddr, _: std::time::Instant| {
                     allow.lock().map(|set| set.contains(&peer)).unwrap_or(false)
@@ -194,7 +221,7 @@ impl Behaviour {
                     allow.lock().map(|set| set.contains(&peer)).unwrap_or(false)
                 },
             ));
-            relay::Behaviour::new(peer_id, relay_config)
+            CircleRelay(relay::Behaviour::new(peer_id, relay_config))
         });
 
         Ok(Self {
@@ -208,7 +235,11 @@ impl Behaviour {
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_VERSION.to_owned(), key.public())
                     .with_agent_version(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
-                    .with_push_listen_addr_updates(true),
+                    .with_push_listen_addr_updates(true)
+                    // No address cache for dials: identify would hand out a peer's loopback
+                    // addresses, which reach this device itself when both use the same port
+                    // and fail the whole dial. The node keeps the addresses worth keeping.
+                    .with_cache_size(0),
             ),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
             gossipsub,
@@ -216,10 +247,120 @@ impl Behaviour {
             join,
             kad,
             mdns: Toggle::from(mdns),
-            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            autonat: autonat::Behaviour::new(peer_id, autonat_config(config)),
             relay_client,
             relay_server: Toggle::from(relay_server),
             dcutr: dcutr::Behaviour::new(peer_id),
         })
+    }
+}
+
+/// libp2p's relay v2 server, shielded from two things it mishandles (libp2p-relay 0.22):
+/// it counts a relay *circuit* address of this device as "reachable" and turns itself on, and
+/// when its status changes it sends a command to every connection it tracks, relayed ones
+/// included, whose handler cannot take it: the connection task panics and the connection
+/// drops. So it never hears of relayed connections, nor of circuit addresses.
+pub struct CircleRelay(relay::Behaviour);
+
+impl CircleRelay {
+    /// Whether an event concerns a relayed connection or a circuit address.
+    fn hides(event: &libp2p::swarm::FromSwarm) -> bool {
+        use libp2p::swarm::FromSwarm;
+        match event {
+            FromSwarm::ConnectionEstablished(e) => e.endpoint.is_relayed(),
+            FromSwarm::ConnectionClosed(e) => e.endpoint.is_relayed(),
+            FromSwarm::ExternalAddrConfirmed(e) => is_circuit(e.addr),
+            FromSwarm::ExternalAddrExpired(e) => is_circuit(e.addr),
+            FromSwarm::NewExternalAddrCandidate(e) => is_circuit(e.addr),
+            _ => false,
+        }
+    }
+}
+
+fn is_circuit(addr: &libp2p::Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))
+}
+
+impl libp2p::swarm::NetworkBehaviour for CircleRelay {
+    type ConnectionHandler =
+        <relay::Behaviour as libp2p::swarm::NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = relay::Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: libp2p::swarm::ConnectionId,
+        local_addr: &libp2p::Multiaddr,
+        remote_addr: &libp2p::Multiaddr,
+    ) -> Result<(), libp2p::swarm::ConnectionDenied> {
+        self.0
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: libp2p::swarm::ConnectionId,
+        peer: PeerId,
+        local_addr: &libp2p::Multiaddr,
+        remote_addr: &libp2p::Multiaddr,
+    ) -> Result<libp2p::swarm::THandler<Self>, libp2p::swarm::ConnectionDenied> {
+        self.0
+            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: libp2p::swarm::ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[libp2p::Multiaddr],
+        effective_role: libp2p::core::Endpoint,
+    ) -> Result<Vec<libp2p::Multiaddr>, libp2p::swarm::ConnectionDenied> {
+        self.0.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: libp2p::swarm::ConnectionId,
+        peer: PeerId,
+        addr: &libp2p::Multiaddr,
+        role_override: libp2p::core::Endpoint,
+        port_use: libp2p::core::transport::PortUse,
+    ) -> Result<libp2p::swarm::THandler<Self>, libp2p::swarm::ConnectionDenied> {
+        self.0.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: libp2p::swarm::FromSwarm) {
+        if !Self::hides(&event) {
+            self.0.on_swarm_event(event);
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: libp2p::swarm::ConnectionId,
+        event: libp2p::swarm::THandlerOutEvent<Self>,
+    ) {
+        self.0
+            .on_connection_handler_event(peer_id, connection_id, event);
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<libp2p::swarm::ToSwarm<Self::ToSwarm, libp2p::swarm::THandlerInEvent<Self>>>
+    {
+        self.0.poll(cx)
     }
 }

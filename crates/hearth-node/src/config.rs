@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hearth_store::{KdfParams, Passphrase};
+use ipnet::IpNet;
 use libp2p::Multiaddr;
 
 use crate::rate::RateLimits;
@@ -25,8 +26,14 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Relays to listen through (`/…/p2p/<relay>`), for a node that is not reachable directly.
     pub relays: Vec<Multiaddr>,
-    /// Act as a circuit relay v2 server for peers that share a circle with this node.
+    /// Act as a circuit relay v2 server for peers that share a circle with this node. The
+    /// server only answers once the device is known to be reachable (a confirmed external
+    /// address), so it is on by default.
     pub relay_server: bool,
+    /// Address ranges to treat as public besides the globally routable ones. Real devices
+    /// leave this empty; simulated internets (e.g. `203.0.113.0/24`) list their ranges so
+    /// reachability checks accept them. A non-empty list also lets AutoNAT probe any address.
+    pub public_ranges: Vec<IpNet>,
     /// How often every circle syncs with its connected members even without a gap.
     pub sync_interval: Duration,
     /// How often the node looks for its circles' members in the DHT.
@@ -72,7 +79,8 @@ impl NodeConfig {
             mdns: true,
             bootstrap: Vec::new(),
             relays: Vec::new(),
-            relay_server: false,
+            relay_server: true,
+            public_ranges: Vec::new(),
             sync_interval: Duration::from_secs(30),
             discovery_interval: Duration::from_secs(300),
             repair_delay: Duration::from_secs(20),

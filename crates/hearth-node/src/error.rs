@@ -37,9 +37,14 @@ pub enum NodeError {
     Join(#[from] JoinError),
     /// The inviter's device could not be reached at any of the ticket's addresses.
     #[error(
-        "the inviter could not be reached at the ticket's addresses ({0}); ask them to open Hearth and try again"
+        "the inviter's device could not be reached from your network at the ticket's addresses ({0}); it may be switched off, or behind a router that lets no one in: ask them to start Hearth with a relay (--relay), or to have a member whose device is reachable invite you"
     )]
     InviterUnreachable(String),
+    /// The inviter's address answered, but Hearth is not running there.
+    #[error(
+        "the inviter's device is offline: its address answered but Hearth is not running there; ask them to open Hearth and try again"
+    )]
+    InviterOffline,
     /// No pending join with that id (already accepted, declined or timed out).
     #[error("there is no pending join with that id: it was accepted, declined or has timed out")]
     UnknownJoin,

@@ -328,11 +328,78 @@ pub struct NodeStatus {
     pub rejected_messages: u64,
     /// Gossip messages dropped by rate limits since start.
     pub throttled_messages: u64,
-    /// What AutoNAT concluded about this device: `"public"` (peers could dial it back),
-    /// `"private"` (behind NAT: it needs a relay or hole punching) or `"unknown"`.
-    pub reachability: &'static str,
-    /// Addresses other peers confirmed they can reach this device on.
+    /// How this device can be reached from other homes, and why.
+    pub reachability: Reachability,
+    /// Addresses other peers confirmed they can reach this device on (relay circuits too).
     pub external_addrs: Vec<Multiaddr>,
+    /// Every live connection: direct or through a relay.
+    pub connections: Vec<ConnectionInfo>,
+    /// Direct connections made by hole punching (DCUtR) since start.
+    pub hole_punches: u64,
+}
+
+/// How this device can be reached by devices in other homes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// Not known yet (no peer has been able to check).
+    Unknown {
+        /// Why not.
+        reason: String,
+    },
+    /// Reachable directly on a public address.
+    Public {
+        /// The address peers reached.
+        address: Multiaddr,
+        /// How that was confirmed.
+        reason: String,
+    },
+    /// Not reachable directly, but through relay reservations.
+    Relayed {
+        /// The circuit addresses held.
+        circuits: Vec<Multiaddr>,
+        /// A sentence for status.
+        reason: String,
+    },
+    /// Not reachable from other homes.
+    Unreachable {
+        /// Why, and what to do.
+        reason: String,
+    },
+}
+
+impl Reachability {
+    /// A short stable word: `unknown`, `public`, `relayed` or `unreachable`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unknown { .. } => "unknown",
+            Self::Public { .. } => "public",
+            Self::Relayed { .. } => "relayed",
+            Self::Unreachable { .. } => "unreachable",
+        }
+    }
+
+    /// The sentence that explains it.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unknown { reason }
+            | Self::Public { reason, .. }
+            | Self::Relayed { reason, .. }
+            | Self::Unreachable { reason } => reason,
+        }
+    }
+}
+
+/// One live connection to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its address on this connection.
+    pub address: Multiaddr,
+    /// Whether the connection goes through a relay.
+    pub relayed: bool,
+    /// Whether this device dialed it.
+    pub outbound: bool,
 }
 
 /// A check-in round as a UI shows it: the question, the answers, and who has not answered.

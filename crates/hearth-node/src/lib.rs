@@ -49,10 +49,12 @@ pub use client::Client;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use event::{
-    CircleStatus, CircleSummary, ItemBody, JoinPreview, MemberView, MembersView, NodeEvent,
-    NodeStatus, PeerLag, RetentionReport, RoundStatus, TimelineItem,
+    CircleStatus, CircleSummary, ConnectionInfo, ItemBody, JoinPreview, MemberView, MembersView,
+    NodeEvent, NodeStatus, PeerLag, Reachability, RetentionReport, RoundStatus, TimelineItem,
 };
 pub use node::{EventLoop, new, spawn};
 
+/// Address ranges, as [`NodeConfig::public_ranges`] takes them.
+pub use ipnet;
 /// The libp2p version this node is built with, for tests and tools that build their own peers.
 pub use libp2p;

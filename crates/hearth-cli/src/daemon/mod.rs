@@ -52,6 +52,8 @@ pub struct UpOptions {
     pub relays: Vec<Multiaddr>,
     /// Relay for peers that share a circle.
     pub relay_server: bool,
+    /// Address ranges treated as public (simulated internets).
+    pub public_ranges: Vec<hearth_node::ipnet::IpNet>,
 }
 
 /// A failure of the node, as a failure of the command.
@@ -127,6 +129,7 @@ pub async fn up(dir: &DataDir, passphrase: Passphrase, options: UpOptions) -> Re
     config.bootstrap = options.bootstrap.clone();
     config.relays = options.relays.clone();
     config.relay_server = options.relay_server;
+    config.public_ranges = options.public_ranges.clone();
 
     eprintln!("Opening the profile in {} …", dir.root().display());
     let backend = Arc::new(NodeBackend::start(config).await.map_err(node_failure)?);

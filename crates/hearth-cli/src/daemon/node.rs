@@ -262,9 +262,10 @@ pub fn node_error(e: NodeError) -> ApiError {
         NodeError::Store(s) => return store_error(s),
         NodeError::Ticket(_) | NodeError::BadTicket(_) => ErrorCode::InvalidTicket,
         NodeError::Join(j) => join_error_code(j),
-        NodeError::InviterUnreachable(_) | NodeError::Timeout(_) | NodeError::Dial { .. } => {
-            ErrorCode::Unreachable
-        }
+        NodeError::InviterUnreachable(_)
+        | NodeError::InviterOffline
+        | NodeError::Timeout(_)
+        | NodeError::Dial { .. } => ErrorCode::Unreachable,
         NodeError::UnknownJoin => ErrorCode::NotFound,
         NodeError::InvalidInput(_) => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
@@ -370,8 +371,20 @@ impl Backend for NodeBackend {
                 .collect(),
             rejected_messages: s.rejected_messages,
             throttled_messages: s.throttled_messages,
-            reachability: s.reachability.to_owned(),
+            reachability: s.reachability.kind().to_owned(),
+            reachability_reason: s.reachability.reason().to_owned(),
             external_addrs: s.external_addrs.iter().map(ToString::to_string).collect(),
+            connections: s
+                .connections
+                .iter()
+                .map(|c| crate::api::ConnectionView {
+                    peer_id: c.peer.to_string(),
+                    address: c.address.to_string(),
+                    relayed: c.relayed,
+                    outbound: c.outbound,
+                })
+                .collect(),
+            hole_punches: s.hole_punches,
         })
     }
 

@@ -621,12 +621,10 @@ impl EventLoop {
             circles,
             rejected_messages: self.stats.rejected,
             throttled_messages: self.stats.throttled,
-            reachability: match self.swarm.behaviour().autonat.nat_status() {
-                libp2p::autonat::NatStatus::Public(_) => "public",
-                libp2p::autonat::NatStatus::Private => "private",
-                libp2p::autonat::NatStatus::Unknown => "unknown",
-            },
+            reachability: self.reachability(),
             external_addrs: self.swarm.external_addresses().cloned().collect(),
+            connections: self.connection_list(),
+            hole_punches: self.hole_punches(),
         }
     }
 }

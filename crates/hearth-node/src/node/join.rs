@@ -109,10 +109,13 @@ impl EventLoop {
                 "the ticket was issued by this device".into(),
             ))));
         }
+        // An address that is one of ours (the inviter's loopback, when both devices use the
+        // same port) would reach this device itself and fail the whole dial.
         let addresses: Vec<Multiaddr> = ticket
             .addresses()
             .iter()
             .filter_map(|a| a.parse().ok())
+            .filter(|a| !self.is_own_address(a))
             .collect();
         if addresses.is_empty() && !self.swarm.is_connected(&inviter) {
             return drop(reply.send(Err(NodeError::BadTicket(
@@ -219,6 +222,13 @@ impl EventLoop {
             Some(Step::AwaitingOffer(initiator, reply)) => {
                 let result = match response {
                     Ok(bytes) => initiator.read_offer(&bytes).map_err(NodeError::from),
+                    Err(e @ OutboundFailure::DialFailure) => {
+                        let inviter = PeerId::from_bytes(pending.ticket.inviter_peer()).ok();
+                        Err(match inviter.and_then(|p| self.dial_verdict(&p)) {
+                            Some(super::network::DialVerdict::Refused) => NodeError::InviterOffline,
+                            _ => unreachable_reason(&e),
+                        })
+                    }
                     Err(e) => Err(unreachable_reason(&e)),
                 };
                 match result {

@@ -9,6 +9,7 @@ mod gossip;
 mod join;
 mod moderation;
 mod network;
+mod reach;
 mod retention;
 mod sync;
 
@@ -21,7 +22,6 @@ use hearth_proto::CircleId;
 use hearth_store::{Passphrase, Profile, SecretBytes, SledStore, Store, StoreError};
 use libp2p::gossipsub::TopicHash;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, tcp, yamux};
 use rand::SeedableRng;
@@ -77,6 +77,7 @@ pub struct EventLoop {
     sync: sync::SyncState,
     joins: join::JoinState,
     net: network::NetState,
+    reach: reach::ReachState,
     stats: Stats,
     next_discovery: Instant,
     next_housekeeping: Instant,
@@ -145,6 +146,7 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         sync: sync::SyncState::default(),
         joins: join::JoinState::default(),
         net: network::NetState::default(),
+        reach: reach::ReachState::new(now),
         stats: Stats::default(),
         next_discovery: now + Duration::from_secs(1),
         next_housekeeping: now,
@@ -233,12 +235,8 @@ impl EventLoop {
                 .listen_on(addr.clone())
                 .map_err(|e| NodeError::Setup(format!("cannot listen on {addr}: {e}")))?;
         }
-        for relay in self.config.relays.clone() {
-            let circuit = relay.clone().with(Protocol::P2pCircuit);
-            if let Err(e) = self.swarm.listen_on(circuit) {
-                tracing::warn!(%relay, error = %e, "cannot listen through relay");
-            }
-        }
+        // Relays named in the configuration are reserved on by `maintain_reachability`,
+        // once a direct connection to each stands.
         Ok(())
     }
 
@@ -290,10 +288,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(B::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(B::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(B::Mdns(event)) => self.on_mdns(event),
-            SwarmEvent::Behaviour(B::Autonat(event)) => tracing::debug!(?event, "autonat"),
-            SwarmEvent::Behaviour(B::RelayClient(event)) => tracing::debug!(?event, "relay client"),
-            SwarmEvent::Behaviour(B::RelayServer(event)) => tracing::debug!(?event, "relay server"),
-            SwarmEvent::Behaviour(B::Dcutr(event)) => tracing::debug!(?event, "dcutr"),
+            SwarmEvent::Behaviour(B::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(B::RelayClient(event)) => self.on_relay_client(event),
+            SwarmEvent::Behaviour(B::RelayServer(event)) => self.on_relay_server(event),
+            SwarmEvent::Behaviour(B::Dcutr(event)) => self.on_dcutr(event),
             SwarmEvent::Behaviour(B::Ping(_) | B::Block(_) | B::Limits(_)) => {}
             other => self.on_connection_event(other),
         }
@@ -310,8 +308,9 @@ impl EventLoop {
         self.periodic_sync(now);
         self.maintain_circles(now);
         self.periodic_retention(now);
+        self.maintain_reachability(now);
         if now >= self.next_discovery {
-            self.next_discovery = now + self.config.discovery_interval;
+            self.next_discovery = now + self.next_discovery_wait();
             self.discover();
         }
         if now >= self.next_housekeeping {

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, identify, kad, mdns};
 
 use super::EventLoop;
+use super::reach::{is_loopback, is_relayed};
 use crate::behaviour::{BehaviourEvent, IDENTIFY_VERSION};
 use crate::client::Reply;
 use crate::error::NodeError;
@@ -20,17 +21,69 @@ const MAX_STARTUP_DIALS: usize = 32;
 /// The most addresses of one peer remembered from identify.
 const MAX_ADDRESSES_FROM_IDENTIFY: usize = 8;
 
+/// The most peers whose last dial failure is remembered.
+const MAX_DIAL_VERDICTS: usize = 256;
+
 /// Dial bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct NetState {
     dials: HashMap<ConnectionId, (String, Reply<()>, Instant)>,
+    /// How the last failed dial of each peer failed.
+    verdicts: HashMap<PeerId, DialVerdict>,
+}
+
+/// How a dial failed, as far as it tells whether the peer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DialVerdict {
+    /// Every address answered "connection refused": the host is there, Hearth is not.
+    Refused,
+    /// Timeouts, unreachable networks, dropped packets: it may be on but out of reach.
+    NoAnswer,
+}
+
+/// Whether an error (or one of its sources) is an I/O "connection refused".
+fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    // Transports wrap errors in layers; a few levels is all there is.
+    for _ in 0..16 {
+        let Some(e) = current else {
+            return false;
+        };
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+            // `io::Error::source` skips the wrapped error itself; look at it first.
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner as &(dyn std::error::Error + 'static));
+                continue;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn verdict(error: &DialError) -> DialVerdict {
+    match error {
+        DialError::Transport(errors)
+            if !errors.is_empty() && errors.iter().all(|(_, e)| is_refused(e)) =>
+        {
+            DialVerdict::Refused
+        }
+        _ => DialVerdict::NoAnswer,
+    }
 }
 
 impl EventLoop {
     pub(super) fn on_connection_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
                 tracing::info!(%address, "listening");
+                self.reach_new_listen_addr(listener_id, &address);
                 if !self.listen_addrs.contains(&address) {
                     self.listen_addrs.push(address.clone());
                 }
@@ -49,6 +102,7 @@ impl EventLoop {
                 if let Some((_, reply, _)) = self.net.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
+                self.reach_connection_established(peer_id, connection_id, &endpoint);
                 if self.limiter.is_banned(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
@@ -65,10 +119,18 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionClosed {
+                connection_id,
+                num_established,
+                ..
+            } if num_established > 0 => {
+                self.reach_connection_closed(connection_id, false);
+            }
+            SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
                 ..
             } => {
+                self.reach_connection_closed(connection_id, true);
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.peer_topics.remove(&peer_id);
                 self.limiter.forget(&peer_id);
@@ -84,6 +146,12 @@ impl EventLoop {
                 error,
             } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some(peer) = peer_id {
+                    if self.net.verdicts.len() >= MAX_DIAL_VERDICTS {
+                        self.net.verdicts.clear();
+                    }
+                    self.net.verdicts.insert(peer, verdict(&error));
+                }
                 if let Some((addr, reply, _)) = self.net.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NodeError::Dial {
                         addr,
@@ -95,10 +163,30 @@ impl EventLoop {
                 tracing::debug!(%error, "incoming connection failed");
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
-                tracing::info!(%address, "external address confirmed")
+                tracing::info!(%address, "external address confirmed");
+                self.reach_external_confirmed(&address);
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address no longer confirmed");
+                self.reach_external_expired(&address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                self.reach_listener_closed(listener_id, reason.map_err(|e| e.to_string()));
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                tracing::warn!(?listener_id, %error, "a listener failed");
             }
             _ => {}
         }
+    }
+
+    /// How the last failed dial of `peer` failed, if it did.
+    pub(super) fn dial_verdict(&self, peer: &PeerId) -> Option<DialVerdict> {
+        self.net.verdicts.get(peer).copied()
     }
 
     pub(super) fn dial(&mut self, address: Multiaddr, reply: Reply<()>) {
@@ -157,14 +245,21 @@ impl EventLoop {
             if peer == me {
                 continue;
             }
-            let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let addrs: Vec<Multiaddr> = addrs
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .filter(|a| !self.is_own_address(a))
+                .collect();
             for addr in &addrs {
                 self.swarm
                     .behaviour_mut()
                     .kad
                     .add_address(&peer, addr.clone());
             }
-            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, error = %e, "cannot dial known peer");
             }
@@ -172,19 +267,26 @@ impl EventLoop {
     }
 
     pub(super) fn on_identify(&mut self, event: identify::Event) {
-        let identify::Event::Received { peer_id, info, .. } = event else {
+        let identify::Event::Received {
+            peer_id,
+            info,
+            connection_id,
+        } = event
+        else {
             return;
         };
+        self.reach_identified(peer_id, connection_id, &info.protocols, &info.observed_addr);
         if info.protocol_version != IDENTIFY_VERSION {
             return;
         }
+        // Circuit addresses are kept too: through them a member behind a NAT is found again.
+        // A peer's loopback addresses only mean something on its own machine.
+        let same_machine = self.connection_is_loopback(connection_id);
         let addrs: Vec<Multiaddr> = info
             .listen_addrs
             .into_iter()
-            .filter(|a| {
-                !a.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-                    || self.config.relays.is_empty()
-            })
+            .filter(|a| !self.is_own_address(a))
+            .filter(|a| same_machine || !is_loopback(a))
             .take(MAX_ADDRESSES_FROM_IDENTIFY)
             .collect();
         let peer_bytes = peer_id.to_bytes();
@@ -252,16 +354,33 @@ impl EventLoop {
         }
     }
 
-    /// The addresses to put in a ticket: confirmed external addresses, then listen addresses
-    /// (without unspecified ones), with this node's peer id appended.
+    /// The addresses to put in a ticket, those that work from other homes first: confirmed
+    /// external addresses (public, then relay circuits), public listen addresses, then the
+    /// rest (loopback last); without unspecified ones, with this node's peer id appended.
     pub(super) fn ticket_addresses(&self) -> Vec<String> {
         let me = self.peer_id();
         let mut out: Vec<String> = Vec::new();
-        for addr in self
-            .swarm
-            .external_addresses()
-            .chain(self.listen_addrs.iter())
-        {
+        let rank = |a: &Multiaddr| -> u8 {
+            let loopback = a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_loopback(),
+                Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            });
+            if is_relayed(a) {
+                1
+            } else if self.is_public_address(a) {
+                0
+            } else if loopback {
+                3
+            } else {
+                2
+            }
+        };
+        let mut candidates: Vec<&Multiaddr> = self.swarm.external_addresses().collect();
+        candidates.sort_by_key(|a| rank(a));
+        let mut listening: Vec<&Multiaddr> = self.listen_addrs.iter().collect();
+        listening.sort_by_key(|a| rank(a));
+        for addr in candidates.into_iter().chain(listening) {
             let unspecified = addr.iter().any(|p| match p {
                 Protocol::Ip4(ip) => ip.is_unspecified(),
                 Protocol::Ip6(ip) => ip.is_unspecified(),
@@ -271,7 +390,8 @@ impl EventLoop {
                 continue;
             }
             let mut addr = addr.clone();
-            if !addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+            // A circuit address names the relay's peer id inside: ours still goes at the end.
+            if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
                 addr.push(Protocol::P2p(me));
             }
             let text = addr.to_string();
