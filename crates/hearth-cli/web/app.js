@@ -169,10 +169,13 @@ function closeEvents() {
   state.events = null;
 }
 
-/** Re-reads what the current screen shows, keeping focus and typed text. */
+/** Re-reads what the current screen shows. A tab with a half-filled form is left alone, so
+ *  live updates never wipe what someone is typing (the conversation keeps its composer). */
 async function refreshView() {
   try {
-    if (state.circle) await renderCircleBody(false);
+    const body = document.getElementById('tab-body');
+    const typing = body && (state.tab !== 'talk' ? body.querySelector('form[data-dirty]') : body.querySelector('#timeline form.edit'));
+    if (state.circle && !typing) await renderCircleBody(false, true);
     else if (main.dataset.view === 'circles') await showCircles(false);
   } catch (e) {
     if (e instanceof ApiError && e.code === 'locked') await start();
@@ -226,7 +229,7 @@ function createCircleForm() {
 
 const TABS = [
   ['talk', 'Conversation'], ['members', 'Members'], ['goals', 'Goals'], ['rounds', 'Rounds'],
-  ['guidelines', 'Guidelines'], ['invite', 'Invite'],
+  ['guidelines', 'Guidelines'], ['invite', 'Invite'], ['settings', 'Circle settings'],
 ];
 
 async function openCircle(circleId, tab = 'talk') {
@@ -238,7 +241,7 @@ async function openCircle(circleId, tab = 'talk') {
   await renderCircleBody(true);
 }
 
-async function renderCircleBody(full) {
+async function renderCircleBody(full, live = false) {
   const circleId = state.circle;
   const detail = await api('GET', `/circles/${seg(circleId)}`);
   if (state.circle !== circleId) return;
@@ -263,8 +266,18 @@ async function renderCircleBody(full) {
     }
   }
   const body = document.getElementById('tab-body');
-  const render = { talk: renderTalk, members: renderMembers, goals: renderGoals, rounds: renderRounds, guidelines: renderGuidelines, invite: renderInvite }[state.tab];
-  await render(body, detail, full);
+  if (state.tab === 'talk') {
+    await renderTalk(body, detail, full);
+    return;
+  }
+  // Other tabs are drawn aside and swapped in only if nobody started typing meanwhile.
+  const render = { members: renderMembers, goals: renderGoals, rounds: renderRounds, guidelines: renderGuidelines, invite: renderInvite, settings: renderCircleSettings }[state.tab];
+  const aside = h('div');
+  const tab = state.tab;
+  await render(aside, detail, full);
+  if (state.circle !== circleId || state.tab !== tab) return;
+  if (live && body.querySelector('form[data-dirty]')) return;
+  body.replaceChildren(...aside.childNodes);
 }
 
 // ----- conversation ----------------------------------------------------------------------------
@@ -727,6 +740,64 @@ async function renderInvite(body, detail) {
   fill(body, h('h2', {}, 'Invite'), form, result);
 }
 
+// ----- circle settings: your name, disappearing messages ----------------------------------
+
+async function renderCircleSettings(body, detail) {
+  const parts = [h('h2', {}, 'Circle settings')];
+  if (!detail.member) {
+    fill(body, parts, h('p', {}, 'You are no longer in this circle, so there is nothing to change here.'));
+    return;
+  }
+  const me = detail.members.find((m) => m.me);
+  const name = h('input', { type: 'text', required: true, maxlength: 64, value: me ? me.name : '' });
+  const nbox = errorBox();
+  const save = h('button', { type: 'submit' }, 'Save my name');
+  const nameForm = h('form', { class: 'card', 'aria-labelledby': 'nm-h' }, h('h3', { id: 'nm-h' }, 'Your name in this circle'),
+    field('Name the others see', name), nbox, save);
+  nameForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(save, nbox, async () => {
+      await api('POST', `/circles/${seg(detail.id)}/entries`, { type: 'profile', display_name: name.value });
+      announce('Your name is saved.');
+      await renderCircleBody(false);
+    });
+  });
+  parts.push(nameForm);
+  const current = detail.retention_secs;
+  const days = (n) => n * 86400;
+  const choices = [[null, 'Keep everything'], [days(1), '1 day'], [days(7), '1 week'], [days(30), '30 days'], [days(365), '1 year']];
+  if (detail.role === 'facilitator') {
+    const sel = h('select', {}, choices.map(([v, t]) => h('option', { value: v === null ? 'off' : String(v), selected: v === current }, t)));
+    const rbox = errorBox();
+    const rsave = h('button', { type: 'submit' }, 'Save');
+    const rform = h('form', { class: 'card', 'aria-labelledby': 'rt-h' }, h('h3', { id: 'rt-h' }, 'Disappearing messages'),
+      field('Delete messages older than', sel, 'This deletes them from every member’s device, within minutes.'), rbox, rsave);
+    rform.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(rsave, rbox, async () => {
+        await api('PUT', `/circles/${seg(detail.id)}/retention`, { retention_secs: sel.value === 'off' ? null : Number(sel.value) });
+        announce('Saved.');
+        await renderCircleBody(false);
+      });
+    });
+    parts.push(rform);
+  } else {
+    const label = choices.find(([v]) => v === current)?.[1] ?? (current ? `${Math.round(current / 86400)} days` : 'Keep everything');
+    parts.push(h('p', {}, `Disappearing messages: ${label}. A facilitator can change this.`));
+  }
+  const lbox = errorBox();
+  const leave = h('button', { type: 'button', class: 'quiet', onclick: () => {
+    if (!window.confirm(`Leave ${detail.name}? You will not read anything written after you leave.`)) return;
+    busy(leave, lbox, async () => {
+      await api('POST', `/circles/${seg(detail.id)}/leave`);
+      announce(`You left ${detail.name}.`);
+      await showCircles();
+    });
+  } }, 'Leave this circle');
+  parts.push(h('section', { class: 'card', 'aria-labelledby': 'lv-h' }, h('h3', { id: 'lv-h' }, 'Leaving'), leave, lbox));
+  fill(body, parts);
+}
+
 // ----- join ------------------------------------------------------------------------------------
 
 function showJoin() {
@@ -834,6 +905,14 @@ async function go(where) {
     if (e instanceof ApiError && e.code === 'locked') await start();
     else announce(e.message);
   }
+}
+
+// A form someone has started to fill is "dirty" until it is rendered again.
+for (const type of ['input', 'change']) {
+  main.addEventListener(type, (ev) => {
+    const form = ev.target.closest && ev.target.closest('form');
+    if (form) form.dataset.dirty = '1';
+  });
 }
 
 nav.addEventListener('click', (ev) => {

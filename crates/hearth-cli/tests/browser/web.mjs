@@ -194,12 +194,17 @@ async function main() {
   // ----- chat both ways, reply, reaction, content warning -----------------------------------
   await say(A, B, 'Hello Ben, welcome.');
   await say(B, A, 'Thank you, Ana.');
-  await B.locator('li.msg', { hasText: 'Hello Ben, welcome.' }).getByRole('button', { name: 'Reply' }).click();
+  await B.locator('li.msg', { hasText: 'Hello Ben, welcome.' }).first().getByRole('button', { name: 'Reply' }).click();
   await B.getByText('Replying to Ana: Hello Ben').waitFor();
   await say(B, A, 'Glad to be here.');
-  await A.locator('li.msg', { hasText: 'Glad to be here.' }).getByText('Replying to you: Hello Ben, welcome.').waitFor({ timeout: WAIT_MS });
+  await A.locator('li.msg', { hasText: 'Glad to be here.' }).getByText('Replying to you: Hello Ben, welcome').waitFor({ timeout: WAIT_MS });
   await A.locator('li.msg', { hasText: 'Glad to be here.' }).getByRole('button', { name: 'React with ❤️' }).click();
   await B.locator('li.msg', { hasText: 'Glad to be here.' }).locator('.reaction', { hasText: '❤️ 1' }).waitFor({ timeout: WAIT_MS });
+  const hello = A.locator('li.msg', { hasText: 'Hello Ben, welcome.' }).first();
+  await hello.getByRole('button', { name: 'Edit' }).click();
+  await A.getByLabel('Edit your message').fill('Hello Ben, welcome here.');
+  await A.getByRole('button', { name: 'Save', exact: true }).click();
+  await B.locator('li.msg', { hasText: 'Hello Ben, welcome here.' }).getByText('edited').waitFor({ timeout: WAIT_MS });
   await say(B, A, 'It was a hard week at work.', { cw: 'a hard week' });
   const covered = A.locator('li.msg', { hasText: 'Content warning: a hard week' });
   assert.equal(await covered.locator('.body').isVisible(), false, 'a content-warned message starts covered');
@@ -227,7 +232,7 @@ async function main() {
   await A.getByText('streak 1 (best 1)').waitFor({ timeout: WAIT_MS });
   await scan(A, '10-goals-other');
   await A.getByRole('button', { name: 'Conversation' }).click();
-  await A.getByText('Ben checked in on “Walk 20 minutes”: did it').waitFor({ timeout: WAIT_MS });
+  await A.getByText('Ben checked in on “Walk 20 minutes”: did it, feeling good — Around the park').waitFor({ timeout: WAIT_MS });
 
   // ----- the other screens ---------------------------------------------------------------------
   await A.getByRole('button', { name: 'Members' }).click();
@@ -241,6 +246,9 @@ async function main() {
   await A.getByRole('button', { name: 'Guidelines' }).click();
   await A.getByRole('heading', { name: 'Guidelines (version 1)' }).waitFor();
   await scan(A, '13-guidelines');
+  await A.getByRole('button', { name: 'Circle settings' }).click();
+  await A.getByLabel('Delete messages older than').waitFor();
+  await scan(A, '13b-circle-settings');
   await A.getByRole('button', { name: 'Status' }).click();
   await heading(A, 'Status');
   await scan(A, '14-status');
