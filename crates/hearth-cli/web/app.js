@@ -19,7 +19,14 @@ const state = {
   revealed: new Set(),
   events: null,
   refreshTimer: null,
+  nav: 0, // bumped by every navigation; a render started before it draws nothing
 };
+
+/** A new navigation: renders started earlier stop before touching the page. */
+function navigate() {
+  state.nav += 1;
+  return state.nav;
+}
 
 // ----- small pieces ---------------------------------------------------------------------------
 
@@ -64,6 +71,7 @@ function notificationsOn() {
 // ----- start: locked, first run, or the circles ----------------------------------------------
 
 async function start() {
+  navigate();
   closeEvents();
   let s;
   try {
@@ -132,6 +140,7 @@ function unlockPage(message) {
 }
 
 async function lockNow() {
+  navigate();
   closeEvents();
   try { await api('POST', '/session/lock'); } catch { /* the page shows the state below */ }
   state.circle = null;
@@ -176,7 +185,7 @@ async function refreshView() {
     const body = document.getElementById('tab-body');
     const typing = body && (state.tab !== 'talk' ? body.querySelector('form[data-dirty]') : body.querySelector('#timeline form.edit'));
     if (state.circle && !typing) await renderCircleBody(false, true);
-    else if (main.dataset.view === 'circles') await showCircles(false);
+    else if (main.dataset.view === 'circles' && !main.querySelector('form[data-dirty]')) await showCircles(false);
   } catch (e) {
     if (e instanceof ApiError && e.code === 'locked') await start();
   }
@@ -185,8 +194,11 @@ async function refreshView() {
 // ----- circles ---------------------------------------------------------------------------------
 
 async function showCircles(focus = true) {
-  state.circle = null;
-  state.circles = await api('GET', '/circles');
+  const nav0 = focus ? navigate() : state.nav;
+  if (focus) state.circle = null;
+  const circles = await api('GET', '/circles');
+  if (state.nav !== nav0) return;
+  state.circles = circles;
   const list = h('ul', { class: 'circles' }, state.circles.map((c) => {
     const seen = Number(localStorage.getItem(seenKey(c.id)) || 0);
     const unread = Math.max(0, c.entries - seen);
@@ -233,6 +245,7 @@ const TABS = [
 ];
 
 async function openCircle(circleId, tab = 'talk') {
+  navigate();
   state.circle = circleId;
   state.tab = tab;
   state.limit = PAGE;
@@ -242,28 +255,30 @@ async function openCircle(circleId, tab = 'talk') {
 }
 
 async function renderCircleBody(full, live = false) {
+  const nav0 = state.nav;
   const circleId = state.circle;
+  const tab = state.tab;
   const detail = await api('GET', `/circles/${seg(circleId)}`);
-  if (state.circle !== circleId) return;
+  // Another circle, tab or screen was chosen meanwhile: that render draws the page.
+  if (state.nav !== nav0 || state.circle !== circleId || state.tab !== tab) return;
   localStorage.setItem(seenKey(circleId), String(detail.entries));
   const section = document.getElementById('tab-body');
-  if (full || !section) {
+  // Being removed (or leaving) redraws the whole circle: the banner, no composer, no actions.
+  const lostMembership = !detail.member && !main.querySelector('p.note[role=status]');
+  if (full || !section || lostMembership) {
     const tabs = h('nav', { class: 'tabs', 'aria-label': 'Circle' }, h('ul', {}, TABS.map(([t, label]) =>
       h('li', {}, h('button', {
         type: 'button',
         'aria-current': state.tab === t ? 'page' : null,
-        onclick: () => { state.tab = t; renderCircleBody(true).then(() => document.getElementById('tab-body')?.focus()); },
+        onclick: () => { navigate(); state.tab = t; renderCircleBody(true).then(() => document.getElementById('tab-body')?.focus()); },
       }, label)))));
     page(detail.name,
       detail.member ? null : h('p', { class: 'note', role: 'status' }, 'You are no longer in this circle. Nothing new will arrive here; what you saw before stays on this computer.'),
       tabs,
       h('section', { id: 'tab-body', tabindex: '-1', 'aria-label': TABS.find(([t]) => t === state.tab)[1] }));
     if (full) focusMain();
-  } else {
-    const banner = main.querySelector('p.note[role=status]');
-    if (!detail.member && !banner) {
-      main.querySelector('h1').after(h('p', { class: 'note', role: 'status' }, 'You are no longer in this circle. Nothing new will arrive here; what you saw before stays on this computer.'));
-    }
+    else if (lostMembership) announce('You are no longer in this circle.');
+    full = true;
   }
   const body = document.getElementById('tab-body');
   if (state.tab === 'talk') {
@@ -273,10 +288,9 @@ async function renderCircleBody(full, live = false) {
   // Other tabs are drawn aside and swapped in only if nobody started typing meanwhile.
   const render = { members: renderMembers, goals: renderGoals, rounds: renderRounds, guidelines: renderGuidelines, invite: renderInvite, settings: renderCircleSettings }[state.tab];
   const aside = h('div');
-  const tab = state.tab;
   await render(aside, detail, full);
-  if (state.circle !== circleId || state.tab !== tab) return;
-  if (live && body.querySelector('form[data-dirty]')) return;
+  if (state.nav !== nav0 || state.circle !== circleId || state.tab !== tab || !body.isConnected) return;
+  if (!full && body.querySelector('form[data-dirty]')) return;
   body.replaceChildren(...aside.childNodes);
 }
 
@@ -326,6 +340,7 @@ async function renderTalk(body, detail, full) {
     api('GET', `/circles/${seg(circleId)}/timeline?limit=${state.limit}`),
     api('GET', `/circles/${seg(circleId)}/goals?today=${today()}`).catch(() => []),
   ]);
+  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected) return;
   const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])) };
   let log = document.getElementById('timeline');
   const wasAtBottom = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -801,6 +816,7 @@ async function renderCircleSettings(body, detail) {
 // ----- join ------------------------------------------------------------------------------------
 
 function showJoin() {
+  navigate();
   state.circle = null;
   main.dataset.view = 'join';
   const ticket = h('textarea', { rows: 3, required: true, spellcheck: 'false' });
@@ -846,9 +862,11 @@ function showJoin() {
 // ----- status and settings ---------------------------------------------------------------------
 
 async function showStatus() {
+  const nav0 = navigate();
   state.circle = null;
   main.dataset.view = 'status';
   const s = await api('GET', '/status');
+  if (state.nav !== nav0) return;
   const reach = { public: 'Other devices can reach this computer directly.', private: 'This computer is behind a router; others reach it through relays.', unknown: 'Not known yet.' }[s.reachability] ?? 'Not known yet.';
   page('Status',
     h('dl', { class: 'facts' },
@@ -861,6 +879,7 @@ async function showStatus() {
 }
 
 function showSettings() {
+  navigate();
   state.circle = null;
   main.dataset.view = 'settings';
   const status = h('p', { role: 'status' });
@@ -907,7 +926,8 @@ async function go(where) {
   }
 }
 
-// A form someone has started to fill is "dirty" until it is rendered again.
+// A form someone has started to fill is "dirty" until it is sent or rendered again.
+main.addEventListener('submit', (ev) => { delete ev.target.dataset.dirty; }, true);
 for (const type of ['input', 'change']) {
   main.addEventListener(type, (ev) => {
     const form = ev.target.closest && ev.target.closest('form');

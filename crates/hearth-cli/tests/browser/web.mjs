@@ -259,13 +259,26 @@ async function main() {
   await A.getByRole('button', { name: /Tuesday circle/ }).waitFor();
   await scan(A, '16-circles');
 
+  // ----- unread counts, live in the circles list ----------------------------------------------
+  await B.getByRole('button', { name: 'Circles', exact: true }).click();
+  await heading(B, 'Your circles');
+  await A.getByRole('button', { name: /Tuesday circle/ }).click();
+  await A.getByLabel('Your message').fill('Is everyone well?');
+  await A.getByRole('button', { name: 'Send', exact: true }).click();
+  await B.getByRole('button', { name: /Tuesday circle.*1 new/ }).waitFor({ timeout: WAIT_MS });
+  await scan(B, '16b-circles-unread');
+  await B.getByRole('button', { name: /Tuesday circle/ }).click();
+  await B.locator('#timeline .body', { hasText: 'Is everyone well?' }).waitFor({ timeout: WAIT_MS });
+  await A.getByRole('button', { name: 'Circles', exact: true }).click();
+  await heading(A, 'Your circles');
+
   // ----- removal: Ben's page says he is no longer in the circle and shows nothing new -------
   await A.getByRole('button', { name: /Tuesday circle/ }).click();
   await A.getByRole('button', { name: 'Members' }).click();
   await A.getByRole('button', { name: 'Remove Ben' }).click();
   await A.getByRole('button', { name: 'Remove Ben' }).waitFor({ state: 'detached', timeout: WAIT_MS });
   await B.getByRole('button', { name: 'Conversation' }).click();
-  await B.getByText('You are no longer in this circle').waitFor({ timeout: WAIT_MS });
+  await B.locator('main p.note', { hasText: 'You are no longer in this circle' }).waitFor({ timeout: WAIT_MS });
   assert.equal(await B.getByLabel('Your message').count(), 0, 'no composer once removed');
   await scan(B, '17-removed');
   await A.getByRole('button', { name: 'Conversation' }).click();
@@ -320,6 +333,25 @@ async function main() {
   await C.goto(url);
   await heading(C, 'Your circles');
   assert.equal((await C.goto(url)).status(), 403, 'the link from `hearth open` works once');
+
+  // `hearth open` starts a locked daemon itself when none runs, and prints a working link.
+  const cy = mkdtempSync(join(tmpdir(), 'hearth-web-cy-'));
+  temps.push(cy);
+  const openEnv = { ...process.env, HEARTH_TEST_FAST_KDF: '1' };
+  delete openEnv.HEARTH_PASSPHRASE; delete openEnv.HEARTH_DIR;
+  try {
+    const printed = execFileSync(BIN, ['--data-dir', cy, 'open', '--print'], { encoding: 'utf8', env: openEnv, timeout: WAIT_MS });
+    const cyLink = /http:\/\/127\.0\.0\.1:\d+\/login\/[0-9a-f]{64}/.exec(printed)[0];
+    const D = await (await browser.newContext()).newPage();
+    await D.goto(cyLink);
+    await heading(D, 'Welcome to Hearth');
+  } finally {
+    try {
+      execFileSync(BIN, ['--data-dir', cy, 'down'], { env: openEnv, timeout: WAIT_MS, stdio: 'ignore' });
+    } catch {
+      try { process.kill(JSON.parse(readFileSync(join(cy, 'daemon.json'), 'utf8')).pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
 
   // The scanner can fail: an unlabelled field and low-contrast text are found.
   await C.goBack();
