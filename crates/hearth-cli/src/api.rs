@@ -74,11 +74,13 @@ pub enum ErrorCode {
     /// The circle is busy (e.g. waiting for a new epoch key after a membership change): try
     /// again in a moment.
     TryAgain,
+    /// The profile is locked: unlock it with its passphrase first (the web app asks for it).
+    Locked,
 }
 
 impl ErrorCode {
     /// Every code, in exit-code order (for the documentation table and tests).
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::Internal,
         ErrorCode::Usage,
         ErrorCode::NoDaemon,
@@ -105,6 +107,7 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::NotImplemented,
         ErrorCode::TryAgain,
+        ErrorCode::Locked,
     ];
 
     /// The snake_case name used on the wire.
@@ -136,6 +139,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NotImplemented => "not_implemented",
             ErrorCode::TryAgain => "try_again",
+            ErrorCode::Locked => "locked",
         }
     }
 
@@ -168,6 +172,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => 24,
             ErrorCode::NotImplemented => 25,
             ErrorCode::TryAgain => 26,
+            ErrorCode::Locked => 27,
         }
     }
 
@@ -186,6 +191,7 @@ impl ErrorCode {
             | ErrorCode::GuidelinesDeclined => 409,
             ErrorCode::InviteExpired | ErrorCode::InviteUsedUp => 410,
             ErrorCode::BadHost => 421,
+            ErrorCode::Locked => 423,
             ErrorCode::InviteRefused | ErrorCode::WrongPassphrase => 422,
             ErrorCode::Internal | ErrorCode::NoDaemon => 500,
             ErrorCode::NotImplemented => 501,

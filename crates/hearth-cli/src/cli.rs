@@ -7,6 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// The help's closing text: environment and exit codes.
 const AFTER_HELP: &str = "\
 Getting started:
+  hearth open                      start Hearth and open it in your browser (easiest)
   hearth init                      create your profile (asks for a passphrase twice)
   hearth up                        run the daemon; keep it running in its own terminal
   hearth circle create \"Tuesday circle\" --guidelines \"Be kind.\"
@@ -39,7 +40,7 @@ Exit codes (API.md lists them with the API's error codes):
   10 daemon already running   24 daemon shutting down
   11 profile in use           25 not implemented by the node
   12 not found                26 busy, try again
-  13 ambiguous name";
+  13 ambiguous name           27 profile locked";
 
 /// Hearth: end-to-end encrypted support circles, with no server.
 ///
@@ -80,6 +81,10 @@ pub enum Command {
     ///
     /// It runs until Ctrl-C, SIGTERM or `hearth down`, then saves everything and stops.
     Up(UpArgs),
+
+    /// Open Hearth in your browser: starts the daemon (locked) if it is not running, then
+    /// opens a one-time login link ($BROWSER, or xdg-open; printed if neither works).
+    Open(OpenArgs),
 
     /// Stop the running daemon.
     Down,
@@ -190,6 +195,19 @@ pub struct UpArgs {
     /// simulated or private internets: real public addresses are recognised by themselves.
     #[arg(long, value_name = "CIDR")]
     pub public_range: Vec<String>,
+
+    /// Start locked, without asking for the passphrase: the web app asks for it (and can
+    /// create the profile on a first run).
+    #[arg(long)]
+    pub locked: bool,
+}
+
+/// `hearth open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Only print the login link; do not start a browser.
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// Circle subcommands.

@@ -21,7 +21,7 @@ use crate::api::{
 use crate::cli::{
     AcceptGuidelinesArgs, CheckinArgs, CircleCommand, Cli, Command, CreateArgs, EncourageArgs,
     EntryArgs, ExportArgs, GoalAddArgs, GoalCommand, GoalListArgs, GoalStatusArgs, GuidelinesArgs,
-    GuidelinesCommand, InviteArgs, JoinArgs, LeaveArgs, MemberArgs, ReactArgs, ReadArgs,
+    GuidelinesCommand, InviteArgs, JoinArgs, LeaveArgs, MemberArgs, OpenArgs, ReactArgs, ReadArgs,
     RetentionArgs, RoundAnswerArgs, RoundCommand, RoundOpenArgs, RoundShowArgs, SendArgs,
     SetGuidelinesArgs, UpArgs,
 };
@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init => init(&dir, &out).await,
         Command::Up(args) => up(&dir, args).await,
+        Command::Open(args) => open(&dir, &out, args).await,
         Command::Down => down(&dir, &out).await,
         Command::Circle(c) => match c {
             CircleCommand::Create(a) => circle_create(&dir, &out, a).await,
@@ -107,7 +108,6 @@ impl Output {
     }
 }
 
-/// A progress or confirmation line on stderr (never mixed with `--json` data).
 /// `text` with its first letter in upper case.
 fn upper_first(text: &str) -> String {
     let mut chars = text.chars();
@@ -117,6 +117,7 @@ fn upper_first(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A progress or confirmation line on stderr (never mixed with `--json` data).
 fn note(text: impl AsRef<str>) {
     eprintln!("{}", text.as_ref());
 }
@@ -194,7 +195,11 @@ async fn up(dir: &DataDir, args: UpArgs) -> Result<(), Failure> {
                 })
             })
             .collect::<Result<_, _>>()?,
+        kdf: kdf_for_new_profile(),
     };
+    if args.locked {
+        return daemon::up(dir, None, options).await;
+    }
     if !dir.has_profile() {
         return Err(Failure::new(
             ErrorCode::NoProfile,
@@ -203,7 +208,89 @@ async fn up(dir: &DataDir, args: UpArgs) -> Result<(), Failure> {
         .hint("create one with `hearth init`"));
     }
     let passphrase = prompt::passphrase()?;
-    daemon::up(dir, passphrase, options).await
+    daemon::up(dir, Some(passphrase), options).await
+}
+
+/// How long `hearth open` waits for the daemon it started.
+const OPEN_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+async fn open(dir: &DataDir, out: &Output, args: OpenArgs) -> Result<(), Failure> {
+    let running = match ApiClient::connect(dir) {
+        Ok(c) => c.health_quick().await.is_ok(),
+        Err(_) => false,
+    };
+    if !running {
+        dir.ensure()?;
+        note("Starting Hearth (locked: the page asks for your passphrase) …");
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::internal(format!("cannot find the hearth program: {e}")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.root().join("daemon.log"))?;
+        // The daemon outlives this command: its own session, no terminal, output to a log.
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("--data-dir")
+            .arg(dir.root())
+            .args(["up", "--locked"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.spawn()
+            .map_err(|e| Failure::internal(format!("could not start the daemon: {e}")))?;
+        let deadline = tokio::time::Instant::now() + OPEN_START_TIMEOUT;
+        loop {
+            if let Ok(c) = ApiClient::connect(dir)
+                && c.health_quick().await.is_ok()
+            {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Failure::internal(format!(
+                    "the daemon did not come up within {} s; see {}",
+                    OPEN_START_TIMEOUT.as_secs(),
+                    dir.root().join("daemon.log").display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let link: serde_json::Value = client(dir)?
+        .post(&["session", "link"], &[], &serde_json::json!({}))
+        .await?;
+    let url = link["url"]
+        .as_str()
+        .ok_or_else(|| Failure::internal("the daemon sent no login link"))?
+        .to_owned();
+    let opened = !args.print && !out.json && open_browser(&url);
+    out.show(&serde_json::json!({ "url": url, "opened": opened }), || {
+        if opened {
+            format!("Opened Hearth in your browser. If nothing appeared, open this one-time link:\n{url}\n")
+        } else {
+            format!("Open this one-time link in your browser:\n{url}\n")
+        }
+    })
+}
+
+/// Starts a browser at `url`: `$BROWSER` (a `:`-separated list), else `xdg-open`.
+fn open_browser(url: &str) -> bool {
+    let from_env = std::env::var("BROWSER").unwrap_or_default();
+    let mut candidates: Vec<String> = from_env
+        .split(':')
+        .filter(|b| !b.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    candidates.push("xdg-open".to_owned());
+    candidates.iter().any(|b| {
+        std::process::Command::new(b)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    })
 }
 
 async fn down(dir: &DataDir, out: &Output) -> Result<(), Failure> {

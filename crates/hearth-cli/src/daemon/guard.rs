@@ -7,18 +7,23 @@
 //! - **Origin**, when present, must be exactly the daemon's own origin
 //!   (`http://127.0.0.1:<port>` or `http://localhost:<port>`). Browsers add it to cross-site
 //!   requests, so a page the user visits cannot drive the daemon, even with a guessed token.
-//! - **Authorization** must be `Bearer <token>`, compared in constant time.
+//! - **Authorization** must be `Bearer <token>`, compared in constant time. The web app's
+//!   session cookie ([`super::session`]) is accepted instead; a cookie-authorised request that
+//!   may change something (any method but GET and HEAD) must also carry the daemon's own
+//!   `Origin` (CSRF defence on top of `SameSite=Strict`).
 //!
 //! The checks run in that order, so a browser request is refused before the token is looked at.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::session::{Sessions, constant_time_eq};
 use crate::api::ErrorCode;
 
 /// What the guard compares requests with.
@@ -26,6 +31,7 @@ use crate::api::ErrorCode;
 pub struct Guard {
     port: u16,
     token: Arc<str>,
+    sessions: Option<Arc<Sessions>>,
 }
 
 impl Guard {
@@ -34,28 +40,32 @@ impl Guard {
         Guard {
             port,
             token: token.into(),
+            sessions: None,
         }
     }
 
-    /// Checks one request's headers.
-    pub fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let allowed_hosts = [
-            format!("127.0.0.1:{}", self.port),
-            format!("localhost:{}", self.port),
-        ];
-        if !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-            return Err(ApiError::new(
-                ErrorCode::BadHost,
-                format!(
-                    "this API answers only requests addressed to 127.0.0.1:{} or localhost:{}",
-                    self.port, self.port
-                ),
-            ));
-        }
+    /// Also accepts the web app's session cookie.
+    pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Whether the request carries a live session cookie and, unless it only reads, the
+    /// daemon's own `Origin` (already checked to be the daemon's own when present).
+    fn session_allows(&self, method: &Method, headers: &axum::http::HeaderMap) -> bool {
+        let Some(sessions) = &self.sessions else {
+            return false;
+        };
+        let reads_only = method == Method::GET || method == Method::HEAD;
+        sessions
+            .session_of(headers)
+            .is_some_and(|s| sessions.is_session(&s))
+            && (reads_only || headers.contains_key(ORIGIN))
+    }
+
+    /// Checks one request's method and headers.
+    pub fn check(&self, method: &Method, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        self.check_host(headers)?;
         for origin in headers.get_all(ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             let own = [
@@ -70,6 +80,9 @@ impl Guard {
             }
         }
         let Some(auth) = headers.get(AUTHORIZATION) else {
+            if self.session_allows(method, headers) {
+                return Ok(());
+            }
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "the request carries no API token: send `Authorization: Bearer <token>` with the token from the data directory's api-token file",
@@ -89,25 +102,39 @@ impl Guard {
         }
         Ok(())
     }
+
+    /// Checks only `Host` (the web app's pages, which need no token, are checked this far).
+    pub fn check_host(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let allowed_hosts = [
+            format!("127.0.0.1:{}", self.port),
+            format!("localhost:{}", self.port),
+        ];
+        if !allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return Err(ApiError::new(
+                ErrorCode::BadHost,
+                format!(
+                    "this API answers only requests addressed to 127.0.0.1:{} or localhost:{}",
+                    self.port, self.port
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The middleware: refuses a request that fails [`Guard::check`].
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    match guard.check(request.headers()) {
+    match guard.check(request.method(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => {
             tracing::debug!(code = %e.code, "refused a local API request");
             e.into_response()
         }
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

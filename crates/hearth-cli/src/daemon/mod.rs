@@ -7,12 +7,17 @@ pub mod error;
 pub mod guard;
 pub mod node;
 pub mod routes;
+pub mod session;
+pub mod vault;
 pub mod views;
+pub mod web;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod web_tests;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -30,8 +35,11 @@ use tokio::sync::watch;
 
 use self::backend::Backend;
 use self::guard::Guard;
-use self::node::{NodeBackend, node_error};
+use self::node::node_error;
 use self::routes::{AppState, router};
+use self::session::Sessions;
+use self::vault::{Locker, Vault};
+use self::web::{Web, with_web};
 use crate::api::ErrorCode;
 use crate::client::ApiClient;
 use crate::failure::Failure;
@@ -54,6 +62,8 @@ pub struct UpOptions {
     pub relay_server: bool,
     /// Address ranges treated as public (simulated internets).
     pub public_ranges: Vec<hearth_node::ipnet::IpNet>,
+    /// The passphrase KDF of a profile created in the web app (first run).
+    pub kdf: KdfParams,
 }
 
 /// A failure of the node, as a failure of the command.
@@ -94,9 +104,15 @@ pub async fn init(
     Ok(peer_id)
 }
 
-/// `hearth up`: runs the daemon until it is told to stop.
-pub async fn up(dir: &DataDir, passphrase: Passphrase, options: UpOptions) -> Result<(), Failure> {
-    if !SledStore::exists(dir.store_dir()) {
+/// `hearth up`: runs the daemon until it is told to stop. With a passphrase it opens the
+/// profile at once; without one it starts locked and the web app asks for it (or creates the
+/// profile on a first run).
+pub async fn up(
+    dir: &DataDir,
+    passphrase: Option<Passphrase>,
+    options: UpOptions,
+) -> Result<(), Failure> {
+    if passphrase.is_some() && !SledStore::exists(dir.store_dir()) {
         return Err(Failure::new(
             ErrorCode::NoProfile,
             format!("there is no Hearth profile in {}", dir.root().display()),
@@ -121,25 +137,40 @@ pub async fn up(dir: &DataDir, passphrase: Passphrase, options: UpOptions) -> Re
     dir.ensure()?;
     let token = dir.ensure_token()?;
 
-    let mut config = NodeConfig::new(dir.store_dir(), passphrase);
-    if !options.listen.is_empty() {
-        config.listen = options.listen.clone();
+    let template = {
+        let options = options.clone();
+        let store = dir.store_dir();
+        move |passphrase: Passphrase| {
+            let mut config = NodeConfig::new(store.clone(), passphrase);
+            if !options.listen.is_empty() {
+                config.listen = options.listen.clone();
+            }
+            config.mdns = options.mdns;
+            config.bootstrap = options.bootstrap.clone();
+            config.relays = options.relays.clone();
+            config.relay_server = options.relay_server;
+            config.public_ranges = options.public_ranges.clone();
+            config
+        }
+    };
+    let vault = Arc::new(Vault::new(dir.clone(), options.kdf, template));
+    if let Some(passphrase) = passphrase {
+        eprintln!("Opening the profile in {} …", dir.root().display());
+        vault.unlock(passphrase).await.map_err(|e| {
+            let mut f = Failure::new(e.code, e.message);
+            if e.code == ErrorCode::WrongPassphrase {
+                f.message = "wrong passphrase: the profile was not opened and nothing was changed"
+                    .to_owned();
+            }
+            f
+        })?;
     }
-    config.mdns = options.mdns;
-    config.bootstrap = options.bootstrap.clone();
-    config.relays = options.relays.clone();
-    config.relay_server = options.relay_server;
-    config.public_ranges = options.public_ranges.clone();
-
-    eprintln!("Opening the profile in {} …", dir.root().display());
-    let backend = Arc::new(NodeBackend::start(config).await.map_err(node_failure)?);
-    let peer_id = backend.client().peer_id();
 
     let listener =
         match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, options.api_port))).await {
             Ok(l) => l,
             Err(e) => {
-                backend.shutdown().await;
+                vault.lock().await;
                 return Err(Failure::internal(format!(
                     "could not open the local API on 127.0.0.1:{}: {e}",
                     options.api_port
@@ -153,58 +184,79 @@ pub async fn up(dir: &DataDir, passphrase: Passphrase, options: UpOptions) -> Re
         pid,
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })?;
+    let sessions = Arc::new(Sessions::new(port));
+    let link = sessions.login_link(std::time::Instant::now());
 
     let (stop, _) = watch::channel(false);
     tokio::spawn(watch_signals(stop.clone()));
 
-    // Give the node a moment to report its listen addresses.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let addrs = match backend.client().status().await {
-        Ok(s) => s
-            .listen_addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>(),
-        Err(_) => Vec::new(),
-    };
+    let node = vault.try_node().await;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "Hearth is up.");
-    let _ = writeln!(err, "  peer id:   {peer_id}");
-    for a in &addrs {
-        let _ = writeln!(err, "  listening: {a}");
+    if let Some(node) = &node {
+        // Give the node a moment to report its listen addresses.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = writeln!(err, "  peer id:   {}", node.client().peer_id());
+        if let Ok(s) = node.client().status().await {
+            for a in &s.listen_addrs {
+                let _ = writeln!(err, "  listening: {a}");
+            }
+        }
+        tokio::spawn(report_catch_up(node.client().clone()));
+    } else {
+        let _ = writeln!(err, "  locked:    the web app asks for the passphrase");
     }
+    drop(node);
     let _ = writeln!(
         err,
         "  local API: http://127.0.0.1:{port} (token in {})",
         dir.token_file().display()
     );
+    let _ = writeln!(err, "  web app:   {link}");
+    let _ = writeln!(
+        err,
+        "             (a one-time login link; `hearth open` makes a new one)"
+    );
     let _ = writeln!(err, "Press Ctrl-C to stop.");
     drop(err);
 
-    tokio::spawn(report_catch_up(backend.client().clone()));
-    let served = serve(backend.clone(), listener, token, stop).await;
+    let web = Web {
+        sessions,
+        locker: vault.clone(),
+    };
+    let served = serve(vault.clone(), listener, token, stop, Some(web)).await;
     eprintln!("Stopping: saving every circle and closing the store …");
-    backend.shutdown().await;
+    vault.lock().await;
     dir.remove_daemon_info(pid);
     eprintln!("Hearth stopped.");
     served.map_err(|e| Failure::internal(format!("the local API failed: {e}")))
 }
 
-/// Serves the API on `listener` until `stop` turns true (or a signal arrives).
+/// Serves the API (and, with `web`, the web app) on `listener` until `stop` turns true (or a
+/// signal arrives).
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
     listener: TcpListener,
     token: String,
     stop: watch::Sender<bool>,
+    web: Option<Web>,
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
+    let mut guard_state = Guard::new(port, token);
+    if let Some(web) = &web {
+        guard_state = guard_state.with_sessions(web.sessions.clone());
+    }
     let app = router(
         AppState {
             backend,
             stop: stop.clone(),
         },
-        Guard::new(port, token),
+        guard_state.clone(),
     );
+    let app = match web {
+        Some(web) => with_web(app, guard_state, web),
+        None => app,
+    };
     let mut stopped = stop.subscribe();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stopped.wait_for(|v| *v).await;

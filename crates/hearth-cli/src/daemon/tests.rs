@@ -965,6 +965,7 @@ async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
         listener,
         TOKEN.to_owned(),
         stop.clone(),
+        None,
     ));
     let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/v1/")).unwrap();
 

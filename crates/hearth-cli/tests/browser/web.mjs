@@ -1,0 +1,395 @@
+// The web app in Debian's Chromium: two daemons (temporary data dirs, 127.0.0.1 only), two
+// browser contexts, the main flows of a circle, the login and lock rules, and an axe-core scan
+// and a screenshot of every screen. Run by `cargo test -p hearth-cli --test browser`, which
+// passes HEARTH_BIN (the hearth binary) and SCREENSHOT_DIR.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.HEARTH_BIN;
+const SHOTS = process.env.SCREENSHOT_DIR || join(here, '..', '..', '..', '..', 'target', 'browser-screenshots');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PASS_ANA = 'ana keeps the tea warm';
+const PASS_BEN = 'ben walks every morning';
+/** How long a message may take to appear in the other page. */
+const LIVE_MS = 1000;
+/** The longest any other wait may take. */
+const WAIT_MS = 20000;
+
+assert.ok(BIN, 'HEARTH_BIN must name the hearth binary');
+mkdirSync(SHOTS, { recursive: true });
+const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+const started = Date.now();
+const daemons = [];
+const started_daemons = [];
+const temps = [];
+let browser;
+const axeResults = {};
+const latencies = [];
+const pages = {};
+
+function cleanup() {
+  for (const d of daemons) {
+    try { process.kill(d.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+
+/** Starts `hearth up --locked` in a fresh data dir; resolves to {dir, port, link, child}. */
+function startDaemon(name) {
+  const dir = mkdtempSync(join(tmpdir(), `hearth-web-${name}-`));
+  temps.push(dir);
+  const env = { ...process.env, HEARTH_TEST_FAST_KDF: '1' };
+  delete env.HEARTH_PASSPHRASE; delete env.HEARTH_DIR; delete env.HEARTH_NAME;
+  const child = spawn(BIN, ['--data-dir', dir, 'up', '--locked', '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0'],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  daemons.push(child);
+  let log = '';
+  child.stdout.on('data', (b) => { log += b; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}'s daemon did not print its login link:\n${log}`)), WAIT_MS);
+    child.stderr.on('data', (b) => {
+      log += b;
+      const m = /web app:\s+(http:\/\/127\.0\.0\.1:(\d+)\/login\/[0-9a-f]{64})/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        const d = { name, dir, link: m[1], port: Number(m[2]), child, log: () => log };
+        started_daemons.push(d);
+        resolve(d);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${name}'s daemon exited (${code}):\n${log}`)));
+  });
+}
+
+/** Scans the page with axe-core (evaluated through the DevTools protocol, so the page's CSP
+ *  stays on) and saves a screenshot; fails on any violation. */
+async function axeRun(page) {
+  await page.evaluate(AXE);
+  return page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+  }));
+}
+
+async function scan(page, screen) {
+  const result = await axeRun(page);
+  await page.screenshot({ path: join(SHOTS, `${screen}.png`), fullPage: true });
+  axeResults[screen] = { violations: result.violations.length, passes: result.passes.length };
+  const detail = result.violations.map((v) => `${v.id}: ${v.help}\n  ${v.nodes.map((n) => n.target.join(' ')).join('\n  ')}`).join('\n');
+  assert.equal(result.violations.length, 0, `axe found violations on "${screen}":\n${detail}`);
+}
+
+const heading = (page, text) => page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: WAIT_MS });
+
+/** Sends a message from `from` and measures until it shows in `to` (without a reload). */
+async function say(from, to, text, options = {}) {
+  if (options.cw) {
+    await from.getByText('Add a content warning').click();
+    await from.getByLabel('Content warning (shown before the message)').fill(options.cw);
+  }
+  await from.getByLabel('Your message').fill(text);
+  await from.getByRole('button', { name: 'Send', exact: true }).click();
+  const mine = options.cw ? from.getByText(`Content warning: ${options.cw}`).last() : from.locator('#timeline .body', { hasText: text });
+  await mine.waitFor({ timeout: WAIT_MS });
+  const t0 = Date.now();
+  const theirs = options.cw ? to.getByText(`Content warning: ${options.cw}`) : to.locator('#timeline .body', { hasText: text });
+  await theirs.waitFor({ timeout: WAIT_MS });
+  const ms = Date.now() - t0;
+  latencies.push(ms);
+  assert.ok(ms <= LIVE_MS, `"${text}" took ${ms} ms to appear in the other page (more than ${LIVE_MS} ms)`);
+}
+
+async function main() {
+  const [ana, ben] = await Promise.all([startDaemon('ana'), startDaemon('ben')]);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives every launch a new, empty --user-data-dir of its own.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const ctxA = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+  const ctxB = await browser.newContext({ viewport: { width: 1000, height: 900 }, colorScheme: 'dark', reducedMotion: 'reduce' });
+  const A = await ctxA.newPage();
+  const B = await ctxB.newPage();
+  pages.ana = A;
+  pages.ben = B;
+  for (const [p, who] of [[A, 'ana'], [B, 'ben']]) {
+    p.on('dialog', (d) => d.accept());
+    p.on('pageerror', (e) => { throw new Error(`${who}'s page threw: ${e.message}`); });
+  }
+
+  // ----- first run: create the profile in the page ---------------------------------------------
+  await A.goto(ana.link);
+  await heading(A, 'Welcome to Hearth');
+  assert.equal(new URL(A.url()).pathname, '/', 'the login link redirects to the app');
+  await scan(A, '01-first-run');
+  const cookie = (await ctxA.cookies()).find((c) => c.name === `hearth_session_${ana.port}`);
+  assert.ok(cookie, 'the login link set the session cookie');
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, 'Strict');
+  // The page's CSP refuses inline script.
+  const inline = await A.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__inlineRan = true';
+    document.body.append(s);
+    return window.__inlineRan === true;
+  });
+  assert.equal(inline, false, 'an inline script must not run under the page CSP');
+  await A.getByLabel('Choose a passphrase').fill(PASS_ANA);
+  await A.getByLabel('Type it again').fill(PASS_ANA);
+  await A.getByRole('button', { name: 'Create my profile' }).click();
+  await heading(A, 'Your circles');
+  await scan(A, '02-circles-empty');
+
+  await B.goto(ben.link);
+  await heading(B, 'Welcome to Hearth');
+  await B.getByLabel('Choose a passphrase').fill(PASS_BEN);
+  await B.getByLabel('Type it again').fill(PASS_BEN);
+  await B.getByRole('button', { name: 'Create my profile' }).click();
+  await heading(B, 'Your circles');
+
+  // ----- a circle, an invite, a join -----------------------------------------------------------
+  await A.getByLabel('Circle name').fill('Tuesday circle');
+  await A.getByLabel('Your name in this circle').fill('Ana');
+  await A.getByLabel('Guidelines everyone agrees to').fill('Be kind. What is said here stays here.');
+  await A.getByRole('button', { name: 'Start the circle' }).click();
+  await heading(A, 'Tuesday circle');
+  await A.getByText('You started the circle').waitFor({ timeout: WAIT_MS });
+  await scan(A, '03-conversation-new');
+
+  await A.getByRole('button', { name: 'Invite', exact: true }).click();
+  await A.getByRole('button', { name: 'Make an invite' }).click();
+  await A.getByRole('img', { name: 'QR code of the invite' }).waitFor({ timeout: WAIT_MS });
+  const ticket = await A.locator('#ticket').inputValue();
+  assert.match(ticket, /^hearth1/);
+  await scan(A, '04-invite');
+
+  await B.getByRole('button', { name: 'Join a circle' }).click();
+  await heading(B, 'Join a circle');
+  await scan(B, '05-join');
+  await B.getByLabel('Paste the invite you were given').fill(ticket);
+  await B.getByRole('button', { name: 'Look at this invite' }).click();
+  await B.getByRole('heading', { name: 'Join Tuesday circle' }).waitFor({ timeout: WAIT_MS });
+  await B.getByText('Be kind. What is said here stays here.').waitFor();
+  await scan(B, '06-join-preview');
+  await B.getByLabel('Your name in this circle').fill('Ben');
+  await B.getByLabel('I accept these guidelines').check();
+  await B.getByRole('button', { name: 'Accept and join' }).click();
+  await heading(B, 'Tuesday circle');
+  await A.getByRole('button', { name: 'Conversation' }).click();
+  await A.getByText('Ben joined the circle').waitFor({ timeout: WAIT_MS });
+
+  // Markers that a reload would erase.
+  await A.evaluate(() => { window.__sameDocument = true; });
+  await B.evaluate(() => { window.__sameDocument = true; });
+
+  // ----- chat both ways, reply, reaction, content warning -----------------------------------
+  await say(A, B, 'Hello Ben, welcome.');
+  await say(B, A, 'Thank you, Ana.');
+  await B.locator('li.msg', { hasText: 'Hello Ben, welcome.' }).first().getByRole('button', { name: 'Reply' }).click();
+  await B.getByText('Replying to Ana: Hello Ben').waitFor();
+  await say(B, A, 'Glad to be here.');
+  await A.locator('li.msg', { hasText: 'Glad to be here.' }).getByText('Replying to you: Hello Ben, welcome').waitFor({ timeout: WAIT_MS });
+  await A.locator('li.msg', { hasText: 'Glad to be here.' }).getByRole('button', { name: 'React with ❤️' }).click();
+  await B.locator('li.msg', { hasText: 'Glad to be here.' }).locator('.reaction', { hasText: '❤️ 1' }).waitFor({ timeout: WAIT_MS });
+  const hello = A.locator('li.msg', { hasText: 'Hello Ben, welcome.' }).first();
+  await hello.getByRole('button', { name: 'Edit' }).click();
+  await A.getByLabel('Edit your message').fill('Hello Ben, welcome here.');
+  await A.getByRole('button', { name: 'Save', exact: true }).click();
+  await B.locator('li.msg', { hasText: 'Hello Ben, welcome here.' }).getByText('edited').waitFor({ timeout: WAIT_MS });
+  await say(B, A, 'It was a hard week at work.', { cw: 'a hard week' });
+  const covered = A.locator('li.msg', { hasText: 'Content warning: a hard week' });
+  assert.equal(await covered.locator('.body').isVisible(), false, 'a content-warned message starts covered');
+  await scan(A, '07-conversation');
+  await covered.getByRole('button', { name: 'Show message' }).click();
+  await covered.getByText('It was a hard week at work.').waitFor({ state: 'visible' });
+  await A.locator('li.msg', { hasText: 'Thank you, Ana.' }).getByRole('button', { name: 'I see you' }).click();
+  await B.getByText('“I see you” from Ana').waitFor({ timeout: WAIT_MS });
+  await scan(B, '08-conversation-dark');
+
+  // ----- a goal and a check-in, seen on the other side with the streak ---------------------
+  await B.getByRole('button', { name: 'Goals', exact: true }).click();
+  await B.getByLabel('What is your goal?').fill('Walk 20 minutes');
+  await B.getByLabel('Why it matters to you (optional)').fill('Fresh air clears my head');
+  await B.getByRole('button', { name: 'Add goal' }).click();
+  await B.getByRole('heading', { name: 'Your goal: Walk 20 minutes' }).waitFor({ timeout: WAIT_MS });
+  const form = B.getByRole('form', { name: 'Check in on Walk 20 minutes' });
+  await form.getByLabel('Mood').selectOption('4');
+  await form.getByLabel('Note (optional)').fill('Around the park');
+  await form.getByRole('button', { name: 'Check in' }).click();
+  await B.getByText('streak 1 (best 1)').waitFor({ timeout: WAIT_MS });
+  await scan(B, '09-goals-own');
+  await A.getByRole('button', { name: 'Goals', exact: true }).click();
+  await A.getByRole('heading', { name: 'Ben’s goal: Walk 20 minutes' }).waitFor({ timeout: WAIT_MS });
+  await A.getByText('streak 1 (best 1)').waitFor({ timeout: WAIT_MS });
+  await scan(A, '10-goals-other');
+  await A.getByRole('button', { name: 'Conversation' }).click();
+  await A.getByText('Ben checked in on “Walk 20 minutes”: did it, feeling good — Around the park').waitFor({ timeout: WAIT_MS });
+
+  // ----- the other screens ---------------------------------------------------------------------
+  await A.getByRole('button', { name: 'Members' }).click();
+  await A.getByRole('button', { name: 'Remove Ben' }).waitFor();
+  await scan(A, '11-members');
+  await A.getByRole('button', { name: 'Rounds' }).click();
+  await A.getByLabel('Question').fill('How is everyone this week?');
+  await A.getByRole('button', { name: 'Open the round' }).click();
+  await A.getByRole('heading', { name: 'How is everyone this week?' }).waitFor({ timeout: WAIT_MS });
+  await scan(A, '12-rounds');
+  await A.getByRole('button', { name: 'Guidelines' }).click();
+  await A.getByRole('heading', { name: 'Guidelines (version 1)' }).waitFor();
+  await scan(A, '13-guidelines');
+  await A.getByRole('button', { name: 'Circle settings' }).click();
+  await A.getByLabel('Delete messages older than').waitFor();
+  await scan(A, '13b-circle-settings');
+  await A.getByRole('button', { name: 'Status' }).click();
+  await heading(A, 'Status');
+  await scan(A, '14-status');
+  await A.getByRole('button', { name: 'Settings' }).click();
+  await heading(A, 'Settings');
+  await scan(A, '15-settings');
+  await A.getByRole('button', { name: 'Circles', exact: true }).click();
+  await A.getByRole('button', { name: /Tuesday circle/ }).waitFor();
+  await scan(A, '16-circles');
+
+  // ----- unread counts, live in the circles list ----------------------------------------------
+  await B.getByRole('button', { name: 'Circles', exact: true }).click();
+  await heading(B, 'Your circles');
+  await A.getByRole('button', { name: /Tuesday circle/ }).click();
+  await A.getByLabel('Your message').fill('Is everyone well?');
+  await A.getByRole('button', { name: 'Send', exact: true }).click();
+  await B.getByRole('button', { name: /Tuesday circle.*1 new/ }).waitFor({ timeout: WAIT_MS });
+  await scan(B, '16b-circles-unread');
+  await B.getByRole('button', { name: /Tuesday circle/ }).click();
+  await B.locator('#timeline .body', { hasText: 'Is everyone well?' }).waitFor({ timeout: WAIT_MS });
+  await A.getByRole('button', { name: 'Circles', exact: true }).click();
+  await heading(A, 'Your circles');
+
+  // ----- removal: Ben's page says he is no longer in the circle and shows nothing new -------
+  await A.getByRole('button', { name: /Tuesday circle/ }).click();
+  await A.getByRole('button', { name: 'Members' }).click();
+  await A.getByRole('button', { name: 'Remove Ben' }).click();
+  await A.getByRole('button', { name: 'Remove Ben' }).waitFor({ state: 'detached', timeout: WAIT_MS });
+  await B.getByRole('button', { name: 'Conversation' }).click();
+  await B.locator('main p.note', { hasText: 'You are no longer in this circle' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.getByLabel('Your message').count(), 0, 'no composer once removed');
+  await scan(B, '17-removed');
+  await A.getByRole('button', { name: 'Conversation' }).click();
+  await A.getByLabel('Your message').fill('Written after Ben left.');
+  await A.getByRole('button', { name: 'Send', exact: true }).click();
+  await A.locator('#timeline .body', { hasText: 'Written after Ben left.' }).waitFor({ timeout: WAIT_MS });
+  await B.waitForTimeout(2000);
+  assert.equal(await B.getByText('Written after Ben left.').count(), 0, 'the removed member reads nothing new');
+  assert.equal(await A.evaluate(() => window.__sameDocument), true, "Ana's page was never reloaded");
+  assert.equal(await B.evaluate(() => window.__sameDocument), true, "Ben's page was never reloaded");
+
+  // ----- lock, a wrong passphrase, unlock ------------------------------------------------------
+  await A.getByRole('button', { name: 'Lock now' }).click();
+  await heading(A, 'Welcome back');
+  await A.getByText('Every key was cleared from memory').waitFor();
+  const lockedStatus = await A.evaluate(async () => (await fetch('/v1/circles')).status);
+  assert.equal(lockedStatus, 423, 'a locked daemon answers 423');
+  await scan(A, '18-unlock');
+  await A.getByLabel('Passphrase').fill('not the passphrase');
+  await A.getByRole('button', { name: 'Unlock' }).click();
+  await A.getByRole('alert').getByText('That passphrase did not open your profile').waitFor({ timeout: WAIT_MS });
+  await scan(A, '19-wrong-passphrase');
+  await A.getByLabel('Passphrase').fill(PASS_ANA);
+  await A.getByRole('button', { name: 'Unlock' }).click();
+  await heading(A, 'Your circles');
+  await A.getByRole('button', { name: /Tuesday circle/ }).click();
+  await A.locator('#timeline .body', { hasText: 'Written after Ben left.' }).waitFor({ timeout: WAIT_MS });
+
+  // ----- the front door: a foreign Origin, CSRF without Origin, a stale link, `hearth open` --
+  const base = `http://127.0.0.1:${ana.port}`;
+  const jar = `${cookie.name}=${cookie.value}`;
+  let r = await fetch(`${base}/v1/circles`, { headers: { Cookie: jar, Origin: 'http://evil.example' } });
+  assert.equal(r.status, 403, 'a foreign Origin is refused even with the cookie');
+  r = await fetch(`${base}/v1/session/lock`, { method: 'POST', headers: { Cookie: jar } });
+  assert.equal(r.status, 401, 'a cookie-only write without Origin is refused (CSRF)');
+  r = await fetch(`${base}/v1/circles`, { headers: { Cookie: jar } });
+  assert.equal(r.status, 200, 'the cookie reads');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  r = await fetch(`${base}/`);
+  assert.match(r.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.equal(r.headers.get('x-frame-options'), 'DENY');
+  assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
+
+  const C = await (await browser.newContext()).newPage();
+  const stale = await C.goto(ana.link);
+  assert.equal(stale.status(), 403, 'a used login link is refused');
+  await heading(C, 'This login link no longer works');
+  await scan(C, '20-stale-link');
+  assert.equal(await C.evaluate(async () => (await fetch('/v1/circles')).status), 401, 'no session without the link');
+  const fresh = execFileSync(BIN, ['--data-dir', ana.dir, 'open', '--print'], { encoding: 'utf8' });
+  const url = /http:\/\/127\.0\.0\.1:\d+\/login\/[0-9a-f]{64}/.exec(fresh)[0];
+  await C.goto(url);
+  await heading(C, 'Your circles');
+  assert.equal((await C.goto(url)).status(), 403, 'the link from `hearth open` works once');
+
+  // `hearth open` starts a locked daemon itself when none runs, and prints a working link.
+  const cy = mkdtempSync(join(tmpdir(), 'hearth-web-cy-'));
+  temps.push(cy);
+  const openEnv = { ...process.env, HEARTH_TEST_FAST_KDF: '1' };
+  delete openEnv.HEARTH_PASSPHRASE; delete openEnv.HEARTH_DIR;
+  try {
+    const printed = execFileSync(BIN, ['--data-dir', cy, 'open', '--print'], { encoding: 'utf8', env: openEnv, timeout: WAIT_MS });
+    const cyLink = /http:\/\/127\.0\.0\.1:\d+\/login\/[0-9a-f]{64}/.exec(printed)[0];
+    const D = await (await browser.newContext()).newPage();
+    await D.goto(cyLink);
+    await heading(D, 'Welcome to Hearth');
+  } finally {
+    try {
+      execFileSync(BIN, ['--data-dir', cy, 'down'], { env: openEnv, timeout: WAIT_MS, stdio: 'ignore' });
+    } catch {
+      try { process.kill(JSON.parse(readFileSync(join(cy, 'daemon.json'), 'utf8')).pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+
+  // The scanner can fail: an unlabelled field and low-contrast text are found.
+  await C.goBack();
+  await heading(C, 'Your circles');
+  await C.evaluate(() => {
+    const m = document.querySelector('main');
+    m.append(document.createElement('input'));
+    const p = document.createElement('p');
+    p.textContent = 'faint';
+    p.className = 'hint';
+    m.append(p);
+    document.styleSheets[0].insertRule('.hint { color: #ddd !important; }');
+  });
+  const control = await axeRun(C);
+  const ids = control.violations.map((v) => v.id);
+  assert.ok(ids.includes('label') && ids.includes('color-contrast'), `axe missed planted faults: ${ids}`);
+
+  await browser.close();
+  browser = null;
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const summary = {
+    seconds: (Date.now() - started) / 1000,
+    message_latency_ms: { median: sorted[Math.floor(sorted.length / 2)], max: sorted[sorted.length - 1], samples: latencies },
+    axe: axeResults,
+    screenshots: SHOTS,
+  };
+  writeFileSync(join(SHOTS, 'summary.json'), JSON.stringify(summary, null, 2));
+  console.log(JSON.stringify(summary, null, 2));
+}
+
+main().then(() => { cleanup(); process.exit(0); }, async (e) => {
+  console.error(e);
+  for (const [who, p] of Object.entries(pages)) {
+    await p.screenshot({ path: join(SHOTS, `failed-${who}.png`), fullPage: true }).catch(() => {});
+    console.error(`--- ${who}'s page ---\n${await p.locator('main').innerText().catch(() => '?')}`);
+  }
+  for (const d of started_daemons) console.error(`--- log of ${d.name}'s daemon ---\n${d.log()}`);
+  if (browser) await browser.close().catch(() => {});
+  cleanup();
+  process.exit(1);
+});

@@ -1,0 +1,944 @@
+// Hearth's web app: small hand-written ES modules, no framework and no build step, so the
+// daemon embeds these files as they are and `cargo build` builds the whole app.
+import { api, seg, ApiError } from './api.js';
+import { h, field, fill, announce, when, today, id } from './dom.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+
+const MOODS = { 1: 'Very low', 2: 'Low', 3: 'Okay', 4: 'Good', 5: 'Great' };
+const EMOJI = ['❤️', '👍', '🙏', '🌱'];
+const PAGE = 50;
+
+const state = {
+  circles: [],
+  circle: null, // the open circle's id
+  tab: 'talk',
+  limit: PAGE,
+  replyTo: null,
+  revealed: new Set(),
+  events: null,
+  refreshTimer: null,
+  nav: 0, // bumped by every navigation; a render started before it draws nothing
+};
+
+/** A new navigation: renders started earlier stop before touching the page. */
+function navigate() {
+  state.nav += 1;
+  return state.nav;
+}
+
+// ----- small pieces ---------------------------------------------------------------------------
+
+function errorBox() {
+  return h('p', { class: 'error', role: 'alert', hidden: true });
+}
+
+function showError(box, e) {
+  box.hidden = false;
+  box.textContent = e instanceof ApiError ? e.message : 'Something went wrong. Nothing was changed; please try again.';
+}
+
+/** Runs `f` with the form's button busy, showing any error in `box`. */
+async function busy(button, box, f) {
+  if (box) { box.hidden = true; box.textContent = ''; }
+  button.disabled = true;
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'locked') { await start(); return; }
+    if (box) showError(box, e); else announce(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function page(title, ...children) {
+  fill(main, h('h1', {}, title), ...children);
+  document.title = `${title} · Hearth`;
+}
+
+function focusMain() {
+  main.focus({ preventScroll: false });
+}
+
+function seenKey(circle) { return `hearth.seen.${circle}`; }
+
+function notificationsOn() {
+  return localStorage.getItem('hearth.notify') === 'on' && 'Notification' in window && Notification.permission === 'granted';
+}
+
+// ----- start: locked, first run, or the circles ----------------------------------------------
+
+async function start() {
+  navigate();
+  closeEvents();
+  let s;
+  try {
+    s = await api('GET', '/session');
+  } catch (e) {
+    nav.hidden = true;
+    page('Hearth', h('p', { class: 'error', role: 'alert' }, e.message));
+    return;
+  }
+  if (!s.profile) return firstRun();
+  if (!s.unlocked) return unlockPage();
+  nav.hidden = false;
+  openEvents();
+  return showCircles();
+}
+
+function firstRun() {
+  nav.hidden = true;
+  const pass = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const again = h('input', { type: 'password', autocomplete: 'new-password', required: true });
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Create my profile');
+  const form = h('form', { class: 'card narrow' },
+    h('p', {}, 'Hearth keeps your circles on this computer, encrypted with a passphrase only you know. Nobody can recover it for you, so choose one you will remember: a few words is best.'),
+    field('Choose a passphrase', pass, 'At least 8 characters.'),
+    field('Type it again', again),
+    box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (pass.value !== again.value) {
+      showError(box, new ApiError('invalid_input', 'The two passphrases are different. Nothing was created; please type them again.'));
+      return;
+    }
+    busy(button, box, async () => {
+      await api('POST', '/session/create', { passphrase: pass.value });
+      pass.value = ''; again.value = '';
+      announce('Your profile is ready.');
+      await start();
+    });
+  });
+  page('Welcome to Hearth', form);
+  pass.focus();
+}
+
+function unlockPage(message) {
+  nav.hidden = true;
+  const pass = h('input', { type: 'password', autocomplete: 'current-password', required: true });
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Unlock');
+  const form = h('form', { class: 'card narrow' },
+    message ? h('p', { class: 'note' }, message) : null,
+    h('p', {}, 'Hearth is locked. Your passphrase opens your circles on this computer.'),
+    field('Passphrase', pass),
+    box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      await api('POST', '/session/unlock', { passphrase: pass.value });
+      pass.value = '';
+      announce('Unlocked.');
+      await start();
+    });
+  });
+  page('Welcome back', form);
+  pass.focus();
+}
+
+async function lockNow() {
+  navigate();
+  closeEvents();
+  try { await api('POST', '/session/lock'); } catch { /* the page shows the state below */ }
+  state.circle = null;
+  unlockPage('Locked. Every key was cleared from memory.');
+  announce('Hearth is locked.');
+}
+
+// ----- live updates ----------------------------------------------------------------------------
+
+function openEvents() {
+  if (state.events) return;
+  const es = new EventSource('/v1/events');
+  state.events = es;
+  const refresh = () => {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refreshView, 60);
+  };
+  es.addEventListener('timeline', (ev) => {
+    const data = JSON.parse(ev.data);
+    const item = data.item;
+    if (!item.mine && item.content.type === 'text' && document.hidden && notificationsOn()) {
+      const c = state.circles.find((x) => x.id === item.circle);
+      // Never the message itself: only which circle has news.
+      new Notification('Hearth', { body: `New message in ${c ? c.name : 'one of your circles'}`, tag: item.circle });
+    }
+    refresh();
+  });
+  for (const t of ['membership', 'milestone', 'guidelines_to_accept', 'retention_enforced', 'lagged']) {
+    es.addEventListener(t, refresh);
+  }
+}
+
+function closeEvents() {
+  if (state.events) state.events.close();
+  state.events = null;
+}
+
+/** Re-reads what the current screen shows. A tab with a half-filled form is left alone, so
+ *  live updates never wipe what someone is typing (the conversation keeps its composer). */
+async function refreshView() {
+  try {
+    const body = document.getElementById('tab-body');
+    const typing = body && (state.tab !== 'talk' ? body.querySelector('form[data-dirty]') : body.querySelector('#timeline form.edit'));
+    if (state.circle && !typing) await renderCircleBody(false, true);
+    else if (main.dataset.view === 'circles' && !main.querySelector('form[data-dirty]')) await showCircles(false);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'locked') await start();
+  }
+}
+
+// ----- circles ---------------------------------------------------------------------------------
+
+async function showCircles(focus = true) {
+  const nav0 = focus ? navigate() : state.nav;
+  if (focus) state.circle = null;
+  const circles = await api('GET', '/circles');
+  if (state.nav !== nav0) return;
+  state.circles = circles;
+  const list = h('ul', { class: 'circles' }, state.circles.map((c) => {
+    const seen = Number(localStorage.getItem(seenKey(c.id)) || 0);
+    const unread = Math.max(0, c.entries - seen);
+    return h('li', {},
+      h('button', { type: 'button', class: 'circle-link', onclick: () => openCircle(c.id) },
+        h('span', { class: 'name' }, c.name),
+        h('span', { class: 'meta' }, c.member ? `${c.member_count} ${c.member_count === 1 ? 'member' : 'members'}` : 'You are no longer in this circle'),
+        unread > 0 ? h('span', { class: 'badge' }, `${unread} new`) : null));
+  }));
+  const empty = h('p', {}, 'You are not in any circle yet. Start one below, or join one with an invite.');
+  main.dataset.view = 'circles';
+  page('Your circles', state.circles.length ? list : empty, createCircleForm());
+  if (focus) focusMain();
+}
+
+function createCircleForm() {
+  const name = h('input', { type: 'text', required: true, maxlength: 64 });
+  const me = h('input', { type: 'text', required: true, maxlength: 64, autocomplete: 'nickname' });
+  const rules = h('textarea', { rows: 3 }, 'Be kind. What is said here stays here.');
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Start the circle');
+  const form = h('form', { class: 'card', 'aria-labelledby': 'start-h' },
+    h('h2', { id: 'start-h' }, 'Start a circle'),
+    field('Circle name', name),
+    field('Your name in this circle', me),
+    field('Guidelines everyone agrees to', rules),
+    box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const c = await api('POST', '/circles', { name: name.value, guidelines: rules.value, display_name: me.value });
+      announce(`You started ${c.name}.`);
+      await openCircle(c.id);
+    });
+  });
+  return form;
+}
+
+// ----- one circle ------------------------------------------------------------------------------
+
+const TABS = [
+  ['talk', 'Conversation'], ['members', 'Members'], ['goals', 'Goals'], ['rounds', 'Rounds'],
+  ['guidelines', 'Guidelines'], ['invite', 'Invite'], ['settings', 'Circle settings'],
+];
+
+async function openCircle(circleId, tab = 'talk') {
+  navigate();
+  state.circle = circleId;
+  state.tab = tab;
+  state.limit = PAGE;
+  state.replyTo = null;
+  main.dataset.view = 'circle';
+  await renderCircleBody(true);
+}
+
+async function renderCircleBody(full, live = false) {
+  const nav0 = state.nav;
+  const circleId = state.circle;
+  const tab = state.tab;
+  const detail = await api('GET', `/circles/${seg(circleId)}`);
+  // Another circle, tab or screen was chosen meanwhile: that render draws the page.
+  if (state.nav !== nav0 || state.circle !== circleId || state.tab !== tab) return;
+  localStorage.setItem(seenKey(circleId), String(detail.entries));
+  const section = document.getElementById('tab-body');
+  // Being removed (or leaving) redraws the whole circle: the banner, no composer, no actions.
+  const lostMembership = !detail.member && !main.querySelector('p.note[role=status]');
+  if (full || !section || lostMembership) {
+    const tabs = h('nav', { class: 'tabs', 'aria-label': 'Circle' }, h('ul', {}, TABS.map(([t, label]) =>
+      h('li', {}, h('button', {
+        type: 'button',
+        'aria-current': state.tab === t ? 'page' : null,
+        onclick: () => { navigate(); state.tab = t; renderCircleBody(true).then(() => document.getElementById('tab-body')?.focus()); },
+      }, label)))));
+    page(detail.name,
+      detail.member ? null : h('p', { class: 'note', role: 'status' }, 'You are no longer in this circle. Nothing new will arrive here; what you saw before stays on this computer.'),
+      tabs,
+      h('section', { id: 'tab-body', tabindex: '-1', 'aria-label': TABS.find(([t]) => t === state.tab)[1] }));
+    if (full) focusMain();
+    else if (lostMembership) announce('You are no longer in this circle.');
+    full = true;
+  }
+  const body = document.getElementById('tab-body');
+  if (state.tab === 'talk') {
+    await renderTalk(body, detail, full);
+    return;
+  }
+  // Other tabs are drawn aside and swapped in only if nobody started typing meanwhile.
+  const render = { members: renderMembers, goals: renderGoals, rounds: renderRounds, guidelines: renderGuidelines, invite: renderInvite, settings: renderCircleSettings }[state.tab];
+  const aside = h('div');
+  await render(aside, detail, full);
+  if (state.nav !== nav0 || state.circle !== circleId || state.tab !== tab || !body.isConnected) return;
+  if (!full && body.querySelector('form[data-dirty]')) return;
+  body.replaceChildren(...aside.childNodes);
+}
+
+// ----- conversation ----------------------------------------------------------------------------
+
+function describe(item, byId) {
+  const c = item.content;
+  const who = item.mine ? 'You' : item.author_name;
+  switch (c.type) {
+    case 'membership': {
+      const subject = c.subject_name || 'someone';
+      const words = {
+        create: `${who} started the circle`,
+        add: `${subject} joined the circle`,
+        remove: `${subject} is no longer in the circle`,
+        leave: `${who} left the circle`,
+        promote: `${subject} is now a facilitator`,
+        guidelines: `${who} changed the guidelines`,
+        hide: `${who} hid an entry`,
+      }[c.op];
+      return words ?? null;
+    }
+    case 'goal': return `${who} set a goal: ${c.title}`;
+    case 'check_in': {
+      const g = byId.goals.get(c.goal);
+      const what = c.outcome.kind === 'done' ? 'did it' : c.outcome.kind === 'skipped' ? 'took a pause' : `logged ${c.outcome.value / 1000}`;
+      return `${who} checked in${g ? ` on “${g.title}”` : ''}: ${what}${c.mood ? `, feeling ${MOODS[c.mood].toLowerCase()}` : ''}${c.note ? ` — ${c.note}` : ''}`;
+    }
+    case 'private_check_in': {
+      const g = byId.goals.get(c.goal);
+      return `${who} checked in${g ? ` on “${g.title}”` : ''}: did it`;
+    }
+    case 'goal_status': return `${who} marked a goal as ${c.status}`;
+    case 'round_open': return `${who} opened a round: ${c.question}`;
+    case 'round_answer': return `${who} answered a round, feeling ${MOODS[c.mood]?.toLowerCase() ?? 'something'}${c.note ? ` — ${c.note}` : ''}`;
+    case 'guidelines_accepted': return `${who} accepted the guidelines (version ${c.version})`;
+    case 'profile': return `${who} is now called ${c.display_name}`;
+    case 'deleted': return 'This entry was deleted.';
+    case 'unreadable': return 'This entry could not be read on this computer.';
+    default: return null;
+  }
+}
+
+async function renderTalk(body, detail, full) {
+  const circleId = detail.id;
+  const [items, goals] = await Promise.all([
+    api('GET', `/circles/${seg(circleId)}/timeline?limit=${state.limit}`),
+    api('GET', `/circles/${seg(circleId)}/goals?today=${today()}`).catch(() => []),
+  ]);
+  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected) return;
+  const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])) };
+  let log = document.getElementById('timeline');
+  const wasAtBottom = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const keepFromBottom = log ? log.scrollHeight - log.scrollTop : 0;
+  const list = h('ol', { class: 'timeline' }, items.map((item) => renderItem(item, byId, detail)).filter(Boolean));
+  if (!log || full) {
+    log = h('div', { id: 'timeline', class: 'log', role: 'log', 'aria-label': 'Messages, newest at the bottom', tabindex: '0' });
+    log.addEventListener('scroll', () => {
+      if (log.scrollTop < 20 && items.length >= state.limit && !log.dataset.loading) {
+        log.dataset.loading = '1';
+        state.limit += PAGE;
+        renderTalk(document.getElementById('tab-body'), detail, false).finally(() => { delete log.dataset.loading; });
+      }
+    });
+    fill(body, h('h2', { class: 'visually-hidden' }, 'Conversation'), log, detail.member ? composer(detail) : null);
+  }
+  fill(log, items.length >= state.limit ? h('p', { class: 'hint' }, 'Scroll up for older messages.') : null, list);
+  log.scrollTop = wasAtBottom ? log.scrollHeight : log.scrollHeight - keepFromBottom;
+}
+
+function renderItem(item, byId, detail) {
+  const c = item.content;
+  if (['reaction', 'encouragement', 'edit', 'delete'].includes(c.type)) return null;
+  if (c.type === 'membership' && c.op === 'rotate') return null;
+  const time = h('time', { datetime: new Date(item.timestamp_ms).toISOString(), title: new Date(item.timestamp_ms).toLocaleString() }, when(item.timestamp_ms));
+  if (c.type !== 'text') {
+    const text = describe(item, byId);
+    if (!text) return null;
+    const li = h('li', { class: 'event', id: `e-${item.id}` }, h('p', {}, text, ' · ', time));
+    if (item.milestone) li.append(h('p', { class: 'milestone' }, `🌟 Milestone: ${item.milestone.check_ins} ${item.milestone.check_ins === 1 ? 'day' : 'days'} done`));
+    if (detail.member && !item.mine && (c.type === 'check_in' || c.type === 'private_check_in')) li.append(actions(item, detail, false));
+    appendReactions(li, item);
+    return li;
+  }
+  const parts = [];
+  if (c.reply_to) {
+    const target = byId.items.get(c.reply_to);
+    const snippet = target && target.content.type === 'text' ? (target.content_warning ? `(${target.content_warning})` : target.content.body.slice(0, 80)) : 'an earlier message';
+    parts.push(h('p', { class: 'reply-to' }, `Replying to ${target ? (target.mine ? 'you' : target.author_name) : 'someone'}: ${snippet}`));
+  }
+  const warning = item.content_warning || c.content_warning;
+  if (warning && !state.revealed.has(item.id)) {
+    const bodyId = id('cw');
+    parts.push(h('p', { class: 'cw' }, h('span', { class: 'cw-label' }, `Content warning: ${warning}`), ' ',
+      h('button', {
+        type: 'button', class: 'small', 'aria-controls': bodyId, 'aria-expanded': 'false',
+        onclick: (ev) => {
+          state.revealed.add(item.id);
+          const p = ev.target.closest('li').querySelector('.body');
+          p.hidden = false;
+          ev.target.setAttribute('aria-expanded', 'true');
+          ev.target.remove();
+        },
+      }, 'Show message')));
+    parts.push(h('p', { class: 'body', id: bodyId, hidden: true }, c.body));
+  } else {
+    if (warning) parts.push(h('p', { class: 'cw' }, h('span', { class: 'cw-label' }, `Content warning: ${warning}`)));
+    parts.push(h('p', { class: 'body' }, c.body));
+  }
+  const li = h('li', { class: item.mine ? 'msg mine' : 'msg', id: `e-${item.id}` },
+    h('p', { class: 'who' }, h('strong', {}, item.mine ? 'You' : item.author_name), ' · ', time, item.edited ? ' · edited' : ''),
+    parts);
+  appendReactions(li, item);
+  if (detail.member) li.append(actions(item, detail, true));
+  return li;
+}
+
+function appendReactions(li, item) {
+  const bits = [];
+  for (const r of item.reactions || []) bits.push(h('span', { class: 'reaction', title: r.names.join(', ') }, `${r.emoji} ${r.names.length}`, h('span', { class: 'visually-hidden' }, ` from ${r.names.join(', ')}`)));
+  if ((item.encouragements || []).length) bits.push(h('span', { class: 'reaction' }, `“I see you” from ${item.encouragements.map((e) => e.name).join(', ')}`));
+  if (bits.length) li.append(h('p', { class: 'reactions' }, bits));
+}
+
+function actions(item, detail, isText) {
+  const circleId = detail.id;
+  const post = async (content) => {
+    await api('POST', `/circles/${seg(circleId)}/entries?today=${today()}`, content);
+    await renderCircleBody(false);
+  };
+  const label = isText ? `message from ${item.mine ? 'you' : item.author_name}` : `check-in of ${item.author_name}`;
+  const bar = h('div', { class: 'actions', role: 'group', 'aria-label': `Actions for this ${label}` });
+  if (isText) {
+    bar.append(h('button', { type: 'button', class: 'small', onclick: () => {
+      state.replyTo = item;
+      const t = document.getElementById('compose-text');
+      updateReplyNote();
+      t?.focus();
+    } }, 'Reply'));
+    for (const e of EMOJI) {
+      bar.append(h('button', { type: 'button', class: 'small emoji', 'aria-label': `React with ${e}`, onclick: (ev) => busy(ev.currentTarget, null, () => post({ type: 'reaction', target: item.id, emoji: e })) }, e));
+    }
+  }
+  if (!item.mine) {
+    bar.append(h('button', { type: 'button', class: 'small', onclick: (ev) => busy(ev.currentTarget, null, async () => { await post({ type: 'encouragement', target: item.id }); announce('You sent “I see you”.'); }) }, 'I see you'));
+  }
+  if (item.mine && isText) {
+    bar.append(h('button', { type: 'button', class: 'small', onclick: () => editInPlace(item, detail) }, 'Edit'));
+    bar.append(h('button', { type: 'button', class: 'small', onclick: (ev) => {
+      if (!window.confirm('Delete this message for everyone? Devices that already have it are asked to remove it; this is best effort.')) return;
+      busy(ev.currentTarget, null, () => post({ type: 'delete', target: item.id }));
+    } }, 'Delete'));
+  }
+  return bar;
+}
+
+function editInPlace(item, detail) {
+  const li = document.getElementById(`e-${item.id}`);
+  const text = h('textarea', { rows: 2 }, item.content.body);
+  const box = errorBox();
+  const save = h('button', { type: 'submit', class: 'small' }, 'Save');
+  const form = h('form', { class: 'edit' }, field('Edit your message', text), box, save,
+    h('button', { type: 'button', class: 'small quiet', onclick: () => renderCircleBody(false) }, 'Cancel'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(save, box, async () => {
+      await api('POST', `/circles/${seg(detail.id)}/entries`, { type: 'edit', target: item.id, body: text.value });
+      await renderCircleBody(false);
+    });
+  });
+  li.querySelector('.body')?.replaceWith(form);
+  text.focus();
+}
+
+function updateReplyNote() {
+  const note = document.getElementById('reply-note');
+  if (!note) return;
+  if (!state.replyTo) { note.hidden = true; fill(note); return; }
+  note.hidden = false;
+  fill(note, `Replying to ${state.replyTo.mine ? 'yourself' : state.replyTo.author_name}: ${state.replyTo.content.body.slice(0, 60)} `,
+    h('button', { type: 'button', class: 'small quiet', onclick: () => { state.replyTo = null; updateReplyNote(); document.getElementById('compose-text')?.focus(); } }, 'Cancel reply'));
+}
+
+function composer(detail) {
+  const text = h('textarea', { id: 'compose-text', rows: 3, required: true });
+  const cw = h('input', { type: 'text', maxlength: 120 });
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Send');
+  const note = h('p', { id: 'reply-note', class: 'reply-to', hidden: true });
+  const form = h('form', { class: 'composer', 'aria-label': 'Write a message' },
+    note,
+    field('Your message', text),
+    h('details', {}, h('summary', {}, 'Add a content warning'), field('Content warning (shown before the message)', cw)),
+    box, button);
+  text.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) form.requestSubmit();
+  });
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const content = { type: 'text', body: text.value };
+      if (state.replyTo) content.reply_to = state.replyTo.id;
+      if (cw.value.trim()) content.content_warning = cw.value.trim();
+      await api('POST', `/circles/${seg(detail.id)}/entries`, content);
+      text.value = ''; cw.value = ''; state.replyTo = null;
+      updateReplyNote();
+      announce('Sent. It is saved here and reaches the others when their devices are online.');
+      await renderCircleBody(false);
+      const log = document.getElementById('timeline');
+      if (log) log.scrollTop = log.scrollHeight;
+      text.focus();
+    });
+  });
+  setTimeout(updateReplyNote, 0);
+  return form;
+}
+
+// ----- members ---------------------------------------------------------------------------------
+
+async function renderMembers(body, detail) {
+  const circleId = detail.id;
+  const muted = await api('GET', `/circles/${seg(circleId)}/muted`).catch(() => []);
+  const mutedIds = new Set(muted.map((m) => m.id));
+  const facilitator = detail.role === 'facilitator';
+  const box = errorBox();
+  const rows = detail.members.map((m) => {
+    const acts = [];
+    if (!m.me && detail.member) {
+      if (facilitator && m.role !== 'facilitator') {
+        acts.push(h('button', { type: 'button', class: 'small', onclick: (ev) => busy(ev.currentTarget, box, async () => {
+          await api('POST', `/circles/${seg(circleId)}/members/${seg(m.id)}/promote`);
+          announce(`${m.name} is now a facilitator.`);
+          await renderCircleBody(true);
+        }) }, `Make ${m.name} a facilitator`));
+      }
+      if (facilitator) {
+        acts.push(h('button', { type: 'button', class: 'small', onclick: (ev) => {
+          if (!window.confirm(`Remove ${m.name} from ${detail.name}? She will not read anything written after this.`)) return;
+          busy(ev.currentTarget, box, async () => {
+            await api('DELETE', `/circles/${seg(circleId)}/members/${seg(m.id)}`);
+            announce(`${m.name} is no longer in the circle.`);
+            await renderCircleBody(true);
+          });
+        } }, `Remove ${m.name}`));
+      }
+      const isMuted = mutedIds.has(m.id);
+      acts.push(h('button', { type: 'button', class: 'small quiet', onclick: (ev) => busy(ev.currentTarget, box, async () => {
+        await api(isMuted ? 'DELETE' : 'PUT', `/circles/${seg(circleId)}/muted/${seg(m.id)}`);
+        announce(isMuted ? `${m.name} is no longer muted.` : `${m.name} is muted on this computer only.`);
+        await renderCircleBody(true);
+      }) }, isMuted ? `Unmute ${m.name}` : `Mute ${m.name}`));
+    }
+    return h('li', { class: 'member' },
+      h('p', {}, h('strong', {}, m.me ? `${m.name} (you)` : m.name), ' · ', m.role === 'facilitator' ? 'Facilitator' : 'Member',
+        m.last_seen_ms ? ` · last seen ${when(m.last_seen_ms)}` : '', mutedIds.has(m.id) ? ' · muted here' : ''),
+      acts.length ? h('div', { class: 'actions' }, acts) : null);
+  });
+  fill(body, h('h2', {}, 'Members'), h('ul', { class: 'members' }, rows),
+    h('p', { class: 'hint' }, 'Muting hides someone’s messages on this computer only; nobody is told.'), box);
+}
+
+// ----- goals -----------------------------------------------------------------------------------
+
+function cadenceText(c) {
+  if (c.kind === 'daily') return 'every day';
+  if (c.kind === 'weekly') return 'once a week';
+  return `${c.times ?? c.value} times a week`;
+}
+
+async function renderGoals(body, detail) {
+  const circleId = detail.id;
+  const [goals, summary] = await Promise.all([
+    api('GET', `/circles/${seg(circleId)}/goals?today=${today()}`),
+    api('GET', `/circles/${seg(circleId)}/summary?today=${today()}`).catch(() => null),
+  ]);
+  const list = h('ul', { class: 'goals' }, goals.map((g) => {
+    const streak = g.current_streak === null ? 'shares only whether a day was done'
+      : `streak ${g.current_streak} (best ${g.best_streak})`;
+    const li = h('li', { class: 'goal card' },
+      h('h3', {}, `${g.mine ? 'Your' : `${g.author_name}’s`} goal: ${g.title}`),
+      g.why ? h('p', {}, `Why: ${g.why}`) : null,
+      h('p', { class: 'meta' }, `${cadenceText(g.cadence)} · ${streak} · ${g.total_check_ins} check-ins · ${g.done_this_period} done this period`),
+      g.milestones.length ? h('p', { class: 'milestone' }, `🌟 Milestones: ${g.milestones.map((m) => `${m.check_ins} ${m.check_ins === 1 ? 'day' : 'days'}`).join(', ')}`) : null);
+    if (g.mine && detail.member && g.state === 'active') li.append(checkInForm(detail, g));
+    return li;
+  }));
+  const weekly = summary ? h('section', { class: 'card', 'aria-labelledby': 'week-h' },
+    h('h3', { id: 'week-h' }, `This week (from ${summary.week_start})`),
+    h('ul', {}, summary.members.map((m) => h('li', {}, `${m.name}: ${m.check_ins} check-ins, ${m.active_goals} active goals`)))) : null;
+  fill(body, h('h2', {}, 'Goals'),
+    h('p', { class: 'hint' }, 'A missed day is just a missed day. Grace and rest days keep a streak going.'),
+    goals.length ? list : h('p', {}, 'No goals yet.'), weekly, detail.member ? addGoalForm(detail) : null);
+}
+
+function checkInForm(detail, goal) {
+  const outcome = h('select', {}, h('option', { value: 'done' }, 'I did it'), h('option', { value: 'skipped' }, 'Not today'));
+  const mood = h('select', {}, h('option', { value: '' }, 'Rather not say'), Object.entries(MOODS).map(([v, t]) => h('option', { value: v }, t)));
+  const note = h('input', { type: 'text', maxlength: 500 });
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Check in');
+  const form = h('form', { class: 'inline', 'aria-label': `Check in on ${goal.title}` },
+    field('How did it go today?', outcome), field('Mood', mood), field('Note (optional)', note), box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const content = { type: 'check_in', goal: goal.id, day: today(), outcome: { kind: outcome.value } };
+      if (mood.value) content.mood = Number(mood.value);
+      if (note.value.trim()) content.note = note.value.trim();
+      await api('POST', `/circles/${seg(detail.id)}/entries?today=${today()}`, content);
+      announce('Checked in. Well done for showing up.');
+      await renderCircleBody(false);
+    });
+  });
+  return form;
+}
+
+function addGoalForm(detail) {
+  const title = h('input', { type: 'text', required: true, maxlength: 100 });
+  const why = h('input', { type: 'text', maxlength: 300 });
+  const cadence = h('select', {}, h('option', { value: 'daily' }, 'Every day'), h('option', { value: 'weekly' }, 'Once a week'),
+    h('option', { value: '3' }, '3 times a week'), h('option', { value: '5' }, '5 times a week'));
+  const grace = h('input', { type: 'number', min: 0, max: 7, value: '1' });
+  const days = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  const names = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+  const rest = days.map((d, i) => {
+    const cb = h('input', { type: 'checkbox', value: d, id: id('rest') });
+    return h('span', { class: 'check' }, cb, h('label', { for: cb.id }, names[i]));
+  });
+  const visibility = h('select', {}, h('option', { value: 'circle' }, 'The circle sees my check-ins'),
+    h('option', { value: 'done_only' }, 'The circle sees only whether I did it'));
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Add goal');
+  const form = h('form', { class: 'card', 'aria-labelledby': 'goal-h' },
+    h('h3', { id: 'goal-h' }, 'Add a goal'),
+    field('What is your goal?', title), field('Why it matters to you (optional)', why),
+    field('How often', cadence), field('Grace days (missed days that keep a streak)', grace),
+    h('fieldset', {}, h('legend', {}, 'Rest days'), rest),
+    field('Who sees what', visibility), box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const c = cadence.value === 'daily' || cadence.value === 'weekly' ? { kind: cadence.value } : { kind: 'times_per_week', times: Number(cadence.value) };
+      const content = { type: 'goal', title: title.value, cadence: c, visibility: visibility.value, grace_days: Number(grace.value || 0),
+        rest_days: rest.map((r) => r.querySelector('input')).filter((x) => x.checked).map((x) => x.value) };
+      if (why.value.trim()) content.why = why.value.trim();
+      await api('POST', `/circles/${seg(detail.id)}/entries?today=${today()}`, content);
+      announce('Your goal is added.');
+      await renderCircleBody(false);
+    });
+  });
+  return form;
+}
+
+// ----- rounds ----------------------------------------------------------------------------------
+
+async function renderRounds(body, detail) {
+  const circleId = detail.id;
+  const rounds = await api('GET', `/circles/${seg(circleId)}/rounds`);
+  const items = rounds.slice().reverse().map((r) => {
+    const mood = h('select', {}, Object.entries(MOODS).map(([v, t]) => h('option', { value: v }, t)));
+    const note = h('input', { type: 'text', maxlength: 500 });
+    const box = errorBox();
+    const button = h('button', { type: 'submit' }, 'Answer');
+    const form = h('form', { class: 'inline', 'aria-label': `Answer: ${r.question}` }, field('Mood', mood), field('Note (optional)', note), box, button);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(button, box, async () => {
+        await api('POST', `/circles/${seg(circleId)}/rounds/${seg(r.id)}/answers`, { mood: Number(mood.value), note: note.value.trim() || null });
+        announce('Thank you for answering.');
+        await renderCircleBody(false);
+      });
+    });
+    return h('li', { class: 'card' }, h('h3', {}, r.question),
+      h('p', { class: 'meta' }, `Opened by ${r.opened_by.name} · ${r.answered.length} answered · ${r.not_answered.length} not yet`),
+      h('ul', {}, r.answers.map((a) => h('li', {}, `${a.member.name}: ${MOODS[a.mood]}${a.note ? ` — ${a.note}` : ''}`))),
+      detail.member ? form : null);
+  });
+  let open = null;
+  if (detail.role === 'facilitator' && detail.member) {
+    const q = h('input', { type: 'text', required: true, maxlength: 200 });
+    const box = errorBox();
+    const button = h('button', { type: 'submit' }, 'Open the round');
+    open = h('form', { class: 'card', 'aria-labelledby': 'round-h' }, h('h3', { id: 'round-h' }, 'Open a round'), field('Question', q), box, button);
+    open.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(button, box, async () => {
+        await api('POST', `/circles/${seg(circleId)}/rounds`, { question: q.value });
+        await renderCircleBody(false);
+      });
+    });
+  }
+  fill(body, h('h2', {}, 'Rounds'), items.length ? h('ul', { class: 'plain' }, items) : h('p', {}, 'No rounds yet.'), open);
+}
+
+// ----- guidelines ------------------------------------------------------------------------------
+
+async function renderGuidelines(body, detail) {
+  const circleId = detail.id;
+  const g = await api('GET', `/circles/${seg(circleId)}/guidelines`);
+  const box = errorBox();
+  const parts = [h('h2', {}, `Guidelines (version ${g.version})`), h('blockquote', { class: 'guidelines' }, g.text || 'No guidelines written yet.')];
+  if (g.you_accepted < g.version && detail.member) {
+    const button = h('button', { type: 'button', onclick: () => busy(button, box, async () => {
+      await api('POST', `/circles/${seg(circleId)}/guidelines/accept`, { version: g.version });
+      announce('You accepted the guidelines.');
+      await renderCircleBody(false);
+    }) }, 'I accept these guidelines');
+    parts.push(h('p', { class: 'note' }, 'These guidelines changed since you last accepted them.'), button);
+  } else {
+    parts.push(h('p', { class: 'meta' }, `You accepted version ${g.you_accepted}.`));
+  }
+  if (detail.role === 'facilitator' && detail.member) {
+    const text = h('textarea', { rows: 4 }, g.text);
+    const save = h('button', { type: 'submit' }, 'Publish new guidelines');
+    const form = h('form', { class: 'card', 'aria-labelledby': 'gl-h' }, h('h3', { id: 'gl-h' }, 'Change the guidelines'), field('New guidelines', text, 'Everyone is asked to accept the new version.'), save);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(save, box, async () => {
+        await api('PUT', `/circles/${seg(circleId)}/guidelines`, { text: text.value });
+        announce('New guidelines published.');
+        await renderCircleBody(false);
+      });
+    });
+    parts.push(form);
+  }
+  parts.push(box);
+  fill(body, parts);
+}
+
+// ----- invite ----------------------------------------------------------------------------------
+
+async function renderInvite(body, detail) {
+  if (!detail.member || detail.role !== 'facilitator') {
+    fill(body, h('h2', {}, 'Invite'), h('p', {}, 'Only a facilitator can invite people to this circle. Ask one of them for an invite.'));
+    return;
+  }
+  const expires = h('select', {}, h('option', { value: '3600' }, '1 hour'), h('option', { value: '86400', selected: true }, '1 day'), h('option', { value: '604800' }, '1 week'));
+  const uses = h('input', { type: 'number', min: 1, max: 100, value: '1' });
+  const role = h('select', {}, h('option', { value: 'member' }, 'Member'), h('option', { value: 'facilitator' }, 'Facilitator'));
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Make an invite');
+  const result = h('div', { id: 'invite-result' });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'inv-h' }, h('h3', { id: 'inv-h' }, 'Invite someone'),
+    field('Valid for', expires), field('How many people may use it', uses), field('Their role', role), box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const inv = await api('POST', `/circles/${seg(detail.id)}/invites`, { expires_in_secs: Number(expires.value), uses: Number(uses.value), role: role.value });
+      const svg = await api('POST', '/qr', { text: inv.ticket });
+      const ticket = h('textarea', { id: 'ticket', readonly: true, rows: 3 }, inv.ticket);
+      const copy = h('button', { type: 'button', onclick: async () => {
+        try { await navigator.clipboard.writeText(inv.ticket); announce('Invite copied.'); copy.textContent = 'Copied'; } catch { ticket.select(); announce('Select the invite and copy it.'); }
+      } }, 'Copy invite');
+      fill(result, h('section', { class: 'card', 'aria-labelledby': 'ticket-h' },
+        h('h3', { id: 'ticket-h' }, 'Your invite'),
+        h('p', {}, `Share it privately: whoever holds it can join ${inv.circle_name} as ${inv.role === 'facilitator' ? 'a facilitator' : 'a member'} until ${new Date(inv.expires_at_ms).toLocaleString()}, ${inv.uses} ${inv.uses === 1 ? 'time' : 'times'}.`),
+        h('img', { class: 'qr', src: `data:image/svg+xml;base64,${btoa(svg)}`, alt: 'QR code of the invite', width: 200, height: 200 }),
+        field('Invite text', ticket), copy));
+      announce('Your invite is ready.');
+    });
+  });
+  fill(body, h('h2', {}, 'Invite'), form, result);
+}
+
+// ----- circle settings: your name, disappearing messages ----------------------------------
+
+async function renderCircleSettings(body, detail) {
+  const parts = [h('h2', {}, 'Circle settings')];
+  if (!detail.member) {
+    fill(body, parts, h('p', {}, 'You are no longer in this circle, so there is nothing to change here.'));
+    return;
+  }
+  const me = detail.members.find((m) => m.me);
+  const name = h('input', { type: 'text', required: true, maxlength: 64, value: me ? me.name : '' });
+  const nbox = errorBox();
+  const save = h('button', { type: 'submit' }, 'Save my name');
+  const nameForm = h('form', { class: 'card', 'aria-labelledby': 'nm-h' }, h('h3', { id: 'nm-h' }, 'Your name in this circle'),
+    field('Name the others see', name), nbox, save);
+  nameForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(save, nbox, async () => {
+      await api('POST', `/circles/${seg(detail.id)}/entries`, { type: 'profile', display_name: name.value });
+      announce('Your name is saved.');
+      await renderCircleBody(false);
+    });
+  });
+  parts.push(nameForm);
+  const current = detail.retention_secs;
+  const days = (n) => n * 86400;
+  const choices = [[null, 'Keep everything'], [days(1), '1 day'], [days(7), '1 week'], [days(30), '30 days'], [days(365), '1 year']];
+  if (detail.role === 'facilitator') {
+    const sel = h('select', {}, choices.map(([v, t]) => h('option', { value: v === null ? 'off' : String(v), selected: v === current }, t)));
+    const rbox = errorBox();
+    const rsave = h('button', { type: 'submit' }, 'Save');
+    const rform = h('form', { class: 'card', 'aria-labelledby': 'rt-h' }, h('h3', { id: 'rt-h' }, 'Disappearing messages'),
+      field('Delete messages older than', sel, 'This deletes them from every member’s device, within minutes.'), rbox, rsave);
+    rform.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      busy(rsave, rbox, async () => {
+        await api('PUT', `/circles/${seg(detail.id)}/retention`, { retention_secs: sel.value === 'off' ? null : Number(sel.value) });
+        announce('Saved.');
+        await renderCircleBody(false);
+      });
+    });
+    parts.push(rform);
+  } else {
+    const label = choices.find(([v]) => v === current)?.[1] ?? (current ? `${Math.round(current / 86400)} days` : 'Keep everything');
+    parts.push(h('p', {}, `Disappearing messages: ${label}. A facilitator can change this.`));
+  }
+  const lbox = errorBox();
+  const leave = h('button', { type: 'button', class: 'quiet', onclick: () => {
+    if (!window.confirm(`Leave ${detail.name}? You will not read anything written after you leave.`)) return;
+    busy(leave, lbox, async () => {
+      await api('POST', `/circles/${seg(detail.id)}/leave`);
+      announce(`You left ${detail.name}.`);
+      await showCircles();
+    });
+  } }, 'Leave this circle');
+  parts.push(h('section', { class: 'card', 'aria-labelledby': 'lv-h' }, h('h3', { id: 'lv-h' }, 'Leaving'), leave, lbox));
+  fill(body, parts);
+}
+
+// ----- join ------------------------------------------------------------------------------------
+
+function showJoin() {
+  navigate();
+  state.circle = null;
+  main.dataset.view = 'join';
+  const ticket = h('textarea', { rows: 3, required: true, spellcheck: 'false' });
+  const box = errorBox();
+  const button = h('button', { type: 'submit' }, 'Look at this invite');
+  const preview = h('div', { id: 'join-preview' });
+  const form = h('form', { class: 'card' }, field('Paste the invite you were given', ticket), box, button);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(button, box, async () => {
+      const p = await api('POST', '/join/preview', { ticket: ticket.value.trim() });
+      const name = h('input', { type: 'text', required: true, maxlength: 64, autocomplete: 'nickname' });
+      const agree = h('input', { type: 'checkbox', id: id('agree'), required: true });
+      const pbox = errorBox();
+      const accept = h('button', { type: 'submit' }, 'Accept and join');
+      const decline = h('button', { type: 'button', class: 'quiet', onclick: () => busy(decline, pbox, async () => {
+        await api('POST', '/join/decline', { join: p.join });
+        fill(preview, h('p', { role: 'status' }, 'You declined. Nothing was joined.'));
+      }) }, 'Decline');
+      const jf = h('form', { class: 'card', 'aria-labelledby': 'jp-h' },
+        h('h2', { id: 'jp-h' }, `Join ${p.circle_name}`),
+        h('p', {}, `You are invited as ${p.role === 'facilitator' ? 'a facilitator' : 'a member'}. Please read the circle’s guidelines.`),
+        h('blockquote', { class: 'guidelines' }, p.guidelines.text || 'This circle has no written guidelines.'),
+        field('Your name in this circle', name),
+        h('p', { class: 'check' }, agree, h('label', { for: agree.id }, 'I accept these guidelines')),
+        pbox, accept, ' ', decline);
+      jf.addEventListener('submit', (e2) => {
+        e2.preventDefault();
+        busy(accept, pbox, async () => {
+          const c = await api('POST', '/join', { ticket: ticket.value.trim(), join: p.join, accept_guidelines_version: p.guidelines.version, display_name: name.value });
+          announce(`Welcome to ${c.name}.`);
+          await openCircle(c.id);
+        });
+      });
+      fill(preview, jf);
+      name.focus();
+    });
+  });
+  page('Join a circle', h('p', {}, 'Someone in a circle sent you an invite. Paste it here to see the circle and its guidelines before you decide.'), form, preview);
+  focusMain();
+}
+
+// ----- status and settings ---------------------------------------------------------------------
+
+async function showStatus() {
+  const nav0 = navigate();
+  state.circle = null;
+  main.dataset.view = 'status';
+  const s = await api('GET', '/status');
+  if (state.nav !== nav0) return;
+  const reach = { public: 'Other devices can reach this computer directly.', private: 'This computer is behind a router; others reach it through relays.', unknown: 'Not known yet.' }[s.reachability] ?? 'Not known yet.';
+  page('Status',
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Reachability'), h('dd', {}, reach),
+      h('dt', {}, 'Devices connected now'), h('dd', {}, String(s.connected_peers.length)),
+      h('dt', {}, 'This device'), h('dd', { class: 'mono' }, s.peer_id)),
+    h('h2', {}, 'Circles'),
+    h('ul', {}, s.circles.map((c) => h('li', {}, `${c.name}: ${c.members.length} members, ${c.peers.length} of their devices connected${c.pending ? `, ${c.pending} entries waiting` : ''}`))));
+  focusMain();
+}
+
+function showSettings() {
+  navigate();
+  state.circle = null;
+  main.dataset.view = 'settings';
+  const status = h('p', { role: 'status' });
+  const supported = 'Notification' in window;
+  const on = notificationsOn();
+  const toggle = h('button', { type: 'button', disabled: !supported, onclick: async () => {
+    if (notificationsOn()) {
+      localStorage.setItem('hearth.notify', 'off');
+      status.textContent = 'Notifications are off.';
+    } else {
+      const p = await Notification.requestPermission();
+      localStorage.setItem('hearth.notify', p === 'granted' ? 'on' : 'off');
+      status.textContent = p === 'granted' ? 'Notifications are on. They say only which circle has news, never the message.' : 'The browser did not allow notifications.';
+    }
+    toggle.textContent = notificationsOn() ? 'Turn notifications off' : 'Turn notifications on';
+  } }, on ? 'Turn notifications off' : 'Turn notifications on');
+  const logout = h('button', { type: 'button', class: 'quiet', onclick: async () => {
+    await api('POST', '/session/logout').catch(() => {});
+    closeEvents();
+    nav.hidden = true;
+    page('Logged out', h('p', {}, 'This browser is logged out. Run `hearth open` for a new login link.'));
+  } }, 'Log this browser out');
+  page('Settings',
+    h('section', { class: 'card', 'aria-labelledby': 'n-h' }, h('h2', { id: 'n-h' }, 'Notifications'),
+      h('p', {}, 'When this page is in the background, Hearth can tell you that a circle has a new message. The notification never contains the message itself.'),
+      toggle, status),
+    h('section', { class: 'card', 'aria-labelledby': 'p-h' }, h('h2', { id: 'p-h' }, 'Your names'),
+      h('p', {}, 'You have a separate name in each circle. You chose it when you started or joined the circle.')),
+    h('section', { class: 'card', 'aria-labelledby': 's-h' }, h('h2', { id: 's-h' }, 'This browser'), logout));
+  focusMain();
+}
+
+// ----- wiring ----------------------------------------------------------------------------------
+
+async function go(where) {
+  try {
+    if (where === 'circles') await showCircles();
+    else if (where === 'join') showJoin();
+    else if (where === 'status') await showStatus();
+    else if (where === 'settings') showSettings();
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'locked') await start();
+    else announce(e.message);
+  }
+}
+
+// A form someone has started to fill is "dirty" until it is sent or rendered again.
+main.addEventListener('submit', (ev) => { delete ev.target.dataset.dirty; }, true);
+for (const type of ['input', 'change']) {
+  main.addEventListener(type, (ev) => {
+    const form = ev.target.closest && ev.target.closest('form');
+    if (form) form.dataset.dirty = '1';
+  });
+}
+
+nav.addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-go]');
+  if (b) go(b.dataset.go);
+});
+document.getElementById('lock-now').addEventListener('click', lockNow);
+
+start();
