@@ -1,6 +1,6 @@
 // Hearth's web app: small hand-written ES modules, no framework and no build step, so the
 // daemon embeds these files as they are and `cargo build` builds the whole app.
-import { api, seg, ApiError } from './api.js';
+import { api as call, seg, ApiError } from './api.js';
 import { h, field, fill, announce, when, today, id } from './dom.js';
 
 const main = document.getElementById('main');
@@ -26,6 +26,19 @@ const state = {
 function navigate() {
   state.nav += 1;
   return state.nav;
+}
+
+/** Entries this page wrote: it redraws after each write itself, so their live events are not
+ *  drawn again (a second redraw could swap a form out from under the person). */
+const posted = new Set();
+
+async function api(method, path, body) {
+  const answer = await call(method, path, body);
+  if (method === 'POST' && /\/entries(\?|$)/.test(path) && answer && answer.id) {
+    posted.add(answer.id);
+    if (posted.size > 500) posted.delete(posted.values().next().value);
+  }
+  return answer;
 }
 
 // ----- small pieces ---------------------------------------------------------------------------
@@ -166,7 +179,7 @@ function openEvents() {
       // Never the message itself: only which circle has news.
       new Notification('Hearth', { body: `New message in ${c ? c.name : 'one of your circles'}`, tag: item.circle });
     }
-    refresh();
+    if (!posted.has(item.id)) refresh();
   });
   for (const t of ['membership', 'milestone', 'guidelines_to_accept', 'retention_enforced', 'lagged']) {
     es.addEventListener(t, refresh);
@@ -336,11 +349,13 @@ function describe(item, byId) {
 
 async function renderTalk(body, detail, full) {
   const circleId = detail.id;
+  const limit = state.limit;
   const [items, goals] = await Promise.all([
     api('GET', `/circles/${seg(circleId)}/timeline?limit=${state.limit}`),
     api('GET', `/circles/${seg(circleId)}/goals?today=${today()}`).catch(() => []),
   ]);
-  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected) return;
+  // A newer render (another circle, tab or page size) draws the log instead.
+  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected || state.limit !== limit) return;
   const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])) };
   let log = document.getElementById('timeline');
   const wasAtBottom = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -349,7 +364,7 @@ async function renderTalk(body, detail, full) {
   if (!log || full) {
     log = h('div', { id: 'timeline', class: 'log', role: 'log', 'aria-label': 'Messages, newest at the bottom', tabindex: '0' });
     log.addEventListener('scroll', () => {
-      if (log.scrollTop < 20 && items.length >= state.limit && !log.dataset.loading) {
+      if (log.scrollTop < 20 && log.dataset.more === 'yes' && !log.dataset.loading) {
         log.dataset.loading = '1';
         state.limit += PAGE;
         renderTalk(document.getElementById('tab-body'), detail, false).finally(() => { delete log.dataset.loading; });
@@ -357,6 +372,8 @@ async function renderTalk(body, detail, full) {
     });
     fill(body, h('h2', { class: 'visually-hidden' }, 'Conversation'), log, detail.member ? composer(detail) : null);
   }
+  // A full page means there may be older entries to load when the reader scrolls up.
+  log.dataset.more = items.length >= state.limit ? 'yes' : 'no';
   fill(log, items.length >= state.limit ? h('p', { class: 'hint' }, 'Scroll up for older messages.') : null, list);
   log.scrollTop = wasAtBottom ? log.scrollHeight : log.scrollHeight - keepFromBottom;
 }

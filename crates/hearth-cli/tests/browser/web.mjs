@@ -221,6 +221,8 @@ async function main() {
   await B.getByLabel('Why it matters to you (optional)').fill('Fresh air clears my head');
   await B.getByRole('button', { name: 'Add goal' }).click();
   await B.getByRole('heading', { name: 'Your goal: Walk 20 minutes' }).waitFor({ timeout: WAIT_MS });
+  // Let a live redraw that was already under way finish before filling the new form.
+  await B.waitForTimeout(300);
   const form = B.getByRole('form', { name: 'Check in on Walk 20 minutes' });
   await form.getByLabel('Mood').selectOption('4');
   await form.getByLabel('Note (optional)').fill('Around the park');
@@ -306,6 +308,26 @@ async function main() {
   await heading(A, 'Your circles');
   await A.getByRole('button', { name: /Tuesday circle/ }).click();
   await A.locator('#timeline .body', { hasText: 'Written after Ben left.' }).waitFor({ timeout: WAIT_MS });
+
+  // ----- older pages load on scroll -----------------------------------------------------------
+  const token = readFileSync(join(ana.dir, 'api-token'), 'utf8').trim();
+  const circles = await (await fetch(`http://127.0.0.1:${ana.port}/v1/circles`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  for (let i = 1; i <= 55; i += 1) {
+    const res = await fetch(`http://127.0.0.1:${ana.port}/v1/circles/${circles[0].id}/entries`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'text', body: `Note number ${i}` }),
+    });
+    assert.equal(res.status, 201);
+  }
+  await A.locator('#timeline .body', { hasText: 'Note number 55' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await A.getByText('You started the circle').count(), 0, 'the first page holds the newest 50');
+  await A.waitForTimeout(500);
+  for (let attempt = 0; attempt < 5 && (await A.getByText('You started the circle').count()) === 0; attempt += 1) {
+    await A.locator('#timeline').evaluate((el) => { el.scrollTop = 0; });
+    await A.getByText('You started the circle').waitFor({ timeout: 2000 }).catch(() => {});
+  }
+  await A.getByText('You started the circle').waitFor({ timeout: WAIT_MS });
 
   // ----- the front door: a foreign Origin, CSRF without Origin, a stale link, `hearth open` --
   const base = `http://127.0.0.1:${ana.port}`;
