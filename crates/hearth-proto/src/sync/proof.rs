@@ -540,7 +540,7 @@ mod tests {
         }
         assert_eq!(gate.len().0, MAX_OPEN_CHALLENGES);
         // The oldest were dropped.
-        assert!(!gate.open.contains_key(&0u64.to_le_bytes().to_vec()));
+        assert!(!gate.open.contains_key(0u64.to_le_bytes().as_slice()));
         let member = MemberId::from_bytes([1; 32]);
         for n in 0..(MAX_PROVEN_PEERS as u64 + 50) {
             gate.admit(&n.to_le_bytes(), CircleId::from_bytes([2; 32]), member, n);
