@@ -23,7 +23,7 @@ use crate::protocol::{JoinRequest, JoinResponse, SyncRequestFrame, SyncResponseF
 /// The protocol of the join handshake.
 pub const JOIN_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/join/1");
 /// The protocol of catch-up sync.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/sync/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/sync/2");
 /// Hearth's private Kademlia DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/kad/1");
 /// The identify protocol version string.
@@ -50,7 +50,8 @@ fn autonat_config(config: &NodeConfig) -> autonat::Config {
     }
 }
 
-/// Peers allowed to use this node as a relay: those that share a circle topic with it.
+/// Peers allowed to use this node as a relay: those that proved membership of one of its
+/// circles in the sync handshake (subscribing to a topic is not enough).
 pub type RelayAllowList = Arc<Mutex<HashSet<PeerId>>>;
 
 /// Every protocol a node speaks.

@@ -1,22 +1,24 @@
-//! The frames of `/hearth/join/1` and `/hearth/sync/1`.
+//! The frames of `/hearth/join/1` and `/hearth/sync/2`.
 //!
 //! Join: the joiner opens one stream per handshake step and sends a [`JoinRequest`] naming a
 //! random session id (so the inviter can keep the handshake state between the two steps) and
 //! one message of [`hearth_proto::invite`]; the inviter answers with one message
-//! ([`JoinResponse`]). Sync: a [`hearth_proto::sync::SyncRequest`] answered by a
-//! [`hearth_proto::sync::SyncResponse`].
+//! ([`JoinResponse`]). Sync: a [`hearth_proto::sync::proof::PeerRequest`] (hello, membership
+//! proof or catch-up request) answered by a [`hearth_proto::sync::proof::PeerResponse`].
 
 use hearth_proto::invite::{MAX_HANDSHAKE_MESSAGE_LEN, MAX_JOIN_MESSAGE_LEN};
-use hearth_proto::sync::{SyncRequest, SyncResponse};
+use hearth_proto::sync::proof::{
+    MAX_PEER_REQUEST_BYTES, MAX_PEER_RESPONSE_BYTES, PeerRequest, PeerResponse,
+};
 use hearth_proto::wire::{self, DecodeError};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Frame;
 
-/// The largest sync request frame ([`hearth_proto::sync::MAX_SYNC_REQUEST_BYTES`]).
-pub const MAX_SYNC_REQUEST_LEN: usize = hearth_proto::sync::MAX_SYNC_REQUEST_BYTES;
-/// The largest sync response frame ([`hearth_proto::sync::MAX_SYNC_BATCH_BYTES`]).
-pub const MAX_SYNC_RESPONSE_LEN: usize = hearth_proto::sync::MAX_SYNC_BATCH_BYTES;
+/// The largest sync request frame ([`MAX_PEER_REQUEST_BYTES`]).
+pub const MAX_SYNC_REQUEST_LEN: usize = MAX_PEER_REQUEST_BYTES;
+/// The largest sync response frame ([`MAX_PEER_RESPONSE_BYTES`]).
+pub const MAX_SYNC_RESPONSE_LEN: usize = MAX_PEER_RESPONSE_BYTES;
 /// The largest join request frame.
 pub const MAX_JOIN_REQUEST_LEN: usize = MAX_HANDSHAKE_MESSAGE_LEN + 64;
 /// The largest join response frame (a welcome in Noise chunks).
@@ -60,13 +62,13 @@ impl Frame for JoinResponse {
     }
 }
 
-/// A sync request as one frame.
+/// A sync request (hello, proof or catch-up request) as one frame.
 #[derive(Debug, Clone)]
-pub struct SyncRequestFrame(pub SyncRequest);
+pub struct SyncRequestFrame(pub PeerRequest);
 
-/// A sync response as one frame.
+/// A sync response (challenge, proof, refusal or batch) as one frame.
 #[derive(Debug, Clone)]
-pub struct SyncResponseFrame(pub SyncResponse);
+pub struct SyncResponseFrame(pub PeerResponse);
 
 impl Frame for SyncRequestFrame {
     const MAX_LEN: usize = MAX_SYNC_REQUEST_LEN;
@@ -75,7 +77,7 @@ impl Frame for SyncRequestFrame {
         self.0.encode()
     }
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        SyncRequest::decode(bytes).map(SyncRequestFrame)
+        PeerRequest::decode(bytes).map(SyncRequestFrame)
     }
 }
 
@@ -86,7 +88,7 @@ impl Frame for SyncResponseFrame {
         self.0.encode()
     }
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        SyncResponse::decode(bytes).map(SyncResponseFrame)
+        PeerResponse::decode(bytes).map(SyncResponseFrame)
     }
 }
 

@@ -23,6 +23,8 @@ use crate::entry::MAX_ENTRY_LEN;
 use crate::ids::{CircleId, EntryId, MemberId};
 use crate::wire::{self, DecodeError};
 
+pub mod proof;
+
 /// The most authors a [`SyncRequest`] may carry marks for.
 pub const MAX_SYNC_MARKS: usize = 1024;
 /// The most ranges a [`SyncRequest`] may ask for explicitly.
@@ -34,6 +36,18 @@ pub const MAX_SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// The largest encoded [`SyncRequest`]. The largest valid request (1,024 marks and 1,024
 /// wants, every number at its widest) is 96,298 bytes.
 pub const MAX_SYNC_REQUEST_BYTES: usize = 96 * 1024;
+/// The most peers whose marks a device keeps per circle (in memory and in the store); only
+/// peers that proved membership are kept, so a circle's devices fit with room to spare.
+pub const MAX_PEER_MARKS: usize = 256;
+/// The most entries a device reads from its store to answer one [`SyncRequest`], over all
+/// authors; each author gets an equal share of at least one (see [`serve_read_share`]).
+pub const MAX_SERVE_READ_ENTRIES: usize = 1024;
+/// The most entry bytes a device reads to answer one [`SyncRequest`] before it stops
+/// reading further authors (a response carries at most [`MAX_SYNC_BATCH_BYTES`] anyway).
+pub const MAX_SERVE_READ_BYTES: usize = MAX_SYNC_BATCH_BYTES;
+/// The most entries read from the store in one step while serving, so a read overshoots
+/// [`MAX_SERVE_READ_BYTES`] by at most this many entries.
+pub const SERVE_READ_CHUNK: usize = 32;
 /// The most pieces of equivocation evidence an [`EquivocationLog`] keeps per author. One
 /// proves the misbehaviour; a few more help a facilitator see its extent.
 pub const MAX_EVIDENCE_PER_AUTHOR: usize = 4;
@@ -543,6 +557,16 @@ impl AuthorLogs {
             })
             .collect()
     }
+}
+
+/// How many entries of each author a device reads to answer a request with `authors` ranges
+/// and `max_entries`: an equal share of [`MAX_SERVE_READ_ENTRIES`], at least one, at most
+/// `min(max_entries, MAX_SYNC_BATCH_ENTRIES)`. A request with many authors is answered with
+/// fewer entries of each (and `more`), never with more reads than the budget plus one per
+/// author.
+pub fn serve_read_share(authors: usize, max_entries: usize) -> usize {
+    let cap = max_entries.min(MAX_SYNC_BATCH_ENTRIES);
+    (MAX_SERVE_READ_ENTRIES / authors.max(1)).clamp(1, cap.max(1))
 }
 
 /// Orders which `(author, seq)` to send first, at most `min(max_entries,

@@ -63,10 +63,10 @@ impl EventLoop {
                     .entry(peer_id)
                     .or_default()
                     .insert(topic.clone());
+                // Subscribing proves nothing (anyone who learns the topic name can): the
+                // peer may use this device as a relay only once it proved membership in the
+                // sync handshake this starts.
                 if let Some(circle) = self.topics.get(&topic).copied() {
-                    if let Ok(mut allow) = self.relay_allow.lock() {
-                        allow.insert(peer_id);
-                    }
                     self.request_sync(peer_id, circle);
                 }
             }

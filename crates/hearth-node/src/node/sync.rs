@@ -1,4 +1,10 @@
-//! Catch-up sync over `/hearth/sync/1`.
+//! Catch-up sync over `/hearth/sync/2`.
+//!
+//! Before anything of a circle is exchanged, the two peers prove membership to each other
+//! ([`hearth_proto::sync::proof`]): hello → challenge, proof → proof. Only then does the
+//! requester send its marks, and only to a peer that proved membership does a device answer
+//! with entries. A peer that has not proved membership gets a challenge and `Refused`:
+//! no entry, no marks, no circle id, and nothing durable is written for it.
 //!
 //! A round with one peer for one circle: send our marks; the peer answers with one bounded
 //! batch of what we lack (each author's entries in ascending seq, across authors in lamport
@@ -12,12 +18,15 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::Rejection;
+use hearth_proto::sync::proof::{self, Binding, Challenge, Gate, PeerRequest, PeerResponse, Side};
 use hearth_proto::sync::{
-    HighWaterMarks, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse, plan_batch_causal,
+    HighWaterMarks, MAX_PEER_MARKS, MAX_SERVE_READ_BYTES, MAX_SYNC_BATCH_ENTRIES, SERVE_READ_CHUNK,
+    SyncRequest, SyncResponse, plan_batch_causal, serve_read_share,
 };
 use hearth_store::StoredEntry;
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId};
+use rand::RngCore;
 
 use super::EventLoop;
 use crate::event::NodeEvent;
@@ -26,6 +35,9 @@ use crate::rate::{Kind, Verdict};
 
 /// The shortest time between two gap-triggered syncs of one circle.
 const GAP_SYNC_SPACING: Duration = Duration::from_millis(300);
+/// The shortest time between two handshakes with a peer that refused us (or whose proof did
+/// not check) in one circle, at least; the node also waits a whole `sync_interval`.
+const REFUSED_SPACING: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Round {
@@ -34,15 +46,48 @@ struct Round {
     total: usize,
 }
 
+/// What an outbound sync request was.
+#[derive(Debug)]
+enum Outgoing {
+    /// A hello with our challenge.
+    Hello { challenge: Challenge },
+    /// Our proof, with both challenges.
+    Prove {
+        challenge: Challenge,
+        theirs: Challenge,
+    },
+    /// A catch-up request with the marks it carried.
+    Sync { marks: HighWaterMarks },
+}
+
 /// Sync bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct SyncState {
     rounds: HashMap<(PeerId, CircleId), Round>,
-    requests: HashMap<OutboundRequestId, (PeerId, CircleId, HighWaterMarks)>,
+    requests: HashMap<OutboundRequestId, (PeerId, CircleId, Outgoing)>,
     last_gap_sync: HashMap<CircleId, Instant>,
+    /// Open challenges and the peers that proved membership (proto's rules).
+    gate: Gate,
+    /// When a peer last refused us (or failed its proof) in a circle; cleared on disconnect.
+    refused: HashMap<(PeerId, CircleId), Instant>,
 }
 
 impl EventLoop {
+    /// Milliseconds on this process's monotonic clock, for proto's sync gate.
+    fn gate_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether `peer` proved membership of `circle` on this connection.
+    pub(super) fn peer_proven(&self, peer: &PeerId, circle: CircleId) -> bool {
+        self.circles.get(&circle).is_some_and(|slot| {
+            self.sync
+                .gate
+                .proven(&peer.to_bytes(), circle, slot.circle.membership())
+                .is_some()
+        })
+    }
+
     /// Connected peers subscribed to a circle's topic.
     pub(super) fn circle_peers(&self, circle: CircleId) -> Vec<PeerId> {
         let Some(slot) = self.circles.get(&circle) else {
@@ -69,9 +114,15 @@ impl EventLoop {
 
     fn send_sync_request(&mut self, peer: PeerId, circle: CircleId) {
         let Some(slot) = self.circles.get(&circle) else {
+            self.sync.rounds.remove(&(peer, circle));
             return;
         };
         if !slot.circle.am_member() {
+            self.sync.rounds.remove(&(peer, circle));
+            return;
+        }
+        if !self.peer_proven(&peer, circle) {
+            self.send_hello(peer, circle);
             return;
         }
         let marks = slot.circle.marks();
@@ -83,18 +134,69 @@ impl EventLoop {
             Ok(request) => request,
             Err(e) => {
                 tracing::warn!(circle = %circle.short(), error = %e, "cannot build a sync request");
+                self.sync.rounds.remove(&(peer, circle));
                 return;
             }
         };
+        self.send(
+            peer,
+            circle,
+            PeerRequest::Sync(request),
+            Outgoing::Sync { marks },
+        );
+    }
+
+    /// Opens a membership proof exchange with `peer` for `circle`, unless it refused us
+    /// recently.
+    fn send_hello(&mut self, peer: PeerId, circle: CircleId) {
+        let spacing = self.config.sync_interval.max(REFUSED_SPACING);
+        if self
+            .sync
+            .refused
+            .get(&(peer, circle))
+            .is_some_and(|t| t.elapsed() < spacing)
+        {
+            self.sync.rounds.remove(&(peer, circle));
+            return;
+        }
+        let mut challenge = [0u8; proof::CHALLENGE_LEN];
+        self.rng.fill_bytes(&mut challenge);
+        self.send(
+            peer,
+            circle,
+            PeerRequest::Hello { challenge },
+            Outgoing::Hello { challenge },
+        );
+    }
+
+    fn send(&mut self, peer: PeerId, circle: CircleId, request: PeerRequest, what: Outgoing) {
         let id = self
             .swarm
             .behaviour_mut()
             .sync
             .send_request(&peer, SyncRequestFrame(request));
-        self.sync.requests.insert(id, (peer, circle, marks));
-        if let Some(round) = self.sync.rounds.get_mut(&(peer, circle)) {
-            round.in_flight = true;
-            round.again = false;
+        self.sync.requests.insert(id, (peer, circle, what));
+        let round = self.sync.rounds.entry((peer, circle)).or_default();
+        round.in_flight = true;
+        round.again = false;
+    }
+
+    /// Ends a round with a peer that refused us or did not prove membership, and waits
+    /// before trying it again.
+    fn refused(&mut self, peer: PeerId, circle: CircleId, why: &str) {
+        tracing::debug!(circle = %circle.short(), %peer, why, "no sync with this peer");
+        self.sync.rounds.remove(&(peer, circle));
+        self.sync.refused.insert((peer, circle), Instant::now());
+    }
+
+    /// Records that `peer` proved membership of `circle`: it may now sync and use this
+    /// device as a relay.
+    fn admit_peer(&mut self, peer: PeerId, circle: CircleId, member: hearth_proto::MemberId) {
+        let now = self.gate_ms();
+        self.sync.gate.admit(&peer.to_bytes(), circle, member, now);
+        self.sync.refused.remove(&(peer, circle));
+        if let Ok(mut allow) = self.relay_allow.lock() {
+            allow.insert(peer);
         }
     }
 
@@ -165,7 +267,7 @@ impl EventLoop {
                         // Dropping the channel refuses the request.
                         return;
                     }
-                    let response = self.serve_sync(peer, request.0);
+                    let response = self.answer(peer, request.0);
                     if self
                         .swarm
                         .behaviour_mut()
@@ -180,7 +282,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    self.on_sync_response(request_id, peer, response.0);
+                    self.on_response(request_id, peer, response.0);
                 }
             },
             request_response::Event::OutboundFailure {
@@ -201,14 +303,81 @@ impl EventLoop {
         }
     }
 
-    /// Answers a peer's request with one batch of what it lacks.
-    fn serve_sync(&mut self, peer: PeerId, request: SyncRequest) -> SyncResponse {
-        let circle = request.circle;
-        let mut response = SyncResponse::new(circle);
-        let Some(slot) = self.circles.get_mut(&circle) else {
-            return response;
+    /// Answers one request of `peer`.
+    fn answer(&mut self, peer: PeerId, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Hello { challenge } => {
+                let now = self.gate_ms();
+                match self
+                    .sync
+                    .gate
+                    .challenge(&peer.to_bytes(), challenge, now, &mut self.rng)
+                {
+                    Ok(challenge) => PeerResponse::Challenge { challenge },
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "sync hello refused");
+                        PeerResponse::Refused
+                    }
+                }
+            }
+            PeerRequest::Prove(their_proof) => self.answer_proof(peer, &their_proof),
+            PeerRequest::Sync(request) => self.serve_sync(peer, request),
+        }
+    }
+
+    /// Checks a requester's proof; if it holds, answers with this member's own proof.
+    fn answer_proof(&mut self, peer: PeerId, their_proof: &proof::Proof) -> PeerResponse {
+        let now = self.gate_ms();
+        let peer_bytes = peer.to_bytes();
+        let me = self.swarm.local_peer_id().to_bytes();
+        let circles = self
+            .circles
+            .iter()
+            .filter(|(_, slot)| slot.circle.am_member())
+            .map(|(id, slot)| (*id, slot.circle.membership()));
+        let admitted = self
+            .sync
+            .gate
+            .admit_requester(&peer_bytes, &me, their_proof, circles, now);
+        let (circle, binding) = match admitted {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "sync proof refused");
+                return PeerResponse::Refused;
+            }
         };
-        if slot.peer_marks.get(&peer) != Some(&request.marks) {
+        let Some(slot) = self.circles.get(&circle) else {
+            return PeerResponse::Refused;
+        };
+        match proof::prove(&slot.secret, Side::Responder, &circle, &binding) {
+            Ok(mine) => {
+                self.admit_peer(peer, circle, their_proof.member);
+                PeerResponse::Proved(mine)
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot prove membership");
+                PeerResponse::Refused
+            }
+        }
+    }
+
+    /// Answers a proven peer's request with one batch of what it lacks; anyone else is
+    /// refused.
+    fn serve_sync(&mut self, peer: PeerId, request: SyncRequest) -> PeerResponse {
+        let circle = request.circle;
+        if !self.peer_proven(&peer, circle) {
+            tracing::debug!(%peer, "sync request from a peer that did not prove membership");
+            return PeerResponse::Refused;
+        }
+        let Some(slot) = self.circles.get_mut(&circle) else {
+            return PeerResponse::Refused;
+        };
+        let mut response = SyncResponse::new(circle);
+        // Marks only of proven peers, at most MAX_PEER_MARKS per circle.
+        let known = slot.peer_marks.contains_key(&peer);
+        if slot.peer_marks.get(&peer) != Some(&request.marks)
+            && (known || slot.peer_marks.len() < MAX_PEER_MARKS)
+        {
             slot.peer_marks.insert(peer, request.marks.clone());
             if let Err(e) = self
                 .store
@@ -220,23 +389,12 @@ impl EventLoop {
         let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
         let wants = slot.circle.logs().serving(&request);
         let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
-        let mut fetched: HashMap<(hearth_proto::MemberId, u64), StoredEntry> = HashMap::new();
-        for want in &wants {
-            let limit = (want.count().min(max as u64)) as usize;
-            match self
-                .store
-                .author_log(circle, want.author, want.from_seq, limit)
-            {
-                Ok(entries) => {
-                    for entry in entries {
-                        fetched.insert((entry.author, entry.seq), entry);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(circle = %circle.short(), error = %e, "cannot read entries to serve")
-                }
-            }
-        }
+        let fetched = if max == 0 {
+            HashMap::new()
+        } else {
+            self.read_for_serving(circle, &wants, max)
+        };
+        let mut fetched = fetched;
         let plan = plan_batch_causal(&wants, max, |author, seq| {
             fetched.get(&(author, seq)).map(|e| e.lamport)
         });
@@ -254,18 +412,129 @@ impl EventLoop {
         if theirs_ahead && request.max_entries > 0 {
             self.request_sync(peer, circle);
         }
-        response
+        PeerResponse::Sync(response)
+    }
+
+    /// Reads what `wants` asks for, bounded: each author's share of
+    /// [`hearth_proto::sync::MAX_SERVE_READ_ENTRIES`], in chunks, stopping once
+    /// [`MAX_SERVE_READ_BYTES`] have been read.
+    fn read_for_serving(
+        &self,
+        circle: CircleId,
+        wants: &[hearth_proto::sync::Want],
+        max: usize,
+    ) -> HashMap<(hearth_proto::MemberId, u64), StoredEntry> {
+        let share = serve_read_share(wants.len(), max);
+        let mut fetched = HashMap::new();
+        let mut bytes = 0usize;
+        'authors: for want in wants {
+            let limit = usize::try_from(want.count())
+                .unwrap_or(usize::MAX)
+                .min(share);
+            let mut next = want.from_seq;
+            let mut read = 0usize;
+            while read < limit {
+                if bytes >= MAX_SERVE_READ_BYTES {
+                    break 'authors;
+                }
+                let chunk = (limit - read).min(SERVE_READ_CHUNK);
+                let entries = match self.store.author_log(circle, want.author, next, chunk) {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        tracing::warn!(circle = %circle.short(), error = %e, "cannot read entries to serve");
+                        break;
+                    }
+                };
+                let got = entries.len();
+                for entry in entries {
+                    bytes += entry.bytes.len();
+                    next = entry.seq.saturating_add(1);
+                    fetched.insert((entry.author, entry.seq), entry);
+                }
+                read += got;
+                if got < chunk {
+                    break;
+                }
+            }
+        }
+        fetched
+    }
+
+    fn on_response(&mut self, request_id: OutboundRequestId, peer: PeerId, response: PeerResponse) {
+        let Some((_, circle, what)) = self.sync.requests.remove(&request_id) else {
+            return;
+        };
+        match (what, response) {
+            (Outgoing::Hello { challenge }, PeerResponse::Challenge { challenge: theirs }) => {
+                let me = self.swarm.local_peer_id().to_bytes();
+                let them = peer.to_bytes();
+                let binding = Binding {
+                    requester: &me,
+                    responder: &them,
+                    requester_challenge: challenge,
+                    responder_challenge: theirs,
+                };
+                let Some(slot) = self.circles.get(&circle) else {
+                    self.sync.rounds.remove(&(peer, circle));
+                    return;
+                };
+                match proof::prove(&slot.secret, Side::Requester, &circle, &binding) {
+                    Ok(mine) => self.send(
+                        peer,
+                        circle,
+                        PeerRequest::Prove(mine),
+                        Outgoing::Prove { challenge, theirs },
+                    ),
+                    Err(e) => self.refused(peer, circle, &e.to_string()),
+                }
+            }
+            (Outgoing::Prove { challenge, theirs }, PeerResponse::Proved(their_proof)) => {
+                let me = self.swarm.local_peer_id().to_bytes();
+                let them = peer.to_bytes();
+                let binding = Binding {
+                    requester: &me,
+                    responder: &them,
+                    requester_challenge: challenge,
+                    responder_challenge: theirs,
+                };
+                let checked = self.circles.get(&circle).map(|slot| {
+                    proof::check(
+                        slot.circle.membership(),
+                        &their_proof,
+                        Side::Responder,
+                        &circle,
+                        &binding,
+                    )
+                });
+                match checked {
+                    Some(Ok(())) => {
+                        self.admit_peer(peer, circle, their_proof.member);
+                        self.send_sync_request(peer, circle);
+                    }
+                    Some(Err(e)) => self.refused(peer, circle, &e.to_string()),
+                    None => {
+                        self.sync.rounds.remove(&(peer, circle));
+                    }
+                }
+            }
+            (Outgoing::Sync { marks }, PeerResponse::Sync(batch)) => {
+                self.on_sync_response(peer, circle, marks, batch);
+            }
+            (_, PeerResponse::Refused) => {
+                self.sync.gate.forget(&peer.to_bytes(), circle);
+                self.refused(peer, circle, "the peer refused");
+            }
+            (_, _) => self.refused(peer, circle, "the peer answered out of turn"),
+        }
     }
 
     fn on_sync_response(
         &mut self,
-        request_id: OutboundRequestId,
         peer: PeerId,
+        circle: CircleId,
+        marks_before: HighWaterMarks,
         response: SyncResponse,
     ) {
-        let Some((_, circle, marks_before)) = self.sync.requests.remove(&request_id) else {
-            return;
-        };
         if response.circle != circle {
             tracing::debug!(%peer, "sync response for another circle");
             self.sync.rounds.remove(&(peer, circle));
@@ -322,9 +591,12 @@ impl EventLoop {
         }
     }
 
-    /// Forgets rounds with a disconnected peer.
+    /// Forgets rounds, challenges and proofs of a disconnected peer: it proves again on its
+    /// next connection.
     pub(super) fn forget_sync_peer(&mut self, peer: &PeerId) {
         self.sync.rounds.retain(|(p, _), _| p != peer);
+        self.sync.refused.retain(|(p, _), _| p != peer);
+        self.sync.gate.forget_peer(&peer.to_bytes());
         let stale: HashSet<OutboundRequestId> = self
             .sync
             .requests
