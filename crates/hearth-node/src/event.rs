@@ -333,6 +333,9 @@ pub struct NodeStatus {
     pub reachability: &'static str,
     /// Addresses other peers confirmed they can reach this device on.
     pub external_addrs: Vec<Multiaddr>,
+    /// Whether the local store accepts writes (a full disk refuses them until space returns;
+    /// entries that arrive meanwhile are fetched again by sync).
+    pub storage: hearth_store::StorageHealth,
 }
 
 /// A check-in round as a UI shows it: the question, the answers, and who has not answered.
