@@ -261,6 +261,10 @@ pub struct StatusView {
     pub reachability: String,
     /// Addresses other peers confirmed they can reach this device on.
     pub external_addrs: Vec<String>,
+    /// The local store: `healthy`, `disk_full` (writes refused until space returns; Hearth
+    /// retries by itself) or `failing`.
+    #[serde(default)]
+    pub storage: String,
 }
 
 /// A connected peer.
