@@ -277,6 +277,10 @@ pub struct StatusView {
     /// Direct connections made by hole punching since the daemon started.
     #[serde(default)]
     pub hole_punches: u64,
+    /// The local store: `healthy`, `disk_full` (writes refused until space returns; Hearth
+    /// retries by itself) or `failing`.
+    #[serde(default)]
+    pub storage: String,
 }
 
 /// One live connection to a peer.

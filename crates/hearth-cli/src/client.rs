@@ -14,6 +14,9 @@ use crate::api::{ErrorBody, ErrorCode, EventView, Health};
 use crate::failure::Failure;
 use crate::paths::DataDir;
 
+/// How often [`ApiClient::post_action`] sends one action before it gives up.
+const ACTION_ATTEMPTS: u32 = 3;
+
 /// How long an ordinary request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a join may take (dialing the inviter, the handshake, the welcome).
@@ -130,11 +133,25 @@ impl ApiClient {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<T, Failure> {
+        self.send_keyed(method, url, body, timeout, None).await
+    }
+
+    async fn send_keyed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+        idempotency: Option<&str>,
+    ) -> Result<T, Failure> {
         let mut req = self
             .http
             .request(method, url)
             .header(AUTHORIZATION, format!("Bearer {}", self.token))
             .timeout(timeout);
+        if let Some(key) = idempotency {
+            req = req.header("Idempotency-Key", key);
+        }
         if let Some(body) = body {
             let json = serde_json::to_vec(body)
                 .map_err(|e| Failure::internal(format!("could not encode the request: {e}")))?;
@@ -195,6 +212,47 @@ impl ApiClient {
     ) -> Result<T, Failure> {
         self.post_with_timeout(segments, query, body, REQUEST_TIMEOUT)
             .await
+    }
+
+    /// `POST` of one user action (a send, a check-in) under a fresh `Idempotency-Key`. If the
+    /// answer is lost (the connection broke, the daemon failed), the same request is sent
+    /// again with the same key a few times: the daemon writes the entry at most once.
+    pub async fn post_action<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, Failure> {
+        use rand::RngCore;
+        let mut raw = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let url = self.url(segments, query)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .send_keyed(
+                    Method::POST,
+                    url.clone(),
+                    Some(body),
+                    REQUEST_TIMEOUT,
+                    Some(&key),
+                )
+                .await;
+            match result {
+                // No answer, or the daemon failed: the entry may or may not be written, and the
+                // key makes asking again safe.
+                Err(f)
+                    if attempt < ACTION_ATTEMPTS
+                        && (f.code == ErrorCode::Internal
+                            || (attempt > 1 && f.code == ErrorCode::NoDaemon)) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `POST` with a JSON body and a timeout.

@@ -688,7 +688,7 @@ async fn post_entry(
     content: &ContentView,
 ) -> Result<EntryRef, Failure> {
     let today = days::today().to_string();
-    c.post(
+    c.post_action(
         &["circles", circle, "entries"],
         &[("today", today)],
         content,
@@ -699,8 +699,18 @@ async fn post_entry(
 async fn send(dir: &DataDir, out: &Output, a: SendArgs) -> Result<(), Failure> {
     let c = client(dir)?;
     let body = if a.message == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes)?;
+        // Text that is not UTF-8 is the caller's input error, not a failure of Hearth.
+        let s = String::from_utf8(bytes).map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "the message on standard input is not UTF-8 text (invalid bytes at position {}); nothing was sent",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
         s.trim_end().to_owned()
     } else {
         a.message

@@ -675,6 +675,12 @@ pub fn status(s: &StatusView) -> String {
     if !s.reachability_reason.is_empty() {
         let _ = writeln!(out, "  {}", s.reachability_reason);
     }
+    let storage = match s.storage.as_str() {
+        "healthy" | "" => "saving normally".to_owned(),
+        "disk_full" => "THE DISK IS FULL: nothing new is saved until there is room again; Hearth retries by itself and fetches what it missed from other members".to_owned(),
+        other => format!("{other}: saving is failing; Hearth retries by itself"),
+    };
+    let _ = writeln!(out, "Storage: {storage}");
     for a in &s.external_addrs {
         let _ = writeln!(out, "  confirmed external address {a}");
     }

@@ -52,6 +52,11 @@ pub(crate) enum Command {
         content: Content,
         reply: Reply<EntryId>,
     },
+    /// A write under the idempotency key of one user action (`Post` or `CheckIn`).
+    Keyed {
+        key: Vec<u8>,
+        command: Box<Command>,
+    },
     RemoveMember {
         circle: CircleId,
         member: MemberId,
@@ -294,6 +299,57 @@ impl Client {
             circle,
             content,
             reply,
+        })
+        .await
+    }
+
+    /// [`Client::post`] for one user action named by `key` (1 to
+    /// [`hearth_store::MAX_IDEMPOTENCY_KEY_BYTES`] bytes the caller chooses, e.g. random per
+    /// click): the first call writes the entry and records the key with it, in the same
+    /// transaction; a retry with the same key (after a timeout, a crash or a restart) returns
+    /// that entry's id and writes nothing.
+    pub async fn post_keyed(
+        &self,
+        circle: CircleId,
+        content: Content,
+        key: &[u8],
+    ) -> Result<EntryId, NodeError> {
+        let key = key.to_vec();
+        self.call(|reply| Command::Keyed {
+            key,
+            command: Box::new(Command::Post {
+                circle,
+                content,
+                reply,
+            }),
+        })
+        .await
+    }
+
+    /// [`Client::check_in`] for one user action named by `key`, as [`Client::post_keyed`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_in_keyed(
+        &self,
+        circle: CircleId,
+        goal: EntryId,
+        day: LocalDay,
+        outcome: Outcome,
+        note: Option<String>,
+        mood: Option<u8>,
+        key: &[u8],
+    ) -> Result<EntryId, NodeError> {
+        let key = key.to_vec();
+        self.call(|reply| Command::Keyed {
+            key,
+            command: Box::new(Command::CheckIn {
+                circle,
+                goal,
+                day,
+                outcome,
+                note,
+                mood,
+                reply,
+            }),
         })
         .await
     }

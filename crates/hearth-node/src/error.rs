@@ -20,6 +20,9 @@ pub enum NodeError {
     /// This device is not in that circle.
     #[error("this device is not in circle {0:?}")]
     UnknownCircle(CircleId),
+    /// No entry with this id is stored in the circle (nothing changed).
+    #[error("there is no entry {} in this circle", .0.short())]
+    UnknownEntry(hearth_proto::ids::EntryId),
     /// The circle refused the operation (nothing changed).
     #[error(transparent)]
     Circle(#[from] CircleError),

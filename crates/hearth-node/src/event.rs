@@ -336,6 +336,9 @@ pub struct NodeStatus {
     pub connections: Vec<ConnectionInfo>,
     /// Direct connections made by hole punching (DCUtR) since start.
     pub hole_punches: u64,
+    /// Whether the local store accepts writes (a full disk refuses them until space returns;
+    /// entries that arrive meanwhile are fetched again by sync).
+    pub storage: hearth_store::StorageHealth,
 }
 
 /// How this device can be reached by devices in other homes.

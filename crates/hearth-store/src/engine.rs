@@ -75,6 +75,18 @@ pub(crate) trait Backend: Send + Sync {
     fn transact<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError>;
     /// Returns once every transaction committed before the call is durable.
     fn sync(&self) -> Result<(), StoreError>;
+    /// One transaction, then durability: returns `Ok` only if this transaction's writes are
+    /// durable. Backends that may reopen their database after a failed flush override it, so a
+    /// write lost with the old database is never acknowledged.
+    fn write_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        let r = self.transact(body)?;
+        self.sync()?;
+        Ok(r)
+    }
+    /// How the engine is doing.
+    fn health(&self) -> crate::store::StorageHealth {
+        crate::store::StorageHealth::Healthy
+    }
 }
 
 /// How many keys a paging scan reads at a time.
@@ -113,6 +125,19 @@ fn id_from_value(value: &[u8], tree: TreeName) -> Result<EntryId, StoreError> {
         })
 }
 
+/// The longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
+
+fn check_idempotency_key(k: &[u8]) -> Result<(), StoreError> {
+    if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(StoreError::invalid(format!(
+            "an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes, not {}",
+            k.len()
+        )));
+    }
+    Ok(())
+}
+
 fn check_len(what: &str, len: usize, max: usize) -> Result<(), StoreError> {
     if len > max {
         return Err(StoreError::invalid(format!(
@@ -134,9 +159,7 @@ impl<B: Backend> Engine<B> {
 
     /// One transaction, then durability.
     fn write<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
-        let r = self.backend.transact(body)?;
-        self.backend.sync()?;
-        Ok(r)
+        self.backend.write_durably(body)
     }
 
     fn seal(&self, tree: TreeName, key: &[u8], plaintext: &[u8]) -> Vec<u8> {
@@ -252,6 +275,7 @@ impl<B: Backend> Engine<B> {
             TreeName::Invites,
             TreeName::Local,
             TreeName::PeerMarks,
+            TreeName::Idempotency,
         ] {
             for (k, _) in self
                 .backend
@@ -292,10 +316,53 @@ impl<B: Backend> Engine<B> {
         Ok(r[0])
     }
 
+    /// [`Engine::append`] that also records, in the same transaction, that the user action
+    /// named by `idempotency` wrote this entry.
+    pub(crate) fn append_keyed(
+        &self,
+        entry: &StoredEntry,
+        plaintext: Option<&[u8]>,
+        circle_state: Option<&CircleRecord>,
+        idempotency: &[u8],
+    ) -> Result<Appended, StoreError> {
+        check_idempotency_key(idempotency)?;
+        let r = self.append_items(
+            &[BatchItem { entry, plaintext }],
+            circle_state,
+            Some(idempotency),
+        )?;
+        Ok(r[0])
+    }
+
+    /// The entry the user action named by `idempotency` wrote in `circle`, if any.
+    pub(crate) fn keyed_entry(
+        &self,
+        circle: CircleId,
+        idempotency: &[u8],
+    ) -> Result<Option<EntryId>, StoreError> {
+        check_idempotency_key(idempotency)?;
+        self.backend
+            .get(
+                TreeName::Idempotency,
+                &key(&[circle.as_bytes(), idempotency]),
+            )?
+            .map(|v| id_from_value(&v, TreeName::Idempotency))
+            .transpose()
+    }
+
     pub(crate) fn append_batch(
         &self,
         items: &[BatchItem<'_>],
         circle_state: Option<&CircleRecord>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        self.append_items(items, circle_state, None)
+    }
+
+    fn append_items(
+        &self,
+        items: &[BatchItem<'_>],
+        circle_state: Option<&CircleRecord>,
+        idempotency: Option<&[u8]>,
     ) -> Result<Vec<Appended>, StoreError> {
         for item in items {
             check_len("entry", item.entry.bytes.len(), MAX_ENTRY_BYTES)?;
@@ -334,6 +401,20 @@ impl<B: Backend> Engine<B> {
         });
 
         self.write(&|tx| {
+            if let (Some(k), Some(first)) = (idempotency, items.first()) {
+                let e = first.entry;
+                let k = key(&[e.circle.as_bytes(), k]);
+                match tx.get(TreeName::Idempotency, &k)? {
+                    Some(v) if v.as_slice() != e.id.as_bytes() => {
+                        return Err(StoreError::invalid(
+                            "this idempotency key already names another entry",
+                        )
+                        .into());
+                    }
+                    Some(_) => {}
+                    None => tx.insert(TreeName::Idempotency, &k, e.id.as_bytes())?,
+                }
+            }
             let mut outcome = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let e = item.entry;
@@ -1057,6 +1138,58 @@ mod tests {
         let store = SledStore::open(tmp.path().join("s"), &Passphrase::from("pw")).unwrap();
         check_invariants(&store.engine);
         assert_eq!(store.entry_count(CircleId::from_bytes([1; 32])).unwrap(), 2);
+    }
+
+    /// The idempotency key and its entry are written in one transaction: a failed write leaves
+    /// neither, a written one both (also after a reopen), and a retry finds the entry instead
+    /// of writing a second one.
+    #[test]
+    fn an_idempotency_key_is_durable_with_its_entry_and_only_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = sled_store(tmp.path());
+        let engine = &store.engine;
+        let circle = CircleId::from_bytes([1; 32]);
+        let first = e(1, 1, 0, 1, 1, None);
+        engine.fail_inside_append.store(true, Ordering::SeqCst);
+        assert!(
+            engine
+                .append_keyed(&first, None, None, b"action-1")
+                .is_err()
+        );
+        assert_eq!(engine.keyed_entry(circle, b"action-1").unwrap(), None);
+        assert_eq!(engine.entry(first.id).unwrap(), None);
+        assert_eq!(
+            engine
+                .append_keyed(&first, None, None, b"action-1")
+                .unwrap(),
+            Appended::Stored
+        );
+        drop(store);
+        let store = SledStore::open(tmp.path().join("s"), &Passphrase::from("pw")).unwrap();
+        let engine = &store.engine;
+        assert_eq!(
+            engine.keyed_entry(circle, b"action-1").unwrap(),
+            Some(first.id)
+        );
+        // The same action again finds its entry; another entry under the key is refused.
+        assert_eq!(
+            engine
+                .append_keyed(&first, None, None, b"action-1")
+                .unwrap(),
+            Appended::AlreadyPresent
+        );
+        let second = e(1, 1, 1, 2, 2, None);
+        assert!(matches!(
+            engine.append_keyed(&second, None, None, b"action-1"),
+            Err(StoreError::InvalidInput { .. })
+        ));
+        assert_eq!(engine.entry(second.id).unwrap(), None);
+        assert!(engine.keyed_entry(circle, b"").is_err());
+        assert!(engine.keyed_entry(circle, &[7; 65]).is_err());
+        check_invariants(engine);
+        // Deleting the circle forgets its keys.
+        engine.delete_circle(circle).unwrap();
+        assert_eq!(engine.keyed_entry(circle, b"action-1").unwrap(), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum StoreError {
 
     /// The local files are damaged: truncated, bit-flipped or otherwise unreadable.
     #[error(
-        "the local database is damaged ({detail}); move it aside and rejoin: your circles' entries can be synced again from other members"
+        "the local database is damaged ({detail}) and Hearth will not open it with data possibly missing; keep a copy of the data directory, move it aside and rejoin: your circles' entries can be synced again from other members"
     )]
     Corrupted {
         /// What was found to be wrong (no secrets).
@@ -53,10 +53,10 @@ pub enum StoreError {
         supported: u32,
     },
 
-    /// The disk (or the user's quota) is full. The write was not acknowledged; after this
-    /// error the open store refuses further writes until it is opened again.
+    /// The disk (or the user's quota) is full. The write was not acknowledged. The store
+    /// reopens its database and retries by itself once space returns; no restart is needed.
     #[error(
-        "the disk is full: nothing was saved; free some space and restart Hearth before trying again"
+        "the disk is full: nothing was saved; free some space and try again (Hearth saves again by itself once there is room)"
     )]
     DiskFull,
 

@@ -48,11 +48,13 @@ pub(crate) enum TreeName {
     PeerMarks,
     /// peer → sealed address list.
     PeerAddrs,
+    /// circle ‖ idempotency key → entry id: the entry a user action wrote.
+    Idempotency,
 }
 
 impl TreeName {
     /// Every tree, in a fixed order (also the order of compaction).
-    pub(crate) const ALL: [TreeName; 14] = [
+    pub(crate) const ALL: [TreeName; 15] = [
         TreeName::Meta,
         TreeName::Profile,
         TreeName::Circles,
@@ -67,6 +69,7 @@ impl TreeName {
         TreeName::Local,
         TreeName::PeerMarks,
         TreeName::PeerAddrs,
+        TreeName::Idempotency,
     ];
 
     /// The name on disk; also part of the associated data of sealed values.
@@ -86,6 +89,7 @@ impl TreeName {
             TreeName::Local => "local",
             TreeName::PeerMarks => "peer_marks",
             TreeName::PeerAddrs => "peer_addrs",
+            TreeName::Idempotency => "idempotency",
         }
     }
 
@@ -95,7 +99,8 @@ impl TreeName {
     }
 
     /// The byte that starts every key of this tree in the sled store (which keeps all logical
-    /// trees in one sled tree). Fixed forever: `meta` = 0x01 … `peer_addrs` = 0x0e.
+    /// trees in one sled tree). Fixed forever: `meta` = 0x01 … `peer_addrs` = 0x0e,
+    /// `idempotency` = 0x0f.
     pub(crate) const fn tag(self) -> u8 {
         self as u8 + 1
     }

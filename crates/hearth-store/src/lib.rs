@@ -40,6 +40,7 @@ pub use circle::{
     CircleRecord, MAX_CIRCLE_NAME_BYTES, MAX_CIRCLE_STATE_BYTES, MAX_INVITE_BYTES,
     MAX_LOCAL_KEY_BYTES, MAX_LOCAL_VALUE_BYTES,
 };
+pub use engine::MAX_IDEMPOTENCY_KEY_BYTES;
 pub use entry::{Appended, BatchItem, MAX_ENTRY_BYTES, StoredEntry, TimelinePos};
 pub use epoch::EpochSecret;
 pub use error::StoreError;
@@ -49,4 +50,4 @@ pub use peer::{MAX_ADDRESS_BYTES, MAX_ADDRESSES_PER_PEER, MAX_MARKS, MAX_PEER_ID
 pub use profile::{MAX_NETWORK_KEY_BYTES, Profile};
 pub use secret::{Passphrase, SecretBytes};
 pub use sled_store::{SledStore, Verified};
-pub use store::{EntryIter, KnownPeers, Store};
+pub use store::{EntryIter, KnownPeers, StorageHealth, Store};

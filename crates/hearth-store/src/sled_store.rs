@@ -72,6 +72,7 @@ use crate::group_commit::GroupCommit;
 use crate::layout::{KeyRange, Rows, TreeName, range_is_empty};
 use crate::profile::Profile;
 use crate::secret::Passphrase;
+use crate::store::StorageHealth;
 use crate::store::delegate_store;
 use hearth_proto::ids::{CircleId, EntryId, EpochId, InviteId, MemberId};
 
@@ -102,8 +103,11 @@ fn map_sled(e: sled::Error, context: &'static str, dir: &Path, opening: bool) ->
             StoreError::corrupted(format!("a database file ends early: {io}"))
         }
         sled::Error::Io(source) => StoreError::Io { context, source },
-        sled::Error::Corruption { at, .. } => {
-            StoreError::corrupted(format!("the database engine found damage at {at:?}"))
+        sled::Error::Corruption { at: Some(at), .. } => {
+            StoreError::corrupted(format!("the database engine found damage at {at}"))
+        }
+        sled::Error::Corruption { at: None, .. } => {
+            StoreError::corrupted("the database engine found damage in its log")
         }
         other if opening => {
             StoreError::corrupted(format!("the database engine cannot recover it: {other}"))
@@ -166,6 +170,15 @@ fn encode_integrity(commits: u64, digest: &[u8; DIGEST_LEN]) -> Vec<u8> {
 }
 /// File in the database directory holding the durable watermark.
 const WATERMARK_FILE: &str = "hearth.watermark";
+/// Second copy of the watermark, in the data directory itself, so deleting or zeroing one file
+/// does not remove the evidence of how many commits were confirmed durable.
+const DATA_WATERMARK_FILE: &str = "watermark";
+/// The shortest wait between two attempts to reopen the database after a failed flush.
+const RECOVER_BACKOFF: Duration = Duration::from_millis(500);
+/// Free space the file system must have before the failed database is dropped and reopened:
+/// sled writes a little while it opens (a new log segment is 512 KiB), and until a reopen
+/// succeeds only the old database can answer reads.
+const REOPEN_FREE_BYTES: u64 = 4 << 20;
 const WATERMARK_MAGIC: &[u8; 4] = b"HWM1";
 
 /// Name of the one sled tree that holds everything.
@@ -178,7 +191,8 @@ struct SledDb {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
-    watermark: Mutex<Option<fs::File>>,
+    /// The two watermark copies: `<db dir>/hearth.watermark` and `<data dir>/watermark`.
+    watermarks: Mutex<[Option<fs::File>; 2]>,
 }
 
 /// The watermark: `"HWM1" ‖ commits (u64 LE) ‖ first 8 bytes of BLAKE3 of the 12 before`.
@@ -195,23 +209,39 @@ fn encode_watermark(commits: u64) -> [u8; 20] {
     out
 }
 
-/// The watermark in `db_path`, or 0 if it is missing or unreadable (a torn write after a power
-/// loss must not stop the store from opening; it only weakens the check once).
-fn read_watermark(db_path: &Path) -> u64 {
-    let Ok(bytes) = fs::read(db_path.join(WATERMARK_FILE)) else {
-        return 0;
-    };
-    match <[u8; 20]>::try_from(bytes.as_slice()) {
-        Ok(b)
-            if &b[..4] == WATERMARK_MAGIC && b[12..] == blake3::hash(&b[..12]).as_bytes()[..8] =>
-        {
-            u64::from_le_bytes(b[4..12].try_into().expect("8 bytes"))
-        }
-        _ => {
-            tracing::warn!("the durable watermark is unreadable; skipping the rollback check once");
-            0
+/// One watermark copy: its commit counter, or `None` if it is missing or unreadable.
+fn read_watermark_file(path: &Path) -> Option<u64> {
+    let bytes = fs::read(path).ok()?;
+    let b = <[u8; 20]>::try_from(bytes.as_slice()).ok()?;
+    (&b[..4] == WATERMARK_MAGIC && b[12..] == blake3::hash(&b[..12]).as_bytes()[..8])
+        .then(|| u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")))
+}
+
+/// The highest commit counter any watermark copy confirms. A copy that is missing or torn is
+/// passed over (with a warning), but with no readable copy at all the store cannot rule out
+/// that acknowledged writes were rolled back, so that is damage: it never opens silently with
+/// data possibly missing.
+fn read_watermark(dir: &Path, db_path: &Path) -> Result<u64, StoreError> {
+    let copies = [db_path.join(WATERMARK_FILE), dir.join(DATA_WATERMARK_FILE)];
+    let mut best = None;
+    for path in &copies {
+        match read_watermark_file(path) {
+            Some(n) => best = Some(best.map_or(n, |b: u64| b.max(n))),
+            None => {
+                tracing::warn!(file = %path.display(), "a copy of the durable watermark is missing or unreadable")
+            }
         }
     }
+    best.ok_or_else(|| {
+        StoreError::corrupted(
+            "the record of how many writes were confirmed durable (hearth.watermark and its copy) is missing or unreadable, so a rolled-back database cannot be ruled out",
+        )
+    })
+}
+
+/// Free bytes for unprivileged users on the file system holding `dir` (`None` if unknown).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    fs2::available_space(dir).ok()
 }
 
 /// The physical key of `key` in logical tree `tree`: tag byte, then the key.
@@ -229,7 +259,8 @@ fn read_integrity(tree: &sled::Tree) -> sled::Result<(u64, [u8; DIGEST_LEN])> {
 }
 
 impl SledDb {
-    /// Opens (or creates) the sled database at `path`. Panics inside sled are caught.
+    /// Opens (or creates) the sled database at `path` in data directory `dir`. Panics inside
+    /// sled are caught.
     fn open(path: &Path, dir: &Path) -> Result<Self, StoreError> {
         let config = sled::Config::new()
             .path(path)
@@ -242,7 +273,7 @@ impl SledDb {
                 db,
                 tree,
                 path: path.to_path_buf(),
-                watermark: Mutex::new(None),
+                watermarks: Mutex::new([None, None]),
             })
         }));
         match opened {
@@ -261,32 +292,43 @@ impl SledDb {
         }
     }
 
-    /// Records that everything up to commit `commits` is durable.
+    /// Records that everything up to commit `commits` is durable, in both watermark copies.
+    /// A copy's file is fsynced once when it is first opened, so it exists after a power loss.
     fn write_watermark(&self, commits: u64) {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let mut file = self
-            .watermark
+        let mut files = self
+            .watermarks
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if file.is_none() {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(self.path.join(WATERMARK_FILE))
-            {
-                Ok(f) => *file = Some(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not open the durable watermark file");
-                    return;
+        let data_dir = self.path.parent().unwrap_or(&self.path);
+        let paths = [
+            self.path.join(WATERMARK_FILE),
+            data_dir.join(DATA_WATERMARK_FILE),
+        ];
+        for (file, path) in files.iter_mut().zip(paths) {
+            let fresh = file.is_none();
+            if fresh {
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .open(&path)
+                {
+                    Ok(f) => *file = Some(f),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not open a durable watermark file");
+                        continue;
+                    }
                 }
             }
-        }
-        if let Some(f) = file.as_ref()
-            && let Err(e) = f.write_all_at(&encode_watermark(commits), 0)
-        {
-            tracing::warn!(error = %e, "could not update the durable watermark");
+            if let Some(f) = file.as_ref() {
+                let written = f.write_all_at(&encode_watermark(commits), 0);
+                match written.and_then(|()| if fresh { f.sync_all() } else { Ok(()) }) {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not update a durable watermark"),
+                }
+            }
         }
     }
 }
@@ -294,12 +336,17 @@ impl SledDb {
 /// The sled key-value engine behind [`SledStore`].
 pub(crate) struct SledBackend {
     dir: PathBuf,
-    db: RwLock<SledDb>,
+    /// The open database; `None` only while a reopen after a failed flush has not succeeded.
+    db: RwLock<Option<SledDb>>,
     header: Mutex<Header>,
     commit: GroupCommit,
-    /// Set by the first failed flush: the open store then refuses writes (its in-memory state
-    /// may be ahead of the disk) until it is opened again.
-    failed: Mutex<Option<sled::Error>>,
+    /// Set by a failed flush and cleared once the database is reopened: in between, writes
+    /// are refused (the engine's memory may be ahead of the disk) and retried with a backoff.
+    failed: Mutex<Option<Failure>>,
+    /// How many times the database was reopened after a failed flush. A write whose
+    /// transaction committed under one opening is acknowledged only if the same opening made
+    /// it durable.
+    reopens: AtomicU64,
     last_tighten: Mutex<Instant>,
     /// The commit counter of the latest committed write transaction.
     committed: AtomicU64,
@@ -310,18 +357,163 @@ pub(crate) struct SledBackend {
     writes: RwLock<()>,
 }
 
+/// A failed flush, until the database is reopened.
+struct Failure {
+    error: sled::Error,
+    /// When the flush failed or a retry was last allowed.
+    last_attempt: Instant,
+    /// The database was reopened since, so reads see only what is durable.
+    reopened: bool,
+}
+
+/// The open database, borrowed for reading.
+struct DbGuard<'a>(RwLockReadGuard<'a, Option<SledDb>>);
+
+impl std::ops::Deref for DbGuard<'_> {
+    type Target = SledDb;
+
+    fn deref(&self) -> &SledDb {
+        // `SledBackend::read` builds a guard only over `Some`.
+        self.0.as_ref().expect("a DbGuard holds an open database")
+    }
+}
+
 impl SledBackend {
-    fn read(&self) -> RwLockReadGuard<'_, SledDb> {
-        // The guarded value is only replaced whole (by `compact`), so it is valid after a panic.
-        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    /// The open database, or the failure that closed it (a reopen after a failed flush that
+    /// has not succeeded yet).
+    fn read(&self) -> Result<DbGuard<'_>, StoreError> {
+        // The guarded value is only replaced whole, so it is valid after a panic.
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            drop(guard);
+            return Err(self.failure_error());
+        }
+        Ok(DbGuard(guard))
     }
 
-    fn write_lock(&self) -> RwLockWriteGuard<'_, SledDb> {
+    fn write_lock(&self) -> RwLockWriteGuard<'_, Option<SledDb>> {
         self.db.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn tree(&self) -> sled::Tree {
-        self.read().tree.clone()
+    fn tree(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.read()?.tree.clone())
+    }
+
+    /// The engine error a flush reports while the database is closed.
+    fn closed_error(&self) -> sled::Error {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(f) => f.error.clone(),
+            None => sled::Error::Io(std::io::Error::other("the database is closed")),
+        }
+    }
+
+    /// The error a refused write reports while the store is failed.
+    fn failure_error(&self) -> StoreError {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(f) => self.err(f.error.clone(), "write while the disk refuses writes"),
+            None => StoreError::Engine {
+                context: "reopen the database",
+                detail: "the database is closed".to_owned(),
+            },
+        }
+    }
+
+    /// How the storage is doing.
+    fn storage_health(&self) -> StorageHealth {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            None => StorageHealth::Healthy,
+            Some(f) => match &f.error {
+                sled::Error::Io(io) if is_disk_full(io) => StorageHealth::DiskFull,
+                _ => StorageHealth::Failing,
+            },
+        }
+    }
+
+    /// Before a write: after a failed flush, refuses writes for [`RECOVER_BACKOFF`], then
+    /// lets the next one try again (reopening the database first if that has not happened
+    /// yet), so the store recovers by itself when space returns. If that write fails too, the
+    /// backoff starts again.
+    fn recover_if_due(&self) -> Result<(), StoreError> {
+        let reopened = {
+            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            match failed.as_mut() {
+                None => return Ok(()),
+                Some(f) if f.last_attempt.elapsed() < RECOVER_BACKOFF => {
+                    let e = f.error.clone();
+                    drop(failed);
+                    return Err(self.err(e, "write while the disk refuses writes"));
+                }
+                Some(f) => {
+                    f.last_attempt = Instant::now();
+                    f.reopened
+                }
+            }
+        };
+        if !reopened {
+            self.reopen()?;
+        }
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(())
+    }
+
+    /// Drops the database whose flush failed and opens it again from disk, so its memory holds
+    /// only what is durable; then checks it against the watermark as `open` does.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.write_lock();
+        if self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|f| f.reopened)
+        {
+            // Another writer reopened it meanwhile.
+            return Ok(());
+        }
+        let generation = self
+            .header
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
+        let path = self.dir.join(db_dir_name(generation));
+        if free_bytes(&self.dir).is_some_and(|free| free < REOPEN_FREE_BYTES) {
+            // Keep the old database for reads until there is room to open it again.
+            return Err(self.failure_error());
+        }
+        // The old database holds sled's file lock until it is dropped.
+        *slot = None;
+        self.reopens.fetch_add(1, Ordering::SeqCst);
+        let reopened = SledDb::open(&path, &self.dir).and_then(|db| {
+            let (commits, _) = read_integrity(&db.tree)
+                .map_err(|e| map_sled(e, "read the commit counter", &self.dir, true))?;
+            let watermark = read_watermark(&self.dir, &path)?;
+            if commits < watermark {
+                return Err(StoreError::corrupted(format!(
+                    "after reopening it holds {commits} commits but {watermark} were confirmed durable: acknowledged writes were lost"
+                )));
+            }
+            Ok((db, commits))
+        });
+        match reopened {
+            Ok((db, commits)) => {
+                self.committed.store(commits, Ordering::SeqCst);
+                *slot = Some(db);
+                if let Some(f) = self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
+                    f.reopened = true;
+                }
+                tracing::info!("the database was reopened after a failed flush");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reopen the database yet; writes stay refused");
+                Err(e)
+            }
+        }
     }
 
     fn err(&self, e: sled::Error, context: &'static str) -> StoreError {
@@ -330,8 +522,8 @@ impl SledBackend {
 
     fn check_not_failed(&self) -> Result<(), StoreError> {
         match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(e) => Err(self.err(
-                e.clone(),
+            Some(f) => Err(self.err(
+                f.error.clone(),
                 "write after an earlier write failed to reach the disk",
             )),
             None => Ok(()),
@@ -410,7 +602,7 @@ impl Backend for SledBackend {
     fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         guarded(|| {
             let v = self
-                .tree()
+                .tree()?
                 .get(phys(tree, key))
                 .map_err(|e| self.err(e, "read"))?;
             Ok(v.map(|v| v.to_vec()))
@@ -431,11 +623,27 @@ impl Backend for SledBackend {
     }
 
     fn transact<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
-        self.run_transaction(body)
+        self.recover_if_due()?;
+        self.run_transaction(body).map(|(r, _)| r)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         self.group_flush()
+    }
+
+    fn health(&self) -> StorageHealth {
+        self.storage_health()
+    }
+
+    fn write_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.recover_if_due()?;
+        let (r, opening) = self.run_transaction(body)?;
+        self.group_flush()?;
+        if self.reopens.load(Ordering::SeqCst) != opening {
+            // The database this transaction committed to was dropped after a failed flush.
+            return Err(self.failure_error_or_disk_full());
+        }
+        Ok(r)
     }
 }
 
@@ -457,7 +665,7 @@ impl SledBackend {
             Bound::Excluded(k) => Bound::Excluded(phys(tree, &k)),
             Bound::Unbounded => Bound::Excluded(vec![tree.tag() + 1]),
         };
-        let iter = self.tree().range::<Vec<u8>, _>((lo, hi));
+        let iter = self.tree()?.range::<Vec<u8>, _>((lo, hi));
         let mut out = Vec::new();
         let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool, StoreError> {
             let (k, v) = item.map_err(|e| self.err(e, "read"))?;
@@ -480,12 +688,46 @@ impl SledBackend {
         Ok(out)
     }
 
-    fn run_transaction<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+    /// Records a failed write or flush and reopens the database at once, so reads see only
+    /// what is durable (the engine's memory may hold writes that never reached the disk). If
+    /// the reopen fails, the next write after the backoff tries again.
+    fn fail(&self, e: &sled::Error) {
+        {
+            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            failed.get_or_insert_with(|| Failure {
+                error: e.clone(),
+                last_attempt: Instant::now(),
+                reopened: false,
+            });
+        }
+        tracing::error!(error = %e, "a write failed to reach the disk; writes are refused until the database reopens");
+        if let Err(again) = self.reopen() {
+            tracing::debug!(error = %again, "reopening right after the failure did not work");
+        }
+    }
+
+    /// The error for a write whose database was reopened before it was durable.
+    fn failure_error_or_disk_full(&self) -> StoreError {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(f) => self.err(f.error.clone(), "write while the disk refuses writes"),
+            None => StoreError::DiskFull,
+        }
+    }
+
+    /// Runs one transaction; returns its result and the opening of the database it committed
+    /// to (see `reopens`).
+    fn run_transaction<R>(&self, body: TxBody<'_, R>) -> Result<(R, u64), StoreError> {
         self.check_not_failed()?;
         // In flight until the transaction has committed, so a flush leader can wait for it.
         let _in_flight = self.commit.enter();
         let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
-        let db = self.read();
+        let db = self.read()?;
+        let opening = self.reopens.load(Ordering::SeqCst);
         let result = db.tree.transaction(|view| {
             let tx = SledTx {
                 view,
@@ -520,17 +762,26 @@ impl SledBackend {
                 if let Some(n) = commit {
                     self.committed.fetch_max(n, Ordering::SeqCst);
                 }
-                Ok(r)
+                Ok((r, opening))
             }
             Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(self.err(e, "write")),
+            Err(TransactionError::Storage(e)) => {
+                drop(db);
+                // sled refuses every later write once its log failed: treat it like a failed
+                // flush.
+                self.fail(&e);
+                Err(self.err(e, "write"))
+            }
         }
     }
 
     fn group_flush(&self) -> Result<(), StoreError> {
         let outcome = self.commit.wait_durable(|| {
             let started = Instant::now();
-            let db = self.read();
+            let db = match self.read() {
+                Ok(db) => db,
+                Err(_) => return Err(self.closed_error()),
+            };
             // Everything committed up to `covered` is in sled's log before the flush starts.
             let covered = self.committed.load(Ordering::SeqCst);
             let r = db.db.flush().map(drop);
@@ -545,9 +796,7 @@ impl SledBackend {
             r
         });
         if let Err(e) = outcome {
-            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-            failed.get_or_insert_with(|| e.clone());
-            tracing::error!(error = %e, "a flush failed; the store refuses writes until it is opened again");
+            self.fail(&e);
             return Err(self.err(e, "flush to disk"));
         }
         self.maybe_tighten();
@@ -642,7 +891,7 @@ impl SledStore {
         }
         remove_stale(dir, header.generation);
         tighten_permissions(dir)?;
-        let watermark = read_watermark(&db_path);
+        let watermark = read_watermark(dir, &db_path)?;
         let db = SledDb::open(&db_path, dir)?;
         let (commits, _) = read_integrity(&db.tree)
             .map_err(|e| map_sled(e, "read the commit counter", dir, true))?;
@@ -652,6 +901,8 @@ impl SledStore {
             )));
         }
         drop(cipher);
+        // Both copies now name what is durable (the data directory's copy may be new).
+        db.write_watermark(commits);
         let store = SledStore::assemble(dir, db, header, &key);
         store
             .engine
@@ -667,10 +918,11 @@ impl SledStore {
     fn assemble(dir: &Path, db: SledDb, header: Header, key: &Zeroizing<[u8; 32]>) -> Self {
         let backend = SledBackend {
             dir: dir.to_path_buf(),
-            db: RwLock::new(db),
+            db: RwLock::new(Some(db)),
             header: Mutex::new(header),
             commit: GroupCommit::default(),
             failed: Mutex::new(None),
+            reopens: AtomicU64::new(0),
             last_tighten: Mutex::new(Instant::now()),
             committed: AtomicU64::new(0),
             integrity: Zeroizing::new(blake3::derive_key(
@@ -698,7 +950,11 @@ impl SledStore {
         let backend = &self.engine.backend;
         backend.check_not_failed()?;
         let started = Instant::now();
-        let mut db = backend.write_lock();
+        let mut slot = backend.write_lock();
+        let Some(db) = slot.as_mut() else {
+            drop(slot);
+            return Err(backend.failure_error());
+        };
         let mut header = backend
             .header
             .lock()
@@ -751,7 +1007,7 @@ impl SledStore {
         // The switch: from here on `open` uses the new directory.
         new_header.write(dir)?;
         *header = new_header;
-        let old = std::mem::replace(&mut *db, fresh);
+        let old = std::mem::replace(db, fresh);
         drop(old);
         if let Err(e) = fs::remove_dir_all(&old_path) {
             tracing::warn!(error = %e, "could not remove the old database directory; the next open will");
@@ -781,7 +1037,7 @@ impl SledStore {
             .writes
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let db = backend.read();
+        let db = backend.read()?;
         let corrupt = |e: sled::Error| map_sled(e, "verify", &backend.dir, true);
         let report = guarded(|| {
             let (_, expected) = read_integrity(&db.tree).map_err(corrupt)?;

@@ -18,6 +18,30 @@ pub type KnownPeers = Vec<(Vec<u8>, Vec<String>)>;
 /// An iterator over stored entries that may fail part way (damage, IO).
 pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<StoredEntry, StoreError>> + Send + 'a>;
 
+/// How a store is doing, for status displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageHealth {
+    /// Writes are accepted.
+    Healthy,
+    /// The disk (or quota) is full: writes are refused, nothing refused was acknowledged, and
+    /// the store retries by itself once space returns.
+    DiskFull,
+    /// A flush failed for another reason: writes are refused and retried by themselves.
+    Failing,
+}
+
+impl StorageHealth {
+    /// A stable lower-case name: `healthy`, `disk_full` or `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageHealth::Healthy => "healthy",
+            StorageHealth::DiskFull => "disk_full",
+            StorageHealth::Failing => "failing",
+        }
+    }
+}
+
 /// Local storage of one device. Every method that writes returns only once the write is durable
 /// (flushed to disk for [`SledStore`](crate::SledStore)); writes that belong together are one
 /// atomic transaction. Both implementations have the same semantics: they run the same code
@@ -154,6 +178,28 @@ pub trait Store: Send + Sync {
     fn local(&self, circle: CircleId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes a circle-local setting (no error if absent).
     fn delete_local(&self, circle: CircleId, key: &str) -> Result<(), StoreError>;
+
+    /// [`Store::append`] for an entry a user action wrote, recording in the same transaction
+    /// that the action named by `idempotency` (1 to 64 bytes, chosen by the client) wrote it,
+    /// so a retry of the action finds it ([`Store::keyed_entry`]) instead of writing twice.
+    fn append_keyed(
+        &self,
+        entry: &StoredEntry,
+        plaintext: Option<&[u8]>,
+        circle_state: Option<&CircleRecord>,
+        idempotency: &[u8],
+    ) -> Result<Appended, StoreError>;
+    /// The entry the user action named by `idempotency` wrote in `circle`, if any.
+    fn keyed_entry(
+        &self,
+        circle: CircleId,
+        idempotency: &[u8],
+    ) -> Result<Option<EntryId>, StoreError>;
+
+    /// How the storage is doing (an in-memory store is always healthy).
+    fn health(&self) -> StorageHealth {
+        StorageHealth::Healthy
+    }
 }
 
 /// Implements [`Store`] for a type with an `engine` field by delegation.
@@ -335,6 +381,26 @@ macro_rules! delegate_store {
             }
             fn delete_local(&self, circle: CircleId, key: &str) -> Result<(), $crate::StoreError> {
                 self.engine.delete_local(circle, key)
+            }
+            fn append_keyed(
+                &self,
+                entry: &$crate::StoredEntry,
+                plaintext: Option<&[u8]>,
+                circle_state: Option<&$crate::CircleRecord>,
+                idempotency: &[u8],
+            ) -> Result<$crate::Appended, $crate::StoreError> {
+                self.engine
+                    .append_keyed(entry, plaintext, circle_state, idempotency)
+            }
+            fn keyed_entry(
+                &self,
+                circle: CircleId,
+                idempotency: &[u8],
+            ) -> Result<Option<EntryId>, $crate::StoreError> {
+                self.engine.keyed_entry(circle, idempotency)
+            }
+            fn health(&self) -> $crate::StorageHealth {
+                $crate::engine::Backend::health(&self.engine.backend)
             }
         }
     };

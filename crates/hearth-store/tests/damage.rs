@@ -316,3 +316,93 @@ fn a_second_open_of_the_same_store_is_refused() {
         Err(StoreError::InUse { .. })
     ));
 }
+
+/// Deleting or zeroing the watermark in the database directory must not let a truncated
+/// database open: the second copy in the data directory still shows the lost commits, and with
+/// no readable copy at all the store refuses to open rather than guess.
+#[test]
+fn a_missing_or_zeroed_watermark_never_hides_a_truncated_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = populated(tmp.path());
+    let len = fs::metadata(original.join("db-0/db")).unwrap().len();
+    let truncate = |d: &Path| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(d.join("db-0/db"))
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+    };
+    let zero = |path: PathBuf| {
+        let n = fs::metadata(&path).unwrap().len() as usize;
+        fs::write(&path, vec![0u8; n]).unwrap();
+    };
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "watermark removed, db truncated",
+            Box::new(|d| {
+                fs::remove_file(d.join("db-0/hearth.watermark")).unwrap();
+                truncate(d);
+            }),
+        ),
+        (
+            "watermark zeroed, db truncated",
+            Box::new(|d| {
+                zero(d.join("db-0/hearth.watermark"));
+                truncate(d);
+            }),
+        ),
+        (
+            "every watermark copy removed",
+            Box::new(|d| {
+                for f in watermark_files(d) {
+                    fs::remove_file(f).unwrap();
+                }
+            }),
+        ),
+        (
+            "every watermark copy zeroed",
+            Box::new(|d| {
+                for f in watermark_files(d) {
+                    zero(f);
+                }
+            }),
+        ),
+    ];
+    for (i, (what, damage)) in cases.into_iter().enumerate() {
+        let copy = damaged_copy(&original, tmp.path(), &format!("wm{i}"), damage);
+        match SledStore::open(&copy, &passphrase()) {
+            Err(e @ StoreError::Corrupted { .. }) => {
+                let msg = e.to_string();
+                eprintln!("{what}: {msg}");
+                assert!(!msg.contains("None"), "{what}: {msg}");
+            }
+            Err(e) => panic!("{what}: expected Corrupted, got {e}"),
+            Ok(s) => panic!(
+                "{what}: opened with {} of 1500 entries",
+                s.all_entries(circle(1)).filter(|r| r.is_ok()).count()
+            ),
+        }
+    }
+    // One copy alone is enough when the database is whole.
+    let copy = damaged_copy(&original, tmp.path(), "wm-one", |d| {
+        fs::remove_file(d.join("db-0/hearth.watermark")).unwrap()
+    });
+    let s = SledStore::open(&copy, &passphrase()).unwrap();
+    assert_eq!(s.all_entries(circle(1)).filter(|r| r.is_ok()).count(), 1500);
+}
+
+/// Every file named like a watermark in the data directory or its database directory.
+fn watermark_files(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in [d.to_path_buf(), d.join("db-0")] {
+        for item in fs::read_dir(dir).unwrap().flatten() {
+            if item.file_name().to_string_lossy().contains("watermark") && item.path().is_file() {
+                out.push(item.path());
+            }
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}

@@ -15,6 +15,9 @@ pub struct ApiError {
     pub message: String,
     /// Candidates, for `ambiguous`.
     pub candidates: Vec<String>,
+    /// An HTTP status other than the code's own, for the transport limits (408, 413, 431:
+    /// `invalid_input`) and errors the HTTP layer made.
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -24,7 +27,14 @@ impl ApiError {
             code,
             message: message.into(),
             candidates: Vec::new(),
+            status: None,
         }
+    }
+
+    /// The same error answered with another HTTP status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// A `not_found` error.
@@ -62,8 +72,10 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
         (status, Json(self.body())).into_response()
     }
 }

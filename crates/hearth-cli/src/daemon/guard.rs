@@ -7,7 +7,8 @@
 //! - **Origin**, when present, must be exactly the daemon's own origin
 //!   (`http://127.0.0.1:<port>` or `http://localhost:<port>`). Browsers add it to cross-site
 //!   requests, so a page the user visits cannot drive the daemon, even with a guessed token.
-//! - **Authorization** must be `Bearer <token>`, compared in constant time. The web app's
+//! - **Authorization** must be `Bearer <token>`, compared in constant time (`subtle`; only the
+//!   length can show through timing, and every token has the same length). The web app's
 //!   session cookie ([`super::session`]) is accepted instead; a cookie-authorised request that
 //!   may change something (any method but GET and HEAD) must also carry the daemon's own
 //!   `Origin` (CSRF defence on top of `SameSite=Strict`).
@@ -21,9 +22,10 @@ use axum::http::Method;
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::session::{Sessions, constant_time_eq};
+use super::session::Sessions;
 use crate::api::ErrorCode;
 
 /// What the guard compares requests with.
@@ -94,7 +96,7 @@ impl Guard {
             .and_then(|a| a.strip_prefix("Bearer "))
             .unwrap_or("")
             .trim();
-        if !constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
+        if !bool::from(presented.as_bytes().ct_eq(self.token.as_bytes())) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "the API token was refused: it is not the token of this daemon",
@@ -139,12 +141,24 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
+
     use super::*;
 
+    fn headers(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, "127.0.0.1:7".parse().unwrap());
+        h.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        h
+    }
+
     #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+    fn the_token_must_match_exactly() {
+        let guard = Guard::new(7, "abc");
+        assert!(guard.check(&headers("abc")).is_ok());
+        for wrong in ["abd", "abcd", "ab", ""] {
+            let e = guard.check(&headers(wrong)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unauthorized, "{wrong}");
+        }
     }
 }

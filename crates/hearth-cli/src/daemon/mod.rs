@@ -5,6 +5,8 @@
 pub mod backend;
 pub mod error;
 pub mod guard;
+pub mod idempotency;
+pub mod limits;
 pub mod node;
 pub mod routes;
 pub mod session;
@@ -232,8 +234,10 @@ pub async fn up(
     served.map_err(|e| Failure::internal(format!("the local API failed: {e}")))
 }
 
-/// Serves the API (and, with `web`, the web app) on `listener` until `stop` turns true (or a
-/// signal arrives).
+/// Serves the API (and, with `web`, the web app) on `listener` until `stop` turns true (or a signal arrives), within the
+/// limits of [`limits`]: at most [`limits::MAX_CONNECTIONS`] connections at once (the rest wait
+/// in the accept queue), headers within [`limits::HEADER_TIMEOUT`], bodies within
+/// [`limits::BODY_TIMEOUT`] and [`limits::MAX_BODY_BYTES`].
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
     listener: TcpListener,
@@ -257,19 +261,71 @@ pub async fn serve<B: Backend>(
         Some(web) => with_web(app, guard_state, web),
         None => app,
     };
+    // The limits and the idempotency scope cover the web app's routes too.
+    let app = app
+        .layer(axum::middleware::from_fn(idempotency::scope_key))
+        .layer(axum::middleware::from_fn(limits::limit_request));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONNECTIONS));
     let mut stopped = stop.subscribe();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|v| *v).await;
-    });
-    let mut stopped = stop.subscribe();
-    let server = tokio::spawn(async move { server.await });
-    let _ = stopped.wait_for(|v| *v).await;
-    // Open requests get a few seconds to finish; event streams end at once.
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(_) => Ok(()),
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = until_stopped(&mut stopped) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "the local API could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = until_stopped(&mut stopped) => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop_conn = stop.subscribe();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits::HEADER_TIMEOUT)
+                // Above our own limit, so our JSON 431 answers first.
+                .max_headers(limits::MAX_HEADERS * 4);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "a local API connection ended with an error");
+                    }
+                }
+                () = until_stopped(&mut stop_conn) => {
+                    // Let the request in progress finish, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+            drop(permit);
+        });
     }
+    drop(listener);
+    // Open requests get a few seconds to finish; event streams end at once.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        permits.acquire_many(limits::MAX_CONNECTIONS as u32),
+    )
+    .await;
+    Ok(())
+}
+
+/// Returns once `stop` is `true` (holding no borrow of the channel afterwards).
+async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|v| *v).await;
 }
 
 /// Turns Ctrl-C and SIGTERM into `stop`.

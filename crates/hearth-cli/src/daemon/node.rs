@@ -257,7 +257,7 @@ pub fn node_error(e: NodeError) -> ApiError {
     let code = match &e {
         NodeError::Stopped => ErrorCode::ShuttingDown,
         NodeError::Setup(_) => ErrorCode::Internal,
-        NodeError::UnknownCircle(_) => ErrorCode::NotFound,
+        NodeError::UnknownCircle(_) | NodeError::UnknownEntry(_) => ErrorCode::NotFound,
         NodeError::Circle(c) => circle_error_code(c),
         NodeError::Store(s) => return store_error(s),
         NodeError::Ticket(_) | NodeError::BadTicket(_) => ErrorCode::InvalidTicket,
@@ -385,6 +385,7 @@ impl Backend for NodeBackend {
                 })
                 .collect(),
             hole_punches: s.hole_punches,
+            storage: s.storage.as_str().to_owned(),
         })
     }
 
@@ -548,11 +549,15 @@ impl Backend for NodeBackend {
     }
 
     async fn post(&self, circle: CircleId, content: Content) -> BackendResult<EntryRef> {
-        let id = self
-            .client
-            .post(circle, content)
-            .await
-            .map_err(node_error)?;
+        let id = match super::idempotency::current() {
+            Some(key) => {
+                self.client
+                    .post_keyed(circle, content, key.as_bytes())
+                    .await
+            }
+            None => self.client.post(circle, content).await,
+        }
+        .map_err(node_error)?;
         Ok(EntryRef { id: id.to_string() })
     }
 
@@ -626,11 +631,19 @@ impl Backend for NodeBackend {
         note: Option<String>,
         mood: Option<u8>,
     ) -> BackendResult<EntryRef> {
-        let id = self
-            .client
-            .check_in(circle, goal, day, outcome, note, mood)
-            .await
-            .map_err(node_error)?;
+        let id = match super::idempotency::current() {
+            Some(key) => {
+                self.client
+                    .check_in_keyed(circle, goal, day, outcome, note, mood, key.as_bytes())
+                    .await
+            }
+            None => {
+                self.client
+                    .check_in(circle, goal, day, outcome, note, mood)
+                    .await
+            }
+        }
+        .map_err(node_error)?;
         Ok(EntryRef { id: id.to_string() })
     }
 
@@ -1016,6 +1029,11 @@ mod tests {
         );
         assert_eq!(
             code(NodeError::UnknownCircle(CircleId::from_bytes([1; 32]))),
+            ErrorCode::NotFound
+        );
+        // Hiding an entry this device does not hold is "not found", not bad input.
+        assert_eq!(
+            code(NodeError::UnknownEntry(EntryId::from_bytes([2; 32]))),
             ErrorCode::NotFound
         );
         assert_eq!(code(NodeError::Stopped), ErrorCode::ShuttingDown);

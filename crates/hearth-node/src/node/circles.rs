@@ -360,7 +360,12 @@ impl EventLoop {
         let record = slot.record();
         slot.dirty_since = None;
         let store = &self.store;
-        if let Err(e) = blocking(|| store.append(&stored, cache.as_deref(), Some(&record))) {
+        // The first own entry of a keyed user action carries its key, in the same transaction.
+        let key = self.idempotency.take().filter(|(c, _)| *c == circle);
+        if let Err(e) = blocking(|| match &key {
+            Some((_, key)) => store.append_keyed(&stored, cache.as_deref(), Some(&record), key),
+            None => store.append(&stored, cache.as_deref(), Some(&record)),
+        }) {
             tracing::error!(circle = %circle.short(), error = %e, "could not persist own entry; reloading the circle");
             self.reload(circle);
             return Err(e.into());

@@ -192,6 +192,7 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.mute(circle, member, muted));
             }
+            Command::Keyed { key, command } => return self.keyed(key, *command),
             Command::Muted { circle, reply } => {
                 let _ = reply.send(self.slot(circle).map(|s| s.muted.iter().copied().collect()));
             }
@@ -619,6 +620,7 @@ impl EventLoop {
                 .copied()
                 .collect(),
             circles,
+            storage: self.store.health(),
             rejected_messages: self.stats.rejected,
             throttled_messages: self.stats.throttled,
             reachability: self.reachability(),

@@ -6,6 +6,7 @@ mod circles;
 mod commands;
 mod goals;
 mod gossip;
+mod idempotency;
 mod join;
 mod moderation;
 mod network;
@@ -86,6 +87,8 @@ pub struct EventLoop {
     /// Something was deleted and the store has not been compacted since.
     compaction_due: bool,
     staged: HashMap<CircleId, circles::Staged>,
+    /// The idempotency key of the user action being carried out, for its first own entry.
+    idempotency: Option<(CircleId, Vec<u8>)>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +158,7 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         compaction_due: false,
         staged: HashMap::new(),
         config,
+        idempotency: None,
     };
     event_loop.start_listening()?;
     event_loop.load_circles()?;

@@ -30,10 +30,7 @@ impl EventLoop {
             .entry(target)?
             .is_none_or(|e| e.circle != slot.circle.id())
         {
-            return Err(NodeError::InvalidInput(format!(
-                "there is no entry {} in this circle",
-                target.short()
-            )));
+            return Err(NodeError::UnknownEntry(target));
         }
         let id = self
             .write_own(
