@@ -18,13 +18,32 @@ use crate::epoch::{
 use crate::identity::{MemberPublic, MemberSecret};
 use crate::ids::{CircleId, EntryId, EpochId, MemberId};
 use crate::membership::{
-    CircleSettings, ControlBody, ControlInput, ControlOp, ControlRejection, Membership, Role,
+    CircleSettings, ControlBody, ControlInput, ControlOp, ControlRejection, FoldError, Membership,
+    Role,
 };
 use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, Placement, Want};
 use crate::wire::{self, DecodeError};
 
 /// The most entries held while they wait for a missing predecessor or epoch.
 pub const MAX_PENDING: usize = 20_000;
+/// The most entries held for one author: one member cannot fill the queue for the others.
+pub const MAX_HELD_PER_AUTHOR: usize = 1_000;
+/// The most bytes of held entries per circle (about 140 entries of the largest size, or
+/// thousands of ordinary ones).
+pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
+/// How long an entry is held before it is dropped ([`Circle::expire_held`]); sync brings it
+/// again once what it waits for is there.
+pub const HELD_TTL_MS: u64 = 10 * 60 * 1000;
+/// How far an entry's Lamport clock may run ahead of both the author's previous entry and the
+/// commit that started its epoch. A circle writes one Lamport step per entry and starts a new
+/// epoch at least weekly, so honest entries never come near it. The bound depends only on the
+/// entry's own log and epoch, so every device decides the same (a bound relative to the
+/// receiver's clock split the membership in the adversarial simulation). Writers keep their
+/// entries within half of it ([`Circle`] caps what it takes from others' clocks at
+/// [`MAX_LAMPORT_JUMP`]` / 2` above the epoch), so a member who jumps cannot push honest
+/// entries out of bounds; and each epoch moves clocks at most this far, so exhausting a
+/// `u64` would take 1.8 × 10¹⁰ commits.
+pub const MAX_LAMPORT_JUMP: u64 = 1_000_000_000;
 /// How long a superseded epoch's secret is kept when the circle sets no retention.
 pub const DEFAULT_KEY_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// The largest welcome, in bytes.
@@ -53,9 +72,42 @@ pub enum Rejection {
     /// The creation entry is malformed or a second one.
     #[error("the entry claims to create the circle but is not its creation entry")]
     BadGenesis,
-    /// Too many entries are already waiting for missing ones.
+    /// Too many entries are already waiting for missing ones (in all, for this author, or
+    /// in bytes).
     #[error("too many entries are waiting for missing predecessors; sync first")]
     PendingFull,
+    /// The author is neither a member nor a former member this device knows of, so the entry
+    /// is not held (it may be a newcomer whose addition has not arrived: sync brings it).
+    #[error("the entry's author is not known in this circle")]
+    UnknownAuthor,
+    /// The entry's Lamport clock breaks a rule of PROTOCOL.md §4.
+    #[error("the entry's Lamport clock is invalid: {0}")]
+    Lamport(&'static str),
+    /// Folding this control entry would leave the circle's membership contradictory.
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+}
+
+impl Rejection {
+    /// Whether the peer that sent the entry broke the rules (a gossip `Reject` that lowers its
+    /// score) rather than merely being ahead of or behind this device (`Ignore`): bytes that
+    /// are not a valid entry of this circle, a position or clock that cannot be right, or
+    /// equivocation evidence. Membership disagreements, unknown authors and a full queue can
+    /// happen to honest peers during a membership change and are not penalised.
+    pub fn penalise(&self) -> bool {
+        match self {
+            Rejection::Invalid(_)
+            | Rejection::WrongCircle
+            | Rejection::Equivocation(_)
+            | Rejection::BadPosition
+            | Rejection::BadGenesis
+            | Rejection::Lamport(_) => true,
+            Rejection::Membership(_)
+            | Rejection::PendingFull
+            | Rejection::UnknownAuthor
+            | Rejection::Fold(_) => false,
+        }
+    }
 }
 
 /// Why the member's own action could not be done. Nothing changed.
@@ -87,6 +139,9 @@ pub enum CircleError {
     /// The encoded entry would exceed the size limit.
     #[error("the entry would be {0} bytes, more than the limit of {MAX_ENTRY_LEN}")]
     TooLarge(usize),
+    /// This member's Lamport clock cannot advance any further.
+    #[error("this circle's clock cannot advance any further; nothing was written")]
+    ClockExhausted,
 }
 
 /// What the body of an accepted entry turned out to be.
@@ -178,14 +233,31 @@ struct ControlRecord {
     body: Option<ControlBody>,
 }
 
-/// A received entry held back: the entry, its id and its bytes.
-type Held = (Entry, EntryId, Vec<u8>);
+/// A received entry held back: the entry, its id, its bytes and when it was held.
+type Held = (Entry, EntryId, Vec<u8>, u64);
 
 #[derive(Clone, Default)]
 struct Pending {
     by_gap: BTreeMap<(MemberId, u64), Vec<Held>>,
     by_epoch: BTreeMap<EpochId, Vec<Held>>,
     count: usize,
+    bytes: usize,
+    per_author: BTreeMap<MemberId, usize>,
+}
+
+impl Pending {
+    fn forget(&mut self, items: &[Held]) {
+        for (entry, _, bytes, _) in items {
+            self.count -= 1;
+            self.bytes -= bytes.len();
+            if let Some(n) = self.per_author.get_mut(&entry.unsigned.author) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_author.remove(&entry.unsigned.author);
+                }
+            }
+        }
+    }
 }
 
 /// One member's view of one circle.
@@ -204,6 +276,13 @@ pub struct Circle {
     pending: Pending,
     lamport: u64,
     equivocations: Vec<Equivocation>,
+    /// Opened key packages of commits addressed to this member, by the epoch they start,
+    /// until every secret they carry is confirmed or refused (never persisted).
+    payloads: BTreeMap<EpochId, PackagePayload>,
+    /// The Lamport clock of each author's latest entry, when this device saw it.
+    head_lamports: BTreeMap<MemberId, u64>,
+    /// The latest time the caller gave (for stamping held entries).
+    clock_ms: u64,
 }
 
 impl std::fmt::Debug for Circle {
@@ -249,6 +328,9 @@ impl Circle {
             pending: Pending::default(),
             lamport: 0,
             equivocations: Vec::new(),
+            payloads: BTreeMap::new(),
+            head_lamports: BTreeMap::new(),
+            clock_ms: 0,
         }
     }
 
@@ -340,6 +422,40 @@ impl Circle {
         self.pending.count
     }
 
+    /// How many bytes of received entries are waiting for something missing.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.bytes
+    }
+
+    /// The most entries held for any one author.
+    pub fn pending_max_per_author(&self) -> usize {
+        self.pending.per_author.values().copied().max().unwrap_or(0)
+    }
+
+    /// Drops held entries that waited [`HELD_TTL_MS`] or longer; returns how many. The node
+    /// calls it on its maintenance timer.
+    pub fn expire_held(&mut self, now_ms: u64) -> usize {
+        self.clock_ms = self.clock_ms.max(now_ms);
+        let stale = |items: &mut Vec<Held>, gone: &mut Vec<Held>| {
+            let (old, keep): (Vec<Held>, Vec<Held>) = std::mem::take(items)
+                .into_iter()
+                .partition(|(_, _, _, at)| now_ms.saturating_sub(*at) >= HELD_TTL_MS);
+            *items = keep;
+            gone.extend(old);
+        };
+        let mut gone = Vec::new();
+        for items in self.pending.by_gap.values_mut() {
+            stale(items, &mut gone);
+        }
+        for items in self.pending.by_epoch.values_mut() {
+            stale(items, &mut gone);
+        }
+        self.pending.by_gap.retain(|_, v| !v.is_empty());
+        self.pending.by_epoch.retain(|_, v| !v.is_empty());
+        self.pending.forget(&gone);
+        gone.len()
+    }
+
     /// The epochs whose secret this member holds.
     pub fn held_epochs(&self) -> BTreeSet<EpochId> {
         self.epoch_secrets.keys().copied().collect()
@@ -347,12 +463,27 @@ impl Circle {
 
     /// Whether the epoch tree needs a repair commit (see [`Membership::repair_due`]).
     pub fn repair_due(&self) -> bool {
-        self.am_member() && self.membership.repair_due()
+        self.am_member() && (self.membership.repair_due() || self.locked_out())
+    }
+
+    /// Whether this member is a recipient of the current epoch whose commit is valid but whose
+    /// secret she could not take (a missing, broken or mismatching package): only a new
+    /// epoch, started from one she holds, lets her write again.
+    fn locked_out(&self) -> bool {
+        self.membership.current_epoch().is_some_and(|e| {
+            e.recipients.contains(&self.me.id())
+                && !self.epoch_secrets.contains_key(&e.id)
+                && !self.payloads.contains_key(&e.id)
+        })
     }
 
     /// The member expected to write the repair commit first: the lowest member id among the
     /// current members who hold a leaf epoch. Others wait a while before stepping in.
     pub fn designated_repairer(&self) -> Option<MemberId> {
+        // A member who was left without the current epoch's secret repairs for herself.
+        if self.am_member() && self.locked_out() && self.control_epoch().is_ok() {
+            return Some(self.me.id());
+        }
         let leaves = self.membership.leaves();
         self.membership
             .members
@@ -387,6 +518,13 @@ impl Circle {
     /// equivocation, or it waits for the gap to fill); its epoch is known (else it waits); its
     /// author held that epoch's key and had not been removed before writing it.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Receipt, Rejection> {
+        self.receive_at(bytes, self.clock_ms)
+    }
+
+    /// [`Circle::receive`] at time `now_ms` (stamps entries that are held, for
+    /// [`Circle::expire_held`]).
+    pub fn receive_at(&mut self, bytes: &[u8], now_ms: u64) -> Result<Receipt, Rejection> {
+        self.clock_ms = self.clock_ms.max(now_ms);
         let (entry, id) = Entry::decode_and_verify(bytes)?;
         if entry.unsigned.circle != self.id {
             return Err(Rejection::WrongCircle);
@@ -421,7 +559,7 @@ impl Circle {
                 return Err(Rejection::Equivocation(evidence));
             }
             Placement::Gap { author, missing } => {
-                self.hold_gap(entry.clone(), id, bytes)?;
+                self.hold(entry.clone(), id, bytes, false)?;
                 return Ok(Ingested::Waiting(Waiting::Gap { author, missing }));
             }
             Placement::Invalid => return Err(Rejection::BadPosition),
@@ -435,23 +573,34 @@ impl Circle {
             }
         } else if !self.membership.epochs.contains_key(&h.epoch) {
             let epoch = h.epoch;
-            self.hold_epoch(entry, id, bytes)?;
+            self.hold(entry, id, bytes, true)?;
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         } else {
             self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
+        }
+        self.check_lamport(h)?;
+        if h.kind == EntryKind::Control
+            && let Ok(Some(body)) = self.open_control(&entry)
+        {
+            // A control entry that would leave the membership contradictory is refused
+            // before anything changes.
+            self.fold_with(Some((id, &entry.unsigned, &body)))?;
         }
         self.logs
             .append(h.author, h.seq, id)
             .map_err(|_| Rejection::BadPosition)?;
         self.lamport = self.lamport.max(h.lamport);
+        self.head_lamports.insert(h.author, h.lamport);
         let opened = match h.kind {
             EntryKind::Content => self.open(&entry),
             EntryKind::Control => {
-                let opened = self.take_control(&entry, id, receipt);
-                if matches!(opened, Opened::Control(_)) || self.control.contains_key(&id) {
-                    self.refold();
+                let opened = self.take_control(&entry, id);
+                self.refold();
+                self.settle_keys(receipt);
+                match self.control.get(&id).and_then(|r| r.body.clone()) {
+                    Some(body) => Opened::Control(body),
+                    None => opened,
                 }
-                opened
             }
         };
         receipt.accepted.push(Accepted {
@@ -463,32 +612,82 @@ impl Circle {
         Ok(Ingested::Accepted)
     }
 
-    fn hold_gap(&mut self, entry: Entry, id: EntryId, bytes: Vec<u8>) -> Result<(), Rejection> {
-        if self.pending.count >= MAX_PENDING {
-            return Err(Rejection::PendingFull);
+    /// Rules of PROTOCOL.md §4 for `lamport`: above the author's previous entry and the
+    /// commit of the entry's epoch, and at most [`MAX_LAMPORT_JUMP`] beyond the larger of the
+    /// two. Every bound is a fact of the entry's own log and epoch, the same on every device
+    /// that accepts it.
+    fn check_lamport(&self, h: &UnsignedEntry) -> Result<(), Rejection> {
+        let prev = if h.seq > 0 {
+            self.head_lamports.get(&h.author).copied()
+        } else {
+            None
+        };
+        if prev.is_some_and(|p| h.lamport <= p) {
+            return Err(Rejection::Lamport(
+                "it does not exceed the author's previous entry",
+            ));
         }
-        let key = (entry.unsigned.author, entry.unsigned.seq);
-        let slot = self.pending.by_gap.entry(key).or_default();
-        if slot.iter().all(|(_, known, _)| *known != id) {
-            slot.push((entry, id, bytes));
-            self.pending.count += 1;
+        let epoch = self.membership.epochs.get(&h.epoch).map(|e| e.position.0);
+        if epoch.is_some_and(|e| h.lamport <= e) {
+            return Err(Rejection::Lamport(
+                "it does not exceed the commit of the entry's epoch",
+            ));
+        }
+        let base = prev.unwrap_or(0).max(epoch.unwrap_or(0));
+        if h.lamport - base > MAX_LAMPORT_JUMP {
+            return Err(Rejection::Lamport("it jumps too far ahead"));
         }
         Ok(())
     }
 
-    fn hold_epoch(&mut self, entry: Entry, id: EntryId, bytes: Vec<u8>) -> Result<(), Rejection> {
-        if self.pending.count >= MAX_PENDING {
+    /// Holds an entry until its predecessor (`by_epoch == false`) or its epoch's commit
+    /// arrives. Only entries of members and former members are held, within
+    /// [`MAX_PENDING`], [`MAX_HELD_PER_AUTHOR`] and [`MAX_HELD_BYTES`].
+    fn hold(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        by_epoch: bool,
+    ) -> Result<(), Rejection> {
+        let author = entry.unsigned.author;
+        if !self.membership.members.contains_key(&author)
+            && !self.membership.departed.contains_key(&author)
+        {
+            return Err(Rejection::UnknownAuthor);
+        }
+        let slot = if by_epoch {
+            self.pending
+                .by_epoch
+                .entry(entry.unsigned.epoch)
+                .or_default()
+        } else {
+            self.pending
+                .by_gap
+                .entry((author, entry.unsigned.seq))
+                .or_default()
+        };
+        if slot.iter().any(|(_, known, _, _)| *known == id) {
+            return Ok(());
+        }
+        let per_author = self.pending.per_author.get(&author).copied().unwrap_or(0);
+        if self.pending.count >= MAX_PENDING
+            || per_author >= MAX_HELD_PER_AUTHOR
+            || self.pending.bytes + bytes.len() > MAX_HELD_BYTES
+        {
+            if slot.is_empty() {
+                if by_epoch {
+                    self.pending.by_epoch.remove(&entry.unsigned.epoch);
+                } else {
+                    self.pending.by_gap.remove(&(author, entry.unsigned.seq));
+                }
+            }
             return Err(Rejection::PendingFull);
         }
-        let slot = self
-            .pending
-            .by_epoch
-            .entry(entry.unsigned.epoch)
-            .or_default();
-        if slot.iter().all(|(_, known, _)| *known != id) {
-            slot.push((entry, id, bytes));
-            self.pending.count += 1;
-        }
+        self.pending.count += 1;
+        self.pending.bytes += bytes.len();
+        *self.pending.per_author.entry(author).or_default() += 1;
+        slot.push((entry, id, bytes, self.clock_ms));
         Ok(())
     }
 
@@ -509,7 +708,7 @@ impl Circle {
                 .collect();
             for key in gap_keys {
                 if let Some(items) = self.pending.by_gap.remove(&key) {
-                    self.pending.count -= items.len();
+                    self.pending.forget(&items);
                     ready.extend(items);
                 }
             }
@@ -522,7 +721,7 @@ impl Circle {
                 .collect();
             for key in epoch_keys {
                 if let Some(items) = self.pending.by_epoch.remove(&key) {
-                    self.pending.count -= items.len();
+                    self.pending.forget(&items);
                     ready.extend(items);
                 }
             }
@@ -530,8 +729,8 @@ impl Circle {
                 return;
             }
             let mut sorted: Vec<_> = ready.into_iter().collect();
-            sorted.sort_by_key(|(e, id, _)| (e.unsigned.lamport, e.unsigned.seq, *id));
-            for (entry, id, bytes) in sorted {
+            sorted.sort_by_key(|(e, id, _, _)| (e.unsigned.lamport, e.unsigned.seq, *id));
+            for (entry, id, bytes, _) in sorted {
                 // A held entry that fails now is simply dropped; sync can bring it again.
                 let _ = self.ingest(entry, id, bytes, receipt);
             }
@@ -539,10 +738,10 @@ impl Circle {
     }
 
     /// Stores a control entry and decrypts its body if the key is known. Opens this
-    /// member's key package first if the entry is a commit carrying one: the package needs no
-    /// body, and may carry the very key that opens the body.
-    fn take_control(&mut self, entry: &Entry, id: EntryId, receipt: &mut Receipt) -> Opened {
-        self.take_package(entry, id, receipt);
+    /// member's key package if the entry is a commit carrying one, but learns nothing from it
+    /// yet: [`Circle::settle_keys`] does, once the commit is valid in the fold.
+    fn take_control(&mut self, entry: &Entry, id: EntryId) -> Opened {
+        self.take_package(entry, id);
         self.keep_control(entry, id)
     }
 
@@ -579,8 +778,8 @@ impl Circle {
             &h.ciphertext,
         )
         .map_err(|e| e.to_string())?;
-        let body: ControlBody = wire::decode(&plaintext, MAX_CONTROL_BODY_LEN, "control body")
-            .map_err(|e| e.to_string())?;
+        let body =
+            ControlBody::decode(&plaintext, MAX_CONTROL_BODY_LEN).map_err(|e| e.to_string())?;
         if body.op.is_commit() == entry.unsigned.key_packages.is_empty()
             || (body.op.is_commit() && body.recipients.len() != entry.unsigned.key_packages.len())
         {
@@ -590,11 +789,14 @@ impl Circle {
     }
 
     /// Finds this member's package in a commit by its hint (for her current or a previous
-    /// X25519 key) and learns the secrets it carries.
-    fn take_package(&mut self, entry: &Entry, id: EntryId, receipt: &mut Receipt) {
+    /// X25519 key) and keeps what it carries until [`Circle::settle_keys`] can check it.
+    fn take_package(&mut self, entry: &Entry, id: EntryId) {
         let epoch = EpochId::from(id);
         let h = &entry.unsigned;
-        if h.key_packages.is_empty() || self.epoch_secrets.contains_key(&epoch) {
+        if h.key_packages.is_empty()
+            || self.epoch_secrets.contains_key(&epoch)
+            || self.payloads.contains_key(&epoch)
+        {
             return;
         }
         let prologue = epoch::package_prologue(&self.id, &h.author, h.seq, &h.epoch);
@@ -606,13 +808,128 @@ impl Circle {
             let hint = epoch::package_hint(&self.id, &key.dh_public());
             for package in h.key_packages.iter().filter(|p| p.hint == hint) {
                 if let Ok((payload, _sender)) = epoch::open_package(key, package, &prologue) {
-                    self.learn_secret(epoch, payload.secret.clone(), receipt);
-                    for (extra_epoch, secret) in &payload.extra {
-                        self.learn_secret(*extra_epoch, secret.clone(), receipt);
-                    }
+                    self.payloads.insert(epoch, payload);
                     return;
                 }
             }
+        }
+    }
+
+    /// Whether `secret` is the one the commit that started `epoch` delivered: the commit is
+    /// valid in the fold and carries the matching confirmation value.
+    fn confirms(&self, epoch: &EpochId, secret: &EpochSecret) -> bool {
+        self.membership.epochs.get(epoch).is_some_and(|info| {
+            secret.confirmation(&self.id, &info.author, info.seq, &info.parent) == info.confirmation
+        })
+    }
+
+    /// Epochs that the commit adding `member` descends from: history she is not given unless
+    /// the circle shares it. Everything, for someone not (yet) a member.
+    fn history_before(&self, member: &MemberId) -> Option<BTreeSet<EpochId>> {
+        let added = EpochId::from(self.membership.members.get(member)?.added_at.1);
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<EpochId> = self
+            .membership
+            .epochs
+            .get(&added)
+            .map(|e| {
+                std::iter::once(e.parent)
+                    .chain(e.merges.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        while let Some(epoch) = todo.pop() {
+            if let Some(info) = self.membership.epochs.get(&epoch)
+                && seen.insert(epoch)
+            {
+                todo.push(info.parent);
+                todo.extend(info.merges.iter().copied());
+            }
+        }
+        Some(seen)
+    }
+
+    /// Learns what opened key packages carry, only as far as the fold vouches for it: a
+    /// commit's own secret once the commit is valid, and `extra` secrets only for the
+    /// commit's parent and the epochs it merges, never from before this member's addition
+    /// unless the circle shares history; every secret must reproduce its commit's
+    /// confirmation value, so a planted one is refused and the commit's own package wins.
+    /// A parent's control key (one-way, as in a welcome) may be taken before the commit is
+    /// valid, since it is what opens the commit's body. Repeats while keys open more bodies.
+    fn settle_keys(&mut self, receipt: &mut Receipt) {
+        for _ in 0..=self.payloads.len() {
+            let mut changed = false;
+            let parents: Vec<(EpochId, EpochSecret)> = self
+                .payloads
+                .iter()
+                .filter_map(|(commit, payload)| {
+                    let parent = self
+                        .control
+                        .get(&EntryId::from(*commit))?
+                        .entry
+                        .unsigned
+                        .epoch;
+                    if self.control_keys.contains_key(&parent) {
+                        return None;
+                    }
+                    payload
+                        .extra
+                        .iter()
+                        .find(|(e, s)| *e == parent && self.confirms(e, s))
+                        .map(|(e, s)| (*e, s.clone()))
+                })
+                .collect();
+            for (epoch, secret) in parents {
+                self.control_keys.insert(epoch, secret.control_key());
+                changed = true;
+            }
+            let share = self.membership.settings.share_history;
+            let before = if share {
+                Some(BTreeSet::new())
+            } else {
+                self.history_before(&self.me.id())
+            };
+            let mut learn: Vec<(EpochId, EpochSecret)> = Vec::new();
+            let mut done: Vec<EpochId> = Vec::new();
+            for (commit, payload) in &self.payloads {
+                let Some(info) = self.membership.epochs.get(commit) else {
+                    continue;
+                };
+                let named = payload
+                    .extra
+                    .iter()
+                    .filter(|(e, _)| *e == info.parent || info.merges.contains(e))
+                    .filter(|(e, _)| before.as_ref().is_some_and(|b| !b.contains(e)));
+                let mut waiting = false;
+                for (epoch, secret) in
+                    std::iter::once((commit, &payload.secret)).chain(named.map(|(e, s)| (e, s)))
+                {
+                    if self.epoch_secrets.contains_key(epoch) {
+                        continue;
+                    }
+                    if !self.membership.epochs.contains_key(epoch) {
+                        waiting = true;
+                    } else if self.confirms(epoch, secret) {
+                        learn.push((*epoch, secret.clone()));
+                    }
+                }
+                if !waiting {
+                    done.push(*commit);
+                }
+            }
+            for commit in done {
+                self.payloads.remove(&commit);
+            }
+            for (epoch, secret) in learn {
+                if !self.epoch_secrets.contains_key(&epoch) {
+                    self.learn_secret(epoch, secret, receipt);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return;
+            }
+            self.refold();
         }
     }
 
@@ -649,22 +966,35 @@ impl Circle {
                     opened_any = true;
                 }
             }
-            let inputs: Vec<ControlInput<'_>> = self
-                .control
-                .iter()
-                .filter_map(|(id, r)| {
-                    r.body.as_ref().map(|body| ControlInput {
-                        id: *id,
-                        header: &r.entry.unsigned,
-                        body,
-                    })
-                })
-                .collect();
-            self.membership = Membership::fold(&inputs);
+            // A fold that does not settle keeps the last membership that did (the entry that
+            // caused it was refused on arrival; see `ingest`).
+            if let Ok(membership) = self.fold_with(None) {
+                self.membership = membership;
+            }
             if !opened_any {
                 return;
             }
         }
+    }
+
+    /// Folds the opened control entries, plus `extra` if given.
+    fn fold_with(
+        &self,
+        extra: Option<(EntryId, &UnsignedEntry, &ControlBody)>,
+    ) -> Result<Membership, FoldError> {
+        let inputs: Vec<ControlInput<'_>> = self
+            .control
+            .iter()
+            .filter_map(|(id, r)| {
+                r.body.as_ref().map(|body| ControlInput {
+                    id: *id,
+                    header: &r.entry.unsigned,
+                    body,
+                })
+            })
+            .chain(extra.map(|(id, header, body)| ControlInput { id, header, body }))
+            .collect();
+        Membership::fold(&inputs)
     }
 
     /// Opens a content entry's body with the epoch secret, if this member holds it.
@@ -705,6 +1035,22 @@ impl Circle {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Authored, CircleError> {
         let (seq, prev) = self.next_position();
+        // One more than everything seen, except that what others' clocks say counts only up
+        // to half the jump bound above the epoch: a member who jumps cannot push this entry
+        // beyond what every receiver accepts (PROTOCOL.md §4).
+        let epoch_lamport = self
+            .membership
+            .epochs
+            .get(&epoch)
+            .map_or(0, |e| e.position.0);
+        let own = self.head_lamports.get(&self.me.id()).copied().unwrap_or(0);
+        let lamport = self
+            .lamport
+            .min(epoch_lamport.saturating_add(MAX_LAMPORT_JUMP / 2))
+            .max(epoch_lamport)
+            .max(own)
+            .checked_add(1)
+            .ok_or(CircleError::ClockExhausted)?;
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
         let mut unsigned = UnsignedEntry {
@@ -713,7 +1059,7 @@ impl Circle {
             seq,
             prev,
             epoch,
-            lamport: self.lamport + 1,
+            lamport,
             timestamp_ms: now_ms,
             kind,
             nonce,
@@ -782,6 +1128,7 @@ impl Circle {
             .append(h.author, h.seq, authored.id)
             .expect("own entry is the next in own log");
         self.lamport = self.lamport.max(h.lamport);
+        self.head_lamports.insert(h.author, h.lamport);
     }
 
     /// Writes a control entry that is not a commit (leave, promote, guidelines, settings).
@@ -791,6 +1138,11 @@ impl Circle {
         now_ms: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Authored, CircleError> {
+        // While a repair is due (after a Leave, the leaver still holds the epoch), nothing but
+        // leaving is written until a commit starts an epoch without her.
+        if self.membership.repair_due() && op != ControlOp::Leave {
+            return Err(CircleError::RekeyPending);
+        }
         let (epoch, _) = self.control_epoch()?;
         let key = self.control_keys[&epoch].clone();
         let me = self.me.id();
@@ -798,12 +1150,13 @@ impl Circle {
             op,
             recipients: Vec::new(),
             merges: Vec::new(),
+            confirmation: None,
         };
         let authored = self.build_entry(
             EntryKind::Control,
             epoch,
             |seq| key.entry_key(&me, seq),
-            &wire::encode(&body),
+            &body.encode(),
             |_| Vec::new(),
             now_ms,
             rng,
@@ -818,13 +1171,28 @@ impl Circle {
         if !self.am_member() {
             return Err(CircleError::NotAMember);
         }
+        let me = self.me.id();
+        let mine = |e: &crate::membership::EpochInfo| {
+            e.recipients.contains(&me) && self.epoch_secrets.contains_key(&e.id)
+        };
         let leaves = self.membership.leaves();
+        // The current epoch; else the latest leaf she holds; else the latest epoch she holds
+        // at all (an ancestor of the leaves, which the commit then merges): any member holding
+        // an ancestor can repair, so no commit can lock the others out.
         let parent = match self.membership.current_epoch() {
-            Some(e) if self.epoch_secrets.contains_key(&e.id) => e.id,
+            Some(e) if mine(e) => e.id,
             _ => leaves
                 .iter()
-                .filter(|l| self.epoch_secrets.contains_key(&l.id))
+                .copied()
+                .filter(|e| mine(e))
                 .max_by_key(|l| l.position)
+                .or_else(|| {
+                    self.membership
+                        .epochs
+                        .values()
+                        .filter(|e| mine(e))
+                        .max_by_key(|e| e.position)
+                })
                 .map(|l| l.id)
                 .ok_or(CircleError::RekeyPending)?,
         };
@@ -873,10 +1241,12 @@ impl Circle {
             packages_plan.push((*member, dh));
         }
         let circle = self.id;
+        let (seq, _) = self.next_position();
         let body = ControlBody {
             op: op.clone(),
             recipients: recipients.clone(),
             merges,
+            confirmation: Some(secret.confirmation(&circle, &me, seq, &parent)),
         };
         let extras: Vec<Vec<(EpochId, EpochSecret)>> = recipients
             .iter()
@@ -888,7 +1258,7 @@ impl Circle {
             EntryKind::Control,
             parent,
             |seq| parent_key.entry_key(&me, seq),
-            &wire::encode(&body),
+            &body.encode(),
             |seq| {
                 let prologue = epoch::package_prologue(&circle, &me, seq, &parent);
                 let mut package_rng = SeedRng::new(package_rng_seed);
@@ -928,26 +1298,30 @@ impl Circle {
         Ok(authored)
     }
 
-    /// Secrets of epochs this member holds that `recipient` was not given: the commit's parent
-    /// and merged epochs (she needs the parent's key to read the commit itself), and any epoch
-    /// that started while she was already a member. A merge thereby loses no message.
+    /// Secrets of the commit's parent and merged epochs that `recipient` was not given
+    /// (she needs the parent's key to read the commit itself, and a merge thereby loses no
+    /// message), but none from before her addition unless the circle shares history: the
+    /// person being added gets none at all.
     fn extra_secrets_for(
         &self,
         recipient: &MemberId,
         parent: EpochId,
         merges: &[EpochId],
     ) -> Vec<(EpochId, EpochSecret)> {
-        let added_at = self.membership.members.get(recipient).map(|m| m.added_at);
+        let before = if self.membership.settings.share_history {
+            Some(BTreeSet::new())
+        } else {
+            self.history_before(recipient)
+        };
+        let Some(before) = before else {
+            return Vec::new();
+        };
         let mut extra: Vec<_> = self
             .membership
             .epochs
             .values()
-            .filter(|e| !e.recipients.contains(recipient))
-            .filter(|e| {
-                e.id == parent
-                    || merges.contains(&e.id)
-                    || added_at.is_some_and(|at| e.position > at)
-            })
+            .filter(|e| !e.recipients.contains(recipient) && !before.contains(&e.id))
+            .filter(|e| e.id == parent || merges.contains(&e.id))
             .filter_map(|e| {
                 self.epoch_secrets
                     .get(&e.id)
@@ -971,8 +1345,11 @@ impl Circle {
         let mut work = self.clone();
         work.accept_own(authored);
         let mut receipt = Receipt::default();
-        work.take_control(&authored.entry, authored.id, &mut receipt);
+        work.take_control(&authored.entry, authored.id);
+        work.fold_with(None)
+            .map_err(|_| CircleError::Control(ControlRejection::Cutoff))?;
         work.refold();
+        work.settle_keys(&mut receipt);
         if let Some(reason) = work.membership.rejected.get(&authored.id) {
             return Err(reason.clone().into());
         }
@@ -1321,9 +1698,6 @@ impl Circle {
             .extend(welcome.control_keys.iter().cloned());
         circle.anchors = welcome.horizon.clone();
         let mut receipt = Receipt::default();
-        for (epoch, secret) in &welcome.history {
-            circle.learn_secret(*epoch, secret.clone(), &mut receipt);
-        }
         // Control entries are taken directly (not through the logs, where content entries sit
         // between them); when history is shared, sync later brings them again as log entries.
         for (author, seq, id) in &welcome.horizon {
@@ -1338,9 +1712,19 @@ impl Circle {
                 return Err(bad("a control entry belongs elsewhere"));
             }
             circle.lamport = circle.lamport.max(entry.unsigned.lamport);
-            circle.take_control(&entry, id, &mut receipt);
+            circle.take_control(&entry, id);
         }
         circle.refold();
+        // History secrets count only if their commits confirm them, and only if the circle
+        // shares history.
+        if circle.membership.settings.share_history {
+            for (epoch, secret) in &welcome.history {
+                if !circle.epoch_secrets.contains_key(epoch) && circle.confirms(epoch, secret) {
+                    circle.learn_secret(*epoch, secret.clone(), &mut receipt);
+                }
+            }
+        }
+        circle.settle_keys(&mut receipt);
         if !circle.am_member() {
             return Err(bad("the welcome does not add you to the circle"));
         }
@@ -1491,3 +1875,7 @@ impl rand_core::RngCore for SeedRng {
 }
 
 impl rand_core::CryptoRng for SeedRng {}
+
+#[cfg(test)]
+#[path = "adversary_tests.rs"]
+mod adversary_tests;

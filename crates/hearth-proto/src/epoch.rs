@@ -32,6 +32,8 @@ pub const CONTROL_KEY_LABEL: &str = "hearth v1 control key";
 pub const PACKAGE_HINT_LABEL: &str = "hearth v1 package hint";
 /// Label in front of a key package's Noise prologue.
 pub const PACKAGE_PROLOGUE_LABEL: &[u8] = b"hearth v1 epoch package";
+/// Label of the confirmation-key derivation (see [`EpochSecret::confirmation`]).
+pub const CONFIRMATION_KEY_LABEL: &str = "hearth v1 epoch confirmation";
 /// Label of the circle-secret derivations (topic, rendezvous, genesis control key).
 pub const CIRCLE_SECRET_LABEL: &str = "hearth v1 circle";
 /// The most extra epoch secrets one key package may carry (see [`PackagePayload`]).
@@ -115,6 +117,29 @@ impl EpochSecret {
     /// This epoch's control key.
     pub fn control_key(&self) -> ControlKey {
         ControlKey(blake3::derive_key(CONTROL_KEY_LABEL, &self.0))
+    }
+
+    /// The confirmation value that binds this secret to the commit starting its epoch (like
+    /// MLS's confirmation tag): `keyed_hash(derive_key("hearth v1 epoch confirmation",
+    /// secret), circle ‖ author ‖ seq_le64 ‖ parent)`, the commit's own coordinates (its id
+    /// cannot be used: the value is inside it). The commit carries it in its control body;
+    /// a member accepts a secret for an epoch, from a package, an `extra` or a welcome, only
+    /// if it reproduces the value its commit carries, so nobody can plant a secret of her
+    /// choosing for an epoch someone else started.
+    pub fn confirmation(
+        &self,
+        circle: &CircleId,
+        author: &MemberId,
+        seq: u64,
+        parent: &EpochId,
+    ) -> [u8; 32] {
+        let key = zeroize::Zeroizing::new(blake3::derive_key(CONFIRMATION_KEY_LABEL, &self.0));
+        let mut input = Vec::with_capacity(32 * 3 + 8);
+        input.extend_from_slice(circle.as_bytes());
+        input.extend_from_slice(author.as_bytes());
+        input.extend_from_slice(&seq.to_le_bytes());
+        input.extend_from_slice(parent.as_bytes());
+        *blake3::keyed_hash(&key, &input).as_bytes()
     }
 }
 

@@ -9,7 +9,12 @@
 //!   member's log that the remover had seen. Every entry of hers after the cutoff is invalid,
 //!   including operations concurrent with the removal. The fold is repeated until the set of
 //!   cutoffs is stable (at most [`MAX_FOLD_ROUNDS`] rounds), so an operation that sorts before
-//!   the removal but was not seen by the remover is undone.
+//!   the removal but was not seen by the remover is undone. A cutoff may not drop a commit of
+//!   hers that the removal descends from, the creation entry is never undone, and a fold that
+//!   does not settle is an error ([`FoldError`]), never an empty circle.
+//! - **A commit addresses its author's view.** Every member whose addition the commit descends
+//!   from receives the new epoch, and nobody whose removal it descends from does, so no member
+//!   can start an epoch that leaves the others out.
 //! - A circle never lacks a facilitator: when the last one leaves or is removed, the
 //!   longest-standing member becomes facilitator.
 //!
@@ -173,6 +178,27 @@ pub struct ControlBody {
     pub recipients: Vec<MemberId>,
     /// For commits: concurrent epochs this commit merges (besides its parent).
     pub merges: Vec<EpochId>,
+    /// For commits: the new epoch's confirmation value
+    /// ([`crate::epoch::EpochSecret::confirmation`]), which binds the secret to this commit;
+    /// `None` for every other control entry.
+    pub confirmation: Option<[u8; 32]>,
+}
+
+/// The version byte of an encoded [`ControlBody`]: 2 since the confirmation value was
+/// added (PROTOCOL.md §1); version 1 bodies are refused.
+pub const CONTROL_BODY_VERSION: u8 = 2;
+
+impl ControlBody {
+    /// The encoding that is encrypted into a control entry: [`CONTROL_BODY_VERSION`], then
+    /// postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        crate::wire::encode_versioned(CONTROL_BODY_VERSION, self)
+    }
+
+    /// Decodes a body of at most `max` bytes.
+    pub fn decode(bytes: &[u8], max: usize) -> Result<Self, crate::wire::DecodeError> {
+        crate::wire::decode_versioned(bytes, max, "control body", CONTROL_BODY_VERSION)
+    }
 }
 
 /// One control entry as the fold sees it.
@@ -208,6 +234,8 @@ pub struct Departure {
     pub cutoff: Option<u64>,
     /// Who removed her; `None` if she left.
     pub removed_by: Option<MemberId>,
+    /// The epoch the removal started; `None` if she left.
+    pub epoch: Option<EpochId>,
     /// Her role when she departed.
     pub role: Role,
 }
@@ -225,6 +253,10 @@ pub struct EpochInfo {
     pub recipients: BTreeSet<MemberId>,
     /// The commit's author.
     pub author: MemberId,
+    /// The commit's position in its author's log.
+    pub seq: u64,
+    /// The commit's confirmation value: only the secret the commit delivered matches it.
+    pub confirmation: [u8; 32],
     /// The commit's fold position.
     pub position: (u64, EntryId),
     /// The commit's timestamp (author's clock).
@@ -273,6 +305,58 @@ pub enum ControlRejection {
     /// A commit's key packages do not match its recipients.
     #[error("the commit's key packages do not match its recipients")]
     Packages,
+    /// A commit leaves out a member its author knew of, or addresses one she knew was removed.
+    #[error("the commit does not address exactly the members its author knew of")]
+    Recipients,
+    /// A removal's cutoff would undo entries of the removed member that it descends from.
+    #[error("the removal's cutoff would undo entries the remover had already seen")]
+    Cutoff,
+}
+
+/// Why the membership could not be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    /// Removal cutoffs kept changing the outcome: the set of control entries is contradictory.
+    #[error(
+        "the circle's control entries do not settle into one membership after {MAX_FOLD_ROUNDS} rounds"
+    )]
+    NotConverging,
+}
+
+/// Which epochs each epoch descends from, as bit sets over the order in which the fold met
+/// them (so a check costs one bit test, and a fold stays quadratic only in bits).
+#[derive(Default)]
+struct Ancestry {
+    index: BTreeMap<EpochId, usize>,
+    below: Vec<Vec<u64>>,
+}
+
+impl Ancestry {
+    /// The set of epochs `roots` and everything they descend from.
+    fn closure(&self, roots: impl IntoIterator<Item = EpochId>) -> Vec<u64> {
+        let mut set = vec![0u64; self.below.len().div_ceil(64)];
+        for root in roots {
+            if let Some(&i) = self.index.get(&root) {
+                set[i / 64] |= 1 << (i % 64);
+                for (word, b) in set.iter_mut().zip(&self.below[i]) {
+                    *word |= b;
+                }
+            }
+        }
+        set
+    }
+
+    fn insert(&mut self, epoch: EpochId, below: Vec<u64>) {
+        let i = self.below.len();
+        self.index.insert(epoch, i);
+        self.below.push(below);
+    }
+
+    fn contains(&self, set: &[u64], epoch: &EpochId) -> bool {
+        self.index
+            .get(epoch)
+            .is_some_and(|&i| set.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0))
+    }
 }
 
 /// The folded state of a circle's membership.
@@ -301,23 +385,23 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Folds `inputs` (any order) into the membership state.
-    pub fn fold(inputs: &[ControlInput<'_>]) -> Membership {
+    /// Folds `inputs` (any order) into the membership state; an error if removal cutoffs do
+    /// not settle within [`MAX_FOLD_ROUNDS`] rounds.
+    pub fn fold(inputs: &[ControlInput<'_>]) -> Result<Membership, FoldError> {
         let mut sorted: Vec<&ControlInput<'_>> = inputs.iter().collect();
         sorted.sort_by_key(|i| (i.header.lamport, i.id));
         sorted.dedup_by_key(|i| i.id);
         let mut cutoffs: BTreeMap<MemberId, Option<u64>> = BTreeMap::new();
-        let mut state = Membership::default();
         for _ in 0..MAX_FOLD_ROUNDS {
-            state = Self::fold_once(&sorted, &cutoffs);
+            let state = Self::fold_once(&sorted, &cutoffs);
             let found: BTreeMap<MemberId, Option<u64>> =
                 state.departed.iter().map(|(m, d)| (*m, d.cutoff)).collect();
             if found == cutoffs {
-                break;
+                return Ok(state);
             }
             cutoffs = found;
         }
-        state
+        Err(FoldError::NotConverging)
     }
 
     fn fold_once(
@@ -325,17 +409,21 @@ impl Membership {
         cutoffs: &BTreeMap<MemberId, Option<u64>>,
     ) -> Membership {
         let mut state = Membership::default();
+        let mut ancestry = Ancestry::default();
         for input in sorted {
             let header = input.header;
-            let beyond_cutoff = match cutoffs.get(&header.author) {
-                Some(None) => true,
-                Some(Some(cutoff)) => header.seq > *cutoff,
-                None => false,
-            };
+            // The creation entry is immune: no cutoff can undo the circle itself.
+            let creation = matches!(input.body.op, ControlOp::Create { .. });
+            let beyond_cutoff = !creation
+                && match cutoffs.get(&header.author) {
+                    Some(None) => true,
+                    Some(Some(cutoff)) => header.seq > *cutoff,
+                    None => false,
+                };
             let outcome = if beyond_cutoff {
                 Err(ControlRejection::AfterDeparture)
             } else {
-                state.apply(input)
+                state.apply(input, &mut ancestry)
             };
             match outcome {
                 Ok(()) => state.applied.push(input.id),
@@ -348,11 +436,18 @@ impl Membership {
         state
     }
 
-    fn apply(&mut self, input: &ControlInput<'_>) -> Result<(), ControlRejection> {
+    fn apply(
+        &mut self,
+        input: &ControlInput<'_>,
+        ancestry: &mut Ancestry,
+    ) -> Result<(), ControlRejection> {
         let header = input.header;
         let author = header.author;
         let body = input.body;
         let position = (header.lamport, input.id);
+        if body.op.is_commit() != body.confirmation.is_some() {
+            return Err(ControlRejection::Packages);
+        }
         if let ControlOp::Create {
             name,
             guidelines,
@@ -396,7 +491,7 @@ impl Membership {
                     added_at: position,
                 },
             );
-            self.add_epoch(input, BTreeSet::from([author]));
+            self.add_epoch(input, BTreeSet::from([author]), ancestry, Vec::new());
             return Ok(());
         }
         if self.creator.is_none() {
@@ -414,6 +509,10 @@ impl Membership {
             Some(epoch) if epoch.recipients.contains(&author) => {}
             _ => return Err(ControlRejection::NotInEpoch),
         }
+        // What the commit's author knew of: its parent and merged epochs and all they descend
+        // from (only meaningful for commits).
+        let known =
+            ancestry.closure(std::iter::once(header.epoch).chain(body.merges.iter().copied()));
         let facilitator = || {
             if my_role == Role::Facilitator {
                 Ok(())
@@ -442,6 +541,7 @@ impl Membership {
                 if !body.recipients.contains(&member.id) {
                     return Err(ControlRejection::Packages);
                 }
+                self.check_view(body, &known, ancestry, None)?;
                 self.members.insert(
                     member.id,
                     MemberInfo {
@@ -465,13 +565,24 @@ impl Membership {
                 if body.recipients.contains(member) {
                     return Err(ControlRejection::Packages);
                 }
+                // The cutoff keeps every commit of hers that this removal descends from.
+                let undoes_known = self.epochs.values().any(|e| {
+                    e.author == *member
+                        && ancestry.contains(&known, &e.id)
+                        && cutoff.is_none_or(|c| e.seq > c)
+                });
+                if undoes_known {
+                    return Err(ControlRejection::Cutoff);
+                }
                 let role = info.role;
+                self.check_view(body, &known, ancestry, Some(member))?;
                 self.members.remove(member);
                 self.departed.insert(
                     *member,
                     Departure {
                         cutoff: *cutoff,
                         removed_by: Some(author),
+                        epoch: Some(EpochId::from(input.id)),
                         role,
                     },
                 );
@@ -483,6 +594,7 @@ impl Membership {
                     Departure {
                         cutoff: Some(header.seq),
                         removed_by: None,
+                        epoch: None,
                         role: my_role,
                     },
                 );
@@ -521,9 +633,11 @@ impl Membership {
             }
             ControlOp::Rotate => {
                 self.check_recipients_known(body)?;
+                self.check_view(body, &known, ancestry, None)?;
             }
             ControlOp::UpdateKey { dh } => {
                 self.check_recipients_known(body)?;
+                self.check_view(body, &known, ancestry, None)?;
                 if let Some(info) = self.members.get_mut(&author) {
                     info.public.dh = *dh;
                 }
@@ -531,7 +645,42 @@ impl Membership {
         }
         // Commits: the new epoch. Its recipients are what the author wrote; the epoch rule
         // (not this fold) decides whether members write in it.
-        self.add_epoch(input, body.recipients.iter().copied().collect());
+        self.add_epoch(
+            input,
+            body.recipients.iter().copied().collect(),
+            ancestry,
+            known,
+        );
+        Ok(())
+    }
+
+    /// A commit addresses its author's view: every current member whose addition it descends
+    /// from (but `removed`) is a recipient, and no one whose removal it descends from is.
+    /// Members added or removed concurrently may be missing or present: the epoch rule and a
+    /// repair sort them out.
+    fn check_view(
+        &self,
+        body: &ControlBody,
+        known: &[u64],
+        ancestry: &Ancestry,
+        removed: Option<&MemberId>,
+    ) -> Result<(), ControlRejection> {
+        let recipients: BTreeSet<&MemberId> = body.recipients.iter().collect();
+        for (id, info) in &self.members {
+            if Some(id) == removed || recipients.contains(id) {
+                continue;
+            }
+            if ancestry.contains(known, &EpochId::from(info.added_at.1)) {
+                return Err(ControlRejection::Recipients);
+            }
+        }
+        for id in &recipients {
+            if let Some(Departure { epoch: Some(e), .. }) = self.departed.get(*id)
+                && ancestry.contains(known, e)
+            {
+                return Err(ControlRejection::Recipients);
+            }
+        }
         Ok(())
     }
 
@@ -545,8 +694,15 @@ impl Membership {
         Ok(())
     }
 
-    fn add_epoch(&mut self, input: &ControlInput<'_>, recipients: BTreeSet<MemberId>) {
+    fn add_epoch(
+        &mut self,
+        input: &ControlInput<'_>,
+        recipients: BTreeSet<MemberId>,
+        ancestry: &mut Ancestry,
+        below: Vec<u64>,
+    ) {
         let id = EpochId::from(input.id);
+        ancestry.insert(id, below);
         self.epochs.insert(
             id,
             EpochInfo {
@@ -555,6 +711,8 @@ impl Membership {
                 merges: input.body.merges.clone(),
                 recipients,
                 author: input.header.author,
+                seq: input.header.seq,
+                confirmation: input.body.confirmation.unwrap_or_default(),
                 position: (input.header.lamport, input.id),
                 started_ms: input.header.timestamp_ms,
             },

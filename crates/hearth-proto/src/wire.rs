@@ -30,12 +30,14 @@ pub enum DecodeError {
         max: usize,
     },
     /// The version byte names a version this implementation does not speak.
-    #[error("the {what} has version {version}, this implementation speaks version {WIRE_VERSION}")]
+    #[error("the {what} has version {version}, this implementation speaks version {expected}")]
     UnsupportedVersion {
         /// The kind of message.
         what: &'static str,
         /// The version found.
         version: u8,
+        /// The version this implementation speaks for this kind of message.
+        expected: u8,
     },
     /// The bytes do not parse.
     #[error("the {what} is malformed: {reason}")]
@@ -65,7 +67,13 @@ pub enum DecodeError {
 
 /// Encodes `value` as a version byte followed by postcard.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_VERSION];
+    encode_versioned(WIRE_VERSION, value)
+}
+
+/// Encodes `value` as the version byte `version` followed by postcard, for a message whose
+/// layout changed after [`WIRE_VERSION`] (PROTOCOL.md §1 lists them).
+pub fn encode_versioned<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![version];
     // Serializing our own types into a Vec cannot fail: they have no maps with non-string
     // keys and no custom serializers that error.
     postcard::to_io(value, &mut out).expect("postcard encoding of an in-memory value");
@@ -83,6 +91,16 @@ pub fn decode<T: DeserializeOwned>(
     max: usize,
     what: &'static str,
 ) -> Result<T, DecodeError> {
+    decode_versioned(bytes, max, what, WIRE_VERSION)
+}
+
+/// Decodes a message of kind `what` that must carry the version byte `expected`.
+pub fn decode_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+    expected: u8,
+) -> Result<T, DecodeError> {
     let Some((&version, rest)) = bytes.split_first() else {
         return Err(DecodeError::Empty { what });
     };
@@ -93,8 +111,12 @@ pub fn decode<T: DeserializeOwned>(
             max,
         });
     }
-    if version != WIRE_VERSION {
-        return Err(DecodeError::UnsupportedVersion { what, version });
+    if version != expected {
+        return Err(DecodeError::UnsupportedVersion {
+            what,
+            version,
+            expected,
+        });
     }
     decode_bare(rest, max, what)
 }

@@ -52,6 +52,15 @@ fn vectors() -> BTreeMap<String, String> {
         "derive.control_entry_key(secret=11..,author=22..,seq=7)",
         &secret.control_key().entry_key(&author, 7),
     );
+    put(
+        "derive.confirmation(secret=11..,circle=44..,author=22..,seq=7,parent=55..)",
+        &secret.confirmation(
+            &CircleId::from_bytes([0x44; 32]),
+            &author,
+            7,
+            &EpochId::from_bytes([0x55; 32]),
+        ),
+    );
     let circle_secret = CircleSecret::from_bytes([0x33; 32]);
     put(
         "derive.topic(circle_secret=33..)",
@@ -138,28 +147,33 @@ fn vectors() -> BTreeMap<String, String> {
         },
         recipients: vec![ana.id()],
         merges: vec![EpochId::from_bytes([0x66; 32])],
+        confirmation: Some([0x99; 32]),
     };
-    put("control_body.remove", &wire::encode(&body));
+    put("control_body.remove", &body.encode());
     put(
         "control_body.hide",
-        &wire::encode(&ControlBody {
+        &ControlBody {
             op: ControlOp::Hide {
                 target: EntryId::from_bytes([0x88; 32]),
             },
             recipients: vec![],
             merges: vec![],
-        }),
+            confirmation: None,
+        }
+        .encode(),
     );
     put(
         "control_body.guidelines",
-        &wire::encode(&ControlBody {
+        &ControlBody {
             op: ControlOp::Guidelines {
                 version: 2,
                 text: "Be kind.".into(),
             },
             recipients: vec![],
             merges: vec![],
-        }),
+            confirmation: None,
+        }
+        .encode(),
     );
 
     // Content, every variant.

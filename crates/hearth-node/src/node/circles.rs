@@ -796,6 +796,7 @@ impl EventLoop {
             let Some(slot) = self.circles.get_mut(&id) else {
                 continue;
             };
+            slot.circle.expire_held(ms);
             if !slot.circle.am_member() {
                 continue;
             }
@@ -824,6 +825,7 @@ impl EventLoop {
                 op: ControlOp::Rotate,
                 recipients: Vec::new(),
                 merges: Vec::new(),
+                confirmation: None,
             };
             match self.write_own(
                 id,

@@ -28,6 +28,7 @@ pub(super) fn control(op: ControlOp) -> Option<Vec<u8>> {
         op,
         recipients: Vec::new(),
         merges: Vec::new(),
+        confirmation: None,
     }))
 }
 

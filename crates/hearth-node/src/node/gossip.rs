@@ -152,6 +152,13 @@ impl EventLoop {
                 self.request_sync(source, circle);
                 return;
             }
+            // Not the sender's fault (e.g. a newcomer whose addition has not arrived yet):
+            // dropped without a penalty; sync brings it again.
+            Err(rejection) if !rejection.penalise() => {
+                tracing::debug!(circle = %circle.short(), error = %rejection, "entry ignored");
+                self.report(&message_id, &source, MessageAcceptance::Ignore);
+                return;
+            }
             Err(rejection) => {
                 self.reject(circle, &message_id, source, rejection.to_string());
                 return;

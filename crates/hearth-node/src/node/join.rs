@@ -507,6 +507,7 @@ impl EventLoop {
             },
             recipients: Vec::new(),
             merges: Vec::new(),
+            confirmation: None,
         };
         let stored = stored_entry(circle, commit.id, &commit.entry, &commit.bytes, None);
         let invite_record = book.get(&invite).map(wire::encode);

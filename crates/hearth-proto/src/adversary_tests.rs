@@ -1,0 +1,913 @@
+//! Regression tests for the findings of issue 9: a member or a stranger who breaks the rules on
+//! purpose. Each builds the attack with the circle's own internals (a modified client) and
+//! checks that honest members are not fooled.
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use rand_core::RngCore;
+
+use super::*;
+use crate::content::Content;
+use crate::identity::DhPublicKey;
+
+const T0: u64 = 1_750_000_000_000;
+
+fn text(body: &str) -> Content {
+    Content::Text {
+        body: body.into(),
+        reply_to: None,
+        content_warning: None,
+    }
+}
+
+/// A creator and `n - 1` members she admitted, everyone holding every control entry.
+fn circle_of(n: usize, settings: CircleSettings, rng: &mut ChaCha20Rng) -> Vec<Circle> {
+    let me = MemberSecret::generate(rng);
+    let (ana, _) = Circle::create("c", "be kind", settings, "Ana", me, T0, rng).unwrap();
+    let mut all = vec![ana];
+    for i in 1..n {
+        let newcomer = MemberSecret::generate(rng);
+        let (commit, welcome) = all[0]
+            .admit(
+                newcomer.public(),
+                Role::Member,
+                &format!("m{i}"),
+                1,
+                T0,
+                rng,
+            )
+            .unwrap();
+        for c in all.iter_mut().skip(1) {
+            c.receive(&commit.bytes).unwrap();
+        }
+        all.push(Circle::join(&welcome, newcomer).unwrap());
+    }
+    all
+}
+
+fn deliver(bytes: &[u8], to: &mut [&mut Circle]) {
+    for c in to {
+        let _ = c.receive(bytes);
+    }
+}
+
+/// H1: a member about to be removed plants the secret of the epoch that starts at her removal
+/// in a package for an offline member; the real commit's package must win.
+#[test]
+fn a_planted_secret_for_the_removal_epoch_is_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(91);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut fay, mut xan, mut vic) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let x_id = xan.me();
+    // Her modified client keeps her state from before the removal.
+    let mut stale = xan.clone();
+    let removal = fay.remove_member(&x_id, T0 + 10, &mut rng).unwrap();
+    let e_r = EpochId::from(removal.id);
+    // Xan still gets the commit; Vic is offline.
+    xan.receive(&removal.bytes).unwrap();
+    // She writes a commit of her own, carrying a secret she chose for the removal's epoch.
+    let planted = EpochSecret::generate(&mut rng);
+    let recipients = stale.member_ids();
+    let forged = forge_commit(
+        &mut stale,
+        ControlOp::Rotate,
+        recipients,
+        vec![e_r],
+        vec![(e_r, planted.clone())],
+        T0 + 20,
+        &mut rng,
+    )
+    .unwrap();
+    let _ = vic.receive(&forged.bytes);
+    // Vic comes back and syncs the removal from Fay.
+    vic.receive(&removal.bytes).unwrap();
+    assert_eq!(
+        vic.epoch_secrets.get(&e_r).map(|s| s.expose()),
+        fay.epoch_secrets.get(&e_r).map(|s| s.expose()),
+        "the removal's own package must win over a planted secret"
+    );
+    // What Vic writes now, Fay reads and Xan does not.
+    let post = vic.post(&text("only for us"), T0 + 30, &mut rng).unwrap();
+    assert_eq!(post.entry.unsigned.epoch, e_r);
+    assert!(matches!(
+        fay.receive(&post.bytes).unwrap().accepted[0].opened,
+        Opened::Content(_)
+    ));
+    let h = &post.entry.unsigned;
+    assert!(
+        epoch::open(
+            &planted.content_key(&h.author, h.seq),
+            &h.nonce,
+            &h.aead_associated_data(),
+            &h.ciphertext,
+        )
+        .is_err(),
+        "the removed member reads what was written after her removal"
+    );
+}
+
+/// H2: the person being added gets no secret of an earlier epoch unless history is shared.
+#[test]
+fn a_newcomer_gets_no_earlier_epoch_secret_without_shared_history() {
+    for share in [false, true] {
+        let mut rng = ChaCha20Rng::seed_from_u64(92);
+        let settings = CircleSettings {
+            share_history: share,
+            ..CircleSettings::default()
+        };
+        let mut all = circle_of(2, settings, &mut rng);
+        let before: BTreeSet<EpochId> = all[0].held_epochs();
+        let newcomer = MemberSecret::generate(&mut rng);
+        let (_, welcome) = all[0]
+            .admit(newcomer.public(), Role::Member, "Hana", 1, T0 + 5, &mut rng)
+            .unwrap();
+        let hana = Circle::join(&welcome, newcomer).unwrap();
+        let early = hana.held_epochs().intersection(&before).count();
+        if share {
+            assert_eq!(early, before.len());
+        } else {
+            assert_eq!(early, 0, "the newcomer holds a secret from before her Add");
+        }
+    }
+}
+
+/// H3: a member's commit addressed to herself alone must not freeze the circle.
+#[test]
+fn a_commit_to_a_subset_of_members_is_rejected_and_nobody_is_frozen() {
+    let mut rng = ChaCha20Rng::seed_from_u64(93);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let mal_id = all[2].me();
+    // Her own client refuses to write it …
+    let (parent, _) = all[2].control_epoch().unwrap();
+    let refused = all[2].commit_with(
+        ControlOp::Rotate,
+        parent,
+        vec![mal_id],
+        None,
+        T0 + 10,
+        &mut rng,
+    );
+    assert_eq!(
+        refused.unwrap_err(),
+        CircleError::Control(ControlRejection::Recipients)
+    );
+    // … so she writes it with a modified one.
+    let freeze = forge_commit(
+        &mut all[2],
+        ControlOp::Rotate,
+        vec![mal_id],
+        Vec::new(),
+        Vec::new(),
+        T0 + 10,
+        &mut rng,
+    )
+    .unwrap();
+    let (a, rest) = all.split_at_mut(1);
+    let (b, _) = rest.split_at_mut(1);
+    deliver(&freeze.bytes, &mut [&mut a[0], &mut b[0]]);
+    for c in [&mut a[0], &mut b[0]] {
+        c.post(&text("still here"), T0 + 20, &mut rng)
+            .expect("an honest member can still post");
+    }
+    a[0].remove_member(&mal_id, T0 + 30, &mut rng)
+        .expect("an honest facilitator can still remove");
+}
+
+/// H4: an entry with an extreme lamport must not panic, wrap or exhaust anyone's clock;
+/// jumps are bounded and backdated entries refused.
+#[test]
+fn an_extreme_lamport_is_refused_and_nobody_panics() {
+    let mut rng = ChaCha20Rng::seed_from_u64(94);
+    let mut all = circle_of(2, CircleSettings::default(), &mut rng);
+    let mut far = all[1].clone();
+    far.lamport = u64::MAX - 1;
+    let post = far.post(&text("far future"), T0 + 10, &mut rng).unwrap();
+    let post = {
+        // A modified client stamps it at the end of the clock.
+        let mut unsigned = post.entry.unsigned.clone();
+        unsigned.lamport = u64::MAX;
+        let key = all[1].me.clone();
+        let mut nonce_free = unsigned.clone();
+        nonce_free.ciphertext.clear();
+        unsigned.sign(&key).encode()
+    };
+    assert_eq!(
+        all[0].receive(&post).unwrap_err(),
+        Rejection::Lamport("it jumps too far ahead")
+    );
+    // Within the bound, it is taken, and the receiver's next entry still fits every bound.
+    let mut near = all[1].clone();
+    near.lamport = near.lamport + MAX_LAMPORT_JUMP - 10;
+    let jumpy = near.post(&text("jumpy"), T0 + 15, &mut rng).unwrap();
+    all[0].receive(&jumpy.bytes).unwrap();
+    let next = all[0]
+        .post(&text("fine"), T0 + 20, &mut rng)
+        .expect("the receiver still writes");
+    all[1].receive(&next.bytes).expect("and everyone takes it");
+    // A backdated entry (not above the author's previous one) is refused.
+    let mut back = all[0].clone();
+    back.lamport = 0;
+    back.head_lamports.clear();
+    back.membership
+        .epochs
+        .values_mut()
+        .for_each(|e| e.position.0 = 0);
+    let late = back.post(&text("backdated"), T0 + 30, &mut rng).unwrap();
+    assert!(matches!(
+        all[1].receive(&late.bytes),
+        Err(Rejection::Lamport(_))
+    ));
+}
+
+/// M1: a Remove of the creator with no cutoff must not empty the circle.
+#[test]
+fn a_remove_with_no_cutoff_never_undoes_the_creation() {
+    let mut rng = ChaCha20Rng::seed_from_u64(95);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let ben_id = all[1].me();
+    let promote = all[0].promote(&ben_id, T0 + 1, &mut rng).unwrap();
+    for c in all.iter_mut().skip(1) {
+        c.receive(&promote.bytes).unwrap();
+    }
+    let ana_id = all[0].me();
+    let recipients: Vec<MemberId> = all[1]
+        .member_ids()
+        .into_iter()
+        .filter(|m| *m != ana_id)
+        .collect();
+    // Ben's modified client writes it whatever his own circle says.
+    let mut ben = all[1].clone();
+    let bytes = forge_commit(
+        &mut ben,
+        ControlOp::Remove {
+            member: ana_id,
+            cutoff: None,
+        },
+        recipients,
+        Vec::new(),
+        Vec::new(),
+        T0 + 2,
+        &mut rng,
+    )
+    .unwrap()
+    .bytes;
+    let carol = &mut all[2];
+    let _ = carol.receive(&bytes);
+    assert!(
+        carol.membership.creator.is_some(),
+        "the creation was undone"
+    );
+    assert!(
+        carol.membership.members.contains_key(&ben_id),
+        "the circle lost its members"
+    );
+}
+
+/// M2: a stranger cannot fill the held-entry queue, and a member only up to her cap.
+#[test]
+fn the_held_queue_takes_no_stranger_and_stays_within_its_caps() {
+    let mut rng = ChaCha20Rng::seed_from_u64(96);
+    let mut all = circle_of(2, CircleSettings::default(), &mut rng);
+    let post = all[0].post(&text("x"), T0, &mut rng).unwrap();
+    let stranger = MemberSecret::generate(&mut rng);
+    for seq in 1..200u64 {
+        let mut unsigned = post.entry.unsigned.clone();
+        unsigned.author = stranger.id();
+        unsigned.seq = seq;
+        unsigned.prev = Some(EntryId::from_bytes([seq as u8; 32]));
+        let bytes = unsigned.sign(&stranger).encode();
+        assert!(
+            all[1].receive(&bytes).is_err(),
+            "a stranger's entry was held"
+        );
+    }
+    assert_eq!(all[1].pending_count(), 0);
+}
+
+/// Builds a commit exactly as the author wishes: recipients, merges and extra secrets of her
+/// choosing (a modified client).
+fn forge_commit(
+    author: &mut Circle,
+    op: ControlOp,
+    recipients: Vec<MemberId>,
+    merges: Vec<EpochId>,
+    extra: Vec<(EpochId, EpochSecret)>,
+    now_ms: u64,
+    rng: &mut ChaCha20Rng,
+) -> Result<Authored, CircleError> {
+    let (parent, _) = author.control_epoch()?;
+    let parent_key = author.control_keys[&parent].clone();
+    let secret = EpochSecret::generate(rng);
+    let me = author.me.id();
+    let circle = author.id;
+    let signer = author.me.clone();
+    let dhs: Vec<DhPublicKey> = recipients
+        .iter()
+        .map(|m| author.membership.members[m].public.dh)
+        .collect();
+    let body = forged_body(author, op, recipients, merges, &secret, parent);
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let authored = author.build_entry(
+        EntryKind::Control,
+        parent,
+        |seq| parent_key.entry_key(&me, seq),
+        &wire_body(&body),
+        |seq| {
+            let prologue = epoch::package_prologue(&circle, &me, seq, &parent);
+            let mut prng = SeedRng::new(seed);
+            dhs.iter()
+                .map(|dh| {
+                    let payload = PackagePayload {
+                        secret: secret.clone(),
+                        extra: extra.clone(),
+                    };
+                    epoch::make_package(&signer, &circle, dh, &prologue, &payload, &mut prng)
+                })
+                .collect()
+        },
+        now_ms,
+        rng,
+    )?;
+    author.accept_own(&authored);
+    Ok(authored)
+}
+
+fn forged_body(
+    author: &Circle,
+    op: ControlOp,
+    recipients: Vec<MemberId>,
+    merges: Vec<EpochId>,
+    secret: &EpochSecret,
+    parent: EpochId,
+) -> ControlBody {
+    let (seq, _) = author.next_position();
+    ControlBody {
+        op,
+        recipients,
+        merges,
+        confirmation: Some(secret.confirmation(&author.id, &author.me.id(), seq, &parent)),
+    }
+}
+
+fn wire_body(body: &ControlBody) -> Vec<u8> {
+    body.encode()
+}
+
+// ----- the adversarial simulation ---------------------------------------------------------
+
+/// One run of the adversarial simulation: three honest members (Ana facilitates), a malicious
+/// member Mal with a modified client, a stranger with a key of her own, and later a newcomer
+/// Neo who gets no shared history. Mal mixes honest posts with forged commits (subset
+/// recipients, planted extras, bogus merges), extreme and backdated Lamport clocks, absurd
+/// timestamps, withholding (she sends to whom she likes), equivocation and floods of entries
+/// that would wait; the stranger floods too. Ana removes Mal at some step and admits Neo at
+/// another. After every step the invariants of issue 9 are checked.
+struct Adversary {
+    seed: u64,
+    rng: ChaCha20Rng,
+    now: u64,
+    /// Honest members: Ana (facilitator), Ben, Cat, and Neo once admitted.
+    honest: Vec<Circle>,
+    /// Mal's own (honest-looking) circle, and her stale copies used to forge.
+    mal: Circle,
+    mal_stale: Vec<Circle>,
+    stranger: MemberSecret,
+    /// Every entry any honest member accepted or wrote, for the healing sync.
+    seen: BTreeMap<EntryId, Vec<u8>>,
+    /// What each honest member already took, so healing sends only what she lacks.
+    has: Vec<BTreeSet<EntryId>>,
+    /// The epoch Mal's removal started, once Ana removed her.
+    removal: Option<EpochId>,
+    neo_joined: bool,
+    equivocated: bool,
+}
+
+impl Adversary {
+    fn new(seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut all = circle_of(4, CircleSettings::default(), &mut rng);
+        let mal = all.pop().unwrap();
+        let stranger = MemberSecret::generate(&mut rng);
+        Adversary {
+            seed,
+            rng,
+            now: T0 + 1000,
+            honest: all,
+            mal_stale: vec![mal.clone()],
+            mal,
+            stranger,
+            seen: BTreeMap::new(),
+            has: vec![BTreeSet::new(); 5],
+            removal: None,
+            neo_joined: false,
+            equivocated: false,
+        }
+    }
+
+    fn ctx(&self) -> String {
+        format!("(adversary seed {})", self.seed)
+    }
+
+    fn roll(&mut self, n: u32) -> u32 {
+        self.rng.next_u32() % n
+    }
+
+    /// Sends bytes to the honest members chosen by `to` (a bit mask) and to Mal's circle.
+    fn send(&mut self, bytes: &[u8], to: u32) {
+        for (i, c) in self.honest.iter_mut().enumerate() {
+            if to & (1 << i) == 0 {
+                continue;
+            }
+            match c.receive_at(bytes, self.now) {
+                Ok(receipt) => {
+                    if receipt.duplicate {
+                        self.has[i].insert(EntryId::from_bytes(*blake3::hash(bytes).as_bytes()));
+                    }
+                    for a in receipt.accepted {
+                        self.has[i].insert(a.id);
+                        self.seen.insert(a.id, a.bytes);
+                    }
+                }
+                Err(e) => {
+                    if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some()
+                        && !matches!(e, Rejection::UnknownAuthor | Rejection::Invalid(_))
+                        && let Ok((entry, _)) = Entry::decode_and_verify(bytes)
+                    {
+                        eprintln!(
+                            "member {i} refused {:?} seq {} lamport {} kind {:?}: {e}",
+                            entry.unsigned.author,
+                            entry.unsigned.seq,
+                            entry.unsigned.lamport,
+                            entry.unsigned.kind
+                        );
+                    }
+                }
+            }
+        }
+        let _ = self.mal.receive_at(bytes, self.now);
+    }
+
+    fn everyone(&self) -> u32 {
+        (1 << self.honest.len()) - 1
+    }
+
+    /// An honest member writes; she repairs first if she has to (invariant 3).
+    fn honest_post(&mut self, i: usize) {
+        let mut r = self.rng.clone();
+        let result = self.honest[i].post(&text("honest"), self.now, &mut r);
+        let authored = match result {
+            Ok(a) => a,
+            Err(CircleError::RekeyPending) => {
+                let repair = self.honest[i]
+                    .rotate(self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("member {i} cannot repair: {e} {}", self.ctx()));
+                self.seen.insert(repair.id, repair.bytes.clone());
+                let all = self.everyone();
+                self.send(&repair.bytes, all);
+                self.honest[i]
+                    .post(&text("honest"), self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("member {i} cannot post: {e} {}", self.ctx()))
+            }
+            Err(e) => panic!("member {i} cannot post: {e} {}", self.ctx()),
+        };
+        self.rng = r;
+        self.seen.insert(authored.id, authored.bytes.clone());
+        let all = self.everyone();
+        self.send(&authored.bytes, all);
+    }
+
+    /// Mal writes a commit of her choosing from her own circle or a stale copy.
+    fn forge(&mut self) {
+        let stale = self.roll(2) == 0 && !self.mal_stale.is_empty();
+        let mut author = if stale {
+            // An old view of the circle, but her log's real head: forging at a used position
+            // would be equivocation, which `equivocate` covers on its own.
+            let i = self.roll(self.mal_stale.len() as u32) as usize;
+            let mut old = self.mal_stale[i].clone();
+            old.logs = self.mal.logs.clone();
+            old.head_lamports = self.mal.head_lamports.clone();
+            old.lamport = old.lamport.max(self.mal.lamport);
+            old
+        } else {
+            self.mal.clone()
+        };
+        if !author.am_member() || author.control_epoch().is_err() {
+            return;
+        }
+        let members = author.member_ids();
+        let recipients: Vec<MemberId> = match self.roll(3) {
+            0 => members.clone(),
+            1 => vec![author.me()],
+            _ => members
+                .iter()
+                .copied()
+                .filter(|_| self.rng.next_u32().is_multiple_of(2))
+                .collect(),
+        };
+        if recipients.is_empty() {
+            return;
+        }
+        let mut known: Vec<EpochId> = self.honest[0].membership.epochs.keys().copied().collect();
+        known.push(EpochId::from_bytes([self.roll(255) as u8; 32]));
+        let pick = |r: &mut ChaCha20Rng| known[(r.next_u32() as usize) % known.len()];
+        let merges: Vec<EpochId> = (0..self.roll(3)).map(|_| pick(&mut self.rng)).collect();
+        let mut extra: Vec<(EpochId, EpochSecret)> = Vec::new();
+        for _ in 0..self.roll(4) {
+            let e = pick(&mut self.rng);
+            let s = match author.epoch_secrets.get(&e) {
+                Some(s) if self.roll(2) == 0 => s.clone(),
+                _ => EpochSecret::generate(&mut self.rng),
+            };
+            extra.push((e, s));
+        }
+        let op = match self.roll(3) {
+            0 => ControlOp::Rotate,
+            1 => ControlOp::UpdateKey {
+                dh: author.me.with_new_dh(&mut self.rng).dh_public(),
+            },
+            _ => ControlOp::Remove {
+                member: self.honest[0].me(),
+                cutoff: None,
+            },
+        };
+        let mut r = self.rng.clone();
+        let forged = forge_commit(&mut author, op, recipients, merges, extra, self.now, &mut r);
+        self.rng = r;
+        let Ok(forged) = forged else {
+            return;
+        };
+        if stale {
+            self.mal.accept_own(&forged);
+        } else {
+            self.mal = author;
+        }
+        let to = self.roll(1 << self.honest.len());
+        self.send(&forged.bytes, to);
+    }
+
+    /// Mal posts with a clock of her choosing: far ahead, at the limit, or backdated.
+    fn odd_clock(&mut self) {
+        let mut mal = self.mal.clone();
+        mal.lamport = match self.roll(4) {
+            0 => u64::MAX - 1,
+            1 => mal
+                .lamport
+                .saturating_add(MAX_LAMPORT_JUMP - u64::from(self.roll(3))),
+            2 => 0,
+            _ => mal.lamport.saturating_add(1 << 40),
+        };
+        let when = match self.roll(3) {
+            0 => u64::MAX / 2,
+            1 => 0,
+            _ => self.now,
+        };
+        let mut r = self.rng.clone();
+        if let Ok(post) = mal.post(&text("odd clock"), when, &mut r) {
+            self.mal = mal;
+            let to = self.roll(1 << self.honest.len());
+            self.send(&post.bytes, to);
+        }
+        self.rng = r;
+    }
+
+    /// Mal writes two different entries at one position and sends each to different members.
+    fn equivocate(&mut self) {
+        let mut twin = self.mal.clone();
+        let mut r = self.rng.clone();
+        let (Ok(a), Ok(b)) = (
+            self.mal.post(&text("version a"), self.now, &mut r),
+            twin.post(&text("version b"), self.now, &mut r),
+        ) else {
+            self.rng = r;
+            return;
+        };
+        self.rng = r;
+        self.equivocated = true;
+        let mask = self.roll(1 << self.honest.len());
+        self.send(&a.bytes, mask);
+        let other = self.everyone() & !mask;
+        self.send(&b.bytes, other);
+    }
+
+    /// Entries that would wait: from the stranger, and from Mal far ahead of her log.
+    fn flood(&mut self) {
+        let mut r = self.rng.clone();
+        let Ok(template) = self.honest[1].clone().post(&text("t"), self.now, &mut r) else {
+            self.rng = r;
+            return;
+        };
+        self.rng = r;
+        let base = self.mal.logs.head(&self.mal.me()).map_or(0, |(s, _)| s);
+        for k in 0..(20 + self.roll(60)) {
+            let (key, seq) = if k % 2 == 0 {
+                (self.stranger.clone(), 5 + u64::from(k))
+            } else {
+                (self.mal.me.clone(), base + 3 + u64::from(k))
+            };
+            let mut unsigned = template.entry.unsigned.clone();
+            unsigned.author = key.id();
+            unsigned.seq = seq;
+            unsigned.prev = Some(EntryId::from_bytes([k as u8; 32]));
+            unsigned.lamport = template.entry.unsigned.lamport + u64::from(k);
+            if self.roll(2) == 0 {
+                unsigned.epoch = EpochId::from_bytes([self.roll(255) as u8; 32]);
+            }
+            let bytes = unsigned.sign(&key).encode();
+            let to = self.roll(1 << self.honest.len());
+            self.send(&bytes, to);
+        }
+    }
+
+    /// Ana removes Mal (once).
+    fn remove_mal(&mut self) {
+        let mal_id = self.mal.me();
+        let mut r = self.rng.clone();
+        let removal = match self.honest[0].remove_member(&mal_id, self.now, &mut r) {
+            Ok(a) => a,
+            Err(CircleError::RekeyPending) => {
+                let repair = self.honest[0].rotate(self.now, &mut r).unwrap();
+                self.seen.insert(repair.id, repair.bytes.clone());
+                let all = self.everyone();
+                self.send(&repair.bytes, all);
+                self.honest[0]
+                    .remove_member(&mal_id, self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("Ana cannot remove Mal: {e} {}", self.ctx()))
+            }
+            Err(e) => panic!("Ana cannot remove Mal: {e} {}", self.ctx()),
+        };
+        self.rng = r;
+        self.removal = Some(EpochId::from(removal.id));
+        self.seen.insert(removal.id, removal.bytes.clone());
+        // Mal's modified client keeps her state from before, to forge from.
+        self.mal_stale.push(self.mal.clone());
+        let all = self.everyone();
+        self.send(&removal.bytes, all);
+    }
+
+    /// Ana admits Neo (once); the circle does not share history.
+    fn admit_neo(&mut self) {
+        let neo = MemberSecret::generate(&mut self.rng);
+        let mut r = self.rng.clone();
+        let admitted = self.honest[0].admit(neo.public(), Role::Member, "Neo", 1, self.now, &mut r);
+        let (commit, welcome) = match admitted {
+            Ok(x) => x,
+            Err(CircleError::RekeyPending) => {
+                let repair = self.honest[0].rotate(self.now, &mut r).unwrap();
+                self.seen.insert(repair.id, repair.bytes.clone());
+                let all = self.everyone();
+                self.send(&repair.bytes, all);
+                self.honest[0]
+                    .admit(neo.public(), Role::Member, "Neo", 1, self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("Ana cannot admit: {e} {}", self.ctx()))
+            }
+            Err(e) => panic!("Ana cannot admit: {e} {}", self.ctx()),
+        };
+        self.rng = r;
+        self.seen.insert(commit.id, commit.bytes.clone());
+        let all = self.everyone();
+        self.send(&commit.bytes, all);
+        let neo = Circle::join(&welcome, neo)
+            .unwrap_or_else(|e| panic!("Neo cannot join: {e} {}", self.ctx()));
+        self.honest.push(neo);
+        self.neo_joined = true;
+    }
+
+    /// Honest members sync everything among themselves and repair until the tree settles.
+    fn heal(&mut self) {
+        for _round in 0..4 {
+            for _pass in 0..4 {
+                let before = self.seen.len();
+                let all: Vec<(EntryId, Vec<u8>)> =
+                    self.seen.iter().map(|(id, b)| (*id, b.clone())).collect();
+                for (id, bytes) in &all {
+                    let lacking = (0..self.honest.len())
+                        .filter(|i| !self.has[*i].contains(id))
+                        .fold(0u32, |mask, i| mask | (1 << i));
+                    if lacking != 0 {
+                        self.send(bytes, lacking);
+                    }
+                }
+                if self.seen.len() == before {
+                    break;
+                }
+            }
+            let mut repaired = false;
+            for i in 0..self.honest.len() {
+                let c = &self.honest[i];
+                if c.repair_due() && c.designated_repairer() == Some(c.me()) {
+                    let mut r = self.rng.clone();
+                    if let Ok(repair) = self.honest[i].rotate(self.now, &mut r) {
+                        self.seen.insert(repair.id, repair.bytes.clone());
+                        let all = self.everyone();
+                        self.send(&repair.bytes, all);
+                        repaired = true;
+                    }
+                    self.rng = r;
+                }
+            }
+            if !repaired {
+                break;
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.now += 1000 + u64::from(self.roll(60_000));
+        let honest = self.roll(self.honest.len() as u32) as usize;
+        let action = self.roll(20);
+        if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+            eprintln!(
+                "seed {} action {action} equivocated {} removal {:?} neo {}",
+                self.seed, self.equivocated, self.removal, self.neo_joined
+            );
+        }
+        match action {
+            6..=9 if !self.equivocated => self.forge(),
+            10..=11 => self.odd_clock(),
+            12 if self.removal.is_none() => self.equivocate(),
+            13..=14 => self.flood(),
+            15 if self.removal.is_none() => self.remove_mal(),
+            16 if !self.neo_joined => self.admit_neo(),
+            17 => {
+                for c in &mut self.honest {
+                    c.expire_held(self.now + HELD_TTL_MS);
+                }
+            }
+            18 => self.heal(),
+            _ => self.honest_post(honest),
+        }
+    }
+
+    /// Checks the invariants; `full` adds the costly ones (every member posts, Ana removes
+    /// each member, on copies).
+    fn check(&self, healed: bool, full: bool) {
+        let ctx = self.ctx();
+        for (i, c) in self.honest.iter().enumerate() {
+            // (6) memory within its caps.
+            assert!(c.pending_count() <= MAX_PENDING, "held count {ctx}");
+            assert!(c.pending_bytes() <= MAX_HELD_BYTES, "held bytes {ctx}");
+            assert!(
+                c.pending_max_per_author() <= MAX_HELD_PER_AUTHOR,
+                "held per author {ctx}"
+            );
+            assert!(c.payloads.len() <= c.control.len(), "payloads {ctx}");
+            // Every secret an honest member holds is the one its commit delivered (a commit
+            // that a later removal invalidated may leave its genuine secret behind).
+            for (epoch, secret) in &c.epoch_secrets {
+                assert!(
+                    !c.membership.epochs.contains_key(epoch) || c.confirms(epoch, secret),
+                    "member {i} holds an unconfirmed secret {ctx}"
+                );
+            }
+            if !full {
+                continue;
+            }
+            // (3) an honest member can post, and Ana can remove anyone.
+            let mut r = ChaCha20Rng::seed_from_u64(1);
+            let mut trial = c.clone();
+            if trial.post(&text("probe"), self.now, &mut r).is_err() {
+                trial.rotate(self.now, &mut r).unwrap_or_else(|e| {
+                    panic!("member {i} can neither post nor repair: {e} {ctx}")
+                });
+                trial
+                    .post(&text("probe"), self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("member {i} cannot post after repair: {e} {ctx}"));
+            }
+        }
+        let ana = &self.honest[0];
+        for target in ana.member_ids().into_iter().filter(|_| full) {
+            if target == ana.me() {
+                continue;
+            }
+            let mut r = ChaCha20Rng::seed_from_u64(2);
+            let mut trial = ana.clone();
+            if let Err(first) = trial.remove_member(&target, self.now, &mut r) {
+                if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+                    let (p, m) = trial.control_epoch().unwrap();
+                    let info = &trial.membership.epochs[&p];
+                    eprintln!(
+                        "remove failed: {first}; parent {p:?} lamport {} author {:?} recipients {} merges {m:?} leaves {} current {:?} my lamport {}",
+                        info.position.0,
+                        info.author,
+                        info.recipients.len(),
+                        trial.membership.leaves().len(),
+                        trial.membership.current_epoch().map(|e| e.id),
+                        trial.lamport
+                    );
+                }
+                trial
+                    .rotate(self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("Ana can neither remove nor repair: {e} {ctx}"));
+                trial
+                    .remove_member(&target, self.now, &mut r)
+                    .unwrap_or_else(|e| panic!("Ana cannot remove a member: {e} {ctx}"));
+            }
+        }
+        // (1) Mal holds no secret of an epoch that descends from her removal.
+        if let Some(removal) = self.removal {
+            for c in &self.honest {
+                let after = descendants(c, removal);
+                for mal in std::iter::once(&self.mal).chain(&self.mal_stale) {
+                    assert!(
+                        mal.epoch_secrets.keys().all(|e| !after.contains(e)),
+                        "the removed member holds a later secret {ctx}"
+                    );
+                }
+            }
+        }
+        // (2) Neo holds nothing from before her addition.
+        if self.neo_joined {
+            let neo = self.honest.last().unwrap();
+            if let Some(before) = neo.history_before(&neo.me()) {
+                assert!(
+                    neo.epoch_secrets.keys().all(|e| !before.contains(e)),
+                    "the newcomer holds history {ctx}"
+                );
+            }
+        }
+        // (4) honest members agree once healed.
+        if healed {
+            let first = &self.honest[0];
+            for c in &self.honest[1..] {
+                assert_eq!(
+                    first.membership.members, c.membership.members,
+                    "membership differs {ctx}"
+                );
+                assert_eq!(
+                    first.membership.current_epoch().map(|e| e.id),
+                    c.membership.current_epoch().map(|e| e.id),
+                    "current epoch differs {ctx}"
+                );
+            }
+        }
+    }
+}
+
+/// `root` and every epoch that descends from it in `c`'s tree.
+fn descendants(c: &Circle, root: EpochId) -> BTreeSet<EpochId> {
+    let mut found = BTreeSet::from([root]);
+    loop {
+        let more: Vec<EpochId> = c
+            .membership
+            .epochs
+            .values()
+            .filter(|e| {
+                !found.contains(&e.id)
+                    && (found.contains(&e.parent) || e.merges.iter().any(|m| found.contains(m)))
+            })
+            .map(|e| e.id)
+            .collect();
+        if more.is_empty() {
+            return found;
+        }
+        found.extend(more);
+    }
+}
+
+fn run_adversary(seed: u64, steps: usize) {
+    let mut sim = Adversary::new(seed);
+    for step in 0..steps {
+        sim.step();
+        sim.check(false, step % 5 == 4);
+    }
+    sim.heal();
+    sim.check(true, true);
+}
+
+fn run_seeds(seeds: std::ops::Range<u64>, steps: usize) {
+    for seed in seeds {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_adversary(seed, steps)));
+        if outcome.is_err() {
+            panic!("the adversarial simulation failed at seed {seed}; rerun it alone to debug");
+        }
+    }
+}
+
+/// 64 seeds of 40 steps in the normal suite; `HEARTH_ADVERSARY_SEEDS=100000` soaks, and
+/// `HEARTH_ADVERSARY_SEED=n` (with `HEARTH_ADVERSARY_TRACE=1`) replays one seed verbosely.
+#[test]
+fn adversaries_never_break_the_invariants() {
+    if let Some(seed) = std::env::var("HEARTH_ADVERSARY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        run_adversary(seed, 40);
+        return;
+    }
+    let seeds = std::env::var("HEARTH_ADVERSARY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64u64);
+    let started = std::time::Instant::now();
+    run_seeds(0..seeds, 40);
+    eprintln!(
+        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
