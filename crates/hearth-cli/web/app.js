@@ -750,8 +750,11 @@ async function renderInvite(body, detail) {
   const box = errorBox();
   const button = h('button', { type: 'submit' }, 'Make an invite');
   const result = h('div', { id: 'invite-result' });
-  const form = h('form', { class: 'card', 'aria-labelledby': 'inv-h' }, h('h3', { id: 'inv-h' }, 'Invite someone'),
-    field('Valid for', expires), field('How many people may use it', uses), field('Their role', role), box, button);
+  // Whether a ticket from this device would work in another home: said before and after it is
+  // made, in the same words as the CLI's warning, as a calm note (not an error).
+  const reachNote = h('div', { class: 'note', id: 'reach-note', role: 'status', hidden: true });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'inv-h', 'aria-describedby': 'reach-note' }, h('h3', { id: 'inv-h' }, 'Invite someone'),
+    reachNote, field('Valid for', expires), field('How many people may use it', uses), field('Their role', role), box, button);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy(button, box, async () => {
@@ -767,9 +770,43 @@ async function renderInvite(body, detail) {
         h('img', { class: 'qr', src: `data:image/svg+xml;base64,${btoa(svg)}`, alt: 'QR code of the invite', width: 200, height: 200 }),
         field('Invite text', ticket), copy));
       announce('Your invite is ready.');
+      await showReachNote(reachNote);
     });
   });
   fill(body, h('h2', {}, 'Invite'), form, result);
+  await showReachNote(reachNote);
+}
+
+/** Reachability words that mean others outside this network can reach this device. */
+const REACHABLE = ['public', 'relayed'];
+
+/** "not known yet: …" → "Not known yet: ….", for a reason shown as a sentence. */
+function sentence(text) {
+  const t = String(text || '').trim();
+  if (!t) return '';
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+/** Shows the note when a ticket made now may only work on this device's own network (the CLI's
+ *  rule: reachability is neither public nor relayed); hides it otherwise. The status is only
+ *  advice, so when it cannot be read the note stays as it was. */
+async function showReachNote(note) {
+  let s;
+  try { s = await api('GET', '/status'); } catch { return; }
+  if (REACHABLE.includes(s.reachability)) {
+    note.hidden = true;
+    note.replaceChildren();
+    return;
+  }
+  note.hidden = false;
+  fill(note,
+    h('p', {}, h('strong', {}, 'An invite from this computer may only work on your own network.'),
+      ' Someone in another home may not be able to join with it yet.'),
+    s.reachability_reason ? h('p', { class: 'meta' }, `Why: ${sentence(s.reachability_reason)}`) : null,
+    h('p', {}, 'To invite someone in another home, start Hearth with a relay (',
+      h('code', {}, 'hearth up --relay <relay address>'),
+      '), or ask a member whose device is reachable to invite them.'));
 }
 
 // ----- circle settings: your name, disappearing messages ----------------------------------
@@ -884,15 +921,47 @@ async function showStatus() {
   main.dataset.view = 'status';
   const s = await api('GET', '/status');
   if (state.nav !== nav0) return;
-  const reach = { public: 'Other devices can reach this computer directly.', private: 'This computer is behind a router; others reach it through relays.', unknown: 'Not known yet.' }[s.reachability] ?? 'Not known yet.';
+  const reach = {
+    public: 'People in other homes can reach this computer directly.',
+    relayed: 'People in other homes can reach this computer through a relay.',
+    unreachable: 'People in other homes cannot reach this computer directly right now. Invites from it may only work on your own network.',
+  }[s.reachability] ?? 'Not known yet.';
+  const connections = s.connections || [];
+  const direct = connections.filter((c) => !c.relayed).length;
+  const relayed = connections.length - direct;
+  const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const last = (ms) => (ms ? when(ms) : 'nothing yet');
   page('Status',
     h('dl', { class: 'facts' },
-      h('dt', {}, 'Reachability'), h('dd', {}, reach),
-      h('dt', {}, 'Devices connected now'), h('dd', {}, String(s.connected_peers.length)),
-      h('dt', {}, 'This device'), h('dd', { class: 'mono' }, s.peer_id)),
+      h('dt', {}, 'Can others reach this computer?'),
+      h('dd', { id: 'reachability' }, reach,
+        s.reachability_reason ? h('span', { class: 'meta block' }, `Why: ${sentence(s.reachability_reason)}`) : null),
+      h('dt', {}, 'Devices connected now'),
+      h('dd', {}, String(s.connected_peers.length),
+        connections.length ? ` (${count(direct, 'direct connection', 'direct connections')}, ${count(relayed, 'through a relay', 'through relays')})` : ''),
+      s.hole_punches ? [h('dt', {}, 'Direct connections made through a router'), h('dd', {}, String(s.hole_punches))] : null,
+      s.blocked_peers.length ? [h('dt', {}, 'Devices blocked'), h('dd', {}, String(s.blocked_peers.length))] : null,
+      s.rejected_messages ? [h('dt', {}, 'Messages turned away as not valid'), h('dd', {}, String(s.rejected_messages))] : null,
+      s.throttled_messages ? [h('dt', {}, 'Messages held back for arriving too fast'), h('dd', {}, String(s.throttled_messages))] : null),
     h('h2', {}, 'Circles'),
-    h('ul', {}, s.circles.map((c) => h('li', {}, `${c.name}: ${c.members.length} members, ${c.peers.length} of their devices connected${c.pending ? `, ${c.pending} entries waiting` : ''}`))));
+    s.circles.length ? h('ul', { class: 'plain' }, s.circles.map((c) => h('li', { class: 'card' },
+      h('h3', {}, c.name),
+      h('p', {}, `${count(c.peers.length, 'device', 'devices')} of this circle connected now${c.pending ? `; ${count(c.pending, 'message', 'messages')} waiting for earlier ones` : ''}${c.member ? '' : '; you are no longer in it'}.`),
+      h('ul', {}, c.members.map((m) => h('li', {}, `${m.me ? `${m.name} (you)` : m.name}: last heard from ${last(m.last_seen_ms)}`)))))) : h('p', {}, 'You are not in any circle yet.'),
+    h('details', {},
+      h('summary', {}, 'Technical details'),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'This device'), h('dd', { class: 'mono' }, s.peer_id),
+        h('dt', {}, 'Listening on'), h('dd', {}, addrList(s.listen_addrs)),
+        h('dt', {}, 'Addresses others confirmed'), h('dd', {}, addrList(s.external_addrs)),
+        connections.length ? [h('dt', {}, 'Connections'), h('dd', {}, h('ul', { class: 'plain' }, connections.map((c) =>
+          h('li', { class: 'mono' }, `${c.peer_id} ${c.outbound ? 'dialed' : 'came in'}${c.relayed ? ' through a relay' : ''} on ${c.address}`))))] : null)));
   focusMain();
+}
+
+/** A list of addresses, or "none". */
+function addrList(list) {
+  return list && list.length ? h('ul', { class: 'plain' }, list.map((a) => h('li', { class: 'mono' }, a))) : 'none';
 }
 
 function showSettings() {

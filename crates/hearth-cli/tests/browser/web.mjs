@@ -170,6 +170,16 @@ async function main() {
   await A.getByRole('img', { name: 'QR code of the invite' }).waitFor({ timeout: WAIT_MS });
   const ticket = await A.locator('#ticket').inputValue();
   assert.match(ticket, /^hearth1/);
+  // Two daemons on 127.0.0.1 without a relay: A is not reachable from another home, so the
+  // invite screen says so, calmly, with the reason and what to do, tied to the form.
+  const reachNote = A.locator('#reach-note');
+  await reachNote.getByText('may only work on your own network').waitFor({ timeout: WAIT_MS });
+  assert.equal(await reachNote.getAttribute('role'), 'status');
+  assert.equal(await A.getByRole('form', { name: 'Invite someone' }).getAttribute('aria-describedby'), 'reach-note');
+  const noteText = await reachNote.innerText();
+  assert.match(noteText, /Why: [A-Z].+\./, 'the daemon\'s reason is shown as a sentence');
+  assert.match(noteText, /start Hearth with a relay/);
+  assert.match(noteText, /ask a member whose device is reachable to invite them/);
   await scan(A, '04-invite');
 
   await B.getByRole('button', { name: 'Join a circle' }).click();
@@ -253,6 +263,11 @@ async function main() {
   await scan(A, '13b-circle-settings');
   await A.getByRole('button', { name: 'Status' }).click();
   await heading(A, 'Status');
+  // This device's reachability, in words, with the daemon's reason.
+  const reachLine = A.locator('#reachability');
+  await reachLine.waitFor({ timeout: WAIT_MS });
+  assert.match(await reachLine.innerText(), /(reach this computer|Not known yet)[\s\S]*Why: [A-Z]/);
+  await A.getByRole('heading', { name: 'Tuesday circle' }).waitFor({ timeout: WAIT_MS });
   await scan(A, '14-status');
   await A.getByRole('button', { name: 'Settings' }).click();
   await heading(A, 'Settings');
