@@ -892,6 +892,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, steps: usize) {
 /// 64 seeds of 40 steps in the normal suite; `HEARTH_ADVERSARY_SEEDS=100000` soaks, and
 /// `HEARTH_ADVERSARY_SEED=n` (with `HEARTH_ADVERSARY_TRACE=1`) replays one seed verbosely.
 #[test]
+#[allow(clippy::disallowed_methods)] // the test harness reads its seed count and times itself
 fn adversaries_never_break_the_invariants() {
     if let Some(seed) = std::env::var("HEARTH_ADVERSARY_SEED")
         .ok()

@@ -155,9 +155,9 @@ mod tests {
     #[test]
     fn the_token_must_match_exactly() {
         let guard = Guard::new(7, "abc");
-        assert!(guard.check(&headers("abc")).is_ok());
+        assert!(guard.check(&Method::GET, &headers("abc")).is_ok());
         for wrong in ["abd", "abcd", "ab", ""] {
-            let e = guard.check(&headers(wrong)).unwrap_err();
+            let e = guard.check(&Method::GET, &headers(wrong)).unwrap_err();
             assert_eq!(e.code, ErrorCode::Unauthorized, "{wrong}");
         }
     }

@@ -159,7 +159,13 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let (stop, _) = watch::channel(false);
         let backend = Arc::new(FakeBackend::new());
-        tokio::spawn(serve(backend, listener, TOKEN.to_owned(), stop.clone()));
+        tokio::spawn(serve(
+            backend,
+            listener,
+            TOKEN.to_owned(),
+            stop.clone(),
+            None,
+        ));
         (port, stop)
     }
 
