@@ -99,13 +99,18 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 /// documented JSON, keeping its status.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON errors are the API's own; HTML errors are the web app's pages (a stale login link)
+    // and carry their own security headers.
+    let is_documented = response.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_documented {
         return response;
     }
+    // Keep the headers the inner layers set (no-store, CSP, …) on the rewritten answer.
+    let mut kept = response.headers().clone();
+    kept.remove(CONTENT_TYPE);
+    kept.remove(axum::http::header::CONTENT_LENGTH);
     let code = match status {
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
         StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
@@ -129,6 +134,9 @@ async fn json_errors(response: Response) -> Response {
     let mut response = ApiError::new(code, message)
         .with_status(status)
         .into_response();
+    for (name, value) in &kept {
+        response.headers_mut().append(name, value.clone());
+    }
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

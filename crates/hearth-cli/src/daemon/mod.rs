@@ -22,6 +22,7 @@ mod tests;
 mod web_tests;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -193,7 +194,10 @@ pub async fn up(
     tokio::spawn(watch_signals(stop.clone()));
 
     let node = vault.try_node().await;
-    let mut err = std::io::stderr().lock();
+    // The banner is assembled first and written at once: holding stderr's lock across an
+    // `.await` would block the node's event loop on its next log line (a deadlock, since the
+    // status asked for below needs that loop).
+    let mut err = String::new();
     let _ = writeln!(err, "Hearth is up.");
     if let Some(node) = &node {
         // Give the node a moment to report its listen addresses.
@@ -220,7 +224,7 @@ pub async fn up(
         "             (a one-time login link; `hearth open` makes a new one)"
     );
     let _ = writeln!(err, "Press Ctrl-C to stop.");
-    drop(err);
+    let _ = std::io::stderr().lock().write_all(err.as_bytes());
 
     let web = Web {
         sessions,
