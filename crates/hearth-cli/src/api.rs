@@ -874,6 +874,19 @@ pub struct TimelineItem {
     /// the reader asks.
     #[serde(default)]
     pub content_warning: Option<String>,
+    /// For your own entries in timelines: how many of the other members' devices reported
+    /// holding it in sync (best effort, not a read receipt).
+    #[serde(default)]
+    pub delivery: Option<DeliveryView>,
+}
+
+/// How far one of your entries reached, as members' devices reported in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// The other members whose devices reported holding it.
+    pub held_by: u32,
+    /// The other current members.
+    pub of: u32,
 }
 
 /// One emoji and who reacted with it.

@@ -11,6 +11,7 @@ use hearth_node::libp2p::Multiaddr;
 use hearth_store::KdfParams;
 use serde::Serialize;
 
+use crate::api::DeliveryView;
 use crate::api::{
     AcceptGuidelines, AnswerRound, CadenceView, CircleDetail, CircleSummary, ContentView,
     CreateCircle, CreateInvite, DeclineJoin, EntryRef, ErrorCode, EventView, ExportView, GoalView,
@@ -721,7 +722,46 @@ async fn send(dir: &DataDir, out: &Output, a: SendArgs) -> Result<(), Failure> {
         content_warning: a.cw,
     };
     let sent = post_entry(&c, &a.circle, &content).await?;
-    out.show(&sent, || format!("Sent ({}).\n", render::short(&sent.id)))
+    // Scripts reading JSON get the entry at once; people get where it reached.
+    let delivery = if out.json {
+        None
+    } else {
+        await_delivery(&c, &a.circle, &sent.id).await
+    };
+    out.show(&sent, || match &delivery {
+        Some(d) => format!(
+            "Sent ({}): {}.\n",
+            render::short(&sent.id),
+            render::delivery(d)
+        ),
+        None => format!("Sent ({}).\n", render::short(&sent.id)),
+    })
+}
+
+/// The delivery state of my entry `id`, after waiting at most 2 s (polling the recent
+/// timeline) for some member's device to report holding it: members online usually report
+/// within one sync interval. `None` if the timeline does not show it.
+async fn await_delivery(c: &ApiClient, circle: &str, id: &str) -> Option<DeliveryView> {
+    const POLLS: u32 = 8;
+    const SPACING: Duration = Duration::from_millis(250);
+    let mut last = None;
+    for poll in 0..POLLS {
+        let items: Result<Vec<TimelineItem>, _> = c
+            .get(
+                &["circles", circle, "timeline"],
+                &[("limit", "50".to_owned())],
+            )
+            .await;
+        last = items
+            .ok()
+            .and_then(|items| items.into_iter().find(|i| i.id == id))
+            .and_then(|i| i.delivery);
+        if last.is_some_and(|d| d.held_by > 0 || d.of == 0) || poll + 1 == POLLS {
+            break;
+        }
+        tokio::time::sleep(SPACING).await;
+    }
+    last
 }
 
 async fn titles(c: &ApiClient, circle: &str) -> render::Titles {

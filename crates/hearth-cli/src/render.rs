@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 
+use crate::api::DeliveryView;
 use crate::api::{
     CadenceView, CircleDetail, CircleSummary, ContentView, EventView, GoalView, GuidelinesStatus,
     MemberView, OutcomeView, RetentionView, RoundView, StatusView, SummaryView, TimelineItem,
@@ -405,6 +406,17 @@ fn membership_phrase(op: &str, subject: Option<&str>) -> String {
     }
 }
 
+/// The delivery state of one of my entries, in words: what members' devices reported.
+pub fn delivery(d: &DeliveryView) -> String {
+    if d.of == 0 {
+        "no other member in this circle".to_owned()
+    } else if d.held_by == 0 {
+        "on this device only — no member online".to_owned()
+    } else {
+        format!("reached {} of {} members", d.held_by, d.of)
+    }
+}
+
 /// Goal titles by id, for showing check-ins.
 pub type Titles = HashMap<String, String>;
 
@@ -569,6 +581,9 @@ pub fn item(i: &TimelineItem, titles: &Titles, show_cw: bool) -> String {
                 let _ = write!(out, "\n    {} sees you", e.name);
             }
         }
+    }
+    if let Some(d) = &i.delivery {
+        let _ = write!(out, "\n    ({})", delivery(d));
     }
     out
 }
@@ -785,7 +800,21 @@ mod tests {
             encouragements: Vec::new(),
             milestone: None,
             content_warning: None,
+            delivery: None,
         }
+    }
+
+    #[test]
+    fn delivery_reads_as_what_members_devices_reported() {
+        let mut i = item_with(ContentView::Text {
+            body: "hi".into(),
+            reply_to: None,
+            content_warning: None,
+        });
+        i.delivery = Some(DeliveryView { held_by: 0, of: 2 });
+        assert!(item(&i, &Titles::new(), false).contains("on this device only — no member online"));
+        i.delivery = Some(DeliveryView { held_by: 3, of: 5 });
+        assert!(item(&i, &Titles::new(), false).contains("reached 3 of 5 members"));
     }
 
     fn member(name: &str, me: bool, accepted: u32) -> MemberView {

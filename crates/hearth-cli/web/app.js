@@ -421,8 +421,16 @@ function renderItem(item, byId, detail) {
     h('p', { class: 'who' }, h('strong', {}, item.mine ? 'You' : item.author_name), ' · ', time, item.edited ? ' · edited' : ''),
     parts);
   appendReactions(li, item);
+  if (item.mine && item.delivery) li.append(h('p', { class: 'meta delivery' }, deliveryText(item.delivery)));
   if (detail.member) li.append(actions(item, detail, true));
   return li;
+}
+
+// What members' devices reported holding (best effort; not a read receipt).
+function deliveryText(d) {
+  if (d.of === 0) return 'No other member in this circle';
+  if (d.held_by === 0) return 'On this device only — no member online';
+  return `Reached ${d.held_by} of ${d.of} members`;
 }
 
 function appendReactions(li, item) {

@@ -9,6 +9,7 @@ use hearth_proto::content::{Content, LocalDay, Outcome};
 use hearth_proto::membership::{CircleSettings, Role};
 use hearth_proto::progress::Milestone;
 use hearth_proto::rounds::RoundView;
+use hearth_proto::sync::delivery::Delivery;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use libp2p::{Multiaddr, PeerId};
 
@@ -172,6 +173,9 @@ pub struct TimelineItem {
     /// The milestone this check-in reached (it made its goal's n-th done day), computed by
     /// the progress reducer. Set only in [`crate::Client::timeline`].
     pub milestone: Option<Milestone>,
+    /// For my own entries: how many of the other members' devices reported holding it in
+    /// sync (best effort). Set only in [`crate::Client::timeline`].
+    pub delivery: Option<Delivery>,
 }
 
 impl TimelineItem {

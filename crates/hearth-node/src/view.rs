@@ -410,6 +410,7 @@ fn new_item(entry: &ViewEntry, names: &HashMap<MemberId, String>, body: ItemBody
         reactions: BTreeMap::new(),
         encouragements: Vec::new(),
         milestone: None,
+        delivery: None,
     }
 }
 

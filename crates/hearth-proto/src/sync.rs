@@ -23,6 +23,7 @@ use crate::entry::MAX_ENTRY_LEN;
 use crate::ids::{CircleId, EntryId, MemberId};
 use crate::wire::{self, DecodeError};
 
+pub mod delivery;
 pub mod proof;
 
 /// The most authors a [`SyncRequest`] may carry marks for.

@@ -171,6 +171,7 @@ impl FakeBackend {
                     } => content_warning.clone(),
                     _ => None,
                 },
+                delivery: None,
             };
             c.items.push(item.clone());
             item

@@ -21,6 +21,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use super::backend::{Backend, BackendResult};
 use super::error::ApiError;
 use super::views::{self, role_name};
+use crate::api::DeliveryView;
 use crate::api::{
     CircleDetail, CircleSummary, CircleSyncView, ContentView, CreateCircle, EncouragementView,
     EntryRef, ErrorCode, EventView, GoalView, Guidelines, InviteView, JoinPreview, MemberRef,
@@ -241,6 +242,10 @@ pub fn item_view(
             .collect(),
         milestone: item.milestone.as_ref().map(milestone_view),
         content_warning: item.content_warning().map(str::to_owned),
+        delivery: item.delivery.map(|d| DeliveryView {
+            held_by: d.held_by,
+            of: d.of,
+        }),
     }
 }
 

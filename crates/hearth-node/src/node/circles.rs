@@ -71,6 +71,9 @@ pub(crate) struct CircleSlot {
     pub last_commit_attempt: Option<Instant>,
     pub last_seen: HashMap<MemberId, u64>,
     pub peer_marks: HashMap<PeerId, HighWaterMarks>,
+    /// What proven devices reported holding, merged per member (proto's delivery rule);
+    /// in memory only, at most one entry per current member.
+    pub member_marks: BTreeMap<MemberId, HighWaterMarks>,
     pub next_sync: Instant,
     /// Members muted on this device.
     pub muted: BTreeSet<MemberId>,
@@ -158,6 +161,7 @@ impl CircleSlot {
             last_commit_attempt: None,
             last_seen: HashMap::new(),
             peer_marks: HashMap::new(),
+            member_marks: BTreeMap::new(),
             next_sync: Instant::now(),
             muted: BTreeSet::new(),
             milestones: BTreeMap::new(),

@@ -8,7 +8,7 @@ use hearth_proto::content::{Content, LocalDay};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::membership::{CircleSettings, ControlBody, ControlOp, Role};
 use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
-use hearth_proto::sync::HighWaterMarks;
+use hearth_proto::sync::{HighWaterMarks, delivery};
 use hearth_proto::{CircleId, EntryId, MemberId, wire};
 
 use super::circles::{
@@ -545,6 +545,24 @@ impl EventLoop {
             slot.with_view_options(|options| view::build_timeline(&entries, &joined, options));
         let skip = items.len().saturating_sub(limit);
         items.drain(..skip);
+        // Delivery of my own entries, from the marks members' devices reported (in memory).
+        let me = slot.circle.me();
+        let seqs: HashMap<EntryId, u64> = entries
+            .iter()
+            .filter(|e| e.author == me)
+            .map(|e| (e.id, e.seq))
+            .collect();
+        let members = &slot.circle.membership().members;
+        for item in items.iter_mut().filter(|i| i.author == me) {
+            if let Some(seq) = seqs.get(&item.id) {
+                item.delivery = Some(delivery::delivery(
+                    me,
+                    *seq,
+                    members.keys(),
+                    &slot.member_marks,
+                ));
+            }
+        }
         Ok(items)
     }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::Rejection;
+use hearth_proto::sync::delivery;
 use hearth_proto::sync::proof::{self, Binding, Challenge, Gate, PeerRequest, PeerResponse, Side};
 use hearth_proto::sync::{
     HighWaterMarks, MAX_PEER_MARKS, MAX_SERVE_READ_BYTES, MAX_SYNC_BATCH_ENTRIES, SERVE_READ_CHUNK,
@@ -365,13 +366,23 @@ impl EventLoop {
     /// refused.
     fn serve_sync(&mut self, peer: PeerId, request: SyncRequest) -> PeerResponse {
         let circle = request.circle;
-        if !self.peer_proven(&peer, circle) {
+        let member = self.circles.get(&circle).and_then(|slot| {
+            self.sync
+                .gate
+                .proven(&peer.to_bytes(), circle, slot.circle.membership())
+        });
+        let Some(member) = member else {
             tracing::debug!(%peer, "sync request from a peer that did not prove membership");
             return PeerResponse::Refused;
-        }
+        };
         let Some(slot) = self.circles.get_mut(&circle) else {
             return PeerResponse::Refused;
         };
+        // What her device holds counts for her (delivery state); only current members are
+        // kept, so this stays bounded by the member count.
+        let members = &slot.circle.membership().members;
+        slot.member_marks.retain(|m, _| members.contains_key(m));
+        delivery::merge_reported(&mut slot.member_marks, member, &request.marks);
         let mut response = SyncResponse::new(circle);
         // Marks only of proven peers, at most MAX_PEER_MARKS per circle.
         let known = slot.peer_marks.contains_key(&peer);
