@@ -12,6 +12,7 @@ mod netsim;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use netsim::{Host, Internet, Nat};
@@ -310,8 +311,20 @@ fn relay_flag(addr: String) -> Vec<String> {
 /// two homes behind NATs without UPnP. They join through Ana, reserve a relay slot on her,
 /// find each other through her and hole-punch a direct connection; when Ana stops they keep
 /// talking; when she comes back everyone is connected again without restarting anything.
+/// The scenarios run one at a time: each starts several daemons, and on a shared 2-core
+/// machine parallel scenarios starved hole punching of the timing it needs.
+static ONE_SCENARIO_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Holds [`ONE_SCENARIO_AT_A_TIME`] (a failed scenario does not block the others).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SCENARIO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn one_reachable_member_relays_then_hole_punching_makes_homes_direct() {
+    let _serial = one_at_a_time();
     let Some(mut net) = Internet::new("one_reachable_member") else {
         return;
     };
@@ -405,6 +418,7 @@ fn one_reachable_member_relays_then_hole_punching_makes_homes_direct() {
 /// Scenario "same home": two devices behind one router, ticket only, connect directly.
 #[test]
 fn two_devices_in_one_home_connect_directly_with_the_ticket() {
+    let _serial = one_at_a_time();
     let Some(mut net) = Internet::new("same_home") else {
         return;
     };
@@ -460,6 +474,7 @@ fn start_stock_relay(net: &mut Internet, host: &Host) -> String {
 /// was away, and hole punching makes the connection direct.
 #[test]
 fn nobody_reachable_a_stock_relay_carries_join_chat_and_catch_up() {
+    let _serial = one_at_a_time();
     let Some(mut net) = Internet::new("stock_relay") else {
         return;
     };
@@ -516,6 +531,7 @@ fn nobody_reachable_a_stock_relay_carries_join_chat_and_catch_up() {
 /// relayed and messages still flow both ways.
 #[test]
 fn symmetric_nat_on_one_side_stays_relayed_and_messages_flow() {
+    let _serial = one_at_a_time();
     let Some(mut net) = Internet::new("symmetric_nat") else {
         return;
     };
