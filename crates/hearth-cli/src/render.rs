@@ -411,7 +411,7 @@ pub fn delivery(d: &DeliveryView) -> String {
     if d.of == 0 {
         "no other member in this circle".to_owned()
     } else if d.held_by == 0 {
-        "on this device only — no member online".to_owned()
+        "saved on this device; no member’s device has confirmed it yet".to_owned()
     } else {
         format!("reached {} of {} members", d.held_by, d.of)
     }
@@ -812,7 +812,10 @@ mod tests {
             content_warning: None,
         });
         i.delivery = Some(DeliveryView { held_by: 0, of: 2 });
-        assert!(item(&i, &Titles::new(), false).contains("on this device only — no member online"));
+        assert!(
+            item(&i, &Titles::new(), false)
+                .contains("saved on this device; no member’s device has confirmed it yet")
+        );
         i.delivery = Some(DeliveryView { held_by: 3, of: 5 });
         assert!(item(&i, &Titles::new(), false).contains("reached 3 of 5 members"));
     }

@@ -429,7 +429,7 @@ function renderItem(item, byId, detail) {
 // What members' devices reported holding (best effort; not a read receipt).
 function deliveryText(d) {
   if (d.of === 0) return 'No other member in this circle';
-  if (d.held_by === 0) return 'On this device only — no member online';
+  if (d.held_by === 0) return 'Saved on this device; no member’s device has confirmed it yet';
   return `Reached ${d.held_by} of ${d.of} members`;
 }
 
