@@ -309,18 +309,24 @@ async function renderCircleBody(full, live = false) {
 
 // ----- conversation ----------------------------------------------------------------------------
 
+/** "1 check-in", "2 check-ins": a count with its noun. */
+function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 function describe(item, byId) {
   const c = item.content;
   const who = item.mine ? 'You' : item.author_name;
   switch (c.type) {
     case 'membership': {
-      const subject = c.subject_name || 'someone';
+      const aboutMe = c.subject && c.subject === byId.me;
+      const subject = aboutMe ? 'You' : c.subject_name || 'someone';
       const words = {
         create: `${who} started the circle`,
-        add: `${subject} joined the circle`,
-        remove: `${subject} is no longer in the circle`,
+        add: aboutMe ? 'You joined the circle' : `${subject} joined the circle`,
+        remove: aboutMe ? 'You are no longer in the circle' : `${subject} is no longer in the circle`,
         leave: `${who} left the circle`,
-        promote: `${subject} is now a facilitator`,
+        promote: aboutMe ? 'You are now a facilitator' : `${subject} is now a facilitator`,
         guidelines: `${who} changed the guidelines`,
         hide: `${who} hid an entry`,
       }[c.op];
@@ -356,7 +362,7 @@ async function renderTalk(body, detail, full) {
   ]);
   // A newer render (another circle, tab or page size) draws the log instead.
   if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected || state.limit !== limit) return;
-  const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])) };
+  const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])), me: detail.me };
   let log = document.getElementById('timeline');
   const wasAtBottom = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   const keepFromBottom = log ? log.scrollHeight - log.scrollTop : 0;
@@ -597,14 +603,14 @@ async function renderGoals(body, detail) {
     const li = h('li', { class: 'goal card' },
       h('h3', {}, `${g.mine ? 'Your' : `${g.author_name}’s`} goal: ${g.title}`),
       g.why ? h('p', {}, `Why: ${g.why}`) : null,
-      h('p', { class: 'meta' }, `${cadenceText(g.cadence)} · ${streak} · ${g.total_check_ins} check-ins · ${g.done_this_period} done this period`),
+      h('p', { class: 'meta' }, `${cadenceText(g.cadence)} · ${streak} · ${plural(g.total_check_ins, 'check-in')} · ${g.done_this_period} done this period`),
       g.milestones.length ? h('p', { class: 'milestone' }, `🌟 Milestones: ${g.milestones.map((m) => `${m.check_ins} ${m.check_ins === 1 ? 'day' : 'days'}`).join(', ')}`) : null);
     if (g.mine && detail.member && g.state === 'active') li.append(checkInForm(detail, g));
     return li;
   }));
   const weekly = summary ? h('section', { class: 'card', 'aria-labelledby': 'week-h' },
     h('h3', { id: 'week-h' }, `This week (from ${summary.week_start})`),
-    h('ul', {}, summary.members.map((m) => h('li', {}, `${m.name}: ${m.check_ins} check-ins, ${m.active_goals} active goals`)))) : null;
+    h('ul', {}, summary.members.map((m) => h('li', {}, `${m.name}: ${plural(m.check_ins, 'check-in')}, ${plural(m.active_goals, 'active goal')}`)))) : null;
   fill(body, h('h2', {}, 'Goals'),
     h('p', { class: 'hint' }, 'A missed day is just a missed day. Grace and rest days keep a streak going.'),
     goals.length ? list : h('p', {}, 'No goals yet.'), weekly, detail.member ? addGoalForm(detail) : null);

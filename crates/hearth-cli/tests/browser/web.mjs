@@ -242,6 +242,9 @@ async function main() {
   await A.getByRole('button', { name: 'Goals', exact: true }).click();
   await A.getByRole('heading', { name: 'Ben’s goal: Walk 20 minutes' }).waitFor({ timeout: WAIT_MS });
   await A.getByText('streak 1 (best 1)').waitFor({ timeout: WAIT_MS });
+  // Counts read as words: one check-in, not "1 check-ins".
+  await A.getByText(/· 1 check-in ·/).waitFor({ timeout: WAIT_MS });
+  assert.equal(await A.getByText(/\b1 check-ins\b/).count(), 0, 'no "1 check-ins"');
   await scan(A, '10-goals-other');
   await A.getByRole('button', { name: 'Conversation' }).click();
   await A.getByText('Ben checked in on “Walk 20 minutes”: did it, feeling good — Around the park').waitFor({ timeout: WAIT_MS });
@@ -297,6 +300,8 @@ async function main() {
   await B.getByRole('button', { name: 'Conversation' }).click();
   await B.locator('main p.note', { hasText: 'You are no longer in this circle' }).waitFor({ timeout: WAIT_MS });
   assert.equal(await B.getByLabel('Your message').count(), 0, 'no composer once removed');
+  // Her own removal is told to her as "You", not as a short member id.
+  await B.locator('#timeline li.event', { hasText: /^You are no longer in the circle/ }).waitFor({ timeout: WAIT_MS });
   await scan(B, '17-removed');
   await A.getByRole('button', { name: 'Conversation' }).click();
   await A.getByLabel('Your message').fill('Written after Ben left.');

@@ -33,6 +33,16 @@ const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 /// The longest wait between two retries. Short enough that a member who restarts is found
 /// again within half a minute.
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// The first wait before trying hole punching again with a peer after it failed.
+const FIRST_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between two hole punching tries with the same peer: a symmetric NAT
+/// never lets it succeed, and each try costs the relay a circuit.
+const MAX_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(300);
+/// How long a relayed connection that is no longer needed stays open, for the requests under
+/// way on it (a join, a sync round) to finish.
+const RELAYED_GRACE: Duration = Duration::from_secs(10);
+/// The most circuit addresses dialed for one hole punching retry.
+const MAX_RETRY_CIRCUITS: usize = 4;
 
 /// How a confirmed address of this device was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +85,14 @@ pub(crate) struct ReachState {
     next_redial: Instant,
     /// Direct connections made by hole punching since start.
     hole_punches: u64,
+    /// Peers whose hole punching failed while they stay reachable only through a relay:
+    /// failures in a row and when to try again.
+    hole_punch_retries: HashMap<PeerId, HolePunchRetry>,
+    /// Relayed connections dialed to try hole punching again, and the peer they go to: once
+    /// one is up, the older relayed connections to that peer are closed.
+    retry_dials: HashMap<ConnectionId, PeerId>,
+    /// Relayed connections to close once their grace ends (see `close_relayed_later`).
+    closing: HashMap<ConnectionId, Instant>,
     /// The wait before the next rendezvous lookup: short after something changed (a relay
     /// reservation, a lost peer), doubling up to the configured discovery interval.
     discovery_wait: Duration,
@@ -91,9 +109,29 @@ impl ReachState {
             redial_backoff: FIRST_BACKOFF,
             next_redial: now + FIRST_BACKOFF,
             hole_punches: 0,
+            hole_punch_retries: HashMap::new(),
+            retry_dials: HashMap::new(),
+            closing: HashMap::new(),
             discovery_wait: FIRST_DISCOVERY_WAIT,
         }
     }
+}
+
+/// A planned new try at hole punching with one peer.
+#[derive(Debug, Clone, Copy)]
+struct HolePunchRetry {
+    failures: u32,
+    next_try: Instant,
+}
+
+/// The wait after the `failures`-th hole punching failure in a row with a peer: 5 s, 10 s,
+/// 20 s, … up to [`MAX_HOLE_PUNCH_RETRY`]. DCUtR gives up after three dials on one relayed
+/// connection, often because the candidate addresses it started with were not known yet or
+/// the two dials missed each other; a new relayed connection starts it over.
+fn hole_punch_wait(failures: u32) -> Duration {
+    FIRST_HOLE_PUNCH_RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(MAX_HOLE_PUNCH_RETRY)
 }
 
 /// The next wait after `failures` failures in a row: 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
@@ -205,14 +243,68 @@ impl EventLoop {
             // Losing every peer and finding one again: the next loss starts the redial
             // schedule from the beginning.
             self.reach.redial_backoff = FIRST_BACKOFF;
+            self.reach.hole_punch_retries.remove(&peer);
+        }
+        if self.reach.retry_dials.remove(&connection).is_some() {
+            // A retry's new relayed connection starts DCUtR over: the older relayed ones to
+            // this peer only hold another circuit on the relay.
+            self.close_relayed_later(peer, Some(connection));
+        } else if self.has_direct_connection(&peer) {
+            self.close_relayed_later(peer, None);
+        }
+    }
+
+    /// Marks the relayed connections to `peer` (but `keep`) to be closed after
+    /// [`RELAYED_GRACE`]. They cost a member's relay its bandwidth, and one whose relay
+    /// vanished (a QUIC path is noticed only after its idle timeout) would still take gossip
+    /// meant for the peer and lose it. The grace lets requests under way on them finish.
+    fn close_relayed_later(&mut self, peer: PeerId, keep: Option<ConnectionId>) {
+        let at = Instant::now() + RELAYED_GRACE;
+        let ids: Vec<ConnectionId> = self
+            .reach
+            .connections
+            .iter()
+            .filter(|(id, c)| c.peer == peer && c.relayed && Some(**id) != keep)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.reach.closing.entry(id).or_insert(at);
+        }
+    }
+
+    /// Closes relayed connections whose grace ended, if the reason still holds: a direct
+    /// connection to the peer, or a newer relayed one.
+    fn close_redundant_relayed(&mut self, now: Instant) {
+        let due: Vec<ConnectionId> = self
+            .reach
+            .closing
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.reach.closing.remove(&id);
+            let Some(peer) = self.reach.connections.get(&id).map(|c| c.peer) else {
+                continue;
+            };
+            let other = self.reach.connections.iter().any(|(other, c)| {
+                *other != id && c.peer == peer && !self.reach.closing.contains_key(other)
+            });
+            if other {
+                tracing::debug!(%peer, "closing a relayed connection that is no longer needed");
+                self.swarm.close_connection(id);
+            }
         }
     }
 
     /// Bookkeeping of a closed connection.
     pub(super) fn reach_connection_closed(&mut self, connection: ConnectionId, last: bool) {
         let closed = self.reach.connections.remove(&connection);
+        self.reach.retry_dials.remove(&connection);
+        self.reach.closing.remove(&connection);
         if last && let Some(info) = closed {
             self.reach.relay_capable.remove(&info.peer);
+            self.reach.hole_punch_retries.remove(&info.peer);
             // Redial soon: the peer may come back at once (a restart).
             self.reach.redial_backoff = FIRST_BACKOFF;
             self.reach.next_redial = Instant::now() + FIRST_BACKOFF;
@@ -325,9 +417,115 @@ impl EventLoop {
                 tracing::info!(peer = %event.remote_peer_id, "direct connection after hole punching");
             }
             Err(e) => {
-                tracing::info!(peer = %event.remote_peer_id, error = %e, "hole punching failed: staying relayed");
+                let peer = event.remote_peer_id;
+                if self.has_direct_connection(&peer) {
+                    return;
+                }
+                let retry = self
+                    .reach
+                    .hole_punch_retries
+                    .entry(peer)
+                    .or_insert(HolePunchRetry {
+                        failures: 0,
+                        next_try: Instant::now(),
+                    });
+                retry.failures = retry.failures.saturating_add(1);
+                let wait = hole_punch_wait(retry.failures);
+                retry.next_try = Instant::now() + wait;
+                tracing::info!(%peer, error = %e, retry_in = ?wait, "hole punching failed: staying relayed, trying again later");
             }
         }
+    }
+
+    /// Whether a connection to `peer` that does not go through a relay is up.
+    fn has_direct_connection(&self, peer: &PeerId) -> bool {
+        self.reach
+            .connections
+            .values()
+            .any(|c| c.peer == *peer && !c.relayed)
+    }
+
+    /// Tries hole punching again with peers whose last try failed: a new relayed connection
+    /// makes the peer at its far end start DCUtR over, with the addresses known by now.
+    fn retry_hole_punching(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .reach
+            .hole_punch_retries
+            .iter()
+            .filter(|(_, r)| r.next_try <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            let relayed = self
+                .reach
+                .connections
+                .values()
+                .any(|c| c.peer == peer && c.relayed);
+            if self.has_direct_connection(&peer) || !relayed {
+                // Direct after all, or gone: redialing lost peers is another schedule's job.
+                self.reach.hole_punch_retries.remove(&peer);
+                continue;
+            }
+            let circuits = self.circuit_addresses_of(peer);
+            if let Some(retry) = self.reach.hole_punch_retries.get_mut(&peer) {
+                // If the dial or DCUtR never reports back, try again after the same wait.
+                retry.next_try = now + hole_punch_wait(retry.failures);
+            }
+            if circuits.is_empty() {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(circuits)
+                .condition(PeerCondition::Always)
+                .build();
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    tracing::debug!(%peer, "trying hole punching again over a new relayed connection");
+                    self.reach.retry_dials.insert(connection, peer);
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "cannot dial through a relay"),
+            }
+        }
+    }
+
+    /// Addresses that reach `peer` through a relay: those our relayed connections to it were
+    /// dialed on, circuits on the relays this device holds a slot on (members of a circle
+    /// mostly reserve on the same reachable members), and circuit addresses remembered for
+    /// it. At most [`MAX_RETRY_CIRCUITS`].
+    fn circuit_addresses_of(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let mut circuits: Vec<Multiaddr> = Vec::new();
+        let mut add = |mut address: Multiaddr| {
+            if !matches!(address.iter().last(), Some(Protocol::P2p(p)) if p == peer) {
+                address.push(Protocol::P2p(peer));
+            }
+            if !circuits.contains(&address) {
+                circuits.push(address);
+            }
+        };
+        for c in self.reach.connections.values() {
+            if c.peer == peer && c.relayed && c.outbound {
+                add(c.address.clone());
+            }
+        }
+        for slot in self.reach.relays.values() {
+            if slot.circuit.is_some() {
+                add(slot.address.clone().with(Protocol::P2pCircuit));
+            }
+        }
+        if let Ok(known) = self.store.peer_addresses() {
+            let remembered = known
+                .into_iter()
+                .filter(|(p, _)| PeerId::from_bytes(p).ok() == Some(peer))
+                .flat_map(|(_, addrs)| addrs)
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .filter(is_relayed);
+            for address in remembered {
+                add(address);
+            }
+        }
+        circuits.truncate(MAX_RETRY_CIRCUITS);
+        circuits
     }
 
     /// A listener ended: when it was a relay reservation, say why and retry later.
@@ -440,6 +638,8 @@ impl EventLoop {
         for relay in due {
             self.reserve_on(relay, now);
         }
+        self.retry_hole_punching(now);
+        self.close_redundant_relayed(now);
         if now >= self.reach.next_redial {
             let wait = self.reach.redial_backoff;
             self.reach.redial_backoff = (wait * 2).min(MAX_BACKOFF);
@@ -628,6 +828,15 @@ mod tests {
         for ip in ["1.1.1.1", "2a00:1450::1", "81.2.69.142"] {
             assert!(is_global(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn hole_punch_retries_back_off_to_five_minutes() {
+        assert_eq!(hole_punch_wait(1), Duration::from_secs(5));
+        assert_eq!(hole_punch_wait(2), Duration::from_secs(10));
+        assert_eq!(hole_punch_wait(4), Duration::from_secs(40));
+        assert_eq!(hole_punch_wait(7), MAX_HOLE_PUNCH_RETRY);
+        assert_eq!(hole_punch_wait(u32::MAX), MAX_HOLE_PUNCH_RETRY);
     }
 
     #[test]
