@@ -493,14 +493,14 @@ impl EventLoop {
                 return verified.refuse(RejectReason::Other);
             }
         };
-        let message = match verified.welcome(&mut book, &welcome, now) {
-            Ok(message) => message,
-            Err(refused) => return refused.reply,
-        };
         // The commit's own body (with the horizon it recorded) is what views show.
         let Some(body) = work.control_body(&commit.id).cloned() else {
             tracing::info!(circle = %circle.short(), "admission commit has no body");
             return verified.refuse(RejectReason::Other);
+        };
+        let message = match verified.welcome(&mut book, &welcome, now) {
+            Ok(message) => message,
+            Err(refused) => return refused.reply,
         };
         let stored = stored_entry(circle, commit.id, &commit.entry, &commit.bytes, None);
         let invite_record = book.get(&invite).map(wire::encode);
