@@ -135,6 +135,169 @@ fn a_newcomer_gets_no_earlier_epoch_secret_without_shared_history() {
     }
 }
 
+/// H2, serving side: a newcomer who asks for everything from seq 0 is served nothing written
+/// before she joined unless the circle shares history, by the facilitator who admitted her and
+/// by any other member; an entry concurrent with her Add (that her facilitator had not seen)
+/// still comes, so her copy of that author's log can continue.
+#[test]
+fn a_newcomer_is_served_nothing_from_before_her_start() {
+    for share in [false, true] {
+        let mut rng = ChaCha20Rng::seed_from_u64(95);
+        let settings = CircleSettings {
+            share_history: share,
+            ..CircleSettings::default()
+        };
+        let mut all = circle_of(3, settings, &mut rng);
+        let (mut ana, mut bo, mut cy) = {
+            let mut it = all.drain(..);
+            (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+        };
+        // Sharing history, the others' logs start at 0: they catch up on Ana's commits.
+        let mut commits: Vec<&ControlRecord> = ana.control.values().collect();
+        commits.sort_by_key(|r| r.entry.unsigned.seq);
+        let commits: Vec<Vec<u8>> = commits.iter().map(|r| r.entry.encode()).collect();
+        for bytes in &commits {
+            deliver(bytes, &mut [&mut bo, &mut cy]);
+        }
+        for (i, t) in [(0, 10), (1, 11), (2, 12)] {
+            let post = [&mut ana, &mut bo, &mut cy][i]
+                .post(&text("before her"), T0 + t, &mut rng)
+                .unwrap();
+            deliver(&post.bytes, &mut [&mut ana, &mut bo, &mut cy]);
+        }
+        // Cy writes while Ana admits Hana: Ana has not seen it yet, Bo has.
+        let concurrent = cy.post(&text("meanwhile"), T0 + 20, &mut rng).unwrap();
+        bo.receive(&concurrent.bytes).unwrap();
+        let newcomer = MemberSecret::generate(&mut rng);
+        let hana_id = newcomer.id();
+        let (commit, welcome) = ana
+            .admit(
+                newcomer.public(),
+                Role::Member,
+                "Hana",
+                1,
+                T0 + 21,
+                &mut rng,
+            )
+            .unwrap();
+        deliver(&commit.bytes, &mut [&mut bo, &mut cy]);
+        ana.receive(&concurrent.bytes).unwrap();
+        let hana = Circle::join(&welcome, newcomer).unwrap();
+        // A modified client asks for every author's whole log.
+        let everything: Vec<Want> = ana
+            .marks()
+            .into_iter()
+            .map(|(author, to_seq)| Want {
+                author,
+                from_seq: 0,
+                to_seq,
+            })
+            .collect();
+        let greedy = SyncRequest::new(hana.id(), HighWaterMarks::new(), everything, 512).unwrap();
+        let honest = SyncRequest::new(hana.id(), hana.marks(), Vec::new(), 512).unwrap();
+        let horizon = &ana.membership().members[&hana_id].horizon;
+        for server in [&ana, &bo] {
+            for request in [&greedy, &honest] {
+                let served = server.serving(&hana_id, request);
+                let below = served
+                    .iter()
+                    .filter(|w| horizon.get(&w.author).is_some_and(|h| w.from_seq <= *h))
+                    .count();
+                if share {
+                    assert!(below > 0, "a circle that shares history serves it");
+                } else {
+                    assert_eq!(
+                        below, 0,
+                        "a newcomer was served entries from before she joined"
+                    );
+                }
+                let cy_seq = concurrent.entry.unsigned.seq;
+                assert!(
+                    served
+                        .iter()
+                        .any(|w| w.author == cy.me() && w.seqs().contains(&cy_seq)),
+                    "the entry concurrent with her Add must still be served"
+                );
+            }
+        }
+        // A stranger is served nothing at all.
+        let stranger = MemberSecret::generate(&mut rng).id();
+        assert!(ana.serving(&stranger, &greedy).is_empty());
+    }
+}
+
+/// Control equivocation: Mal signs two different commits at one seq and sends one to Ana, the
+/// other to Ben. Forwarding what they took (gossip) must bring them to one membership and one
+/// epoch after a repair, and a member who was away gets both versions by catch-up alone.
+#[test]
+fn equivocating_control_entries_converge() {
+    let mut rng = ChaCha20Rng::seed_from_u64(97);
+    let mut all = circle_of(4, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut dan, mut mal) = {
+        let mut it = all.drain(..);
+        (
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+        )
+    };
+    let mut twin = mal.clone();
+    let a = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let b = twin.rotate_my_key(T0 + 10, &mut rng).unwrap();
+    assert_eq!(a.entry.unsigned.seq, b.entry.unsigned.seq);
+    ana.receive(&a.bytes).unwrap();
+    ben.receive(&b.bytes).unwrap();
+    // Each forwards what she took; the second version reaches each of them.
+    let at_ana = ana
+        .receive(&b.bytes)
+        .expect("the other version is taken into the fold");
+    assert_eq!(at_ana.equivocating_control.len(), 1);
+    ben.receive(&a.bytes)
+        .expect("the other version is taken into the fold");
+    assert_eq!(ana.equivocations().len(), 1, "the evidence is kept");
+    assert_eq!(ana.membership().members, ben.membership().members);
+    assert_eq!(
+        ana.membership().leaves().len(),
+        2,
+        "two commits at one seq are concurrent commits"
+    );
+    // A repair merges them (Ana steps in; the designated repairer may be away).
+    assert!(ana.repair_due() && ben.repair_due());
+    let repairs = [ana.rotate(T0 + 20, &mut rng).unwrap()];
+    ben.receive(&repairs[0].bytes).unwrap();
+    assert!(!ana.repair_due() && !ben.repair_due());
+    assert_eq!(
+        ana.membership().current_epoch().map(|e| e.id),
+        ben.membership().current_epoch().map(|e| e.id),
+    );
+    // Dan was away: catch-up from Ana alone (her log holds version a) carries version b too.
+    let request = SyncRequest::new(ana.id(), dan.marks(), Vec::new(), 512).unwrap();
+    let wants = ana.serving(&dan.me(), &request);
+    // As a responder sends it: the other versions first, then the planned entries.
+    let mut batch: Vec<Vec<u8>> = ana.equivocating_controls(&wants);
+    for (author, seq) in crate::sync::plan_batch(&wants, 512) {
+        if author == a.entry.unsigned.author && seq == a.entry.unsigned.seq {
+            batch.push(a.bytes.clone());
+        } else if let Some(r) = repairs.iter().find(|r| r.entry.unsigned.author == author) {
+            batch.push(r.bytes.clone());
+        }
+    }
+    assert!(
+        batch.contains(&b.bytes),
+        "catch-up carries the other version"
+    );
+    for bytes in &batch {
+        let _ = dan.receive(bytes);
+    }
+    assert_eq!(dan.membership().members, ana.membership().members);
+    assert_eq!(
+        dan.membership().current_epoch().map(|e| e.id),
+        ana.membership().current_epoch().map(|e| e.id),
+        "the member who was away folds the same set"
+    );
+}
+
 /// H3: a member's commit addressed to herself alone must not freeze the circle.
 #[test]
 fn a_commit_to_a_subset_of_members_is_rejected_and_nobody_is_frozen() {
@@ -432,6 +595,11 @@ impl Adversary {
                         self.has[i].insert(a.id);
                         self.seen.insert(a.id, a.bytes);
                     }
+                    // Taken into the fold and forwarded, as gossip and sync do.
+                    for (id, bytes) in receipt.equivocating_control {
+                        self.has[i].insert(id);
+                        self.seen.insert(id, bytes);
+                    }
                 }
                 Err(e) => {
                     if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some()
@@ -575,14 +743,25 @@ impl Adversary {
         self.rng = r;
     }
 
-    /// Mal writes two different entries at one position and sends each to different members.
+    /// Mal writes two different entries at one position (two posts, two commits, or a
+    /// commit and a post) and sends each to different members.
     fn equivocate(&mut self) {
         let mut twin = self.mal.clone();
         let mut r = self.rng.clone();
-        let (Ok(a), Ok(b)) = (
-            self.mal.post(&text("version a"), self.now, &mut r),
-            twin.post(&text("version b"), self.now, &mut r),
-        ) else {
+        let kind = self.roll(3);
+        let now = self.now;
+        let (a, b) = match kind {
+            0 => (
+                self.mal.post(&text("version a"), now, &mut r),
+                twin.post(&text("version b"), now, &mut r),
+            ),
+            1 => (self.mal.rotate(now, &mut r), twin.rotate(now, &mut r)),
+            _ => (
+                self.mal.rotate_my_key(now, &mut r),
+                twin.post(&text("version b"), now, &mut r),
+            ),
+        };
+        let (Ok(a), Ok(b)) = (a, b) else {
             self.rng = r;
             return;
         };

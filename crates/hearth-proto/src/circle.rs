@@ -18,10 +18,10 @@ use crate::epoch::{
 use crate::identity::{MemberPublic, MemberSecret};
 use crate::ids::{CircleId, EntryId, EpochId, MemberId};
 use crate::membership::{
-    CircleSettings, ControlBody, ControlInput, ControlOp, ControlRejection, FoldError, Membership,
-    Role,
+    CircleSettings, ControlBody, ControlInput, ControlOp, ControlRejection, FoldError,
+    MAX_HORIZON_AUTHORS, Membership, Role,
 };
-use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, Placement, Want};
+use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, Placement, SyncRequest, Want};
 use crate::wire::{self, DecodeError};
 
 /// The most entries held while they wait for a missing predecessor or epoch.
@@ -182,6 +182,11 @@ pub struct Receipt {
     /// Epochs whose secret this member just learned: stored entries of these epochs can now
     /// be opened with [`Circle::open`].
     pub new_secrets: Vec<EpochId>,
+    /// Control entries (id, bytes) that equivocate (their author signed another at the same
+    /// seq) and were taken into the fold anyway (PROTOCOL.md §6, "Equivocation"). They are
+    /// not in the author's log: keep them with the circle's state ([`Circle::snapshot`]
+    /// holds them) and forward them to peers, so every member folds the same set.
+    pub equivocating_control: Vec<(EntryId, Vec<u8>)>,
 }
 
 /// Why an entry is held back.
@@ -412,6 +417,45 @@ impl Circle {
         self.logs.lacking(theirs)
     }
 
+    /// The ranges this device may send `member` in answer to `request` (PROTOCOL.md §9,
+    /// "Serving"): what [`AuthorLogs::serving`] holds for it, nothing for a non-member, and,
+    /// unless the circle shares history, nothing at or below her horizon (recorded in her Add)
+    /// so she is never handed what was written before she joined.
+    pub fn serving(&self, member: &MemberId, request: &SyncRequest) -> Vec<Want> {
+        let Some(info) = self.membership.members.get(member) else {
+            return Vec::new();
+        };
+        let wants = self.logs.serving(request);
+        if self.membership.settings.share_history {
+            wants
+        } else {
+            crate::sync::above_horizon(wants, &info.horizon)
+        }
+    }
+
+    /// The other versions of equivocated control entries (in the control set, not in their
+    /// author's log; PROTOCOL.md §6 "Equivocation") at positions inside `wants`, encoded.
+    /// A responder puts them first in a sync batch: marks compare seqs only, so catch-up would
+    /// otherwise never carry them and a member who missed them in gossip would fold another set.
+    pub fn equivocating_controls(&self, wants: &[Want]) -> Vec<Vec<u8>> {
+        self.control
+            .iter()
+            .filter(|(id, r)| {
+                let h = &r.entry.unsigned;
+                wants
+                    .iter()
+                    .any(|w| w.author == h.author && w.seqs().contains(&h.seq))
+                    && self.logs.id_at(&h.author, h.seq) != Some(**id)
+            })
+            .map(|(_, r)| r.entry.encode())
+            .collect()
+    }
+
+    /// The opened body of a control entry this member holds, if it could be opened.
+    pub fn control_body(&self, id: &EntryId) -> Option<&ControlBody> {
+        self.control.get(id).and_then(|r| r.body.as_ref())
+    }
+
     /// Equivocation evidence seen so far.
     pub fn equivocations(&self) -> &[Equivocation] {
         &self.equivocations
@@ -556,6 +600,9 @@ impl Circle {
                 if !self.equivocations.contains(&evidence) {
                     self.equivocations.push(evidence.clone());
                 }
+                if h.kind == EntryKind::Control {
+                    return self.take_equivocating_control(entry, id, bytes, evidence, receipt);
+                }
                 return Err(Rejection::Equivocation(evidence));
             }
             Placement::Gap { author, missing } => {
@@ -612,6 +659,51 @@ impl Circle {
         Ok(Ingested::Accepted)
     }
 
+    /// A control entry whose author signed another one at the same seq (PROTOCOL.md §6,
+    /// "Equivocation"). Members that saw different versions would fold different sets and
+    /// split for good, so each version that passes every rule but its log position joins the
+    /// control set (not the author's log, which keeps the first): the fold depends only on
+    /// the set, so every member holding both versions computes the same membership, and two
+    /// commits at one seq are concurrent commits that a repair merges (nothing written under
+    /// either is lost). The receipt names it so the caller keeps the circle's state and
+    /// forwards it to peers.
+    fn take_equivocating_control(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        evidence: Equivocation,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        if self.control.contains_key(&id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let h = &entry.unsigned;
+        if h.epoch == EpochId::GENESIS_PARENT {
+            // A second creation is never valid (the fold takes one Create).
+            return Err(Rejection::Equivocation(evidence));
+        }
+        if !self.membership.epochs.contains_key(&h.epoch) {
+            let epoch = h.epoch;
+            self.hold(entry, id, bytes, true)?;
+            return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
+        }
+        self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
+        // Its author's previous entry may be the other version's: only the epoch bounds it.
+        self.check_lamport_from(h, None)?;
+        let Ok(Some(body)) = self.open_control(&entry) else {
+            // Not readable here, so not judged here: refused like content equivocation.
+            return Err(Rejection::Equivocation(evidence));
+        };
+        self.fold_with(Some((id, &entry.unsigned, &body)))?;
+        self.lamport = self.lamport.max(h.lamport);
+        self.take_control(&entry, id);
+        self.refold();
+        self.settle_keys(receipt);
+        receipt.equivocating_control.push((id, bytes));
+        Ok(Ingested::Accepted)
+    }
+
     /// Rules of PROTOCOL.md §4 for `lamport`: above the author's previous entry and the
     /// commit of the entry's epoch, and at most [`MAX_LAMPORT_JUMP`] beyond the larger of the
     /// two. Every bound is a fact of the entry's own log and epoch, the same on every device
@@ -622,6 +714,11 @@ impl Circle {
         } else {
             None
         };
+        self.check_lamport_from(h, prev)
+    }
+
+    /// [`Circle::check_lamport`] with the author's previous lamport given (`None`: unknown).
+    fn check_lamport_from(&self, h: &UnsignedEntry, prev: Option<u64>) -> Result<(), Rejection> {
         if prev.is_some_and(|p| h.lamport <= p) {
             return Err(Rejection::Lamport(
                 "it does not exceed the author's previous entry",
@@ -1386,11 +1483,22 @@ impl Circle {
         let mut recipients = self.member_ids();
         recipients.push(member.id);
         recipients.sort();
+        // Her horizon: what this facilitator holds of each author now. Serving stops below it
+        // unless history is shared; entries concurrent with this Add lie above it.
+        let horizon: Vec<(MemberId, u64)> = self
+            .logs
+            .authors()
+            .filter_map(|a| self.logs.head(&a).map(|(seq, _)| (a, seq)))
+            .collect();
+        if horizon.len() > MAX_HORIZON_AUTHORS {
+            return Err(ControlRejection::Limit("the horizon lists too many authors").into());
+        }
         let op = ControlOp::Add {
             member,
             role,
             display_name: display_name.to_owned(),
             accepted_guidelines,
+            horizon,
         };
         self.commit_with(op, parent, recipients, None, now_ms, rng)
     }
@@ -1412,7 +1520,15 @@ impl Circle {
             .into_iter()
             .filter(|m| m != member)
             .collect();
-        let cutoff = self.logs.head(member).map(|(seq, _)| seq);
+        // Her head, or an equivocating control entry of hers beyond it (taken into the
+        // control set, not her log), so the removal never undoes a commit it descends from.
+        let in_control = self
+            .control
+            .values()
+            .filter(|r| r.entry.unsigned.author == *member)
+            .map(|r| r.entry.unsigned.seq)
+            .max();
+        let cutoff = self.logs.head(member).map(|(seq, _)| seq).max(in_control);
         self.commit_with(
             ControlOp::Remove {
                 member: *member,

@@ -98,6 +98,12 @@ pub enum ControlOp {
         display_name: String,
         /// The guidelines version she accepted.
         accepted_guidelines: u32,
+        /// Where her copy of each author's log starts: the highest seq of that author the
+        /// facilitator held when writing the Add, in ascending author order, at most
+        /// [`MAX_HORIZON_AUTHORS`]. Unless the circle shares history, peers serve her no entry
+        /// at or below it ([`crate::circle::Circle::serving`]); an author not listed is served from
+        /// the start (the facilitator held none of hers, so they are concurrent or later).
+        horizon: Vec<(MemberId, u64)>,
     },
     /// Removes a member (facilitators only). A commit whose recipients exclude her.
     Remove {
@@ -184,9 +190,13 @@ pub struct ControlBody {
     pub confirmation: Option<[u8; 32]>,
 }
 
-/// The version byte of an encoded [`ControlBody`]: 2 since the confirmation value was
-/// added (PROTOCOL.md §1); version 1 bodies are refused.
-pub const CONTROL_BODY_VERSION: u8 = 2;
+/// The version byte of an encoded [`ControlBody`]: 3 since an Add carries the newcomer's
+/// horizon (2 added the confirmation value; PROTOCOL.md §1); earlier versions are refused.
+pub const CONTROL_BODY_VERSION: u8 = 3;
+
+/// The most authors an Add's horizon may list. A circle of ~50 people, with those who left,
+/// stays far below it; it keeps the largest Add body within the control body limit.
+pub const MAX_HORIZON_AUTHORS: usize = 256;
 
 impl ControlBody {
     /// The encoding that is encrypted into a control entry: [`CONTROL_BODY_VERSION`], then
@@ -225,6 +235,10 @@ pub struct MemberInfo {
     pub accepted_guidelines: u32,
     /// Fold position of the entry that added her, for "longest-standing".
     pub added_at: (u64, EntryId),
+    /// Where her copy of each author's log starts (from her Add; empty for the creator):
+    /// the highest seq of the author written before she joined, as far as her facilitator
+    /// knew. See [`crate::circle::Circle::serving`].
+    pub horizon: BTreeMap<MemberId, u64>,
 }
 
 /// How someone stopped being a member.
@@ -489,6 +503,7 @@ impl Membership {
                     display_name: display_name.clone(),
                     accepted_guidelines: 1,
                     added_at: position,
+                    horizon: BTreeMap::new(),
                 },
             );
             self.add_epoch(input, BTreeSet::from([author]), ancestry, Vec::new());
@@ -527,6 +542,7 @@ impl Membership {
                 role,
                 display_name,
                 accepted_guidelines,
+                horizon,
             } => {
                 facilitator()?;
                 check_text(
@@ -534,6 +550,16 @@ impl Membership {
                     MAX_DISPLAY_NAME_CHARS,
                     "the display name is too long",
                 )?;
+                if horizon.len() > MAX_HORIZON_AUTHORS {
+                    return Err(ControlRejection::Limit(
+                        "the horizon lists too many authors",
+                    ));
+                }
+                if !horizon.windows(2).all(|w| w[0].0 < w[1].0) {
+                    return Err(ControlRejection::Limit(
+                        "the horizon is not in ascending author order",
+                    ));
+                }
                 if self.members.contains_key(&member.id) || self.departed.contains_key(&member.id) {
                     return Err(ControlRejection::AlreadyMember);
                 }
@@ -550,6 +576,7 @@ impl Membership {
                         display_name: display_name.clone(),
                         accepted_guidelines: *accepted_guidelines,
                         added_at: position,
+                        horizon: horizon.iter().copied().collect(),
                     },
                 );
             }

@@ -560,6 +560,22 @@ impl AuthorLogs {
     }
 }
 
+/// Cuts `wants` to what lies above a member's `horizon`: per author, nothing at or below the
+/// listed seq (an author not listed keeps her whole range). A newcomer in a circle that does
+/// not share history is served only this, so a peer never hands her ciphertext from before
+/// she joined; entries concurrent with her Add lie above the horizon and still come.
+pub fn above_horizon(wants: Vec<Want>, horizon: &BTreeMap<MemberId, u64>) -> Vec<Want> {
+    wants
+        .into_iter()
+        .filter_map(|mut want| {
+            if let Some(start) = horizon.get(&want.author) {
+                want.from_seq = want.from_seq.max(start.checked_add(1)?);
+            }
+            (want.from_seq <= want.to_seq).then_some(want)
+        })
+        .collect()
+}
+
 /// How many entries of each author a device reads to answer a request with `authors` ranges
 /// and `max_entries`: an equal share of [`MAX_SERVE_READ_ENTRIES`], at least one, at most
 /// `min(max_entries, MAX_SYNC_BATCH_ENTRIES)`. A request with many authors is answered with

@@ -151,6 +151,22 @@ fn vectors() -> BTreeMap<String, String> {
     };
     put("control_body.remove", &body.encode());
     put(
+        "control_body.add(horizon=[(ana,3)])",
+        &ControlBody {
+            op: ControlOp::Add {
+                member: ben.public(),
+                role: Role::Member,
+                display_name: "Ben".into(),
+                accepted_guidelines: 1,
+                horizon: vec![(ana.id(), 3)],
+            },
+            recipients: vec![ana.id(), ben.id()],
+            merges: vec![],
+            confirmation: Some([0x99; 32]),
+        }
+        .encode(),
+    );
+    put(
         "control_body.hide",
         &ControlBody {
             op: ControlOp::Hide {

@@ -445,8 +445,19 @@ impl EventLoop {
         receipts: Vec<Receipt>,
         from: Option<PeerId>,
     ) -> usize {
-        if !self.circles.contains_key(&circle) {
+        let Some(slot) = self.circles.get_mut(&circle) else {
             return 0;
+        };
+        // An equivocating control entry joins the circle's state, not a log: save the state
+        // now so the fold keeps it after a restart (PROTOCOL.md §6, "Equivocation").
+        if receipts.iter().any(|r| !r.equivocating_control.is_empty()) {
+            slot.dirty_since = None;
+            if let Err(e) = self.store.put_circle(&slot.record()) {
+                tracing::error!(circle = %circle.short(), error = %e, "could not save circle state");
+            }
+        }
+        for (id, _) in receipts.iter().flat_map(|r| &r.equivocating_control) {
+            self.gossip.accept_pending(&mut self.swarm, *id);
         }
         let accepted: Vec<Accepted> = receipts
             .iter()

@@ -6,7 +6,8 @@
 //! | held for a missing predecessor or epoch | nothing yet; Accept when it is accepted, else it expires from the cache |
 //! | duplicate, first seen within the replay window | Ignore |
 //! | duplicate, held longer than the replay window (a replay) | Reject |
-//! | invalid, forged, oversized, wrong circle, non-member, after removal, equivocation | Reject |
+//! | a control entry that equivocates but passes every other rule (taken into the fold) | Accept (forwarded) |
+//! | invalid, forged, oversized, wrong circle, non-member, after removal, content equivocation | Reject |
 //! | too many entries waiting (our limit) | Ignore |
 //! | sender over its rate limit | Ignore (and its application score drops; then a ban) |
 
@@ -177,7 +178,10 @@ impl EventLoop {
             }
             return;
         }
-        let accepted_now = receipt.accepted.iter().any(|a| a.id == id);
+        // An equivocating control entry taken into the fold is forwarded too, so every
+        // member folds the same set (PROTOCOL.md §6, "Equivocation").
+        let accepted_now = receipt.accepted.iter().any(|a| a.id == id)
+            || receipt.equivocating_control.iter().any(|(e, _)| *e == id);
         if let Some(waiting) = &receipt.waiting {
             match waiting {
                 Waiting::Gap { author, missing } => {

@@ -16,7 +16,6 @@ use hearth_proto::invite::{
     AwaitingWelcome, CircleTerms, JoinError, JoinInitiator, JoinResponder, OfferedJoin,
     RejectReason, Ticket, rejection,
 };
-use hearth_proto::membership::{ControlBody, ControlOp};
 use hearth_proto::wire;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::{Multiaddr, PeerId};
@@ -494,20 +493,14 @@ impl EventLoop {
                 return verified.refuse(RejectReason::Other);
             }
         };
+        // The commit's own body (with the horizon it recorded) is what views show.
+        let Some(body) = work.control_body(&commit.id).cloned() else {
+            tracing::info!(circle = %circle.short(), "admission commit has no body");
+            return verified.refuse(RejectReason::Other);
+        };
         let message = match verified.welcome(&mut book, &welcome, now) {
             Ok(message) => message,
             Err(refused) => return refused.reply,
-        };
-        let body = ControlBody {
-            op: ControlOp::Add {
-                member: request.member,
-                role,
-                display_name: request.display_name.clone(),
-                accepted_guidelines: request.accepted_guidelines_version,
-            },
-            recipients: Vec::new(),
-            merges: Vec::new(),
-            confirmation: None,
         };
         let stored = stored_entry(circle, commit.id, &commit.entry, &commit.bytes, None);
         let invite_record = book.get(&invite).map(wire::encode);

@@ -398,7 +398,8 @@ impl EventLoop {
             }
         }
         let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
-        let wants = slot.circle.logs().serving(&request);
+        let wants = slot.circle.serving(&member, &request);
+        let slot_equivocations = slot.circle.equivocating_controls(&wants);
         let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
         let fetched = if max == 0 {
             HashMap::new()
@@ -409,6 +410,16 @@ impl EventLoop {
         let plan = plan_batch_causal(&wants, max, |author, seq| {
             fetched.get(&(author, seq)).map(|e| e.lamport)
         });
+        // First the other versions of equivocated control entries in these ranges (few):
+        // marks compare seqs only, so nothing else would carry them, and before the commits
+        // that merge them.
+        if max > 0 {
+            for extra in slot_equivocations {
+                if response.try_push(extra).is_err() {
+                    break;
+                }
+            }
+        }
         for key in &plan {
             let Some(entry) = fetched.remove(key) else {
                 break;

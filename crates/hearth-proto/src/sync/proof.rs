@@ -406,6 +406,7 @@ mod tests {
                     display_name: "x".into(),
                     accepted_guidelines: 1,
                     added_at: (0, crate::EntryId::from_bytes([0; 32])),
+                    horizon: Default::default(),
                 },
             );
         }
