@@ -143,43 +143,6 @@ fn a_rolled_back_store_is_salvaged_with_its_profile_keys_and_circles() {
     assert!(!dir.join("salvage-src").exists());
 }
 
-/// A log cut in half can make sled's own recovery fail (it panics while rebuilding its page
-/// table): salvage then says clearly that nothing could be read, and changes nothing.
-#[test]
-fn a_store_sled_cannot_read_at_all_is_refused_clearly_and_left_as_it_was() {
-    let tmp = tempfile::tempdir().unwrap();
-    let original = populated(tmp.path());
-    let len = fs::metadata(original.join("db-0/db")).unwrap().len();
-    let dir = copy(&original, tmp.path(), "truncated");
-    fs::OpenOptions::new()
-        .write(true)
-        .open(dir.join("db-0/db"))
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
-    let before = snapshot_files(&dir);
-    match SledStore::salvage(&dir, &passphrase(), &authentic) {
-        Ok((s, report)) => {
-            // sled read part of it: whatever was kept must be intact and verify.
-            eprintln!("salvaged a store cut to half its length: {report:?}");
-            s.verify().expect("a salvaged store verifies");
-            for stored in s.all_entries(circle(1)) {
-                assert!(authentic(&stored.unwrap()));
-            }
-        }
-        Err(e) => {
-            eprintln!("salvage of a store cut to half its length: {e}");
-            assert!(matches!(e, StoreError::Corrupted { .. }), "{e}");
-            assert!(!e.to_string().contains("None"), "{e}");
-            assert_eq!(
-                snapshot_files(&dir),
-                before,
-                "a failed salvage changes nothing"
-            );
-        }
-    }
-}
-
 #[test]
 fn entries_that_fail_the_check_are_dropped_and_the_rest_kept() {
     let tmp = tempfile::tempdir().unwrap();
