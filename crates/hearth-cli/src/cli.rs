@@ -151,6 +151,11 @@ pub enum Command {
     /// last seen.
     Status,
 
+    /// Repair a damaged profile (stop the daemon first): keeps your profile, keys and circles
+    /// where they verify, drops what does not, and the next `hearth up` fetches the dropped
+    /// entries again from members. No new invite is needed.
+    Repair,
+
     /// Export what you wrote (messages, goals, check-ins) as JSON.
     Export(ExportArgs),
 

@@ -79,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::React(a) => react(&dir, &out, a).await,
         Command::Encourage(a) => encourage(&dir, &out, a).await,
         Command::Status => status(&dir, &out).await,
+        Command::Repair => repair(&dir, &out).await,
         Command::Export(a) => export(&dir, a).await,
         Command::Completions(a) => {
             let mut cmd = Cli::command();
@@ -164,6 +165,52 @@ async fn init(dir: &DataDir, out: &Output) -> Result<(), Failure> {
             "Created your Hearth profile in {}.\nThis device's peer id is {peer_id}.\nStart Hearth with `hearth up` and keep it running.\n",
             dir.root().display()
         )
+    })
+}
+
+async fn repair(dir: &DataDir, out: &Output) -> Result<(), Failure> {
+    if !hearth_store::SledStore::exists(dir.store_dir()) {
+        return Err(Failure::new(
+            ErrorCode::NoProfile,
+            format!("there is no Hearth profile in {}", dir.root().display()),
+        )
+        .hint("create one with `hearth init`"));
+    }
+    let passphrase = prompt::passphrase()?;
+    note("Repairing your profile: keeping what verifies, dropping what does not …");
+    let store = dir.store_dir();
+    let report = tokio::task::spawn_blocking(move || hearth_node::salvage(&store, &passphrase))
+        .await
+        .map_err(|e| Failure::internal(format!("the repair task failed: {e}")))?
+        .map_err(|e| {
+            let f = daemon::node_failure(e);
+            if f.code == ErrorCode::StoreInUse {
+                f.hint("stop the daemon first (`hearth down`), then run `hearth repair` again")
+            } else {
+                f
+            }
+        })?;
+    let data = serde_json::json!({
+        "circles_kept": report.circles_kept,
+        "circles_dropped": report.circles_dropped,
+        "entries_kept": report.entries_kept,
+        "entries_dropped": report.entries_dropped,
+        "records_dropped": report.records_dropped,
+        "unreadable_parts": report.unreadable_trees,
+    });
+    out.show(&data, || {
+        let mut text = format!(
+            "Repaired your profile: kept {} circle(s) and {} entries; dropped {} damaged entries and {} other records.\n",
+            report.circles_kept, report.entries_kept, report.entries_dropped, report.records_dropped
+        );
+        if report.circles_dropped > 0 {
+            text.push_str(&format!(
+                "{} circle(s) could not be kept: ask a facilitator for a new invite to those.\n",
+                report.circles_dropped
+            ));
+        }
+        text.push_str("Start Hearth with `hearth up`: each circle fetches what is missing from members who are online, and you can write in it again once it has caught up.\n");
+        text
     })
 }
 

@@ -62,6 +62,13 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// The circle was repaired after damage to the local database, and this device has not
+    /// synced with a member since: it writes nothing there until then, so it never reuses a
+    /// position of its own log that members may hold (nothing changed).
+    #[error(
+        "this circle was repaired and is catching up from members first: try again once a member's device is online"
+    )]
+    CatchingUp(CircleId),
     /// The caller passed something invalid.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -39,6 +39,7 @@ mod event;
 mod node;
 pub mod protocol;
 pub mod rate;
+mod repair;
 pub mod view;
 
 pub use behaviour::{
@@ -53,6 +54,7 @@ pub use event::{
     NodeEvent, NodeStatus, PeerLag, Reachability, RetentionReport, RoundStatus, TimelineItem,
 };
 pub use node::{EventLoop, new, spawn};
+pub use repair::{salvage, stored_entry_is_authentic};
 
 /// Address ranges, as [`NodeConfig::public_ranges`] takes them.
 pub use ipnet;

@@ -175,6 +175,17 @@ impl<B: Backend> Engine<B> {
         self.cipher.open(tree.as_str(), key, sealed)
     }
 
+    /// Writes rows as they are, in one durable transaction: salvage copies sealed values it
+    /// has checked open for their own slot.
+    pub(crate) fn put_rows(&self, rows: &[(TreeName, Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.write(&|tx| {
+            for (tree, k, v) in rows {
+                tx.insert(*tree, k, v)?;
+            }
+            Ok(())
+        })
+    }
+
     // ---- schema and profile ----
 
     /// Writes the schema version and the profile of a new store.

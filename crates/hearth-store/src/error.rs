@@ -34,8 +34,9 @@ pub enum StoreError {
     },
 
     /// The local files are damaged: truncated, bit-flipped or otherwise unreadable.
+    /// [`SledStore::salvage`](crate::SledStore::salvage) repairs it.
     #[error(
-        "the local database is damaged ({detail}) and Hearth will not open it with data possibly missing; keep a copy of the data directory, move it aside and rejoin: your circles' entries can be synced again from other members"
+        "the local database is damaged ({detail}) and Hearth will not open it with data possibly missing; run `hearth repair`: it keeps your profile, keys and circles where they verify, and the entries it drops are synced again from other members (no new invite is needed)"
     )]
     Corrupted {
         /// What was found to be wrong (no secrets).

@@ -81,7 +81,7 @@ const CACHE_BYTES: u64 = 64 << 20;
 /// How often files created by sled after open get their permissions tightened.
 const TIGHTEN_EVERY: Duration = Duration::from_secs(2);
 
-fn db_dir_name(generation: u64) -> String {
+pub(crate) fn db_dir_name(generation: u64) -> String {
     format!("db-{generation}")
 }
 
@@ -168,6 +168,20 @@ fn encode_integrity(commits: u64, digest: &[u8; DIGEST_LEN]) -> Vec<u8> {
     v.extend_from_slice(digest);
     v
 }
+
+/// Starts the integrity record of an empty database at `commits` (digest of nothing), so a
+/// rebuilt database never counts fewer commits than the watermarks name.
+pub(crate) fn set_commit_counter(tree: &sled::Tree, commits: u64) -> Result<(), StoreError> {
+    tree.insert(
+        phys(TreeName::Meta, INTEGRITY_KEY),
+        encode_integrity(commits, &[0u8; DIGEST_LEN]),
+    )
+    .map(drop)
+    .map_err(|e| StoreError::Engine {
+        context: "start the commit counter",
+        detail: e.to_string(),
+    })
+}
 /// File in the database directory holding the durable watermark.
 const WATERMARK_FILE: &str = "hearth.watermark";
 /// Second copy of the watermark, in the data directory itself, so deleting or zeroing one file
@@ -187,9 +201,9 @@ const SLED_TREE: &str = "hearth";
 /// One open sled database. All logical trees live in one sled tree, each key prefixed with its
 /// tree's tag byte: a transaction then spans one sled tree, which costs far less than one that
 /// spans several (sled builds and commits an overlay per tree).
-struct SledDb {
+pub(crate) struct SledDb {
     db: sled::Db,
-    tree: sled::Tree,
+    pub(crate) tree: sled::Tree,
     path: PathBuf,
     /// The two watermark copies: `<db dir>/hearth.watermark` and `<data dir>/watermark`.
     watermarks: Mutex<[Option<fs::File>; 2]>,
@@ -221,7 +235,7 @@ fn read_watermark_file(path: &Path) -> Option<u64> {
 /// passed over (with a warning), but with no readable copy at all the store cannot rule out
 /// that acknowledged writes were rolled back, so that is damage: it never opens silently with
 /// data possibly missing.
-fn read_watermark(dir: &Path, db_path: &Path) -> Result<u64, StoreError> {
+pub(crate) fn read_watermark(dir: &Path, db_path: &Path) -> Result<u64, StoreError> {
     let copies = [db_path.join(WATERMARK_FILE), dir.join(DATA_WATERMARK_FILE)];
     let mut best = None;
     for path in &copies {
@@ -245,14 +259,14 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 /// The physical key of `key` in logical tree `tree`: tag byte, then the key.
-fn phys(tree: TreeName, key: &[u8]) -> Vec<u8> {
+pub(crate) fn phys(tree: TreeName, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());
     k.push(tree.tag());
     k.extend_from_slice(key);
     k
 }
 
-fn read_integrity(tree: &sled::Tree) -> sled::Result<(u64, [u8; DIGEST_LEN])> {
+pub(crate) fn read_integrity(tree: &sled::Tree) -> sled::Result<(u64, [u8; DIGEST_LEN])> {
     Ok(decode_integrity(
         tree.get(phys(TreeName::Meta, INTEGRITY_KEY))?.as_deref(),
     ))
@@ -261,7 +275,7 @@ fn read_integrity(tree: &sled::Tree) -> sled::Result<(u64, [u8; DIGEST_LEN])> {
 impl SledDb {
     /// Opens (or creates) the sled database at `path` in data directory `dir`. Panics inside
     /// sled are caught.
-    fn open(path: &Path, dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, dir: &Path) -> Result<Self, StoreError> {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
@@ -431,8 +445,9 @@ impl SledBackend {
 
     /// Before a write: after a failed flush, refuses writes for [`RECOVER_BACKOFF`], then
     /// lets the next one try again (reopening the database first if that has not happened
-    /// yet), so the store recovers by itself when space returns. If that write fails too, the
-    /// backoff starts again.
+    /// yet), so the store recovers by itself when space returns. The write that reopens the
+    /// database is refused (the caller may have built it on writes the reopen dropped); if a
+    /// write fails again, the backoff starts over.
     fn recover_if_due(&self) -> Result<(), StoreError> {
         let reopened = {
             let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
@@ -451,6 +466,19 @@ impl SledBackend {
         };
         if !reopened {
             self.reopen()?;
+            // The database now holds only what is durable, which may be less than the caller
+            // read while the old opening answered: refuse this write, so the caller rebuilds
+            // what it writes from the reopened database; the next write goes through.
+            let error = self
+                .failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map(|f| f.error);
+            return Err(match error {
+                Some(e) => self.err(e, "write while the database reopened"),
+                None => StoreError::DiskFull,
+            });
         }
         *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(())
@@ -514,6 +542,11 @@ impl SledBackend {
                 Err(e)
             }
         }
+    }
+
+    /// Sets the commit counter of the latest committed write (a database just built).
+    pub(crate) fn set_committed(&self, commits: u64) {
+        self.committed.store(commits, Ordering::SeqCst);
     }
 
     fn err(&self, e: sled::Error, context: &'static str) -> StoreError {
@@ -915,7 +948,12 @@ impl SledStore {
         Ok(store)
     }
 
-    fn assemble(dir: &Path, db: SledDb, header: Header, key: &Zeroizing<[u8; 32]>) -> Self {
+    pub(crate) fn assemble(
+        dir: &Path,
+        db: SledDb,
+        header: Header,
+        key: &Zeroizing<[u8; 32]>,
+    ) -> Self {
         let backend = SledBackend {
             dir: dir.to_path_buf(),
             db: RwLock::new(Some(db)),
@@ -1101,7 +1139,7 @@ fn remove_stale(dir: &Path, current: u64) {
         let Some(name) = name.to_str() else { continue };
         let stale = match parse_db_dir(name) {
             Some(generation) => generation != current,
-            None => name == "header.tmp",
+            None => name == "header.tmp" || name == crate::salvage::SOURCE_DIR,
         };
         if stale {
             let path = item.path();

@@ -70,7 +70,7 @@ pub struct UpOptions {
 }
 
 /// A failure of the node, as a failure of the command.
-fn node_failure(e: hearth_node::NodeError) -> Failure {
+pub(crate) fn node_failure(e: hearth_node::NodeError) -> Failure {
     let api = node_error(e);
     let mut f = Failure::new(api.code, api.message);
     if api.code == ErrorCode::WrongPassphrase {

@@ -273,6 +273,7 @@ pub fn node_error(e: NodeError) -> ApiError {
         | NodeError::Dial { .. } => ErrorCode::Unreachable,
         NodeError::UnknownJoin => ErrorCode::NotFound,
         NodeError::InvalidInput(_) => ErrorCode::InvalidInput,
+        NodeError::CatchingUp(_) => ErrorCode::TryAgain,
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, message)

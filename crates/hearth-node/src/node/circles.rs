@@ -13,7 +13,9 @@ use hearth_proto::progress;
 use hearth_proto::sync::HighWaterMarks;
 use hearth_proto::wire;
 use hearth_proto::{CircleId, EntryId, MemberId};
-use hearth_store::{BatchItem, CircleRecord, SecretBytes, StoreError, StoredEntry};
+use hearth_store::{
+    BatchItem, CircleRecord, RESYNC_KEY, SecretBytes, StorageHealth, StoreError, StoredEntry,
+};
 use libp2p::PeerId;
 use libp2p::gossipsub::IdentTopic;
 use rand::rngs::StdRng;
@@ -79,6 +81,9 @@ pub(crate) struct CircleSlot {
     pub muted: BTreeSet<MemberId>,
     /// How many milestones each goal had at the last count, to announce new ones.
     pub milestones: BTreeMap<EntryId, usize>,
+    /// The store was salvaged and no sync round with a member has completed since: own
+    /// writes are refused (the own log may be shorter than what members hold).
+    pub catching_up: bool,
 }
 
 /// A cached plaintext: a tag byte, then the content or control body encoding.
@@ -165,6 +170,7 @@ impl CircleSlot {
             next_sync: Instant::now(),
             muted: BTreeSet::new(),
             milestones: BTreeMap::new(),
+            catching_up: false,
         }
     }
 
@@ -287,6 +293,10 @@ impl EventLoop {
             wire::decode(&wire::encode(&issued), usize::MAX, "invite book").unwrap_or_default();
         let mut slot = CircleSlot::new(circle, secret, record.name.clone(), invites);
         slot.last_seen = last_seen;
+        slot.catching_up = self.store.local(id, RESYNC_KEY)?.is_some();
+        if slot.catching_up {
+            tracing::warn!(circle = %id.short(), "this circle was repaired: it catches up from members before this device writes in it");
+        }
         slot.muted = self
             .store
             .local(id, MUTED_KEY)?
@@ -360,6 +370,22 @@ impl EventLoop {
         let Some(slot) = self.circles.get_mut(&circle) else {
             return Err(NodeError::UnknownCircle(circle));
         };
+        if slot.catching_up {
+            // The entry was built on a log that may be shorter than what members hold; put
+            // the circle back as it is stored.
+            self.reload(circle);
+            return Err(NodeError::CatchingUp(circle));
+        }
+        if self.check_storage() {
+            // The entry was built on memory the reopened store may no longer back.
+            return Err(NodeError::Store(StoreError::Engine {
+                context: "write while the database reopened",
+                detail: "the circle was reloaded from disk; try again".into(),
+            }));
+        }
+        let Some(slot) = self.circles.get_mut(&circle) else {
+            return Err(NodeError::UnknownCircle(circle));
+        };
         let stored = stored_entry(circle, authored.id, &authored.entry, &authored.bytes, goal);
         let record = slot.record();
         slot.dirty_since = None;
@@ -411,6 +437,57 @@ impl EventLoop {
         let cache = cache(&slot.circle);
         self.commit_own(circle, &authored, cache, None)?;
         Ok(authored)
+    }
+
+    /// Looks at the store's health. When it is healthy again after a failed write (the store
+    /// reopened its database, which then holds only what is durable), every circle is reloaded
+    /// from disk, so memory is never ahead of it: what was received but lost is no longer
+    /// counted as held, and a sync with every peer fetches it again. True if it reloaded.
+    pub(super) fn check_storage(&mut self) -> bool {
+        let now = self.store.health();
+        let was = std::mem::replace(&mut self.storage_health, now);
+        if was == StorageHealth::Healthy || now != StorageHealth::Healthy {
+            if was != now {
+                tracing::warn!(storage = now.as_str(), "the store refuses writes for now");
+            }
+            return false;
+        }
+        let ids: Vec<CircleId> = self.circles.keys().copied().collect();
+        for id in ids {
+            self.reload(id);
+        }
+        tracing::info!(
+            circles = self.circles.len(),
+            "the store takes writes again; reloaded every circle from disk and syncing"
+        );
+        self.sync_all();
+        true
+    }
+
+    /// A sync round with a member of a repaired circle has completed: what she holds of this
+    /// device's log is back, so this device may write in the circle again.
+    pub(super) fn caught_up(&mut self, circle: CircleId) {
+        let Some(slot) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        if !slot.catching_up {
+            return;
+        }
+        // Entries received in this turn are persisted first, so the marker never outlives
+        // them on disk in the wrong order.
+        self.flush_received();
+        let store = &self.store;
+        match blocking(|| store.delete_local(circle, RESYNC_KEY)) {
+            Ok(()) => {
+                if let Some(slot) = self.circles.get_mut(&circle) {
+                    slot.catching_up = false;
+                }
+                tracing::info!(circle = %circle.short(), "the repaired circle has caught up with a member");
+            }
+            Err(e) => {
+                tracing::warn!(circle = %circle.short(), error = %e, "could not record that the repaired circle caught up")
+            }
+        }
     }
 
     /// Reloads a circle from the store (after a failed write).

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use hearth_proto::CircleId;
-use hearth_store::{Passphrase, Profile, SecretBytes, SledStore, Store, StoreError};
+use hearth_store::{Passphrase, Profile, SecretBytes, SledStore, StorageHealth, Store, StoreError};
 use libp2p::gossipsub::TopicHash;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
@@ -89,6 +89,9 @@ pub struct EventLoop {
     staged: HashMap<CircleId, circles::Staged>,
     /// The idempotency key of the user action being carried out, for its first own entry.
     idempotency: Option<(CircleId, Vec<u8>)>,
+    /// The store's health when last looked at: when it turns healthy again after a failure,
+    /// every circle is reloaded from disk and synced ([`EventLoop::check_storage`]).
+    storage_health: StorageHealth,
 }
 
 #[derive(Debug, Default)]
@@ -159,6 +162,7 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         staged: HashMap::new(),
         config,
         idempotency: None,
+        storage_health: StorageHealth::Healthy,
     };
     event_loop.start_listening()?;
     event_loop.load_circles()?;
@@ -302,6 +306,7 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self) {
+        self.check_storage();
         let now = Instant::now();
         self.expire_joins(now);
         self.expire_dials(now);

@@ -610,6 +610,7 @@ impl EventLoop {
             if accepted > 0 {
                 tracing::debug!(circle = %circle.short(), %peer, total, "sync round done");
             }
+            self.caught_up(circle);
         }
     }
 
