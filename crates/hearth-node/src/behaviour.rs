@@ -229,7 +229,9 @@ impl Behaviour {
             block: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
-                    .with_max_established_per_peer(Some(4))
+                    // Two members may hold relayed connections both ways, one more while
+                    // hole punching is retried, and the direct one it makes.
+                    .with_max_established_per_peer(Some(8))
                     .with_max_pending_incoming(Some(64))
                     .with_max_established(Some(512)),
             ),

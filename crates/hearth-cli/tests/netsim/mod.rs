@@ -162,29 +162,6 @@ impl Internet {
         cmd
     }
 
-    /// Cuts `home` off from `address` on the internet (both directions, in its router), as a
-    /// path that is broken for a while; [`Internet::unblock`] mends it.
-    pub fn block(&self, home: &Home, address: Ipv4Addr) {
-        self.filter(home, "-I", address);
-    }
-
-    /// Mends what [`Internet::block`] cut.
-    pub fn unblock(&self, home: &Home, address: Ipv4Addr) {
-        self.filter(home, "-D", address);
-    }
-
-    fn filter(&self, home: &Home, op: &str, address: Ipv4Addr) {
-        let address = address.to_string();
-        for way in ["-d", "-s"] {
-            for chain in ["FORWARD", "INPUT", "OUTPUT"] {
-                self.exec_ok(
-                    &home.router,
-                    &["iptables", op, chain, way, &address, "-j", "DROP"],
-                );
-            }
-        }
-    }
-
     /// Remembers a process so that it is killed when the internet is torn down.
     pub fn adopt(&mut self, child: Child) {
         self.children.push(child);

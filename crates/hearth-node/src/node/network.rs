@@ -146,6 +146,7 @@ impl EventLoop {
                 error,
             } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                self.reach_dial_failed(connection_id, &error);
                 if let Some(peer) = peer_id {
                     if self.net.verdicts.len() >= MAX_DIAL_VERDICTS {
                         self.net.verdicts.clear();

@@ -297,6 +297,18 @@ impl EventLoop {
         }
     }
 
+    /// A dial failed: when it was a hole punching retry, say why (the next try follows its
+    /// schedule).
+    pub(super) fn reach_dial_failed(
+        &mut self,
+        connection: ConnectionId,
+        error: &libp2p::swarm::DialError,
+    ) {
+        if let Some(peer) = self.reach.retry_dials.remove(&connection) {
+            tracing::info!(%peer, %error, "could not reach the peer through a relay to retry hole punching");
+        }
+    }
+
     /// Bookkeeping of a closed connection.
     pub(super) fn reach_connection_closed(&mut self, connection: ConnectionId, last: bool) {
         let closed = self.reach.connections.remove(&connection);
@@ -474,6 +486,7 @@ impl EventLoop {
             if circuits.is_empty() {
                 continue;
             }
+            let n = circuits.len();
             let opts = DialOpts::peer_id(peer)
                 .addresses(circuits)
                 .condition(PeerCondition::Always)
@@ -481,10 +494,10 @@ impl EventLoop {
             let connection = opts.connection_id();
             match self.swarm.dial(opts) {
                 Ok(()) => {
-                    tracing::debug!(%peer, "trying hole punching again over a new relayed connection");
+                    tracing::info!(%peer, circuits = n, "trying hole punching again over a new relayed connection");
                     self.reach.retry_dials.insert(connection, peer);
                 }
-                Err(e) => tracing::debug!(%peer, error = %e, "cannot dial through a relay"),
+                Err(e) => tracing::info!(%peer, error = %e, "cannot dial through a relay"),
             }
         }
     }
