@@ -354,9 +354,14 @@ pub struct SendArgs {
 pub struct ReadArgs {
     /// The circle: its name or short id.
     pub circle: String,
-    /// How many recent items to show.
-    #[arg(long, short = 'n', default_value_t = 20)]
+    /// How many items to show (1 to 1000): the most recent ones, or those just before
+    /// `--before`.
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = page_limit)]
     pub limit: usize,
+    /// Show the items just before this entry (its short id, as `read` shows): the next
+    /// page back. `read` says which id to give when older items exist.
+    #[arg(long, value_name = "ENTRY", conflicts_with = "follow")]
+    pub before: Option<String>,
     /// Keep printing new items as they arrive (Ctrl-C to stop), and milestones, new
     /// guidelines and disappearing-message deletions. With --json, one JSON object per line
     /// (JSON Lines): timeline items, and the other events as API events (with a `type`).
@@ -368,6 +373,23 @@ pub struct ReadArgs {
     /// Stop following after this long, e.g. 30s (for scripts).
     #[arg(long, value_name = "DURATION", requires = "follow")]
     pub follow_for: Option<String>,
+}
+
+/// The most items one `read` shows (the daemon's page limit).
+pub const MAX_READ_LIMIT: usize = 1000;
+
+/// Parses `read -n`: 1 to [`MAX_READ_LIMIT`].
+fn page_limit(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of items"))?;
+    if (1..=MAX_READ_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "show 1 to {MAX_READ_LIMIT} items at a time, not {n} (use --before to read further back)"
+        ))
+    }
 }
 
 /// A member of a circle.
@@ -703,6 +725,31 @@ mod tests {
                 .unwrap_err()
                 .kind(),
             ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn read_takes_1_to_1000_items_and_a_cursor() {
+        let cli = parse(&["read", "c", "-n", "5", "--before", "ab12cd34"]).unwrap();
+        let Command::Read(a) = cli.command else {
+            panic!("not a read")
+        };
+        assert_eq!((a.limit, a.before.as_deref()), (5, Some("ab12cd34")));
+        for bad in ["0", "1001", "many"] {
+            let err = parse(&["read", "c", "-n", bad]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "-n {bad}");
+        }
+        assert!(
+            parse(&["read", "c", "-n", "0"])
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 1000 items")
+        );
+        assert_eq!(
+            parse(&["read", "c", "--follow", "--before", "ab12cd34"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ArgumentConflict
         );
     }
 

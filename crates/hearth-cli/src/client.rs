@@ -203,6 +203,40 @@ impl ApiClient {
             .await
     }
 
+    /// `GET` that also returns the value of one response header (if present).
+    pub async fn get_with_header<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        header: &str,
+    ) -> Result<(T, Option<String>), Failure> {
+        let url = self.url(segments, query)?;
+        let resp = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.failure_of(e))?;
+        let status = resp.status();
+        let value = resp
+            .headers()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(|e| self.failure_of(e))?;
+        if status.is_success() {
+            let body = serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::internal(format!(
+                    "the daemon's answer does not parse ({e}): is it another version?"
+                ))
+            })?;
+            return Ok((body, value));
+        }
+        Err(self.error_of(status, &bytes))
+    }
+
     /// `POST` with a JSON body.
     pub async fn post<T: DeserializeOwned>(
         &self,

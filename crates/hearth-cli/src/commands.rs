@@ -830,18 +830,19 @@ async fn read(dir: &DataDir, out: &Output, a: ReadArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let items: Vec<TimelineItem> = c
-        .get(
-            &["circles", &a.circle, "timeline"],
-            &[("limit", a.limit.to_string())],
-        )
+    let mut query = vec![("limit", a.limit.to_string())];
+    if let Some(before) = &a.before {
+        query.push(("before", before.clone()));
+    }
+    let (items, older): (Vec<TimelineItem>, Option<String>) = c
+        .get_with_header(&["circles", &a.circle, "timeline"], &query, "hearth-older")
         .await?;
     let mut titles = titles(&c, &a.circle).await;
     if !out.json {
         remind_guidelines(&c, &a.circle).await;
     }
     let Some(events) = events else {
-        return out.show(&items, || {
+        let shown = out.show(&items, || {
             if items.is_empty() {
                 return "Nothing here yet.\n".to_owned();
             }
@@ -850,6 +851,17 @@ async fn read(dir: &DataDir, out: &Output, a: ReadArgs) -> Result<(), Failure> {
                 .map(|i| render::item(i, &titles, a.show_cw) + "\n")
                 .collect()
         });
+        if let Some(older) = older.filter(|_| !out.json) {
+            let circle = if a.circle.contains(char::is_whitespace) {
+                format!("\"{}\"", a.circle)
+            } else {
+                a.circle.clone()
+            };
+            note(format!(
+                "(older items: hearth read {circle} --before {older})"
+            ));
+        }
+        return shown;
     };
     let mut names = member_names(&c, &a.circle).await;
     let mut stdout = std::io::stdout().lock();

@@ -9,6 +9,8 @@ const nav = document.getElementById('nav');
 const MOODS = { 1: 'Very low', 2: 'Low', 3: 'Okay', 4: 'Good', 5: 'Great' };
 const EMOJI = ['❤️', '👍', '🙏', '🌱'];
 const PAGE = 50;
+// The most items the API returns in one page.
+const MAX_LIMIT = 1000;
 
 const state = {
   circles: [],
@@ -372,15 +374,16 @@ async function renderTalk(body, detail, full) {
     log.addEventListener('scroll', () => {
       if (log.scrollTop < 20 && log.dataset.more === 'yes' && !log.dataset.loading) {
         log.dataset.loading = '1';
-        state.limit += PAGE;
+        state.limit = Math.min(state.limit + PAGE, MAX_LIMIT);
         renderTalk(document.getElementById('tab-body'), detail, false).finally(() => { delete log.dataset.loading; });
       }
     });
     fill(body, h('h2', { class: 'visually-hidden' }, 'Conversation'), log, detail.member ? composer(detail) : null);
   }
   // A full page means there may be older entries to load when the reader scrolls up.
-  log.dataset.more = items.length >= state.limit ? 'yes' : 'no';
-  fill(log, items.length >= state.limit ? h('p', { class: 'hint' }, 'Scroll up for older messages.') : null, list);
+  const more = items.length >= state.limit && state.limit < MAX_LIMIT;
+  log.dataset.more = more ? 'yes' : 'no';
+  fill(log, more ? h('p', { class: 'hint' }, 'Scroll up for older messages.') : null, list);
   log.scrollTop = wasAtBottom ? log.scrollHeight : log.scrollHeight - keepFromBottom;
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::error::NodeError;
 use crate::event::{
     CircleSummary, JoinPreview, MembersView, NodeEvent, NodeStatus, RetentionReport, RoundStatus,
-    TimelineItem,
+    TimelineItem, TimelinePage,
 };
 
 /// The reply channel of a command.
@@ -145,7 +145,12 @@ pub(crate) enum Command {
     Timeline {
         circle: CircleId,
         limit: usize,
-        reply: Reply<Vec<TimelineItem>>,
+        before: Option<EntryId>,
+        reply: Reply<TimelinePage>,
+    },
+    Goals {
+        circle: CircleId,
+        reply: Reply<Vec<(EntryId, Content)>>,
     },
     GoalProgress {
         circle: CircleId,
@@ -569,12 +574,31 @@ impl Client {
         circle: CircleId,
         limit: usize,
     ) -> Result<Vec<TimelineItem>, NodeError> {
+        Ok(self.timeline_page(circle, limit, None).await?.items)
+    }
+
+    /// A page of a circle's timeline, as [`Client::timeline`]: the latest `limit` items, or
+    /// (with `before`) the `limit` items just before that entry, with the id to ask for the
+    /// next page back if older items exist. Reads only the entries the page shows and those
+    /// applied to them, however long the history.
+    pub async fn timeline_page(
+        &self,
+        circle: CircleId,
+        limit: usize,
+        before: Option<EntryId>,
+    ) -> Result<TimelinePage, NodeError> {
         self.call(|reply| Command::Timeline {
             circle,
             limit,
+            before,
             reply,
         })
         .await
+    }
+
+    /// Every goal of the circle that this member can read: its id and its content.
+    pub async fn goals(&self, circle: CircleId) -> Result<Vec<(EntryId, Content)>, NodeError> {
+        self.call(|reply| Command::Goals { circle, reply }).await
     }
 
     /// The progress of every goal in the circle as of `today` (the reader's local day).

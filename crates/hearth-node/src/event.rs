@@ -149,6 +149,15 @@ pub enum NodeEvent {
     },
 }
 
+/// One page of a circle's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePage {
+    /// The items, oldest first.
+    pub items: Vec<TimelineItem>,
+    /// The id of the oldest item, if older items exist: ask for the page before it.
+    pub older: Option<EntryId>,
+}
+
 /// One line of a circle's timeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineItem {

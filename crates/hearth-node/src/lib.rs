@@ -52,6 +52,7 @@ pub use error::NodeError;
 pub use event::{
     CircleStatus, CircleSummary, ConnectionInfo, ItemBody, JoinPreview, MemberView, MembersView,
     NodeEvent, NodeStatus, PeerLag, Reachability, RetentionReport, RoundStatus, TimelineItem,
+    TimelinePage,
 };
 pub use node::{EventLoop, new, spawn};
 pub use repair::{salvage, stored_entry_is_authentic};

@@ -19,8 +19,12 @@
 //!   not at all when not done.
 //! - Milestones: the check-in that made a goal's n-th done day (n in
 //!   [`hearth_proto::progress::MILESTONES`], computed by the progress reducer over all the
-//!   circle's entries) carries it in [`TimelineItem::milestone`]: of that day's done check-ins,
-//!   the one with the smallest entry id (the reducer's canonical one).
+//!   goal's entries) carries it in [`TimelineItem::milestone`]: of that day's done check-ins
+//!   not deleted by their author nor hidden, the one with the smallest entry id (the
+//!   reducer's canonical one).
+//! - A page of the timeline is built from the entries it shows and the entries applied to
+//!   them ([`TimelineContext`] brings names, goal visibilities and the goals' entries), so it
+//!   costs the same however long the history is.
 //! - A text's content warning is at [`TimelineItem::content_warning`]: a UI shows the warning
 //!   and reveals the body only when the reader asks.
 //! - Display names: the author's latest profile, else the name she joined with, else the
@@ -210,17 +214,70 @@ fn name_of(names: &HashMap<MemberId, String>, member: &MemberId) -> String {
     names.get(member).cloned().unwrap_or_else(|| member.short())
 }
 
-/// Builds the timeline seen by `options.viewer` from accepted, opened entries (any order).
+/// What a timeline needs besides its entries, read from the circle's tally and indexes
+/// rather than from its whole history.
+#[derive(Debug)]
+pub struct TimelineContext<'a> {
+    /// Display names by member.
+    pub names: &'a HashMap<MemberId, String>,
+    /// The visibility of goals, by goal id (at least those of the check-ins shown).
+    pub visibility: &'a HashMap<EntryId, Visibility>,
+    /// The progress reducer's input for the goals of the check-ins shown (for milestones).
+    pub goal_events: &'a [ProgressEvent],
+}
+
+/// Whether [`build_timeline`] makes an item of an entry (rather than applying it to another
+/// or leaving it out). `visibility` is that of the goal of a check-in, if known.
+pub fn is_item(
+    entry: &ViewEntry,
+    visibility: Option<Visibility>,
+    options: &ViewOptions<'_>,
+) -> bool {
+    if left_out(entry, options) {
+        return false;
+    }
+    match &entry.body {
+        ViewBody::Content(
+            Content::Edit { .. }
+            | Content::Delete { .. }
+            | Content::Reaction { .. }
+            | Content::Encouragement { .. }
+            | Content::Profile { .. },
+        ) => false,
+        ViewBody::Content(content) => {
+            present_content(&entry.author, content, visibility, options).is_some()
+        }
+        ViewBody::Control(_) => true,
+    }
+}
+
+/// Whether an entry is applied to its target rather than shown as an item: edits, deletions,
+/// reactions and encouragements.
+pub fn is_applied(entry: &ViewEntry) -> bool {
+    matches!(
+        entry.body,
+        ViewBody::Content(
+            Content::Edit { .. }
+                | Content::Delete { .. }
+                | Content::Reaction { .. }
+                | Content::Encouragement { .. }
+        )
+    )
+}
+
+/// Builds the timeline seen by `options.viewer` from accepted, opened entries (any order):
+/// the items among them, with the edits, deletions, reactions and encouragements among them
+/// applied.
 pub fn build_timeline(
     entries: &[ViewEntry],
-    joined_as: &BTreeMap<MemberId, String>,
+    context: &TimelineContext<'_>,
     options: &ViewOptions<'_>,
 ) -> Vec<TimelineItem> {
     let mut sorted: Vec<&ViewEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| (e.lamport, e.author, e.seq));
-    let names = display_names(entries, joined_as);
+    let names = context.names;
     let authors: HashMap<EntryId, MemberId> = entries.iter().map(|e| (e.id, e.author)).collect();
-    let goal_visibility = goal_visibilities(entries);
+    let goal_visibility = context.visibility;
 
     let mut items: Vec<TimelineItem> = Vec::new();
     let mut index: HashMap<EntryId, usize> = HashMap::new();
@@ -267,12 +324,12 @@ pub fn build_timeline(
                 ItemBody::Membership {
                     op: body.op.name(),
                     subject,
-                    subject_name: subject.map(|s| name_of(&names, &s)),
+                    subject_name: subject.map(|s| name_of(names, &s)),
                 }
             }
         };
         index.insert(entry.id, items.len());
-        items.push(new_item(entry, &names, body));
+        items.push(new_item(entry, names, body));
     }
 
     // Edits arrive sorted by lamport, so the last one applied wins.
@@ -320,7 +377,7 @@ pub fn build_timeline(
             item.encouragements.push((entry.author, note));
         }
     }
-    mark_milestones(entries, options.today, &mut items, &index);
+    mark_milestones(context.goal_events, options, &mut items, &index);
     items
 }
 
@@ -352,22 +409,31 @@ pub fn progress_events(entries: &[ViewEntry]) -> Vec<ProgressEvent> {
         .collect()
 }
 
-/// Puts each goal's milestones on the check-in items that reached them: the done check-in
-/// of the milestone's day with the smallest entry id, if the reader sees it.
+/// Puts each goal's milestones on the check-in items that reached them: of the milestone's
+/// day, the done check-in by the goal's author with the smallest entry id that is neither
+/// deleted by its author nor hidden, if the reader sees it. `events` are the progress
+/// reducer's input for the goals concerned (all of each goal's entries).
 fn mark_milestones(
-    entries: &[ViewEntry],
-    today: LocalDay,
+    events: &[ProgressEvent],
+    options: &ViewOptions<'_>,
     items: &mut [TimelineItem],
     index: &HashMap<EntryId, usize>,
 ) {
-    let events = progress_events(entries);
-    let goals = progress::goal_progress(&events, today);
+    let goals = progress::goal_progress(events, options.today);
     if goals.values().all(|g| g.milestones.is_empty()) {
         return;
     }
-    // (goal, day) of every done check-in by the goal's author, smallest entry id first.
+    let authors: HashMap<EntryId, MemberId> = events.iter().map(|e| (e.entry, e.author)).collect();
+    let deleted: BTreeSet<EntryId> = events
+        .iter()
+        .filter_map(|e| match &e.content {
+            Content::Delete { target } if authors.get(target) == Some(&e.author) => Some(*target),
+            _ => None,
+        })
+        .collect();
+    // (goal, day) of every live done check-in by the goal's author, smallest entry id first.
     let mut done: BTreeMap<(EntryId, LocalDay), EntryId> = BTreeMap::new();
-    for event in &events {
+    for event in events {
         let (goal, day, is_done) = match &event.content {
             Content::CheckIn {
                 goal, day, outcome, ..
@@ -378,9 +444,7 @@ fn mark_milestones(
             _ => continue,
         };
         let own_goal = goals.get(&goal).is_some_and(|g| g.author == event.author);
-        let live = index
-            .get(&event.entry)
-            .is_some_and(|i| items[*i].body != ItemBody::Deleted);
+        let live = !deleted.contains(&event.entry) && !options.hidden.contains_key(&event.entry);
         if is_done && own_goal && live {
             let slot = done.entry((goal, day)).or_insert(event.entry);
             *slot = (*slot).min(event.entry);
@@ -391,6 +455,7 @@ fn mark_milestones(
             if let Some(i) = done
                 .get(&(*goal, milestone.reached_on))
                 .and_then(|id| index.get(id))
+                && items[*i].body != ItemBody::Deleted
             {
                 items[*i].milestone = Some(*milestone);
             }
@@ -495,7 +560,24 @@ mod tests {
             today: LocalDay(100),
             open_private: &no_private,
         };
-        build_timeline(entries, joined, &options)
+        whole_timeline(entries, joined, &options)
+    }
+
+    /// The timeline of every entry, with the context computed from the same entries.
+    fn whole_timeline(
+        entries: &[ViewEntry],
+        joined: &BTreeMap<MemberId, String>,
+        options: &ViewOptions<'_>,
+    ) -> Vec<TimelineItem> {
+        let names = display_names(entries, joined);
+        let visibility = goal_visibilities(entries);
+        let goal_events = progress_events(entries);
+        let context = TimelineContext {
+            names: &names,
+            visibility: &visibility,
+            goal_events: &goal_events,
+        };
+        build_timeline(entries, &context, options)
     }
 
     fn goal(visibility: Visibility) -> Content {
@@ -648,7 +730,7 @@ mod tests {
             today: LocalDay(100),
             open_private: &no_private,
         };
-        let items = build_timeline(&entries, &BTreeMap::new(), &options);
+        let items = whole_timeline(&entries, &BTreeMap::new(), &options);
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].body, ItemBody::Content(text("kind words")));
         assert!(
@@ -706,7 +788,7 @@ mod tests {
             today: LocalDay(100),
             open_private: &open,
         };
-        let own = build_timeline(&entries, &BTreeMap::new(), &author);
+        let own = whole_timeline(&entries, &BTreeMap::new(), &author);
         assert_eq!(own.len(), 3);
         assert_eq!(
             own[1].body,

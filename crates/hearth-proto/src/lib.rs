@@ -17,6 +17,7 @@ pub mod noise;
 pub mod progress;
 pub mod rounds;
 pub mod sync;
+pub mod tally;
 pub mod wire;
 
 pub use ids::{CircleId, EntryId, EpochId, InviteId, MemberId};

@@ -616,6 +616,44 @@ impl<B: Backend> Engine<B> {
         self.entries_for(ids)
     }
 
+    /// Records which entry each stored entry refers to (its `goal` field and the `goals`
+    /// index), in one transaction; entries that are not stored are skipped.
+    pub(crate) fn set_references(&self, refs: &[(EntryId, EntryId)]) -> Result<(), StoreError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut changed = Vec::with_capacity(refs.len());
+        for (id, target) in refs {
+            if let Some(old) = self.entry(*id)?
+                && old.goal != Some(*target)
+            {
+                let mut new = old.clone();
+                new.goal = Some(*target);
+                let record = new.encode_record();
+                changed.push((old, new, record));
+            }
+        }
+        self.write(&|tx| {
+            for (old, new, record) in &changed {
+                if let Some(goal) = old.goal {
+                    tx.remove(
+                        TreeName::Goals,
+                        &goal_key(old.circle, goal, old.lamport, old.id),
+                    )?;
+                }
+                tx.insert(TreeName::Entries, new.id.as_bytes(), record)?;
+                if let Some(goal) = new.goal {
+                    tx.insert(
+                        TreeName::Goals,
+                        &goal_key(new.circle, goal, new.lamport, new.id),
+                        &[],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     pub(crate) fn entry_count(&self, circle: CircleId) -> Result<u64, StoreError> {
         let mut count = 0u64;
         let mut range = prefix_range(circle.as_bytes());

@@ -28,7 +28,9 @@ pub struct StoredEntry {
     pub timestamp_ms: u64,
     /// The encoded entry, already end-to-end ciphertext. Stored as is.
     pub bytes: Vec<u8>,
-    /// For a check-in: the goal it belongs to (indexed by goal).
+    /// The entry it refers to, indexed by it: a check-in's goal, a reaction's or an edit's
+    /// target (what the caller chooses; [`Store::goal_checkins`](crate::Store::goal_checkins)
+    /// lists the entries that refer to one).
     pub goal: Option<EntryId>,
 }
 

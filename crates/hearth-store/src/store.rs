@@ -109,12 +109,19 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<StoredEntry>, StoreError>;
     /// The cached decrypted content of an entry, if any.
     fn plaintext(&self, id: EntryId) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The check-ins of a goal, by ascending lamport.
+    /// The entries that refer to `goal` (`StoredEntry::goal`: a goal's check-ins and
+    /// statuses, and whatever else the caller indexed under an entry, such as its reactions,
+    /// edits and deletions), by ascending lamport.
     fn goal_checkins(
         &self,
         circle: CircleId,
         goal: EntryId,
     ) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Records, for stored entries, the entry each refers to (a check-in's goal, a
+    /// reaction's target: `StoredEntry::goal`), updating the `goals` index, in one
+    /// transaction. For entries stored before their reference was indexed; entries not
+    /// stored are skipped.
+    fn set_references(&self, refs: &[(EntryId, EntryId)]) -> Result<(), StoreError>;
     /// How many entries the circle holds (counts an index: O(n)).
     fn entry_count(&self, circle: CircleId) -> Result<u64, StoreError>;
     /// Every entry of the circle in timeline order, read a page at a time, for rebuilding state
@@ -285,6 +292,12 @@ macro_rules! delegate_store {
                 goal: EntryId,
             ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
                 self.engine.goal_checkins(circle, goal)
+            }
+            fn set_references(
+                &self,
+                refs: &[(EntryId, EntryId)],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.set_references(refs)
             }
             fn entry_count(&self, circle: CircleId) -> Result<u64, $crate::StoreError> {
                 self.engine.entry_count(circle)

@@ -484,3 +484,52 @@ fn the_store_is_usable_as_a_shared_trait_object() {
         .unwrap();
     assert_eq!(s.local(circle(1), "k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// References recorded after the fact (an older store's reactions and edits) are indexed,
+/// move when changed, and go with their entry.
+fn check_references(s: &dyn Store) {
+    let c = circle(7);
+    let target = entry(c, member(1), 0, 1, 1000);
+    let reaction = entry(c, member(2), 0, 2, 1001);
+    let checkin = {
+        let mut e = entry(c, member(1), 1, 3, 1002);
+        e.goal = Some(target.id);
+        e
+    };
+    for e in [&target, &reaction, &checkin] {
+        s.append(e, None, None).unwrap();
+    }
+    assert_eq!(
+        s.goal_checkins(c, target.id).unwrap(),
+        vec![checkin.clone()]
+    );
+    let missing = EntryId::from_bytes([0xee; 32]);
+    s.set_references(&[(reaction.id, target.id), (missing, target.id)])
+        .unwrap();
+    let refs: Vec<EntryId> = s
+        .goal_checkins(c, target.id)
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(refs, vec![reaction.id, checkin.id], "by ascending lamport");
+    assert_eq!(s.entry(reaction.id).unwrap().unwrap().goal, Some(target.id));
+    assert!(s.entry(missing).unwrap().is_none(), "nothing is made up");
+    // Re-pointing an entry moves its index row.
+    s.set_references(&[(checkin.id, reaction.id)]).unwrap();
+    assert_eq!(s.goal_checkins(c, target.id).unwrap().len(), 1);
+    assert_eq!(s.goal_checkins(c, reaction.id).unwrap().len(), 1);
+    // Deleting the entries deletes their index rows.
+    assert_eq!(s.delete_entries_before(c, 2000).unwrap(), 3);
+    assert!(s.goal_checkins(c, target.id).unwrap().is_empty());
+    assert!(s.goal_checkins(c, reaction.id).unwrap().is_empty());
+}
+
+#[test]
+fn references_recorded_later_are_indexed_in_both_stores() {
+    check_references(&MemoryStore::new(&profile()).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let s = create(&tmp.path().join("store"));
+    check_references(&s);
+    s.verify().unwrap();
+}

@@ -87,6 +87,15 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = BackendResult<Vec<TimelineItem>>> + Send;
 
+    /// A page of the timeline, oldest first: the last `limit` items, or (with `before`) the
+    /// `limit` items just before that entry; with the oldest item's id if older items exist.
+    fn timeline_page(
+        &self,
+        circle: CircleId,
+        limit: usize,
+        before: Option<EntryId>,
+    ) -> impl Future<Output = BackendResult<(Vec<TimelineItem>, Option<EntryId>)>> + Send;
+
     /// The members of a circle.
     fn members(
         &self,

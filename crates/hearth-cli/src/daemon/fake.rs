@@ -317,6 +317,29 @@ impl Backend for FakeBackend {
         })
     }
 
+    async fn timeline_page(
+        &self,
+        circle: CircleId,
+        limit: usize,
+        before: Option<EntryId>,
+    ) -> BackendResult<(Vec<TimelineItem>, Option<EntryId>)> {
+        let before = before.map(|b| b.to_string());
+        let items = self.with(circle, |c| {
+            let end = match &before {
+                Some(b) => c.items.iter().position(|i| &i.id == b),
+                None => Some(c.items.len()),
+            };
+            end.map(|end| c.items[end.saturating_sub(limit)..end].to_vec())
+        })?;
+        let items = items.ok_or_else(|| ApiError::not_found("no such entry in this circle"))?;
+        let first = self.with(circle, |c| c.items.first().map(|i| i.id.clone()))?;
+        let older = match items.first() {
+            Some(oldest) if Some(&oldest.id) != first.as_ref() => oldest.id.parse().ok(),
+            _ => None,
+        };
+        Ok((items, older))
+    }
+
     async fn members(&self, circle: CircleId) -> BackendResult<Vec<MemberView>> {
         self.with(circle, |c| c.members.clone())
     }

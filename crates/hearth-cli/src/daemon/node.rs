@@ -108,15 +108,11 @@ impl NodeBackend {
         &self,
         circle: CircleId,
     ) -> BackendResult<HashMap<EntryId, (String, Option<String>)>> {
-        let items = self
-            .client
-            .timeline(circle, usize::MAX)
-            .await
-            .map_err(node_error)?;
-        Ok(items
+        let goals = self.client.goals(circle).await.map_err(node_error)?;
+        Ok(goals
             .into_iter()
-            .filter_map(|i| match i.body {
-                ItemBody::Content(Content::Goal { title, why, .. }) => Some((i.id, (title, why))),
+            .filter_map(|(id, goal)| match goal {
+                Content::Goal { title, why, .. } => Some((id, (title, why))),
                 _ => None,
             })
             .collect())
@@ -586,6 +582,27 @@ impl Backend for NodeBackend {
             .iter()
             .map(|i| item_view(circle, i, i.author == me, &names))
             .collect())
+    }
+
+    async fn timeline_page(
+        &self,
+        circle: CircleId,
+        limit: usize,
+        before: Option<EntryId>,
+    ) -> BackendResult<(Vec<TimelineItem>, Option<EntryId>)> {
+        let me = self.me(circle).await?;
+        let page = self
+            .client
+            .timeline_page(circle, limit, before)
+            .await
+            .map_err(node_error)?;
+        let names = self.names(circle).await.map(|(_, n)| n).unwrap_or_default();
+        let items = page
+            .items
+            .iter()
+            .map(|i| item_view(circle, i, i.author == me, &names))
+            .collect();
+        Ok((items, page.older))
     }
 
     async fn members(&self, circle: CircleId) -> BackendResult<Vec<MemberView>> {

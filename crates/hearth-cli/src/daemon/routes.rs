@@ -283,6 +283,12 @@ async fn resolve_circle<B: Backend>(
     b: &B,
     query: &str,
 ) -> Result<(CircleId, CircleSummary), ApiError> {
+    // A full id names one circle: no need to list them all.
+    if let Ok(id) = query.trim().parse::<CircleId>()
+        && let Ok(detail) = b.circle(id).await
+    {
+        return Ok((id, detail.summary));
+    }
     let circles = b.circles().await?;
     let c = pick(
         "circle",
@@ -636,7 +642,12 @@ async fn decline_join<B: Backend>(
 #[derive(Deserialize)]
 struct TimelineQuery {
     limit: Option<usize>,
+    before: Option<String>,
 }
+
+/// The response header that names the oldest item of a timeline page when older items
+/// exist: pass it as `before` to read the page before it.
+pub const OLDER_HEADER: &str = "hearth-older";
 
 async fn timeline<B: Backend>(
     State(s): State<AppState<B>>,
@@ -644,8 +655,24 @@ async fn timeline<B: Backend>(
     Params(q): Params<TimelineQuery>,
 ) -> Result<Response, ApiError> {
     let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_TIMELINE_LIMIT);
-    Ok(Json(s.backend.timeline(id, limit).await?).into_response())
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_TIMELINE_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "a page holds 1 to {MAX_TIMELINE_LIMIT} items, not {limit}: read older items page by page with `before`"
+        )));
+    }
+    let before = match q.before.as_deref() {
+        Some(entry) => Some(resolve_entry(&*s.backend, id, entry).await?),
+        None => None,
+    };
+    let (items, older) = s.backend.timeline_page(id, limit, before).await?;
+    let mut response = Json(items).into_response();
+    if let Some(older) = older
+        && let Ok(value) = axum::http::HeaderValue::from_str(&older.to_string())
+    {
+        response.headers_mut().insert(OLDER_HEADER, value);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -994,3 +994,80 @@ async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
             .contains("no daemon running: start it with `hearth up`")
     );
 }
+
+// ----- timeline pages -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn timeline_pages_follow_the_older_header_and_bad_limits_are_errors_not_clamped() {
+    let fake = Arc::new(FakeBackend::new());
+    let _ = fake.add_circle("Walkers", 0xa1);
+    let app = app(fake.clone());
+    for i in 0..5 {
+        let (status, _) = send(
+            &app,
+            "POST",
+            "/v1/circles/Walkers/entries",
+            json!({ "type": "text", "body": format!("hello {i}") }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let page = |path: String| {
+        let app = app.clone();
+        async move {
+            let resp = app
+                .oneshot(request("GET", &path, None).body(HttpBody::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let older = resp
+                .headers()
+                .get("hearth-older")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            (status, body, older)
+        }
+    };
+    let bodies = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["content"]["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, latest, older) = page("/v1/circles/Walkers/timeline?limit=2".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bodies(&latest), ["hello 3", "hello 4"]);
+    let older = older.expect("older items exist");
+    assert_eq!(older, latest[0]["id"].as_str().unwrap());
+    let (_, next, older) = page(format!(
+        "/v1/circles/Walkers/timeline?limit=2&before={older}"
+    ))
+    .await;
+    assert_eq!(bodies(&next), ["hello 1", "hello 2"]);
+    let (_, last, older) = page(format!(
+        "/v1/circles/Walkers/timeline?limit=2&before={}",
+        older.unwrap()
+    ))
+    .await;
+    assert_eq!(bodies(&last), ["hello 0"]);
+    assert_eq!(older, None, "the first item has nothing before it");
+
+    for bad in ["0", "1001"] {
+        let (status, body) = get(&app, &format!("/v1/circles/Walkers/timeline?limit={bad}")).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "limit={bad}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1 to 1000")
+        );
+    }
+}

@@ -262,6 +262,18 @@ impl Backend for Vault {
         with(self, |n| async move { n.timeline(circle, limit).await }).await
     }
 
+    async fn timeline_page(
+        &self,
+        circle: CircleId,
+        limit: usize,
+        before: Option<EntryId>,
+    ) -> BackendResult<(Vec<TimelineItem>, Option<EntryId>)> {
+        with(self, |n| async move {
+            n.timeline_page(circle, limit, before).await
+        })
+        .await
+    }
+
     async fn members(&self, circle: CircleId) -> BackendResult<Vec<MemberView>> {
         with(self, |n| async move { n.members(circle).await }).await
     }

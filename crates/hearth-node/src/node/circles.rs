@@ -11,6 +11,7 @@ use hearth_proto::invite::{InviteBook, IssuedInvite};
 use hearth_proto::membership::{ControlBody, ControlOp};
 use hearth_proto::progress;
 use hearth_proto::sync::HighWaterMarks;
+use hearth_proto::tally::Tally;
 use hearth_proto::wire;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use hearth_store::{
@@ -20,7 +21,7 @@ use libp2p::PeerId;
 use libp2p::gossipsub::IdentTopic;
 use rand::rngs::StdRng;
 
-use super::{EventLoop, now_ms};
+use super::{EventLoop, now_ms, reads};
 use crate::behaviour::topic_score_params;
 use crate::error::NodeError;
 use crate::event::{ItemBody, NodeEvent};
@@ -84,6 +85,10 @@ pub(crate) struct CircleSlot {
     /// The store was salvaged and no sync round with a member has completed since: own
     /// writes are refused (the own log may be shorter than what members hold).
     pub catching_up: bool,
+    /// What the circle's screens need from its history, folded as entries are stored.
+    pub tally: Tally,
+    /// Since when the tally has changes not yet saved.
+    pub tally_dirty: Option<Instant>,
 }
 
 /// A cached plaintext: a tag byte, then the content or control body encoding.
@@ -116,11 +121,10 @@ pub(crate) fn decode_stored(bytes: &[u8]) -> Option<Entry> {
     wire::decode::<Entry>(bytes, MAX_ENTRY_LEN, "entry").ok()
 }
 
-fn goal_of(opened: &Opened) -> Option<EntryId> {
+/// The entry an opened entry refers to, under which the store indexes it.
+fn target_of(opened: &Opened) -> Option<EntryId> {
     match opened {
-        Opened::Content(Content::CheckIn { goal, .. } | Content::GoalStatus { goal, .. }) => {
-            Some(*goal)
-        }
+        Opened::Content(content) => content.target(),
         _ => None,
     }
 }
@@ -171,6 +175,8 @@ impl CircleSlot {
             muted: BTreeSet::new(),
             milestones: BTreeMap::new(),
             catching_up: false,
+            tally: Tally::new(),
+            tally_dirty: None,
         }
     }
 
@@ -247,14 +253,11 @@ impl EventLoop {
     fn restore_slot(&self, record: &CircleRecord) -> Result<CircleSlot, NodeError> {
         let id = record.circle;
         let mut positions = Vec::new();
-        let mut last_seen: HashMap<MemberId, u64> = HashMap::new();
         let mut max_lamport = 0;
         for entry in self.store.all_entries(id) {
             let entry = entry?;
             max_lamport = max_lamport.max(entry.lamport);
             positions.push((entry.author, entry.seq, entry.id));
-            let seen = last_seen.entry(entry.author).or_default();
-            *seen = (*seen).max(entry.timestamp_ms);
         }
         positions.sort_by_key(|(author, seq, _)| (*author, *seq));
         let mut circle = Circle::restore(record.state.expose(), positions)?;
@@ -292,7 +295,14 @@ impl EventLoop {
         let invites: InviteBook =
             wire::decode(&wire::encode(&issued), usize::MAX, "invite book").unwrap_or_default();
         let mut slot = CircleSlot::new(circle, secret, record.name.clone(), invites);
-        slot.last_seen = last_seen;
+        let (tally, changed) = self.load_tally(id)?;
+        slot.last_seen = tally
+            .last_seen_all()
+            .iter()
+            .map(|(m, t)| (*m, *t))
+            .collect();
+        slot.tally = tally;
+        slot.tally_dirty = changed.then(Instant::now);
         slot.catching_up = self.store.local(id, RESYNC_KEY)?.is_some();
         if slot.catching_up {
             tracing::warn!(circle = %id.short(), "this circle was repaired: it catches up from members before this device writes in it");
@@ -315,7 +325,7 @@ impl EventLoop {
         }
         self.topics.insert(hash, id);
         self.circles.insert(id, slot);
-        self.count_milestones(id, false);
+        self.count_milestones(id, None, false);
     }
 
     fn subscribe(&mut self, slot: &CircleSlot) {
@@ -339,7 +349,7 @@ impl EventLoop {
     /// Persists a new circle (state, member keys) before it is reported.
     pub(super) fn persist_new_circle(
         &mut self,
-        slot: &CircleSlot,
+        slot: &mut CircleSlot,
         first: Option<&Authored>,
         first_body: Option<Vec<u8>>,
     ) -> Result<(), NodeError> {
@@ -352,6 +362,8 @@ impl EventLoop {
                 let stored = stored_entry(id, authored.id, &authored.entry, &authored.bytes, None);
                 self.store
                     .append(&stored, first_body.as_deref(), Some(&record))?;
+                reads::fold(&mut slot.tally, &stored, first_body.as_deref());
+                slot.tally_dirty = Some(Instant::now());
             }
             None => self.store.put_circle(&record)?,
         }
@@ -400,6 +412,7 @@ impl EventLoop {
             self.reload(circle);
             return Err(e.into());
         }
+        self.tally_stored(circle, std::slice::from_ref(&stored), &[cache]);
         self.gossip.first_seen.insert(authored.id, Instant::now());
         let topic = self.circles[&circle].topic.clone();
         match self
@@ -506,7 +519,7 @@ impl EventLoop {
         match self.restore_slot(&record) {
             Ok(slot) => {
                 self.circles.insert(circle, slot);
-                self.count_milestones(circle, false);
+                self.count_milestones(circle, None, false);
             }
             Err(e) => tracing::error!(circle = %circle.short(), error = %e, "cannot reload circle"),
         }
@@ -562,7 +575,7 @@ impl EventLoop {
                 a.id,
                 &a.entry,
                 &a.bytes,
-                goal_of(&a.opened),
+                target_of(&a.opened),
             ));
             staged.caches.push(match &a.opened {
                 Opened::Content(content) => Some(cache_content(content)),
@@ -621,6 +634,7 @@ impl EventLoop {
                 self.reload(circle);
                 continue;
             }
+            self.tally_stored(circle, &batch.entries, &batch.caches);
             self.announce(circle, &batch.accepted, batch.from);
         }
     }
@@ -646,7 +660,7 @@ impl EventLoop {
             .get(&me)
             .map_or(0, |m| m.accepted_guidelines);
         let mut events = Vec::new();
-        let mut progress_moved = false;
+        let mut touched = BTreeSet::new();
         for a in accepted {
             let h = &a.entry.unsigned;
             let body = match &a.opened {
@@ -667,7 +681,7 @@ impl EventLoop {
             };
             match &entry.body {
                 ViewBody::Content(content) => {
-                    progress_moved |= counts_for_progress(content);
+                    touched.extend(self.goal_touched(slot, entry.id, content));
                     events.extend(self.content_events(circle, slot, &entry, &names));
                 }
                 ViewBody::Control(body) => {
@@ -695,8 +709,8 @@ impl EventLoop {
         for event in events {
             self.emit(event);
         }
-        if progress_moved {
-            self.count_milestones(circle, true);
+        if !touched.is_empty() {
+            self.count_milestones(circle, Some(touched), true);
         }
         self.check_still_member(circle);
     }
@@ -789,44 +803,54 @@ impl EventLoop {
         }
     }
 
-    /// Counts every goal's milestones with the progress reducer and, if `announce`, tells
-    /// the UIs about new ones (not for goals of members muted here).
-    pub(super) fn count_milestones(&mut self, circle: CircleId, announce: bool) {
+    /// Counts the milestones of `goals` (every goal of the circle if `None`) with the
+    /// progress reducer, reading only those goals' entries, and, if `announce`, tells the UIs
+    /// about new ones (not for goals of members muted here).
+    pub(super) fn count_milestones(
+        &mut self,
+        circle: CircleId,
+        goals: Option<BTreeSet<EntryId>>,
+        announce: bool,
+    ) {
         let Some(slot) = self.circles.get(&circle) else {
             return;
         };
-        let entries = match self.view_entries(slot) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::warn!(circle = %circle.short(), error = %e, "cannot count milestones");
-                return;
-            }
-        };
-        let goals = progress::goal_progress(&view::progress_events(&entries), reader_today());
+        let goals = goals.unwrap_or_else(|| slot.tally.goals().keys().copied().collect());
+        let today = reader_today();
         let mut events = Vec::new();
-        if announce {
-            for (goal, progress) in &goals {
-                let known = slot.milestones.get(goal).copied().unwrap_or(0);
-                if slot.muted.contains(&progress.author) {
+        let mut counts = Vec::new();
+        for goal in goals {
+            let inputs = match self.goal_events(slot, goal) {
+                Ok(inputs) => inputs,
+                Err(e) => {
+                    tracing::warn!(circle = %circle.short(), error = %e, "cannot count milestones");
                     continue;
                 }
+            };
+            let Some(progress) = progress::goal_progress(&inputs, today).remove(&goal) else {
+                counts.push((goal, None));
+                continue;
+            };
+            if announce && !slot.muted.contains(&progress.author) {
+                let known = slot.milestones.get(&goal).copied().unwrap_or(0);
                 for milestone in progress.milestones.iter().skip(known) {
-                    let author = progress.author;
                     events.push(NodeEvent::Milestone {
                         circle,
-                        author,
-                        goal: *goal,
+                        author: progress.author,
+                        goal,
                         milestone: *milestone,
                     });
                 }
             }
+            counts.push((goal, Some(progress.milestones.len())));
         }
-        let counts = goals
-            .iter()
-            .map(|(goal, p)| (*goal, p.milestones.len()))
-            .collect();
         if let Some(slot) = self.circles.get_mut(&circle) {
-            slot.milestones = counts;
+            for (goal, count) in counts {
+                match count {
+                    Some(n) => slot.milestones.insert(goal, n),
+                    None => slot.milestones.remove(&goal),
+                };
+            }
         }
         for event in events {
             self.emit(event);
@@ -878,6 +902,7 @@ impl EventLoop {
                 tracing::error!(circle = %id.short(), error = %e, "could not save circle state");
             }
         }
+        self.save_tallies(all);
     }
 
     /// Repair commits, scheduled rotation and forgetting expired keys.
@@ -953,16 +978,4 @@ impl EventLoop {
 /// at the same moment.
 fn jitter(me: &MemberId) -> Duration {
     Duration::from_millis(u64::from(me.as_bytes()[0]) * 8)
-}
-
-/// Whether a content kind feeds the progress reducer (and so may change milestones).
-pub(crate) fn counts_for_progress(content: &Content) -> bool {
-    matches!(
-        content,
-        Content::Goal { .. }
-            | Content::CheckIn { .. }
-            | Content::PrivateCheckIn { .. }
-            | Content::GoalStatus { .. }
-            | Content::Delete { .. }
-    )
 }

@@ -1,27 +1,23 @@
 //! Commands from clients, and the views they read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use hearth_proto::circle::{Circle, Opened};
-use hearth_proto::content::{Content, LocalDay};
+use hearth_proto::circle::Circle;
+use hearth_proto::content::Content;
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::membership::{CircleSettings, ControlBody, ControlOp, Role};
-use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
-use hearth_proto::sync::{HighWaterMarks, delivery};
+use hearth_proto::sync::HighWaterMarks;
 use hearth_proto::{CircleId, EntryId, MemberId, wire};
 
-use super::circles::{
-    CircleSlot, cache_content, cache_control, counts_for_progress, decode_stored, uncache,
-};
+use super::circles::{CircleSlot, cache_content, cache_control};
 use super::{EventLoop, Flow, now_ms};
 use crate::client::Command;
 use crate::error::NodeError;
 use crate::event::{
     CircleStatus, CircleSummary, MemberView, MembersView, NodeEvent, NodeStatus, PeerLag,
-    TimelineItem,
 };
-use crate::view::{self, ViewBody, ViewEntry};
+use crate::view::{ViewBody, ViewEntry};
 
 pub(super) fn control(op: ControlOp) -> Option<Vec<u8>> {
     Some(cache_control(&ControlBody {
@@ -235,9 +231,13 @@ impl EventLoop {
             Command::Timeline {
                 circle,
                 limit,
+                before,
                 reply,
             } => {
-                let _ = reply.send(self.timeline(circle, limit));
+                let _ = reply.send(self.timeline_page(circle, limit, before));
+            }
+            Command::Goals { circle, reply } => {
+                let _ = reply.send(self.goals(circle));
             }
             Command::GoalProgress {
                 circle,
@@ -335,8 +335,8 @@ impl EventLoop {
             &mut self.rng,
         )?;
         let id = circle.id();
-        let slot = CircleSlot::new(circle, me, name.to_owned(), Default::default());
-        self.persist_new_circle(&slot, Some(&authored), control(op))?;
+        let mut slot = CircleSlot::new(circle, me, name.to_owned(), Default::default());
+        self.persist_new_circle(&mut slot, Some(&authored), control(op))?;
         self.gossip
             .first_seen
             .insert(authored.id, std::time::Instant::now());
@@ -394,13 +394,9 @@ impl EventLoop {
             .get_mut(&circle)
             .ok_or(NodeError::UnknownCircle(circle))?;
         let authored = slot.circle.post(&content, now_ms(), &mut self.rng)?;
-        let goal = match &content {
-            Content::CheckIn { goal, .. }
-            | Content::GoalStatus { goal, .. }
-            | Content::PrivateCheckIn { goal, .. } => Some(*goal),
-            _ => None,
-        };
-        self.commit_own(circle, &authored, Some(cache_content(&content)), goal)?;
+        // Indexed under what it refers to, so reads of that entry find it.
+        let target = content.target();
+        self.commit_own(circle, &authored, Some(cache_content(&content)), target)?;
         let h = &authored.entry.unsigned;
         let entry = ViewEntry {
             id: authored.id,
@@ -413,11 +409,12 @@ impl EventLoop {
         let slot = self.slot(circle)?;
         let names: HashMap<MemberId, String> = slot.joined_names().into_iter().collect();
         let events = self.content_events(circle, slot, &entry, &names);
+        let touched = self.goal_touched(slot, authored.id, &content);
         for event in events {
             self.emit(event);
         }
-        if counts_for_progress(&content) {
-            self.count_milestones(circle, true);
+        if let Some(goal) = touched {
+            self.count_milestones(circle, Some(BTreeSet::from([goal])), true);
         }
         tracing::debug!(circle = %circle.short(), entry = %authored.id.short(), kind = content.kind_name(), bytes = authored.bytes.len(), "posted");
         Ok(authored.id)
@@ -463,30 +460,22 @@ impl EventLoop {
             .collect()
     }
 
-    fn members(&self, circle: CircleId) -> Result<MembersView, NodeError> {
+    pub(super) fn members(&self, circle: CircleId) -> Result<MembersView, NodeError> {
         let slot = self.slot(circle)?;
         let membership = slot.circle.membership();
-        let mut members = Self::member_views(slot);
-        // Names from the timeline (profiles) override the joined names.
-        let entries = self.view_entries(slot)?;
-        let names = view::display_names(&entries, &slot.joined_names());
-        // The latest version each member accepted: at joining, or later by an entry.
         let current = membership.guidelines.0;
-        let mut accepted: HashMap<MemberId, u32> = HashMap::new();
-        for entry in &entries {
-            if let ViewBody::Content(Content::GuidelinesAccepted { version }) = &entry.body
-                && *version <= current
-            {
-                let latest = accepted.entry(entry.author).or_default();
-                *latest = (*latest).max(*version);
-            }
-        }
+        let mut members = Self::member_views(slot);
+        // Names from profiles override the joined names; guidelines accepted later by entry
+        // count too (both from the circle's tally: no history is read).
         for member in &mut members {
-            if let Some(name) = names.get(&member.member) {
-                member.display_name = name.clone();
+            if let Some(name) = slot
+                .tally
+                .display_name(&member.member, Some(&member.display_name))
+            {
+                member.display_name = name;
             }
-            if let Some(version) = accepted.get(&member.member) {
-                member.accepted_guidelines = member.accepted_guidelines.max(*version);
+            if let Some(version) = slot.tally.accepted_guidelines(&member.member, current) {
+                member.accepted_guidelines = member.accepted_guidelines.max(version);
             }
         }
         Ok(MembersView {
@@ -501,95 +490,30 @@ impl EventLoop {
     }
 
     /// Every stored entry of the circle that is valid under the current membership and that
-    /// this member can open.
+    /// this member can open (walks the whole history: for rounds only).
     pub(super) fn view_entries(&self, slot: &CircleSlot) -> Result<Vec<ViewEntry>, NodeError> {
-        let circle = slot.circle.id();
         let mut out = Vec::new();
-        for stored in self.store.all_entries(circle) {
-            let stored = stored?;
-            let Some(entry) = decode_stored(&stored.bytes) else {
-                continue;
-            };
-            if slot.circle.check_writer(&entry).is_err() {
-                continue;
+        for stored in self.store.all_entries(slot.circle.id()) {
+            if let Some(entry) = self.view_entry(slot, &stored?)? {
+                out.push(entry);
             }
-            let body = match self
-                .store
-                .plaintext(stored.id)?
-                .as_deref()
-                .and_then(uncache)
-            {
-                Some(body) => body,
-                None => match slot.circle.open(&entry) {
-                    Opened::Content(content) => ViewBody::Content(content),
-                    _ => continue,
-                },
-            };
-            out.push(ViewEntry {
-                id: stored.id,
-                author: stored.author,
-                seq: stored.seq,
-                lamport: stored.lamport,
-                timestamp_ms: stored.timestamp_ms,
-                body,
-            });
         }
         Ok(out)
     }
 
-    fn timeline(&self, circle: CircleId, limit: usize) -> Result<Vec<TimelineItem>, NodeError> {
+    /// Every goal of the circle this member can read (from the tally's list of goals).
+    fn goals(&self, circle: CircleId) -> Result<Vec<(EntryId, Content)>, NodeError> {
         let slot = self.slot(circle)?;
-        let entries = self.view_entries(slot)?;
-        let joined = slot.joined_names();
-        let mut items =
-            slot.with_view_options(|options| view::build_timeline(&entries, &joined, options));
-        let skip = items.len().saturating_sub(limit);
-        items.drain(..skip);
-        // Delivery of my own entries, from the marks members' devices reported (in memory).
-        let me = slot.circle.me();
-        let seqs: HashMap<EntryId, u64> = entries
-            .iter()
-            .filter(|e| e.author == me)
-            .map(|e| (e.id, e.seq))
-            .collect();
-        let members = &slot.circle.membership().members;
-        for item in items.iter_mut().filter(|i| i.author == me) {
-            if let Some(seq) = seqs.get(&item.id) {
-                item.delivery = Some(delivery::delivery(
-                    me,
-                    *seq,
-                    members.keys(),
-                    &slot.member_marks,
-                ));
+        let mut out = Vec::new();
+        for goal in slot.tally.goals().keys() {
+            if let Some(stored) = self.store.entry(*goal)?
+                && let Some(entry) = self.view_entry(slot, &stored)?
+                && let ViewBody::Content(content @ Content::Goal { .. }) = entry.body
+            {
+                out.push((*goal, content));
             }
         }
-        Ok(items)
-    }
-
-    fn progress_events(&self, circle: CircleId) -> Result<Vec<ProgressEvent>, NodeError> {
-        let slot = self.slot(circle)?;
-        Ok(view::progress_events(&self.view_entries(slot)?))
-    }
-
-    fn goal_progress(
-        &self,
-        circle: CircleId,
-        today: LocalDay,
-    ) -> Result<Vec<GoalProgress>, NodeError> {
-        let events = self.progress_events(circle)?;
-        Ok(progress::goal_progress(&events, today)
-            .into_values()
-            .collect())
-    }
-
-    fn weekly_summary(
-        &self,
-        circle: CircleId,
-        week: LocalDay,
-        today: LocalDay,
-    ) -> Result<WeeklySummary, NodeError> {
-        let events = self.progress_events(circle)?;
-        Ok(progress::weekly_summary(&events, week, today))
+        Ok(out)
     }
 
     fn status(&self) -> NodeStatus {

@@ -278,13 +278,13 @@ impl EventLoop {
         }
         let id = circle.id();
         let name = circle.membership().name.clone();
-        let slot = CircleSlot::new(
+        let mut slot = CircleSlot::new(
             circle,
             pending.member.clone(),
             name.clone(),
             Default::default(),
         );
-        self.persist_new_circle(&slot, None, None)?;
+        self.persist_new_circle(&mut slot, None, None)?;
         self.register(slot);
         tracing::info!(circle = %id.short(), "joined");
         self.emit(NodeEvent::Joined { circle: id, name });

@@ -11,6 +11,7 @@ mod join;
 mod moderation;
 mod network;
 mod reach;
+mod reads;
 mod retention;
 mod sync;
 

@@ -93,7 +93,7 @@ impl EventLoop {
                     tracing::info!(circle = %circle.short(), entries, keys, "retention deleted expired entries and keys");
                     report.entries += entries;
                     report.keys += keys;
-                    self.count_milestones(circle, false);
+                    self.count_milestones(circle, None, false);
                     self.emit(NodeEvent::RetentionEnforced {
                         circle,
                         entries,

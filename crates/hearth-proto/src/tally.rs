@@ -1,0 +1,321 @@
+//! The tally: what a circle's screens show that would otherwise need its whole history,
+//! folded one entry at a time, so that no read and no write walks the history.
+//!
+//! A device folds every entry it stores, once, in any order across authors and in seq order
+//! within an author (the order in which entries are accepted). The tally remembers, per
+//! author, the highest seq it folded ([`Tally::folded`]), so a device that persists the tally
+//! now and then refolds only the entries stored after its last save (folding an entry twice
+//! changes nothing).
+//!
+//! Rules (the same as a walk over the whole history would give):
+//! - **Names.** A member's display name is her latest [`Content::Profile`] (by lamport), else
+//!   the name she joined with in the current membership, else the first name an `Add` or
+//!   `Create` in the history gave her (former members).
+//! - **Guidelines accepted by entry.** The versions each member accepted with
+//!   [`Content::GuidelinesAccepted`]; a reader counts the largest that is not above the
+//!   circle's current version ([`Tally::accepted_guidelines`]). At most
+//!   [`MAX_ACCEPTED_VERSIONS`] versions are kept per member (the largest ones).
+//! - **Last seen.** The largest entry timestamp of each author.
+//! - **Goals.** Every goal entry, with its author and visibility, so a check-in can be
+//!   presented and the progress reducer ([`crate::progress`]) can be fed one goal's entries at
+//!   a time (the store indexes the entries that refer to a goal).
+//!
+//! Memory: per member a name, at most [`MAX_ACCEPTED_VERSIONS`] versions and two integers;
+//! per goal 40 bytes. Nothing per text.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{Content, Visibility};
+use crate::ids::{EntryId, MemberId};
+use crate::membership::{ControlBody, ControlOp};
+use crate::wire::{self, DecodeError};
+
+/// How many accepted guidelines versions the tally keeps per member.
+pub const MAX_ACCEPTED_VERSIONS: usize = 16;
+
+/// The largest encoded tally [`Tally::decode`] accepts.
+pub const MAX_TALLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A goal as the tally knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TalliedGoal {
+    /// Who set it (only her check-ins count).
+    pub author: MemberId,
+    /// Who sees its check-ins in full.
+    pub visibility: Visibility,
+}
+
+/// What is folded of one entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Folded<'a> {
+    /// A content entry, opened.
+    Content(&'a Content),
+    /// A control entry, opened.
+    Control(&'a ControlBody),
+    /// An entry this member cannot read: only its position and time count.
+    Unreadable,
+}
+
+/// The position and time of a folded entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldedAt {
+    /// Its id.
+    pub id: EntryId,
+    /// Its author.
+    pub author: MemberId,
+    /// Its seq in the author's log.
+    pub seq: u64,
+    /// Its lamport.
+    pub lamport: u64,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+}
+
+/// The folded summary of a circle's history. See the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    folded: BTreeMap<MemberId, u64>,
+    profiles: BTreeMap<MemberId, (u64, String)>,
+    joined: BTreeMap<MemberId, String>,
+    accepted: BTreeMap<MemberId, BTreeSet<u32>>,
+    last_seen: BTreeMap<MemberId, u64>,
+    goals: BTreeMap<EntryId, TalliedGoal>,
+}
+
+impl Tally {
+    /// An empty tally (no entry folded).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one entry. Returns `false` (and changes nothing) if an entry at or after this
+    /// seq of the same author was already folded.
+    pub fn fold(&mut self, at: FoldedAt, body: Folded<'_>) -> bool {
+        if self.folded.get(&at.author).is_some_and(|s| *s >= at.seq) {
+            return false;
+        }
+        self.folded.insert(at.author, at.seq);
+        let seen = self.last_seen.entry(at.author).or_default();
+        *seen = (*seen).max(at.timestamp_ms);
+        match body {
+            Folded::Content(Content::Profile { display_name }) => {
+                let newer = self
+                    .profiles
+                    .get(&at.author)
+                    .is_none_or(|(lamport, _)| *lamport <= at.lamport);
+                if newer {
+                    self.profiles
+                        .insert(at.author, (at.lamport, display_name.clone()));
+                }
+            }
+            Folded::Content(Content::GuidelinesAccepted { version }) => {
+                let versions = self.accepted.entry(at.author).or_default();
+                versions.insert(*version);
+                while versions.len() > MAX_ACCEPTED_VERSIONS {
+                    versions.pop_first();
+                }
+            }
+            Folded::Content(Content::Goal { visibility, .. }) => {
+                self.goals.insert(
+                    at.id,
+                    TalliedGoal {
+                        author: at.author,
+                        visibility: *visibility,
+                    },
+                );
+            }
+            Folded::Control(ControlBody {
+                op:
+                    ControlOp::Add {
+                        member,
+                        display_name,
+                        ..
+                    },
+                ..
+            }) => {
+                self.joined
+                    .entry(member.id)
+                    .or_insert_with(|| display_name.clone());
+            }
+            Folded::Control(ControlBody {
+                op: ControlOp::Create { display_name, .. },
+                ..
+            }) => {
+                self.joined
+                    .entry(at.author)
+                    .or_insert_with(|| display_name.clone());
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Per author, the highest seq folded.
+    pub fn folded(&self) -> &BTreeMap<MemberId, u64> {
+        &self.folded
+    }
+
+    /// A member's display name: her latest profile, else `current` (the name she joined with
+    /// in the current membership), else the name the history gave her when she joined.
+    pub fn display_name(&self, member: &MemberId, current: Option<&str>) -> Option<String> {
+        self.profiles
+            .get(member)
+            .map(|(_, name)| name.clone())
+            .or_else(|| current.map(str::to_owned))
+            .or_else(|| self.joined.get(member).cloned())
+    }
+
+    /// Every member the tally or `current` can name, with the name a reader shows.
+    pub fn display_names<'a>(
+        &self,
+        current: impl IntoIterator<Item = (&'a MemberId, &'a str)>,
+    ) -> BTreeMap<MemberId, String> {
+        let mut names: BTreeMap<MemberId, String> = self.joined.clone();
+        for (member, name) in current {
+            names.insert(*member, name.to_owned());
+        }
+        for (member, (_, name)) in &self.profiles {
+            names.insert(*member, name.clone());
+        }
+        names
+    }
+
+    /// The largest guidelines version `member` accepted by entry that is at most `current`.
+    pub fn accepted_guidelines(&self, member: &MemberId, current: u32) -> Option<u32> {
+        self.accepted
+            .get(member)?
+            .range(..=current)
+            .next_back()
+            .copied()
+    }
+
+    /// The largest timestamp of an entry by `member`.
+    pub fn last_seen(&self, member: &MemberId) -> Option<u64> {
+        self.last_seen.get(member).copied()
+    }
+
+    /// Every author's last-seen time.
+    pub fn last_seen_all(&self) -> &BTreeMap<MemberId, u64> {
+        &self.last_seen
+    }
+
+    /// Every goal of the circle.
+    pub fn goals(&self) -> &BTreeMap<EntryId, TalliedGoal> {
+        &self.goals
+    }
+
+    /// The tally's bytes, for a device to persist (versioned).
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// Reads [`Tally::encode`]'s bytes back.
+    pub fn decode(bytes: &[u8]) -> Result<Tally, DecodeError> {
+        wire::decode(bytes, MAX_TALLY_BYTES, "tally")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(n: u8) -> MemberId {
+        MemberId::from_bytes([n; 32])
+    }
+
+    fn at(n: u8, author: u8, seq: u64, lamport: u64) -> FoldedAt {
+        FoldedAt {
+            id: EntryId::from_bytes([n; 32]),
+            author: member(author),
+            seq,
+            lamport,
+            timestamp_ms: 1000 * lamport,
+        }
+    }
+
+    fn profile(name: &str) -> Content {
+        Content::Profile {
+            display_name: name.into(),
+        }
+    }
+
+    #[test]
+    fn the_latest_profile_names_a_member_whatever_the_folding_order_across_authors() {
+        let mut tally = Tally::new();
+        assert!(tally.fold(at(1, 1, 0, 1), Folded::Content(&profile("Ana"))));
+        assert!(tally.fold(at(2, 1, 1, 5), Folded::Content(&profile("Ana B."))));
+        assert!(tally.fold(at(3, 2, 0, 3), Folded::Unreadable));
+        assert_eq!(
+            tally.display_name(&member(1), Some("joined")).as_deref(),
+            Some("Ana B.")
+        );
+        assert_eq!(
+            tally.display_name(&member(2), Some("Bea")).as_deref(),
+            Some("Bea")
+        );
+        assert_eq!(tally.display_name(&member(3), None), None);
+        assert_eq!(tally.last_seen(&member(1)), Some(5000));
+    }
+
+    #[test]
+    fn folding_an_entry_again_changes_nothing() {
+        let mut tally = Tally::new();
+        tally.fold(at(1, 1, 0, 1), Folded::Content(&profile("Ana")));
+        tally.fold(at(2, 1, 1, 2), Folded::Content(&profile("Ana B.")));
+        let before = tally.clone();
+        assert!(!tally.fold(at(1, 1, 0, 1), Folded::Content(&profile("Ana"))));
+        assert!(!tally.fold(at(9, 1, 1, 9), Folded::Content(&profile("Eve"))));
+        assert_eq!(tally, before);
+        assert_eq!(Tally::decode(&tally.encode()).unwrap(), tally);
+    }
+
+    #[test]
+    fn accepted_guidelines_count_up_to_the_current_version() {
+        let mut tally = Tally::new();
+        for (seq, version) in [(0, 2), (1, 7), (2, 1)] {
+            tally.fold(
+                at(seq as u8 + 1, 1, seq, seq),
+                Folded::Content(&Content::GuidelinesAccepted { version }),
+            );
+        }
+        assert_eq!(tally.accepted_guidelines(&member(1), 3), Some(2));
+        assert_eq!(tally.accepted_guidelines(&member(1), 9), Some(7));
+        assert_eq!(tally.accepted_guidelines(&member(2), 9), None);
+        for v in 0..100 {
+            tally.fold(
+                at(200, 1, 3 + v, 3 + v),
+                Folded::Content(&Content::GuidelinesAccepted {
+                    version: v as u32 + 10,
+                }),
+            );
+        }
+        assert_eq!(
+            tally.accepted.get(&member(1)).unwrap().len(),
+            MAX_ACCEPTED_VERSIONS
+        );
+    }
+
+    #[test]
+    fn goals_are_remembered_with_their_author_and_visibility() {
+        let mut tally = Tally::new();
+        let goal = Content::Goal {
+            title: "walk".into(),
+            why: None,
+            cadence: crate::content::Cadence::Daily,
+            visibility: Visibility::DoneOnly,
+            grace_days: 0,
+            rest_days: crate::content::WeekdaySet::EMPTY,
+            start: crate::content::LocalDay(0),
+        };
+        tally.fold(at(5, 2, 0, 1), Folded::Content(&goal));
+        assert_eq!(
+            tally.goals().get(&EntryId::from_bytes([5; 32])),
+            Some(&TalliedGoal {
+                author: member(2),
+                visibility: Visibility::DoneOnly
+            })
+        );
+    }
+}
