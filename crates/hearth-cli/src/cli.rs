@@ -196,6 +196,11 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_relay_server: bool,
 
+    /// Do not ask the home router to forward a port to this device (UPnP). With UPnP on (the
+    /// default) and a router that allows it, devices in other homes connect directly.
+    #[arg(long)]
+    pub no_upnp: bool,
+
     /// An address range to treat as public (repeatable), e.g. 203.0.113.0/24. Only for
     /// simulated or private internets: real public addresses are recognised by themselves.
     #[arg(long, value_name = "CIDR")]

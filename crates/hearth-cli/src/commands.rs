@@ -232,6 +232,7 @@ async fn up(dir: &DataDir, args: UpArgs) -> Result<(), Failure> {
         bootstrap: multiaddrs(&args.bootstrap, "--bootstrap")?,
         relays: multiaddrs(&args.relay, "--relay")?,
         relay_server: !args.no_relay_server,
+        upnp: !args.no_upnp,
         public_ranges: args
             .public_range
             .iter()
@@ -531,7 +532,10 @@ async fn invite(dir: &DataDir, out: &Output, a: InviteArgs) -> Result<(), Failur
         .await?;
     // A ticket that can only work inside this network gets a plain warning and advice.
     if let Ok(status) = c.get::<StatusView>(&["status"], &[]).await
-        && !matches!(status.reachability.as_str(), "public" | "relayed")
+        && !matches!(
+            status.reachability.as_str(),
+            "public" | "mapped" | "relayed"
+        )
     {
         note(format!(
             "Warning: this ticket may only work on your own network. {}.\n\

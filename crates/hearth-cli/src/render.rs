@@ -682,6 +682,9 @@ pub fn status(s: &StatusView) -> String {
     }
     let reach = match s.reachability.as_str() {
         "public" => "public (other homes can connect to this device)",
+        "mapped" => {
+            "behind a NAT with a mapped port (the router forwards it: other homes can connect directly)"
+        }
         "relayed" => "behind a NAT, reachable through a relay",
         "unreachable" => "not reachable from other homes",
         _ => "not known yet",

@@ -463,6 +463,133 @@ fn two_devices_in_one_home_connect_directly_with_the_ticket() {
 }
 
 const RELAY_BIN: &str = env!("CARGO_BIN_EXE_hearth-test-relay");
+const STUN_BIN: &str = env!("CARGO_BIN_EXE_hearth-test-stun");
+/// The port of the STUN server the UPnP routers ask for their public address.
+const STUN_PORT: u16 = 3478;
+
+/// Starts the test STUN server on `host`, waiting until it listens.
+fn start_stun(net: &mut Internet, host: &Host) {
+    use std::io::BufRead;
+    let mut child = net
+        .command(&host.ns, STUN_BIN)
+        .args([host.ip.to_string(), STUN_PORT.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the STUN server starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    net.adopt(child);
+    assert_eq!(line.trim(), "ready", "the STUN server says it is ready");
+}
+
+/// Scenario "UPnP homes": Ana and Ben are each behind a router running miniupnpd; nobody is
+/// public and there is no relay. Each daemon maps its port on its router, knows it is
+/// reachable through the mapping and puts the router's address first in tickets; Ben joins
+/// with Ana's ticket over a direct connection to her router's forwarded port.
+#[test]
+fn upnp_homes_map_their_ports_and_connect_directly() {
+    let _serial = one_at_a_time();
+    let Some(mut net) = Internet::new_with("upnp_homes", &["miniupnpd", "iptables-legacy"]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let stun_host = net.public_host("stun");
+    let mut home_a = net.upnp_home("homea");
+    let mut home_b = net.upnp_home("homeb");
+    let ana_host = net.host_in(&mut home_a, "ana");
+    let ben_host = net.host_in(&mut home_b, "ben");
+    start_stun(&mut net, &stun_host);
+    let upnp_logs = [
+        net.start_miniupnpd(&home_a, stun_host.ip, STUN_PORT, tmp.path()),
+        net.start_miniupnpd(&home_b, stun_host.ip, STUN_PORT, tmp.path()),
+    ];
+    let show_upnp_logs = || {
+        for log in &upnp_logs {
+            eprintln!(
+                "--- {} ---\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    };
+    let net = net;
+    let mut ana = Device::new(&net, tmp.path(), ana_host, "Ana");
+    let mut ben = Device::new(&net, tmp.path(), ben_host, "Ben");
+    let start = Instant::now();
+    ana.up(&[]);
+    ben.up(&[]);
+    // Both map their ports and know it: "mapped", not "public" and not "relayed".
+    for member in [&ana, &ben] {
+        let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eventually(
+                &format!("{}'s router to map her port", member.name),
+                NETWORK_TIMEOUT,
+                || (member.reachability() == "mapped").then_some(()),
+            )
+        }));
+        if let Err(panic) = mapped {
+            show_upnp_logs();
+            std::panic::resume_unwind(panic);
+        }
+    }
+    let mapped_at = start.elapsed();
+    let ana_public = format!("/ip4/{}/tcp/{PORT}", home_a.wan_ip);
+    assert!(
+        ana.status()["external_addrs"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&ana_public))),
+        "Ana's mapped address is a confirmed external address: {}",
+        ana.status()["external_addrs"]
+    );
+
+    let circle = "Two homes";
+    ana.create(circle);
+    let ticket = ana.invite(circle);
+    let addresses = hearth_proto::invite::Ticket::parse(&ticket)
+        .expect("a valid ticket")
+        .addresses()
+        .to_vec();
+    assert!(
+        addresses
+            .first()
+            .is_some_and(|a| a.starts_with(&format!("/ip4/{}/", home_a.wan_ip))),
+        "Ana's ticket starts with her router's mapped address: {addresses:?}"
+    );
+    assert!(
+        addresses.iter().any(|a| a.starts_with(&ana_public)),
+        "the ticket holds {ana_public}: {addresses:?}"
+    );
+    let joined_from = Instant::now();
+    ben.join(&ticket);
+    let joined = joined_from.elapsed();
+    let ana_id = ana.peer_id();
+    let ben_id = ben.peer_id();
+    let direct = ben.connections_to(&ana_id);
+    assert!(
+        direct
+            .iter()
+            .any(|(relayed, addr)| !relayed && addr.contains(&home_a.wan_ip.to_string())),
+        "Ben holds a direct connection to Ana's router's forwarded port: {direct:?}"
+    );
+    ben.send(circle, "hello across the forwarded port");
+    let first = ana.wait_for_message(circle, "hello across the forwarded port");
+    ana.send(circle, "and back");
+    let reply = ben.wait_for_message(circle, "and back");
+    assert!(
+        ana.connections_to(&ben_id)
+            .iter()
+            .all(|(relayed, _)| !relayed),
+        "no relayed connection between them"
+    );
+    eprintln!(
+        "UPnP homes: both mapped after {mapped_at:.1?}; Ben joined in {joined:.1?} (connected \
+         directly); first message Ben→Ana in {first:.1?}; reply Ana→Ben in {reply:.1?}"
+    );
+}
 
 /// Starts the stock relay on `host` and returns its address with `/p2p/<id>`.
 fn start_stock_relay(net: &mut Internet, host: &Host) -> String {

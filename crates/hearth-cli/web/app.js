@@ -795,7 +795,7 @@ async function renderInvite(body, detail) {
 }
 
 /** Reachability words that mean others outside this network can reach this device. */
-const REACHABLE = ['public', 'relayed'];
+const REACHABLE = ['public', 'mapped', 'relayed'];
 
 /** "not known yet: …" → "Not known yet: ….", for a reason shown as a sentence. */
 function sentence(text) {
@@ -940,6 +940,7 @@ async function showStatus() {
   if (state.nav !== nav0) return;
   const reach = {
     public: 'People in other homes can reach this computer directly.',
+    mapped: 'People in other homes can reach this computer directly: your router forwards a port to it (UPnP).',
     relayed: 'People in other homes can reach this computer through a relay.',
     unreachable: 'People in other homes cannot reach this computer directly right now. Invites from it may only work on your own network.',
   }[s.reachability] ?? 'Not known yet.';

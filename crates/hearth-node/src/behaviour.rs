@@ -18,6 +18,7 @@ use libp2p::{
 
 use crate::codec::Codec;
 use crate::config::NodeConfig;
+use crate::portmap::PortMapper;
 use crate::protocol::{JoinRequest, JoinResponse, SyncRequestFrame, SyncResponseFrame};
 
 /// The protocol of the join handshake.
@@ -84,6 +85,8 @@ pub struct Behaviour {
     pub relay_server: Toggle<CircleRelay>,
     /// Hole punching.
     pub dcutr: dcutr::Behaviour,
+    /// UPnP port mapping on the home router (off when the configuration says so).
+    pub upnp: Toggle<PortMapper>,
 }
 
 /// The content-addressed message id: BLAKE3 of the data, which is the entry id.
@@ -199,6 +202,15 @@ impl Behaviour {
             None
         };
 
+        let upnp = if config.upnp {
+            let ranges = config.public_ranges.clone();
+            PortMapper::new(std::sync::Arc::new(move |ip| {
+                crate::node::is_public_ip(ip, &ranges)
+            }))
+        } else {
+            None
+        };
+
         let relay_server = config.relay_server.then(|| {
             let allow = relay_allow.clone();
             // Circle members' traffic is small text; a relayed connection may be the only one
@@ -254,6 +266,7 @@ impl Behaviour {
             relay_client,
             relay_server: Toggle::from(relay_server),
             dcutr: dcutr::Behaviour::new(peer_id),
+            upnp: Toggle::from(upnp),
         })
     }
 }

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     /// server only answers once the device is known to be reachable (a confirmed external
     /// address), so it is on by default.
     pub relay_server: bool,
+    /// Ask the home router to forward this device's ports (UPnP IGD), so devices in other
+    /// homes reach it directly. On by default; a router without UPnP costs one search at start.
+    pub upnp: bool,
     /// Address ranges to treat as public besides the globally routable ones. Real devices
     /// leave this empty; simulated internets (e.g. `203.0.113.0/24`) list their ranges so
     /// reachability checks accept them. A non-empty list also lets AutoNAT probe any address.
@@ -80,6 +83,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             relays: Vec::new(),
             relay_server: true,
+            upnp: true,
             public_ranges: Vec::new(),
             sync_interval: Duration::from_secs(30),
             discovery_interval: Duration::from_secs(300),
@@ -107,6 +111,8 @@ impl NodeConfig {
                     .expect("a valid multiaddr literal"),
             ],
             mdns: false,
+            // Loopback only: no router to ask.
+            upnp: false,
             sync_interval: Duration::from_secs(2),
             discovery_interval: Duration::from_secs(5),
             repair_delay: Duration::from_secs(2),

@@ -369,6 +369,14 @@ pub enum Reachability {
         /// How that was confirmed.
         reason: String,
     },
+    /// Behind a NAT whose router forwards a port to this device (UPnP): reachable directly on
+    /// the router's public address.
+    Mapped {
+        /// The router's public address and the mapped port.
+        address: Multiaddr,
+        /// A sentence for status.
+        reason: String,
+    },
     /// Not reachable directly, but through relay reservations.
     Relayed {
         /// The circuit addresses held.
@@ -384,11 +392,12 @@ pub enum Reachability {
 }
 
 impl Reachability {
-    /// A short stable word: `unknown`, `public`, `relayed` or `unreachable`.
+    /// A short stable word: `unknown`, `public`, `mapped`, `relayed` or `unreachable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unknown { .. } => "unknown",
             Self::Public { .. } => "public",
+            Self::Mapped { .. } => "mapped",
             Self::Relayed { .. } => "relayed",
             Self::Unreachable { .. } => "unreachable",
         }
@@ -399,6 +408,7 @@ impl Reachability {
         match self {
             Self::Unknown { reason }
             | Self::Public { reason, .. }
+            | Self::Mapped { reason, .. }
             | Self::Relayed { reason, .. }
             | Self::Unreachable { reason } => reason,
         }

@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod event;
 mod node;
+mod portmap;
 pub mod protocol;
 pub mod rate;
 mod repair;
@@ -55,6 +56,7 @@ pub use event::{
     TimelinePage,
 };
 pub use node::{EventLoop, new, spawn};
+pub use portmap::PortMapEvent;
 pub use repair::{salvage, stored_entry_is_authentic};
 
 /// Address ranges, as [`NodeConfig::public_ranges`] takes them.

@@ -63,6 +63,8 @@ pub struct UpOptions {
     pub relays: Vec<Multiaddr>,
     /// Relay for peers that share a circle.
     pub relay_server: bool,
+    /// Port mapping on the home router (UPnP).
+    pub upnp: bool,
     /// Address ranges treated as public (simulated internets).
     pub public_ranges: Vec<hearth_node::ipnet::IpNet>,
     /// The passphrase KDF of a profile created in the web app (first run).
@@ -152,6 +154,7 @@ pub async fn up(
             config.bootstrap = options.bootstrap.clone();
             config.relays = options.relays.clone();
             config.relay_server = options.relay_server;
+            config.upnp = options.upnp;
             config.public_ranges = options.public_ranges.clone();
             config
         }

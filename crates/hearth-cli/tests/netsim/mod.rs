@@ -7,6 +7,10 @@
 //!   inbound packet, IPv4 and IPv6 (a stateful firewall; IPv6 is routed without NAT). Homes
 //!   get 198.51.100.0/25, 198.51.100.128/25, 192.0.2.0/25 and 192.0.2.128/25, and
 //!   2001:db8:<n>::/64.
+//! - A UPnP home's router runs miniupnpd (Debian package `miniupnpd-iptables`), whose rules
+//!   are the only way in: its chains hang off the router's PREROUTING and FORWARD, before the
+//!   drop. miniupnpd's libiptc speaks the legacy iptables interface, so that router's whole
+//!   firewall is built with `iptables-legacy` (one rule set, in the order written here).
 //!
 //! Only those documentation ranges are used, only inside namespaces this module creates.
 //! Namespace names carry the process id and a counter, so tests may run in parallel. Dropping
@@ -52,6 +56,8 @@ pub struct Home {
     pub wan_ip: Ipv4Addr,
     index: u8,
     hosts: u8,
+    /// The router runs miniupnpd (see [`Internet::upnp_home`]).
+    upnp: bool,
 }
 
 /// The simulated internet. Drop tears it down.
@@ -68,21 +74,21 @@ pub struct Internet {
 }
 
 /// Why the simulated internet cannot be built here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
+fn missing_prerequisite(extra: &[&str]) -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("the tests must run as root to create network namespaces".into());
     }
-    for tool in ["ip", "iptables", "ip6tables"] {
+    for tool in ["ip", "iptables", "ip6tables"].iter().chain(extra) {
         let found = Command::new(tool)
-            .arg("-V")
+            .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok();
         if !found {
             return Some(format!(
-                "`{tool}` is missing (Debian packages iproute2 and iptables)"
+                "`{tool}` is missing (Debian packages iproute2, iptables and miniupnpd-iptables)"
             ));
         }
     }
@@ -110,7 +116,12 @@ fn must(args: &[&str]) {
 impl Internet {
     /// Builds an empty internet, or says loudly why it cannot (and fails under `CI=true`).
     pub fn new(test: &str) -> Option<Internet> {
-        if let Some(why) = missing_prerequisite() {
+        Self::new_with(test, &[])
+    }
+
+    /// Like [`Internet::new`], when the test also needs the programs `tools`.
+    pub fn new_with(test: &str, tools: &[&str]) -> Option<Internet> {
+        if let Some(why) = missing_prerequisite(tools) {
             let msg = format!("SKIPPING {test}: {why}");
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("{msg} (CI=true: a missing prerequisite is a failure)");
@@ -238,6 +249,22 @@ impl Internet {
 
     /// A home behind a NAT router with a stateful firewall (unsolicited inbound dropped).
     pub fn home(&mut self, name: &str, nat: Nat) -> Home {
+        self.build_home(name, nat, false)
+    }
+
+    /// A home whose router (a cone NAT with a stateful firewall) forwards ports on request
+    /// with UPnP IGD, once [`Internet::start_miniupnpd`] runs. Its firewall lets in nothing
+    /// unsolicited but what miniupnpd's chains accept.
+    pub fn upnp_home(&mut self, name: &str) -> Home {
+        self.build_home(name, Nat::Cone, true)
+    }
+
+    fn build_home(&mut self, name: &str, nat: Nat, upnp: bool) -> Home {
+        let (iptables, ip6tables) = if upnp {
+            ("iptables-legacy", "ip6tables-legacy")
+        } else {
+            ("iptables", "ip6tables")
+        };
         let index = self.homes.len() as u8;
         assert!(index < 4, "at most four homes");
         let router = format!("{}-{name}", self.prefix);
@@ -284,8 +311,24 @@ impl Internet {
             &router,
             &["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"],
         );
+        if upnp {
+            // miniupnpd's chains (its iptables_init.sh, with the legacy tool): port
+            // forwards in nat PREROUTING, their accept rules in FORWARD before the drop.
+            for (table, chain, hook, dir) in [
+                ("nat", "MINIUPNPD", "PREROUTING", "-i"),
+                ("nat", "MINIUPNPD-POSTROUTING", "POSTROUTING", "-o"),
+                ("mangle", "MINIUPNPD", "PREROUTING", "-i"),
+            ] {
+                self.exec_ok(&router, &[iptables, "-t", table, "-N", chain]);
+                self.exec_ok(
+                    &router,
+                    &[iptables, "-t", table, "-A", hook, dir, "wan", "-j", chain],
+                );
+            }
+            self.exec_ok(&router, &[iptables, "-t", "filter", "-N", "MINIUPNPD"]);
+        }
         let mut masquerade = vec![
-            "iptables",
+            iptables,
             "-t",
             "nat",
             "-A",
@@ -299,7 +342,7 @@ impl Internet {
             masquerade.push("--random-fully");
         }
         self.exec_ok(&router, &masquerade);
-        for tool in ["iptables", "ip6tables"] {
+        for tool in [iptables, ip6tables] {
             for chain in ["FORWARD", "INPUT"] {
                 self.exec_ok(
                     &router,
@@ -317,6 +360,23 @@ impl Internet {
                         "ACCEPT",
                     ],
                 );
+                if upnp && tool == iptables && chain == "FORWARD" {
+                    self.exec_ok(
+                        &router,
+                        &[
+                            tool,
+                            "-A",
+                            chain,
+                            "-i",
+                            "wan",
+                            "!",
+                            "-o",
+                            "wan",
+                            "-j",
+                            "MINIUPNPD",
+                        ],
+                    );
+                }
                 self.exec_ok(&router, &[tool, "-A", chain, "-i", "wan", "-j", "DROP"]);
             }
         }
@@ -325,7 +385,67 @@ impl Internet {
             wan_ip,
             index,
             hosts: 0,
+            upnp,
         }
+    }
+
+    /// Starts miniupnpd on a UPnP home's router, with its configuration in `dir`: WAN `wan`,
+    /// serving the LAN bridge, `secure_mode` (a device maps ports only to itself), allowed
+    /// for the home's range and unprivileged ports only. It learns its public address from
+    /// the STUN server at `stun` (see `hearth-test-stun`): miniupnpd refuses to map ports
+    /// when the router's own address is in a reserved range, as every simulated one is.
+    /// Returns the daemon's log file. Killed when the internet is torn down.
+    pub fn start_miniupnpd(
+        &mut self,
+        home: &Home,
+        stun: Ipv4Addr,
+        stun_port: u16,
+        dir: &std::path::Path,
+    ) -> std::path::PathBuf {
+        assert!(home.upnp, "{} was not built with upnp_home", home.router);
+        let (lan, prefix) = Self::lan(home.index, 0);
+        let conf = dir.join(format!("miniupnpd-{}.conf", home.router));
+        let pid = dir.join(format!("miniupnpd-{}.pid", home.router));
+        let log = dir.join(format!("miniupnpd-{}.log", home.router));
+        std::fs::write(
+            &conf,
+            format!(
+                "ext_ifname=wan\n\
+                 listening_ip=lan\n\
+                 http_port=0\n\
+                 enable_natpmp=no\n\
+                 enable_upnp=yes\n\
+                 ipv6_disable=yes\n\
+                 secure_mode=yes\n\
+                 system_uptime=yes\n\
+                 ext_perform_stun=yes\n\
+                 ext_stun_host={stun}\n\
+                 ext_stun_port={stun_port}\n\
+                 upnp_forward_chain=MINIUPNPD\n\
+                 upnp_nat_chain=MINIUPNPD\n\
+                 upnp_nat_postrouting_chain=MINIUPNPD-POSTROUTING\n\
+                 uuid=3f2a5e4c-1b6d-4c8e-9a7f-00000000000{}\n\
+                 allow 1024-65535 {lan}/{prefix} 1024-65535\n\
+                 deny 0-65535 0.0.0.0/0 0-65535\n",
+                home.index
+            ),
+        )
+        .unwrap();
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(&home.router, "miniupnpd")
+            .arg("-d")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-P")
+            .arg(&pid)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("miniupnpd starts (Debian package miniupnpd-iptables)");
+        self.adopt(child);
+        log
     }
 
     /// The LAN address number `host` of home `index`, and the prefix length.

@@ -39,6 +39,7 @@ use crate::event::NodeEvent;
 use crate::rate::RateLimiter;
 
 pub(crate) use circles::CircleSlot;
+pub(crate) use reach::is_public_ip;
 
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 64;
@@ -301,6 +302,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(B::RelayClient(event)) => self.on_relay_client(event),
             SwarmEvent::Behaviour(B::RelayServer(event)) => self.on_relay_server(event),
             SwarmEvent::Behaviour(B::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(B::Upnp(event)) => self.on_port_map(event),
             SwarmEvent::Behaviour(B::Ping(_) | B::Block(_) | B::Limits(_)) => {}
             other => self.on_connection_event(other),
         }

@@ -20,6 +20,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, autonat, dcutr, relay};
 
 use super::EventLoop;
 use crate::event::{ConnectionInfo, Reachability};
+use crate::portmap::PortMapEvent;
 
 /// The protocol a relay server speaks (advertised through identify when it serves).
 pub(crate) const HOP_PROTOCOL: StreamProtocol =
@@ -51,6 +52,8 @@ enum AddressSource {
     Inbound,
     /// AutoNAT: a peer dialed back on it when asked.
     DialBack,
+    /// The home router forwards it to this device (UPnP port mapping).
+    Mapped,
 }
 
 /// One relay this device holds (or tries to hold) a reservation on.
@@ -192,6 +195,13 @@ fn is_global(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether an IP address can be reached from the internet: a global address, or one in
+/// `public_ranges` (simulated internets). The UPnP port mapper uses it for the router's
+/// address too.
+pub(crate) fn is_public_ip(ip: IpAddr, public_ranges: &[ipnet::IpNet]) -> bool {
+    is_global(ip) || public_ranges.iter().any(|r| r.contains(&ip))
+}
+
 impl EventLoop {
     /// Whether `addr` can be reached from the internet: a global address, or one in the
     /// configured public ranges. Relayed addresses count when the relay's address does.
@@ -199,7 +209,7 @@ impl EventLoop {
         let Some(ip) = ip_of(addr) else {
             return false;
         };
-        is_global(ip) || self.config.public_ranges.iter().any(|r| r.contains(&ip))
+        is_public_ip(ip, &self.config.public_ranges)
     }
 
     /// Whether `addr` (with or without a trailing `/p2p/…`) is one this device listens on:
@@ -372,6 +382,45 @@ impl EventLoop {
     /// An external address that no longer holds.
     pub(super) fn reach_external_expired(&mut self, address: &Multiaddr) {
         self.reach.confirmed.retain(|(a, _)| a != address);
+    }
+
+    /// What the UPnP port mapper reports. A mapped address is a confirmed external address
+    /// at once (the router said it forwards it): tickets carry it first, the relay server
+    /// turns on, and no relay slot is needed. A missing or unusable router is said once, at
+    /// INFO: most homes without UPnP reach others through hole punching or a relay.
+    pub(super) fn on_port_map(&mut self, event: PortMapEvent) {
+        match event {
+            PortMapEvent::Mapped { local, external } => {
+                tracing::info!(%local, %external, "the home router forwards a port to this device (UPnP)");
+                if let Some(entry) = self
+                    .reach
+                    .confirmed
+                    .iter_mut()
+                    .find(|(a, _)| *a == external)
+                {
+                    entry.1 = AddressSource::Mapped;
+                } else {
+                    self.reach
+                        .confirmed
+                        .push((external.clone(), AddressSource::Mapped));
+                }
+                self.swarm.add_external_address(external);
+            }
+            PortMapEvent::Expired { external, reason } => {
+                tracing::info!(%external, %reason, "the home router no longer forwards a port to this device (UPnP)");
+                self.reach.confirmed.retain(|(a, _)| *a != external);
+                self.swarm.remove_external_address(&external);
+            }
+            PortMapEvent::Failed { local, reason } => {
+                tracing::info!(%local, %reason, "the home router refused to forward a port (UPnP)");
+            }
+            PortMapEvent::GatewayNotFound { reason } => {
+                tracing::info!(%reason, "no UPnP router found: no port mapping");
+            }
+            PortMapEvent::NonRoutableGateway { address } => {
+                tracing::info!(%address, "the UPnP router's own address is not public (a NAT behind another): no port mapping");
+            }
+        }
     }
 
     pub(super) fn on_autonat(&mut self, event: autonat::Event) {
@@ -755,14 +804,28 @@ impl EventLoop {
 
     /// What status shows: how this device can be reached, and why.
     pub(super) fn reachability(&self) -> Reachability {
-        if let Some((address, source)) = self.reach.confirmed.first() {
+        // An address of this device's own beats one the router forwards.
+        let public = self
+            .reach
+            .confirmed
+            .iter()
+            .find(|(_, source)| *source != AddressSource::Mapped);
+        if let Some((address, source)) = public {
             let how = match source {
                 AddressSource::Inbound => "a peer connected to it from outside",
-                AddressSource::DialBack => "a peer dialed back on it",
+                AddressSource::DialBack | AddressSource::Mapped => "a peer dialed back on it",
             };
             return Reachability::Public {
                 address: address.clone(),
                 reason: format!("reachable at {address}: {how}"),
+            };
+        }
+        if let Some((address, _)) = self.reach.confirmed.first() {
+            return Reachability::Mapped {
+                address: address.clone(),
+                reason: format!(
+                    "behind a NAT; the home router forwards {address} to this device (UPnP)"
+                ),
             };
         }
         let circuits: Vec<Multiaddr> = self
