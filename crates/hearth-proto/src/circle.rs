@@ -31,6 +31,15 @@ pub const MAX_HELD_PER_AUTHOR: usize = 1_000;
 /// The most bytes of held entries per circle (about 140 entries of the largest size, or
 /// thousands of ordinary ones).
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
+/// How many entries after her cutoff a former member's log may take as void entries
+/// (PROTOCOL.md §6, "Void entries"): enough for what she wrote while the removal travelled,
+/// few enough that she cannot make devices store her writing without end.
+pub const MAX_VOID_AFTER_DEPARTURE: u64 = 256;
+/// How many control entries of one author a device keeps outside her log: other versions
+/// at a position she wrote twice, and void entries after her departure. Beyond it, more are
+/// refused: a member who equivocates without end cannot grow the control set, and is for a
+/// facilitator to remove.
+pub const MAX_OFF_LOG_CONTROL_PER_AUTHOR: usize = 32;
 /// How long an entry is held before it is dropped ([`Circle::expire_held`]); sync brings it
 /// again once what it waits for is there.
 pub const HELD_TTL_MS: u64 = 10 * 60 * 1000;
@@ -606,6 +615,14 @@ impl Circle {
                 return Err(Rejection::Equivocation(evidence));
             }
             Placement::Gap { author, missing } => {
+                if h.kind == EntryKind::Control
+                    && h.epoch != EpochId::GENESIS_PARENT
+                    && self.written_after_departure(&h.author, h.seq)
+                {
+                    // Her log may never fill up to it (a fork of an equivocator's log, or
+                    // entries refused after her cutoff), while others wrote in its epoch.
+                    return self.take_void_control(entry, id, bytes, receipt);
+                }
                 self.hold(entry.clone(), id, bytes, false)?;
                 return Ok(Ingested::Waiting(Waiting::Gap { author, missing }));
             }
@@ -619,11 +636,26 @@ impl Circle {
                 return Err(Rejection::BadGenesis);
             }
         } else if !self.membership.epochs.contains_key(&h.epoch) {
+            if self.is_void_epoch(&h.epoch) {
+                if !self.may_void(&h.author, h.seq) {
+                    return Err(if self.membership.departed.contains_key(&h.author) {
+                        ControlRejection::AfterDeparture.into()
+                    } else {
+                        Rejection::UnknownAuthor
+                    });
+                }
+                return self.place_void(entry, id, bytes, receipt);
+            }
             let epoch = h.epoch;
             self.hold(entry, id, bytes, true)?;
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         } else {
-            self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
+            match self.membership.check_writer(&h.author, h.seq, &h.epoch) {
+                Err(ControlRejection::AfterDeparture) if h.kind == EntryKind::Control => {
+                    return self.take_void_control(entry, id, bytes, receipt);
+                }
+                checked => checked?,
+            }
         }
         self.check_lamport(h)?;
         if h.kind == EntryKind::Control
@@ -659,6 +691,132 @@ impl Circle {
         Ok(Ingested::Accepted)
     }
 
+    /// Whether `epoch` names a control entry that can never start a valid epoch: one its
+    /// author wrote after her departure, or one written in such an epoch (PROTOCOL.md §6,
+    /// "Void entries").
+    fn is_void_epoch(&self, epoch: &EpochId) -> bool {
+        let mut at = *epoch;
+        // Each step goes to an older commit; the bound only guards against a cycle.
+        for _ in 0..=self.control.len() {
+            let Some(record) = self.control.get(&EntryId::from_bytes(*at.as_bytes())) else {
+                return false;
+            };
+            let h = &record.entry.unsigned;
+            if self.written_after_departure(&h.author, h.seq) {
+                return true;
+            }
+            if self.membership.epochs.contains_key(&h.epoch) || h.epoch == EpochId::GENESIS_PARENT {
+                return false;
+            }
+            at = h.epoch;
+        }
+        false
+    }
+
+    /// Whether `(author, seq)` lies after the author's cutoff.
+    fn written_after_departure(&self, author: &MemberId, seq: u64) -> bool {
+        self.membership
+            .departed
+            .get(author)
+            .is_some_and(|d| d.cutoff.is_none_or(|c| seq > c))
+    }
+
+    /// Whether an entry of `author` at `seq` may be placed as void: she is a member, or a
+    /// former member within [`MAX_VOID_AFTER_DEPARTURE`] entries of her cutoff (so a removed
+    /// member cannot make devices store her writing without end).
+    fn may_void(&self, author: &MemberId, seq: u64) -> bool {
+        if self.membership.members.contains_key(author) {
+            return true;
+        }
+        let Some(departure) = self.membership.departed.get(author) else {
+            return false;
+        };
+        let first_after = departure.cutoff.map_or(0, |c| c.saturating_add(1));
+        seq < first_after.saturating_add(MAX_VOID_AFTER_DEPARTURE)
+    }
+
+    /// Takes a control entry its author wrote after her departure at a position her log
+    /// cannot take (a gap or a fork): into the control set as void, outside her log, so the
+    /// members who wrote in the epoch it names are not held up, and reported with the
+    /// equivocating control entries to be kept and forwarded. At most
+    /// [`MAX_OFF_LOG_CONTROL_PER_AUTHOR`] per former member.
+    fn take_void_control(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        if self.control.contains_key(&id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let h = &entry.unsigned;
+        if !self.may_void(&h.author, h.seq)
+            || self.off_log_controls(&h.author) >= MAX_OFF_LOG_CONTROL_PER_AUTHOR
+        {
+            return Err(ControlRejection::AfterDeparture.into());
+        }
+        if !self.membership.epochs.contains_key(&h.epoch) && !self.is_void_epoch(&h.epoch) {
+            let epoch = h.epoch;
+            self.hold(entry, id, bytes, true)?;
+            return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
+        }
+        self.check_lamport_from(h, None)?;
+        self.keep_control(&entry, id);
+        self.refold();
+        receipt.equivocating_control.push((id, bytes));
+        Ok(Ingested::Accepted)
+    }
+
+    /// How many of `author`'s control entries this member keeps outside her log (other
+    /// versions at a forked position, void entries after her departure).
+    fn off_log_controls(&self, author: &MemberId) -> usize {
+        self.control
+            .iter()
+            .filter(|(id, r)| {
+                let h = &r.entry.unsigned;
+                h.author == *author && self.logs.id_at(author, h.seq) != Some(**id)
+            })
+            .count()
+    }
+
+    /// Places an entry in its author's log without letting it count: it was written after
+    /// its author's departure, or in an epoch that such an entry started. Honest members
+    /// who wrote in that epoch before they learned of the removal keep their log whole, so
+    /// what they write next is taken (PROTOCOL.md §6, "Void entries"). A void entry never
+    /// joins the fold, never gives a key (its packages are not opened), and a view hides it
+    /// ([`Circle::check_writer`] fails for it).
+    fn place_void(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        let h = &entry.unsigned;
+        self.check_lamport(h)?;
+        self.logs
+            .append(h.author, h.seq, id)
+            .map_err(|_| Rejection::BadPosition)?;
+        // The log's clock moves, this member's does not: a void entry orders nothing.
+        self.head_lamports.insert(h.author, h.lamport);
+        let opened = match h.kind {
+            EntryKind::Content => self.open(&entry),
+            EntryKind::Control => {
+                let opened = self.keep_control(&entry, id);
+                self.refold();
+                opened
+            }
+        };
+        receipt.accepted.push(Accepted {
+            id,
+            entry,
+            bytes,
+            opened,
+        });
+        Ok(Ingested::Accepted)
+    }
+
     /// A control entry whose author signed another one at the same seq (PROTOCOL.md §6,
     /// "Equivocation"). Members that saw different versions would fold different sets and
     /// split for good, so each version that passes every rule but its log position joins the
@@ -679,8 +837,18 @@ impl Circle {
             return Ok(Ingested::Duplicate);
         }
         let h = &entry.unsigned;
+        if self.off_log_controls(&h.author) >= MAX_OFF_LOG_CONTROL_PER_AUTHOR {
+            return Err(Rejection::Equivocation(evidence));
+        }
         if h.epoch == EpochId::GENESIS_PARENT {
             // A second creation is never valid (the fold takes one Create).
+            return Err(Rejection::Equivocation(evidence));
+        }
+        if self.written_after_departure(&h.author, h.seq) {
+            return self.take_void_control(entry, id, bytes, receipt);
+        }
+        if self.is_void_epoch(&h.epoch) {
+            // Written in an epoch that can never be valid: it changes nothing.
             return Err(Rejection::Equivocation(evidence));
         }
         if !self.membership.epochs.contains_key(&h.epoch) {
@@ -813,7 +981,7 @@ impl Circle {
                 .pending
                 .by_epoch
                 .keys()
-                .filter(|e| self.membership.epochs.contains_key(e))
+                .filter(|e| self.membership.epochs.contains_key(e) || self.is_void_epoch(e))
                 .copied()
                 .collect();
             for key in epoch_keys {
