@@ -6,13 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: Chromium for the web app's browser tests; iproute2, iptables, nftables and
-# miniupnpd for the simulated internet of network namespaces.
+# miniupnpd-iptables for the simulated internet of network namespaces.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
-command -v miniupnpd >/dev/null 2>&1 || [ -x /usr/sbin/miniupnpd ] || need+=(miniupnpd)
+# The simulated UPnP router needs miniupnpd's legacy iptables backend: plain `miniupnpd`
+# brings the nftables one, whose rules the test router's firewall does not use.
+if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f='${Status}' miniupnpd-iptables 2>/dev/null | grep -q "install ok installed" \
+    || need+=(miniupnpd-iptables)
+else
+  command -v miniupnpd >/dev/null 2>&1 || [ -x /usr/sbin/miniupnpd ] || need+=(miniupnpd-iptables)
+fi
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -198,7 +198,7 @@ fn a_newcomer_is_served_nothing_from_before_her_start() {
         let horizon = &ana.membership().members[&hana_id].horizon;
         for server in [&ana, &bo] {
             for request in [&greedy, &honest] {
-                let served = server.serving(&hana_id, request);
+                let served = server.serving(&hana_id, request).wants;
                 let below = served
                     .iter()
                     .filter(|w| horizon.get(&w.author).is_some_and(|h| w.from_seq <= *h))
@@ -222,7 +222,7 @@ fn a_newcomer_is_served_nothing_from_before_her_start() {
         }
         // A stranger is served nothing at all.
         let stranger = MemberSecret::generate(&mut rng).id();
-        assert!(ana.serving(&stranger, &greedy).is_empty());
+        assert_eq!(ana.serving(&stranger, &greedy), Serving::default());
     }
 }
 
@@ -273,7 +273,7 @@ fn equivocating_control_entries_converge() {
     );
     // Dan was away: catch-up from Ana alone (her log holds version a) carries version b too.
     let request = SyncRequest::new(ana.id(), dan.marks(), Vec::new(), 512).unwrap();
-    let wants = ana.serving(&dan.me(), &request);
+    let wants = ana.serving(&dan.me(), &request).wants;
     // As a responder sends it: the other versions first, then the planned entries.
     let mut batch: Vec<Vec<u8>> = ana.equivocating_controls(&wants);
     for (author, seq) in crate::sync::plan_batch(&wants, 512) {
@@ -445,6 +445,86 @@ fn a_member_who_wrote_in_a_removed_members_epoch_is_not_frozen() {
         spam = twin;
     }
     assert!(refused >= 8, "only {refused} refused");
+}
+
+/// A member removed while she was away still learns of her removal: a peer serves her what
+/// she lacks up to the Remove (the rotation before it included), nothing written after it,
+/// and a member who merely left is served nothing.
+#[test]
+fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let mut all = circle_of(4, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut cy, mut dee) = {
+        let mut it = all.drain(..);
+        let mut next = || it.next().unwrap();
+        (next(), next(), next(), next())
+    };
+    let mut written: BTreeMap<(MemberId, u64), (u64, Vec<u8>)> = BTreeMap::new();
+    let mut keep = |a: &Authored| {
+        let h = &a.entry.unsigned;
+        written.insert((h.author, h.seq), (h.lamport, a.bytes.clone()));
+    };
+    // While Cy is away: Ben posts, Ana rotates, posts, removes Cy, and posts after.
+    let before = ben
+        .post(&text("while cy was away"), T0 + 10, &mut rng)
+        .unwrap();
+    ana.receive(&before.bytes).unwrap();
+    let rotation = ana.rotate(T0 + 20, &mut rng).unwrap();
+    let in_rotation = ana
+        .post(&text("in the new epoch"), T0 + 30, &mut rng)
+        .unwrap();
+    let removal = ana.remove_member(&cy.me(), T0 + 40, &mut rng).unwrap();
+    let after = ana
+        .post(&text("after cy was removed"), T0 + 50, &mut rng)
+        .unwrap();
+    for a in [&before, &rotation, &in_rotation, &removal, &after] {
+        keep(a);
+    }
+    // Dee leaves (she is not removed); Ana takes it.
+    let leave = dee.leave(T0 + 60, &mut rng).unwrap();
+    ana.receive(&leave.bytes).unwrap();
+    assert!(cy.am_member(), "cy has not heard of her removal yet");
+
+    let request = SyncRequest::new(cy.id(), cy.marks(), Vec::new(), 512).unwrap();
+    let serving = ana.serving(&cy.me(), &request);
+    let limit = serving
+        .lamport_limit
+        .expect("a removed member is served up to her removal");
+    assert_eq!(limit, removal.entry.unsigned.lamport);
+    let plan = crate::sync::plan_batch_causal(&serving.wants, 512, |author, seq| {
+        written
+            .get(&(author, seq))
+            .map(|(lamport, _)| *lamport)
+            .filter(|lamport| *lamport <= limit)
+    });
+    let served: Vec<&Vec<u8>> = plan.iter().map(|k| &written[k].1).collect();
+    assert!(
+        served.contains(&&removal.bytes),
+        "the removal itself is served"
+    );
+    assert!(served.contains(&&rotation.bytes));
+    assert!(
+        !served.contains(&&after.bytes),
+        "nothing written after the removal is served"
+    );
+    for bytes in served {
+        cy.receive(bytes).unwrap();
+    }
+    assert!(!cy.am_member(), "cy learns she was removed");
+    assert!(
+        !cy.membership().members.contains_key(&cy.me()),
+        "and her view agrees"
+    );
+
+    // A member who left, and a stranger, are served nothing.
+    let request = SyncRequest::new(dee.id(), dee.marks(), Vec::new(), 512).unwrap();
+    assert_eq!(ana.serving(&dee.me(), &request), Serving::default());
+    let stranger = MemberSecret::generate(&mut rng).id();
+    assert_eq!(ana.serving(&stranger, &request), Serving::default());
+    // A current member has no limit.
+    let request = SyncRequest::new(ben.id(), ben.marks(), Vec::new(), 512).unwrap();
+    assert_eq!(ana.serving(&ben.me(), &request).lamport_limit, None);
+    let _ = &mut ben;
 }
 
 /// M1: a Remove of the creator with no cutoff must not empty the circle.

@@ -247,6 +247,17 @@ struct ControlRecord {
     body: Option<ControlBody>,
 }
 
+/// What a device may send a peer who proved she is (or was) a member ([`Circle::serving`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Serving {
+    /// The ranges to send, one per author.
+    pub wants: Vec<Want>,
+    /// For a member who was removed: send no entry whose lamport is above this (her
+    /// removal's), and stop each author's range at the first such entry, so she gets what she
+    /// was entitled to and the removal itself, nothing written after.
+    pub lamport_limit: Option<u64>,
+}
+
 /// A received entry held back: the entry, its id, its bytes and when it was held.
 type Held = (Entry, EntryId, Vec<u8>, u64);
 
@@ -426,20 +437,58 @@ impl Circle {
         self.logs.lacking(theirs)
     }
 
-    /// The ranges this device may send `member` in answer to `request` (PROTOCOL.md §9,
-    /// "Serving"): what [`AuthorLogs::serving`] holds for it, nothing for a non-member, and,
-    /// unless the circle shares history, nothing at or below her horizon (recorded in her Add)
-    /// so she is never handed what was written before she joined.
-    pub fn serving(&self, member: &MemberId, request: &SyncRequest) -> Vec<Want> {
-        let Some(info) = self.membership.members.get(member) else {
-            return Vec::new();
+    /// What this device may send `member` in answer to `request` (PROTOCOL.md §11,
+    /// "Serving"): what [`AuthorLogs::serving`] holds for it and, unless the circle shares
+    /// history, nothing at or below her horizon (recorded in her Add), so she is never handed
+    /// what was written before she joined. A member who was removed is served only up to her
+    /// removal ([`Serving::lamport_limit`]), so a device that missed it learns it; anyone
+    /// else gets nothing.
+    pub fn serving(&self, member: &MemberId, request: &SyncRequest) -> Serving {
+        let (horizon, lamport_limit) = if let Some(info) = self.membership.members.get(member) {
+            (info.horizon.clone(), None)
+        } else if let Some(limit) = self.removal_lamport(member)
+            && let Some(horizon) = self.horizon_of_former(member)
+        {
+            (horizon, Some(limit))
+        } else {
+            return Serving::default();
         };
         let wants = self.logs.serving(request);
-        if self.membership.settings.share_history {
+        let wants = if self.membership.settings.share_history {
             wants
         } else {
-            crate::sync::above_horizon(wants, &info.horizon)
+            crate::sync::above_horizon(wants, &horizon)
+        };
+        Serving {
+            wants,
+            lamport_limit,
         }
+    }
+
+    /// The lamport of the Remove that ended `member`'s membership, if she was removed and
+    /// the entry is at hand.
+    fn removal_lamport(&self, member: &MemberId) -> Option<u64> {
+        let epoch = self.membership.removal_of(member)?.epoch?;
+        let record = self.control.get(&EntryId::from_bytes(*epoch.as_bytes()))?;
+        Some(record.entry.unsigned.lamport)
+    }
+
+    /// The horizon the applied Add of a former member gave her (empty for the creator);
+    /// `None` if that Add cannot be found, so she is served nothing.
+    fn horizon_of_former(&self, member: &MemberId) -> Option<BTreeMap<MemberId, u64>> {
+        if self.membership.creator == Some(*member) {
+            return Some(BTreeMap::new());
+        }
+        self.membership.applied.iter().find_map(|id| {
+            match &self.control.get(id)?.body.as_ref()?.op {
+                ControlOp::Add {
+                    member: added,
+                    horizon,
+                    ..
+                } if added.id == *member => Some(horizon.iter().copied().collect()),
+                _ => None,
+            }
+        })
     }
 
     /// The other versions of equivocated control entries (in the control set, not in their

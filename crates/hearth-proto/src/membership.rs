@@ -399,6 +399,13 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// Her departure, if a facilitator removed her (not if she left).
+    pub fn removal_of(&self, member: &MemberId) -> Option<&Departure> {
+        self.departed
+            .get(member)
+            .filter(|d| d.removed_by.is_some() && d.epoch.is_some())
+    }
+
     /// Folds `inputs` (any order) into the membership state; an error if removal cutoffs do
     /// not settle within [`MAX_FOLD_ROUNDS`] rounds.
     pub fn fold(inputs: &[ControlInput<'_>]) -> Result<Membership, FoldError> {

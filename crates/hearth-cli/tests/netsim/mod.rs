@@ -92,6 +92,23 @@ fn missing_prerequisite(extra: &[&str]) -> Option<String> {
             ));
         }
     }
+    // Debian's plain `miniupnpd` brings the nftables backend, which maps nothing on these
+    // routers (their firewall is legacy iptables): say so instead of timing out later.
+    if extra.contains(&"miniupnpd") {
+        let status = Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", "miniupnpd-iptables"])
+            .stderr(Stdio::null())
+            .output();
+        if let Ok(out) = status
+            && !String::from_utf8_lossy(&out.stdout).contains("install ok installed")
+        {
+            return Some(
+                "miniupnpd's iptables backend is missing (Debian package miniupnpd-iptables; \
+                 the nftables one does not work with the simulated routers)"
+                    .into(),
+            );
+        }
+    }
     None
 }
 

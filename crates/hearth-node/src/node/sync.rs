@@ -350,9 +350,18 @@ impl EventLoop {
         let Some(slot) = self.circles.get(&circle) else {
             return PeerResponse::Refused;
         };
+        let current = slot
+            .circle
+            .membership()
+            .members
+            .contains_key(&their_proof.member);
         match proof::prove(&slot.secret, Side::Responder, &circle, &binding) {
             Ok(mine) => {
-                self.admit_peer(peer, circle, their_proof.member);
+                // A removed member may fetch up to her removal (the gate recorded her), but
+                // nothing more: no relay.
+                if current {
+                    self.admit_peer(peer, circle, their_proof.member);
+                }
                 PeerResponse::Proved(mine)
             }
             Err(e) => {
@@ -367,9 +376,11 @@ impl EventLoop {
     fn serve_sync(&mut self, peer: PeerId, request: SyncRequest) -> PeerResponse {
         let circle = request.circle;
         let member = self.circles.get(&circle).and_then(|slot| {
-            self.sync
-                .gate
-                .proven(&peer.to_bytes(), circle, slot.circle.membership())
+            let membership = slot.circle.membership();
+            let peer = peer.to_bytes();
+            let gate = &self.sync.gate;
+            gate.proven(&peer, circle, membership)
+                .or_else(|| gate.proven_removed(&peer, circle, membership))
         });
         let Some(member) = member else {
             tracing::debug!(%peer, "sync request from a peer that did not prove membership");
@@ -386,7 +397,10 @@ impl EventLoop {
         let mut response = SyncResponse::new(circle);
         // Marks only of proven peers, at most MAX_PEER_MARKS per circle.
         let known = slot.peer_marks.contains_key(&peer);
-        if slot.peer_marks.get(&peer) != Some(&request.marks)
+        // A removed member (fetching up to her removal) is no peer to sync with again.
+        let removed = !slot.circle.membership().members.contains_key(&member);
+        if !removed
+            && slot.peer_marks.get(&peer) != Some(&request.marks)
             && (known || slot.peer_marks.len() < MAX_PEER_MARKS)
         {
             slot.peer_marks.insert(peer, request.marks.clone());
@@ -398,8 +412,13 @@ impl EventLoop {
             }
         }
         let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
-        let wants = slot.circle.serving(&member, &request);
-        let slot_equivocations = slot.circle.equivocating_controls(&wants);
+        let serving = slot.circle.serving(&member, &request);
+        let wants = serving.wants;
+        let slot_equivocations = if removed {
+            Vec::new()
+        } else {
+            slot.circle.equivocating_controls(&wants)
+        };
         let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
         let fetched = if max == 0 {
             HashMap::new()
@@ -407,8 +426,13 @@ impl EventLoop {
             self.read_for_serving(circle, &wants, max)
         };
         let mut fetched = fetched;
+        // A removed member gets nothing above her removal: each author's stream stops there.
+        let limit = serving.lamport_limit.unwrap_or(u64::MAX);
         let plan = plan_batch_causal(&wants, max, |author, seq| {
-            fetched.get(&(author, seq)).map(|e| e.lamport)
+            fetched
+                .get(&(author, seq))
+                .map(|e| e.lamport)
+                .filter(|lamport| *lamport <= limit)
         });
         // First the other versions of equivocated control entries in these ranges (few):
         // marks compare seqs only, so nothing else would carry them, and before the commits
@@ -431,7 +455,7 @@ impl EventLoop {
         let total: u64 = wants.iter().map(|w| w.count()).sum();
         response.more = (response.entries.len() as u64) < total && !response.entries.is_empty();
         tracing::debug!(circle = %circle.short(), %peer, entries = response.entries.len(), more = response.more, "serving sync");
-        if theirs_ahead && request.max_entries > 0 {
+        if theirs_ahead && request.max_entries > 0 && !removed {
             self.request_sync(peer, circle);
         }
         PeerResponse::Sync(response)

@@ -13,7 +13,9 @@
 //!    signature (role "responder") over the same values, which the requester checks with
 //!    [`check`].
 //! 3. `Sync(SyncRequest)` → `Sync(SyncResponse)` or `Refused`, served only to a peer that
-//!    proved membership of that circle on this connection ([`Gate::proven`]).
+//!    proved membership of that circle on this connection ([`Gate::proven`]). A member whom a
+//!    `Remove` removed is admitted as well ([`Gate::proven_removed`]), and served only up to
+//!    her removal (`Circle::serving`), so a device that missed its removal learns it.
 //!
 //! Why a member signature and not a MAC under an epoch key: the signature names one member,
 //! so the responder checks it against its *current* members and a removal takes effect as
@@ -165,6 +167,16 @@ pub fn check(
     if !membership.members.contains_key(&proof.member) {
         return Err(ProofError::NotAMember);
     }
+    verify(proof, side, circle, binding)
+}
+
+/// Checks only the signature of `proof` (its member id is her verifying key).
+fn verify(
+    proof: &Proof,
+    side: Side,
+    circle: &CircleId,
+    binding: &Binding,
+) -> Result<(), ProofError> {
     let message = transcript(side, circle, binding)?;
     identity::verify(&proof.member, &message, &proof.signature)
         .map_err(|_| ProofError::BadSignature)
@@ -329,12 +341,15 @@ impl Gate {
             responder_challenge: open.responder_challenge,
         };
         // Member ids are per circle, so at most one circle knows this member; the signature
-        // is checked only there.
-        let (circle, membership) = circles
+        // is checked only there. A member who was removed is admitted too, to learn of her
+        // removal: she is served nothing written after it (`Circle::serving`).
+        let (circle, _) = circles
             .into_iter()
-            .find(|(_, m)| m.members.contains_key(&proof.member))
+            .find(|(_, m)| {
+                m.members.contains_key(&proof.member) || m.removal_of(&proof.member).is_some()
+            })
             .ok_or(ProofError::NotAMember)?;
-        check(membership, proof, Side::Requester, &circle, &binding)?;
+        verify(proof, Side::Requester, &circle, &binding)?;
         self.admit(peer, circle, proof.member, now_ms);
         Ok((circle, binding))
     }
@@ -369,6 +384,19 @@ impl Gate {
         membership.members.contains_key(member).then_some(*member)
     }
 
+    /// The member `peer` proved to be in `circle`, if she is one `membership` removed since
+    /// (or before: a removed member is admitted to learn of her removal). Only her removal
+    /// and what comes before it are hers to fetch; nothing else is served to her.
+    pub fn proven_removed(
+        &self,
+        peer: &[u8],
+        circle: CircleId,
+        membership: &Membership,
+    ) -> Option<MemberId> {
+        let (member, _) = self.proven.get(&(peer.to_vec(), circle))?;
+        membership.removal_of(member).is_some().then_some(*member)
+    }
+
     /// Forgets that `peer` proved membership of `circle` (it refused us since).
     pub fn forget(&mut self, peer: &[u8], circle: CircleId) {
         self.proven.remove(&(peer.to_vec(), circle));
@@ -389,6 +417,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemberId;
     use crate::membership::MemberInfo;
     use crate::membership::Role;
     use crate::sync::HighWaterMarks;
@@ -462,6 +491,60 @@ mod tests {
         assert_eq!(gate.proven(REQUESTER, circle, &without), None);
         gate.forget_peer(REQUESTER);
         assert_eq!(gate.len(), (0, 0));
+    }
+
+    #[test]
+    fn a_removed_member_is_admitted_to_learn_of_it_and_one_who_left_is_not() {
+        use crate::membership::Departure;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (ana, cy, dee) = (
+            MemberSecret::generate(&mut rng),
+            MemberSecret::generate(&mut rng),
+            MemberSecret::generate(&mut rng),
+        );
+        let circle = CircleId::from_bytes([9; 32]);
+        let mut members = membership_of(&[&ana]);
+        let departure = |removed_by: Option<MemberId>| Departure {
+            cutoff: Some(3),
+            removed_by,
+            epoch: removed_by.map(|_| crate::EpochId::from_bytes([5; 32])),
+            role: Role::Member,
+        };
+        members.departed.insert(cy.id(), departure(Some(ana.id())));
+        members.departed.insert(dee.id(), departure(None));
+        let mut gate = Gate::new();
+        let mut try_admit = |who: &MemberSecret, gate: &mut Gate| {
+            let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
+            let binding = Binding {
+                requester: REQUESTER,
+                responder: RESPONDER,
+                requester_challenge: [1; 32],
+                responder_challenge: sc,
+            };
+            let proof = prove(who, Side::Requester, &circle, &binding).unwrap();
+            gate.admit_requester(REQUESTER, RESPONDER, &proof, [(circle, &members)], 0)
+                .map(|(c, _)| c)
+        };
+        assert_eq!(try_admit(&dee, &mut gate), Err(ProofError::NotAMember));
+        assert_eq!(try_admit(&cy, &mut gate), Ok(circle));
+        // Proven, but not as a current member: only `proven_removed` names her.
+        assert_eq!(gate.proven(REQUESTER, circle, &members), None);
+        assert_eq!(
+            gate.proven_removed(REQUESTER, circle, &members),
+            Some(cy.id())
+        );
+        // A removed member is never accepted as a responder.
+        let binding = Binding {
+            requester: RESPONDER,
+            responder: REQUESTER,
+            requester_challenge: [1; 32],
+            responder_challenge: [2; 32],
+        };
+        let answer = prove(&cy, Side::Responder, &circle, &binding).unwrap();
+        assert_eq!(
+            check(&members, &answer, Side::Responder, &circle, &binding),
+            Err(ProofError::NotAMember)
+        );
     }
 
     #[test]
