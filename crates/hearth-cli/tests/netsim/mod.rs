@@ -394,6 +394,29 @@ impl Internet {
                         ],
                     );
                 }
+                if tool == ip6tables && chain == "INPUT" {
+                    // Neighbour discovery is not connection-tracked: without it the router
+                    // cannot resolve any address on the internet (as RFC 4890 asks of an
+                    // IPv6 firewall, it is let through).
+                    for kind in ["neighbour-solicitation", "neighbour-advertisement"] {
+                        self.exec_ok(
+                            &router,
+                            &[
+                                tool,
+                                "-A",
+                                chain,
+                                "-i",
+                                "wan",
+                                "-p",
+                                "ipv6-icmp",
+                                "--icmpv6-type",
+                                kind,
+                                "-j",
+                                "ACCEPT",
+                            ],
+                        );
+                    }
+                }
                 self.exec_ok(&router, &[tool, "-A", chain, "-i", "wan", "-j", "DROP"]);
             }
         }
