@@ -39,6 +39,11 @@ const FIRST_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between two hole punching tries with the same peer: a symmetric NAT
 /// never lets it succeed, and each try costs the relay a circuit.
 const MAX_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(300);
+/// How long one DCUtR round may take before it reports: up to three direct dials, each given
+/// up after the transport's 10 s timeout, and a margin. A new round with the same peer must
+/// not start before the last one ended: its simultaneous-open dials would reuse the same
+/// local and remote ports and collide with the ones still pending, so neither ever connects.
+const HOLE_PUNCH_ROUND: Duration = Duration::from_secs(35);
 /// How long a relayed connection that is no longer needed stays open, for the requests under
 /// way on it (a join, a sync round) to finish.
 const RELAYED_GRACE: Duration = Duration::from_secs(10);
@@ -135,6 +140,12 @@ fn hole_punch_wait(failures: u32) -> Duration {
     FIRST_HOLE_PUNCH_RETRY
         .saturating_mul(1 << failures.saturating_sub(1).min(8))
         .min(MAX_HOLE_PUNCH_RETRY)
+}
+
+/// When to look again at a peer after starting a hole punching round with it: not before
+/// the round ended ([`HOLE_PUNCH_ROUND`]), and no sooner than the backoff says.
+fn wait_after_starting_round(failures: u32) -> Duration {
+    hole_punch_wait(failures).max(HOLE_PUNCH_ROUND)
 }
 
 /// The next wait after `failures` failures in a row: 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
@@ -529,8 +540,9 @@ impl EventLoop {
             }
             let circuits = self.circuit_addresses_of(peer);
             if let Some(retry) = self.reach.hole_punch_retries.get_mut(&peer) {
-                // If the dial or DCUtR never reports back, try again after the same wait.
-                retry.next_try = now + hole_punch_wait(retry.failures);
+                // If the dial or DCUtR never reports back, try again once the round must
+                // have ended (a failure report reschedules it sooner).
+                retry.next_try = now + wait_after_starting_round(retry.failures);
             }
             if circuits.is_empty() {
                 continue;
@@ -913,6 +925,15 @@ mod tests {
         assert_eq!(hole_punch_wait(4), Duration::from_secs(40));
         assert_eq!(hole_punch_wait(7), MAX_HOLE_PUNCH_RETRY);
         assert_eq!(hole_punch_wait(u32::MAX), MAX_HOLE_PUNCH_RETRY);
+    }
+
+    #[test]
+    fn a_hole_punching_round_is_never_overlapped_by_the_next() {
+        // The round started on a retry must end (three dials of 10 s) before another starts.
+        assert!(HOLE_PUNCH_ROUND >= 3 * Duration::from_secs(10));
+        assert_eq!(wait_after_starting_round(1), HOLE_PUNCH_ROUND);
+        assert_eq!(wait_after_starting_round(4), Duration::from_secs(40));
+        assert_eq!(wait_after_starting_round(9), MAX_HOLE_PUNCH_RETRY);
     }
 
     #[test]
