@@ -527,6 +527,58 @@ fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
     let _ = &mut ben;
 }
 
+/// L-M1: a commit stamped far in the future neither puts the next rotation off nor keeps an
+/// older epoch's secret alive for good; one stamped in the past does not get it deleted early.
+#[test]
+fn a_commit_stamped_far_from_now_moves_neither_rotation_nor_key_deletion() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, _ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let first = ana.membership().current_epoch().unwrap().id;
+    const YEAR: u64 = 365 * 24 * 3600 * 1000;
+    let hour = 3600 * 1000;
+    let future = mal.rotate(T0 + 100 * YEAR, &mut rng).unwrap();
+    ana.receive(&future.bytes).unwrap();
+    assert_eq!(
+        ana.membership().current_epoch().map(|e| e.id),
+        Some(EpochId::from(future.id))
+    );
+    assert!(
+        ana.rotation_due(T0 + hour),
+        "an epoch dated 100 years ahead must be rotated at once"
+    );
+    let honest = ana.rotate(T0 + hour, &mut rng).unwrap();
+    assert!(!ana.rotation_due(T0 + 2 * hour));
+    let starts = ana.epoch_starts(T0 + 2 * hour);
+    assert_eq!(starts[&EpochId::from(future.id)], T0 + hour);
+    // The first epoch was superseded by the future-dated one, whose start is taken as its
+    // successor's: its secret goes once the retention window has passed.
+    let window = DEFAULT_KEY_RETENTION_MS;
+    assert!(ana.forget_expired_keys(T0 + window / 2).is_empty());
+    let forgotten = ana.forget_expired_keys(T0 + hour + window);
+    assert!(forgotten.contains(&first), "forgotten: {forgotten:?}");
+    assert!(ana.epoch_secrets.contains_key(&EpochId::from(honest.id)));
+
+    // A commit dated 1970 does not make the epoch before it count as superseded in 1970.
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, _ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let first = ana.membership().current_epoch().unwrap().id;
+    let past = mal.rotate(0, &mut rng).unwrap();
+    ana.receive(&past.bytes).unwrap();
+    assert!(ana.epoch_starts(T0)[&EpochId::from(past.id)] >= T0);
+    assert!(
+        !ana.forget_expired_keys(T0 + window / 2).contains(&first),
+        "a past-dated commit must not get the secret before it deleted early"
+    );
+}
+
 /// M1: a Remove of the creator with no cutoff must not empty the circle.
 #[test]
 fn a_remove_with_no_cutoff_never_undoes_the_creation() {

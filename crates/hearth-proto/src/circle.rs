@@ -55,6 +55,9 @@ pub const HELD_TTL_MS: u64 = 10 * 60 * 1000;
 pub const MAX_LAMPORT_JUMP: u64 = 1_000_000_000;
 /// How long a superseded epoch's secret is kept when the circle sets no retention.
 pub const DEFAULT_KEY_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+/// How far ahead of this device's clock a commit's timestamp may be before the epoch it
+/// started is treated as due for rotation at once (PROTOCOL.md §6, "Epoch times").
+pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 3600 * 1000;
 /// The largest welcome, in bytes.
 pub const MAX_WELCOME_LEN: usize = 4 * 1024 * 1024;
 /// The largest control body, in bytes.
@@ -594,11 +597,72 @@ impl Circle {
             .find(|m| leaves.iter().any(|l| l.recipients.contains(m)))
     }
 
-    /// Whether a scheduled rotation is due: the current epoch is older than the interval.
+    /// Whether a scheduled rotation is due: the current epoch is older than the interval
+    /// (by its start as [`Circle::epoch_starts`] takes it), or its commit is stamped more than
+    /// [`MAX_CLOCK_SKEW_MS`] ahead of `now_ms` (a commit dated in the future must not put the
+    /// next rotation off).
     pub fn rotation_due(&self, now_ms: u64) -> bool {
-        self.membership.current_epoch().is_some_and(|e| {
-            now_ms.saturating_sub(e.started_ms) >= self.membership.settings.rotation_interval_ms
-        })
+        let Some(current) = self.membership.current_epoch() else {
+            return false;
+        };
+        if current.started_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return true;
+        }
+        let started = self
+            .epoch_starts(now_ms)
+            .get(&current.id)
+            .copied()
+            .unwrap_or(current.started_ms);
+        now_ms.saturating_sub(started) >= self.membership.settings.rotation_interval_ms
+    }
+
+    /// When each epoch is taken to have started, for rotation and key deletion (PROTOCOL.md
+    /// §6, "Epoch times"). A commit's timestamp is its author's clock, unchecked, so it is
+    /// bounded by the tree: never before an epoch it descends from (a lower bound that ignores
+    /// stamps more than [`MAX_CLOCK_SKEW_MS`] ahead of `now_ms`), never after an epoch
+    /// descending from it. So one commit stamped far in the future or the past can neither
+    /// keep an older epoch's secret alive for good nor have it deleted early.
+    pub fn epoch_starts(&self, now_ms: u64) -> BTreeMap<EpochId, u64> {
+        let mut epochs: Vec<&crate::membership::EpochInfo> =
+            self.membership.epochs.values().collect();
+        // Fold position order is causal: a commit's lamport exceeds its epoch's commit's.
+        epochs.sort_by_key(|e| e.position);
+        let parents = |e: &crate::membership::EpochInfo| {
+            std::iter::once(e.parent)
+                .chain(e.merges.clone())
+                .collect::<Vec<EpochId>>()
+        };
+        let believable = now_ms.saturating_add(MAX_CLOCK_SKEW_MS);
+        // Lower bounds, oldest first: the latest believable stamp on the way to the root.
+        let mut lower: BTreeMap<EpochId, u64> = BTreeMap::new();
+        for e in &epochs {
+            let own = if e.started_ms <= believable {
+                e.started_ms
+            } else {
+                0
+            };
+            let floor = parents(e)
+                .iter()
+                .filter_map(|p| lower.get(p).copied())
+                .max()
+                .unwrap_or(0);
+            lower.insert(e.id, own.max(floor));
+        }
+        // Then, newest first: no later than any descendant's start.
+        let mut start: BTreeMap<EpochId, u64> = BTreeMap::new();
+        for e in epochs.iter().rev() {
+            let own = e.started_ms.max(lower[&e.id]);
+            let entry = start.entry(e.id).or_insert(own);
+            *entry = (*entry).min(own);
+            let value = *entry;
+            for p in parents(e) {
+                if self.membership.epochs.contains_key(&p) {
+                    let older = start.entry(p).or_insert(u64::MAX);
+                    *older = (*older).min(value);
+                }
+            }
+        }
+        start
     }
 
     /// Whether an entry (author, seq, epoch) is valid under the current membership: a view
@@ -1905,11 +1969,13 @@ impl Circle {
             .settings
             .retention_ms
             .unwrap_or(DEFAULT_KEY_RETENTION_MS);
+        let starts = self.epoch_starts(now_ms);
         let mut superseded_at: BTreeMap<EpochId, u64> = BTreeMap::new();
         for epoch in self.membership.epochs.values() {
+            let started = starts.get(&epoch.id).copied().unwrap_or(epoch.started_ms);
             for old in std::iter::once(&epoch.parent).chain(epoch.merges.iter()) {
-                let at = superseded_at.entry(*old).or_insert(epoch.started_ms);
-                *at = (*at).min(epoch.started_ms);
+                let at = superseded_at.entry(*old).or_insert(started);
+                *at = (*at).min(started);
             }
         }
         let forgotten: Vec<EpochId> = self
