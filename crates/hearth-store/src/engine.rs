@@ -341,6 +341,28 @@ impl<B: Backend> Engine<B> {
             &[BatchItem { entry, plaintext }],
             circle_state,
             Some(idempotency),
+            None,
+        )?;
+        Ok(r[0])
+    }
+
+    /// [`Engine::append`] of the `Add` commit admitting a newcomer, writing in the same
+    /// transaction the invite's record with its use consumed: a crash between the two could
+    /// otherwise leave a member admitted by an invite that can still be used, or an invite
+    /// used up by an admission that was never stored.
+    pub(crate) fn append_admission(
+        &self,
+        entry: &StoredEntry,
+        plaintext: Option<&[u8]>,
+        circle_state: Option<&CircleRecord>,
+        invite: InviteId,
+        invite_record: &[u8],
+    ) -> Result<Appended, StoreError> {
+        let r = self.append_items(
+            &[BatchItem { entry, plaintext }],
+            circle_state,
+            None,
+            Some((invite, invite_record)),
         )?;
         Ok(r[0])
     }
@@ -366,7 +388,7 @@ impl<B: Backend> Engine<B> {
         items: &[BatchItem<'_>],
         circle_state: Option<&CircleRecord>,
     ) -> Result<Vec<Appended>, StoreError> {
-        self.append_items(items, circle_state, None)
+        self.append_items(items, circle_state, None, None)
     }
 
     fn append_items(
@@ -374,7 +396,11 @@ impl<B: Backend> Engine<B> {
         items: &[BatchItem<'_>],
         circle_state: Option<&CircleRecord>,
         idempotency: Option<&[u8]>,
+        invite: Option<(InviteId, &[u8])>,
     ) -> Result<Vec<Appended>, StoreError> {
+        if let Some((_, record)) = invite {
+            check_len("invite record", record.len(), MAX_INVITE_BYTES)?;
+        }
         for item in items {
             check_len("entry", item.entry.bytes.len(), MAX_ENTRY_BYTES)?;
             if let Some(p) = item.plaintext {
@@ -410,6 +436,15 @@ impl<B: Backend> Engine<B> {
                 ),
             )
         });
+
+        let sealed_invite = match (invite, items.first()) {
+            (Some((invite, record)), Some(first)) => {
+                let k = key(&[first.entry.circle.as_bytes(), invite.as_bytes()]);
+                let sealed = self.seal(TreeName::Invites, &k, record);
+                Some((k, sealed))
+            }
+            _ => None,
+        };
 
         self.write(&|tx| {
             if let (Some(k), Some(first)) = (idempotency, items.first()) {
@@ -472,6 +507,9 @@ impl<B: Backend> Engine<B> {
                 && outcome.contains(&Appended::Stored)
             {
                 tx.insert(TreeName::Circles, circle.as_bytes(), sealed)?;
+            }
+            if let Some((k, sealed)) = &sealed_invite {
+                tx.insert(TreeName::Invites, k, sealed)?;
             }
             Ok(outcome)
         })
@@ -1122,6 +1160,42 @@ mod tests {
         }
     }
 
+    fn admission_and_its_invite_are_one_write<B: Backend>(engine: &Engine<B>) {
+        let add = e(1, 1, 0, 1, 1, None);
+        let invite = InviteId::from_bytes([4; 16]);
+        engine.fail_inside_append.store(true, Ordering::SeqCst);
+        assert!(
+            engine
+                .append_admission(&add, None, None, invite, b"used once")
+                .is_err()
+        );
+        assert_eq!(engine.entry(add.id).unwrap(), None);
+        assert!(
+            engine.invites(add.circle).unwrap().is_empty(),
+            "a failed admission must not use up the invite"
+        );
+        // Too large an invite record refuses the whole admission.
+        let huge = vec![0u8; MAX_INVITE_BYTES + 1];
+        assert!(
+            engine
+                .append_admission(&add, None, None, invite, &huge)
+                .is_err()
+        );
+        assert_eq!(engine.entry(add.id).unwrap(), None);
+        assert_eq!(
+            engine
+                .append_admission(&add, None, None, invite, b"used once")
+                .unwrap(),
+            Appended::Stored
+        );
+        assert!(engine.entry(add.id).unwrap().is_some());
+        let invites = engine.invites(add.circle).unwrap();
+        assert_eq!(invites.len(), 1);
+        assert_eq!(invites[0].0, invite);
+        assert_eq!(invites[0].1.expose(), b"used once");
+        check_invariants(engine);
+    }
+
     fn failed_append_leaves_no_trace<B: Backend>(engine: &Engine<B>) {
         let first = e(1, 1, 0, 1, 1, None);
         engine.append(&first, Some(b"one"), None).unwrap();
@@ -1171,6 +1245,13 @@ mod tests {
         );
         assert!(engine.circle(first.circle).unwrap().is_some());
         check_invariants(engine);
+    }
+
+    #[test]
+    fn an_admission_and_its_invite_are_one_write_in_memory_and_sled() {
+        admission_and_its_invite_are_one_write(&MemoryStore::new(&profile()).unwrap().engine);
+        let tmp = tempfile::tempdir().unwrap();
+        admission_and_its_invite_are_one_write(&sled_store(tmp.path()).engine);
     }
 
     #[test]

@@ -196,6 +196,17 @@ pub trait Store: Send + Sync {
         circle_state: Option<&CircleRecord>,
         idempotency: &[u8],
     ) -> Result<Appended, StoreError>;
+    /// [`Store::append`] of the `Add` commit admitting a newcomer, with the invite's record
+    /// (its use consumed, at most `MAX_INVITE_BYTES`) written in the same transaction: both
+    /// or neither.
+    fn append_admission(
+        &self,
+        entry: &StoredEntry,
+        plaintext: Option<&[u8]>,
+        circle_state: Option<&CircleRecord>,
+        invite: InviteId,
+        invite_record: &[u8],
+    ) -> Result<Appended, StoreError>;
     /// The entry the user action named by `idempotency` wrote in `circle`, if any.
     fn keyed_entry(
         &self,
@@ -404,6 +415,17 @@ macro_rules! delegate_store {
             ) -> Result<$crate::Appended, $crate::StoreError> {
                 self.engine
                     .append_keyed(entry, plaintext, circle_state, idempotency)
+            }
+            fn append_admission(
+                &self,
+                entry: &$crate::StoredEntry,
+                plaintext: Option<&[u8]>,
+                circle_state: Option<&$crate::CircleRecord>,
+                invite: InviteId,
+                invite_record: &[u8],
+            ) -> Result<$crate::Appended, $crate::StoreError> {
+                self.engine
+                    .append_admission(entry, plaintext, circle_state, invite, invite_record)
             }
             fn keyed_entry(
                 &self,

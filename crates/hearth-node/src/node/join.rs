@@ -506,13 +506,15 @@ impl EventLoop {
         let invite_record = book.get(&invite).map(wire::encode);
         let old = std::mem::replace(&mut slot.circle, work);
         let record = slot.record();
-        let persisted = self
-            .store
-            .append(&stored, Some(&cache_control(&body)), Some(&record))
-            .and_then(|_| match &invite_record {
-                Some(bytes) => self.store.put_invite(circle, invite, bytes),
-                None => Ok(()),
-            });
+        // The commit and the invite's consumed use are one write: both or neither.
+        let control = cache_control(&body);
+        let persisted = match &invite_record {
+            Some(bytes) => {
+                self.store
+                    .append_admission(&stored, Some(&control), Some(&record), invite, bytes)
+            }
+            None => self.store.append(&stored, Some(&control), Some(&record)),
+        };
         let Some(slot) = self.circles.get_mut(&circle) else {
             return rejection(RejectReason::Other);
         };
