@@ -524,7 +524,6 @@ fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
     // A current member has no limit.
     let request = SyncRequest::new(ben.id(), ben.marks(), Vec::new(), 512).unwrap();
     assert_eq!(ana.serving(&ben.me(), &request).lamport_limit, None);
-    let _ = &mut ben;
 }
 
 /// L-M1: a commit stamped far in the future neither puts the next rotation off nor keeps an
@@ -1153,6 +1152,24 @@ impl Adversary {
                     !c.membership.epochs.contains_key(epoch) || c.confirms(epoch, secret),
                     "member {i} holds an unconfirmed secret {ctx}"
                 );
+            }
+            // (7) no stamp keeps a secret alive: an epoch an honest member's commit superseded
+            // counts as started no later than now (give or take the believed clock skew), so
+            // its secret is deleted on schedule.
+            let honest_ids: BTreeSet<MemberId> = self.honest.iter().map(Circle::me).collect();
+            let starts = c.epoch_starts(self.now);
+            for e in c.membership.epochs.values() {
+                if !honest_ids.contains(&e.author) {
+                    continue;
+                }
+                for p in std::iter::once(&e.parent).chain(&e.merges) {
+                    if let Some(start) = starts.get(p) {
+                        assert!(
+                            *start <= self.now + MAX_CLOCK_SKEW_MS,
+                            "member {i}: epoch start {start} {ctx}"
+                        );
+                    }
+                }
             }
             if !full {
                 continue;

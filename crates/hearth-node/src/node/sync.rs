@@ -389,16 +389,20 @@ impl EventLoop {
         let Some(slot) = self.circles.get_mut(&circle) else {
             return PeerResponse::Refused;
         };
+        let serving = slot.circle.serving(&member, &request);
+        // A removed member (fetching up to her removal) counts for no delivery and is no peer
+        // to sync with again.
+        let removed = serving.lamport_limit.is_some();
         // What her device holds counts for her (delivery state); only current members are
         // kept, so this stays bounded by the member count.
         let members = &slot.circle.membership().members;
         slot.member_marks.retain(|m, _| members.contains_key(m));
-        delivery::merge_reported(&mut slot.member_marks, member, &request.marks);
+        if !removed {
+            delivery::merge_reported(&mut slot.member_marks, member, &request.marks);
+        }
         let mut response = SyncResponse::new(circle);
         // Marks only of proven peers, at most MAX_PEER_MARKS per circle.
         let known = slot.peer_marks.contains_key(&peer);
-        // A removed member (fetching up to her removal) is no peer to sync with again.
-        let removed = !slot.circle.membership().members.contains_key(&member);
         if !removed
             && slot.peer_marks.get(&peer) != Some(&request.marks)
             && (known || slot.peer_marks.len() < MAX_PEER_MARKS)
@@ -412,7 +416,6 @@ impl EventLoop {
             }
         }
         let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
-        let serving = slot.circle.serving(&member, &request);
         let wants = serving.wants;
         let slot_equivocations = if removed {
             Vec::new()

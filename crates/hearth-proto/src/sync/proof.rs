@@ -380,8 +380,8 @@ impl Gate {
         circle: CircleId,
         membership: &Membership,
     ) -> Option<MemberId> {
-        let (member, _) = self.proven.get(&(peer.to_vec(), circle))?;
-        membership.members.contains_key(member).then_some(*member)
+        self.proven_member(peer, circle)
+            .filter(|m| membership.members.contains_key(m))
     }
 
     /// The member `peer` proved to be in `circle`, if she is one `membership` removed since
@@ -393,8 +393,15 @@ impl Gate {
         circle: CircleId,
         membership: &Membership,
     ) -> Option<MemberId> {
-        let (member, _) = self.proven.get(&(peer.to_vec(), circle))?;
-        membership.removal_of(member).is_some().then_some(*member)
+        self.proven_member(peer, circle)
+            .filter(|m| membership.removal_of(m).is_some())
+    }
+
+    /// The member `peer` proved to be in `circle` on this connection, whatever she is now.
+    fn proven_member(&self, peer: &[u8], circle: CircleId) -> Option<MemberId> {
+        self.proven
+            .get(&(peer.to_vec(), circle))
+            .map(|(member, _)| *member)
     }
 
     /// Forgets that `peer` proved membership of `circle` (it refused us since).
