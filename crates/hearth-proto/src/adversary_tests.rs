@@ -273,9 +273,10 @@ fn equivocating_control_entries_converge() {
     );
     // Dan was away: catch-up from Ana alone (her log holds version a) carries version b too.
     let request = SyncRequest::new(ana.id(), dan.marks(), Vec::new(), 512).unwrap();
-    let wants = ana.serving(&dan.me(), &request).wants;
+    let serving = ana.serving(&dan.me(), &request);
+    let wants = serving.wants.clone();
     // As a responder sends it: the other versions first, then the planned entries.
-    let mut batch: Vec<Vec<u8>> = ana.equivocating_controls(&wants);
+    let mut batch: Vec<Vec<u8>> = ana.equivocating_controls(&serving);
     for (author, seq) in crate::sync::plan_batch(&wants, 512) {
         if author == a.entry.unsigned.author && seq == a.entry.unsigned.seq {
             batch.push(a.bytes.clone());
@@ -445,6 +446,152 @@ fn a_member_who_wrote_in_a_removed_members_epoch_is_not_frozen() {
         spam = twin;
     }
     assert!(refused >= 8, "only {refused} refused");
+}
+
+/// A control entry counts whichever branch of a forked log a member kept. Mal signs two
+/// posts at one seq (A to Ana and Ben, B to Dan), then writes on branch A and rotates her
+/// key. Dan refuses branch A's next post (it names A as `prev`), so his copy of her log never
+/// reaches the rotation: held there for good, it split the circle in the adversarial
+/// simulation (seeds 456 and 16 more of 1,300). It must join Dan's control set at once.
+/// And a control entry is judged by its epoch, not by the entry before it in its log, so a
+/// member who gets the log in order takes the same control entries as one who gets a control
+/// entry first.
+#[test]
+fn a_control_entry_above_a_fork_counts_on_both_branches() {
+    let mut rng = ChaCha20Rng::seed_from_u64(98);
+    let mut all = circle_of(4, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut dan, mut mal) = {
+        let mut it = all.drain(..);
+        (
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+            it.next().unwrap(),
+        )
+    };
+    let mut twin = mal.clone();
+    let a = mal.post(&text("branch A"), T0 + 10, &mut rng).unwrap();
+    let b = twin.post(&text("branch B"), T0 + 10, &mut rng).unwrap();
+    assert_eq!(a.entry.unsigned.seq, b.entry.unsigned.seq);
+    deliver(&a.bytes, &mut [&mut ana, &mut ben]);
+    dan.receive(&b.bytes).unwrap();
+    let a2 = mal.post(&text("more on A"), T0 + 20, &mut rng).unwrap();
+    let key = mal.rotate_my_key(T0 + 30, &mut rng).unwrap();
+    deliver(&a2.bytes, &mut [&mut ana, &mut ben]);
+    assert!(matches!(
+        dan.receive(&a2.bytes),
+        Err(Rejection::Equivocation(_))
+    ));
+    deliver(&key.bytes, &mut [&mut ana, &mut ben]);
+    let at_dan = dan
+        .receive(&key.bytes)
+        .expect("a control entry above the fork is taken");
+    assert_eq!(at_dan.equivocating_control.len(), 1, "kept and forwarded");
+    assert!(
+        matches!(at_dan.waiting, Some(Waiting::Gap { .. })),
+        "the gap is still fetched"
+    );
+    assert_eq!(dan.membership().members, ana.membership().members);
+    assert_eq!(
+        dan.membership().current_epoch().map(|e| e.id),
+        ana.membership().current_epoch().map(|e| e.id),
+    );
+    // Dan keeps it off his log; a member who missed it gets it first in his catch-up answer.
+    let cy_marks = {
+        let mut m = ana.marks();
+        m.insert(mal.me(), b.entry.unsigned.seq);
+        m
+    };
+    let request = SyncRequest::new(dan.id(), cy_marks, Vec::new(), 512).unwrap();
+    let serving = dan.serving(&ana.me(), &request);
+    assert!(dan.equivocating_controls(&serving).contains(&key.bytes));
+
+    // A modified client: a post with a high clock, then a control entry with a lower one
+    // (still above its epoch's commit). In order or control entry first: the same outcome.
+    let mut low = ben.clone();
+    let mut high = low.clone();
+    high.lamport += 1_000;
+    let post = high.post(&text("high clock"), T0 + 40, &mut rng).unwrap();
+    low.logs = high.logs.clone();
+    let rotation = low.rotate_my_key(T0 + 50, &mut rng).unwrap();
+    assert!(rotation.entry.unsigned.lamport < post.entry.unsigned.lamport);
+    assert_eq!(rotation.entry.unsigned.seq, post.entry.unsigned.seq + 1);
+    let mut in_order = ana.clone();
+    in_order.receive(&post.bytes).unwrap();
+    in_order
+        .receive(&rotation.bytes)
+        .expect("in order, a control entry is judged by its epoch");
+    let mut control_first = ana.clone();
+    control_first.receive(&rotation.bytes).unwrap();
+    control_first.receive(&post.bytes).unwrap();
+    assert_eq!(
+        in_order.membership().members,
+        control_first.membership().members
+    );
+    assert_eq!(
+        in_order.membership().current_epoch().map(|e| e.id),
+        control_first.membership().current_epoch().map(|e| e.id),
+    );
+    // The log takes it when it comes again in order (sync re-sends what marks lack).
+    let again = control_first.receive(&rotation.bytes).unwrap();
+    assert_eq!(again.accepted.len(), 1, "now in its author's log");
+    assert_eq!(control_first.marks(), in_order.marks());
+}
+
+/// A member added concurrently with a branch of the epoch tree cannot open the control
+/// entries written on it (its epochs are not hers); the repair that merges the branch must give
+/// her their secrets, or she keeps another membership for good. Found by the adversarial
+/// simulation (seed 212): Mal rotated, changed her key in her own epoch, and Neo, added by Ana
+/// meanwhile, never folded the key change.
+#[test]
+fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    // Mal's branch: a rotation, then a key change written in her new epoch.
+    let rotation = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let key = mal.rotate_my_key(T0 + 20, &mut rng).unwrap();
+    // Meanwhile Ana, who has seen neither, adds Neo.
+    let neo_secret = MemberSecret::generate(&mut rng);
+    let (add, welcome) = ana
+        .admit(
+            neo_secret.public(),
+            Role::Member,
+            "Neo",
+            1,
+            T0 + 15,
+            &mut rng,
+        )
+        .unwrap();
+    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    for bytes in [&add.bytes, &rotation.bytes, &key.bytes] {
+        deliver(bytes, &mut [&mut ben]);
+    }
+    for bytes in [&rotation.bytes, &key.bytes] {
+        deliver(bytes, &mut [&mut ana, &mut neo]);
+    }
+    assert_ne!(
+        neo.membership().members,
+        ana.membership().members,
+        "Neo cannot open the key change written in Mal's epoch"
+    );
+    // Ana repairs: her commit merges Mal's branch.
+    assert!(ana.repair_due());
+    let repair = ana.rotate(T0 + 30, &mut rng).unwrap();
+    deliver(&repair.bytes, &mut [&mut ben, &mut neo]);
+    assert_eq!(
+        neo.membership().members,
+        ana.membership().members,
+        "the repair gave Neo the branch's secrets"
+    );
+    assert_eq!(
+        neo.membership().current_epoch().map(|e| e.id),
+        ana.membership().current_epoch().map(|e| e.id),
+    );
+    assert_eq!(ben.membership().members, ana.membership().members);
 }
 
 /// A member removed while she was away still learns of her removal: a peer serves her what
@@ -1086,9 +1233,28 @@ impl Adversary {
                 }
             }
             let mut repaired = false;
+            // When the designated repairer is not an honest member (Mal), the first honest
+            // member with a repair due steps in, as a node does after `repair_delay`.
+            let honest_ids: Vec<MemberId> = self.honest.iter().map(Circle::me).collect();
+            let stand_in = (0..self.honest.len()).find(|i| {
+                let c = &self.honest[*i];
+                c.repair_due()
+                    && c.designated_repairer()
+                        .is_some_and(|d| !honest_ids.contains(&d))
+            });
             for i in 0..self.honest.len() {
                 let c = &self.honest[i];
-                if c.repair_due() && c.designated_repairer() == Some(c.me()) {
+                if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+                    eprintln!(
+                        "heal: member {i} repair_due {} designated {:?} me {:?}",
+                        c.repair_due(),
+                        c.designated_repairer(),
+                        c.me()
+                    );
+                }
+                if c.repair_due()
+                    && (c.designated_repairer() == Some(c.me()) || stand_in == Some(i))
+                {
                     let mut r = self.rng.clone();
                     if let Ok(repair) = self.honest[i].rotate(self.now, &mut r) {
                         self.seen.insert(repair.id, repair.bytes.clone());

@@ -53,6 +53,8 @@ pub const HELD_TTL_MS: u64 = 10 * 60 * 1000;
 /// entries out of bounds; and each epoch moves clocks at most this far, so exhausting a
 /// `u64` would take 1.8 × 10¹⁰ commits.
 pub const MAX_LAMPORT_JUMP: u64 = 1_000_000_000;
+/// The reason rule 7 gives for a clock beyond [`MAX_LAMPORT_JUMP`].
+const JUMPS_TOO_FAR: &str = "it jumps too far ahead";
 /// How long a superseded epoch's secret is kept when the circle sets no retention.
 pub const DEFAULT_KEY_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// How far ahead of this device's clock a commit's timestamp may be before the epoch it
@@ -259,6 +261,10 @@ pub struct Serving {
     /// removal's), and stop each author's range at the first such entry, so she gets what she
     /// was entitled to and the removal itself, nothing written after.
     pub lamport_limit: Option<u64>,
+    /// Positions beyond this device's log where it keeps control entries off the log (taken
+    /// ahead of a gap its log cannot fill) that the peer's marks do not cover: catch-up
+    /// carries those with [`Circle::equivocating_controls`], since no planned entry would.
+    pub ahead: Vec<Want>,
 }
 
 /// A received entry held back: the entry, its id, its bytes and when it was held.
@@ -457,15 +463,46 @@ impl Circle {
             return Serving::default();
         };
         let wants = self.logs.serving(request);
-        let wants = if self.membership.settings.share_history {
-            wants
+        let ahead = self.controls_ahead(&request.marks);
+        let (wants, ahead) = if self.membership.settings.share_history {
+            (wants, ahead)
         } else {
-            crate::sync::above_horizon(wants, &horizon)
+            (
+                crate::sync::above_horizon(wants, &horizon),
+                crate::sync::above_horizon(ahead, &horizon),
+            )
         };
         Serving {
             wants,
             lamport_limit,
+            ahead,
         }
+    }
+
+    /// Per author, the span of control entries this member keeps above her log's head (taken
+    /// ahead of a gap) at seqs beyond `marks`.
+    fn controls_ahead(&self, marks: &HighWaterMarks) -> Vec<Want> {
+        let mut spans: BTreeMap<MemberId, (u64, u64)> = BTreeMap::new();
+        for r in self.control.values() {
+            let h = &r.entry.unsigned;
+            let head = self.logs.head(&h.author).map(|(s, _)| s);
+            if head.is_some_and(|head| h.seq <= head)
+                || marks.get(&h.author).is_some_and(|m| h.seq <= *m)
+            {
+                continue;
+            }
+            let span = spans.entry(h.author).or_insert((h.seq, h.seq));
+            span.0 = span.0.min(h.seq);
+            span.1 = span.1.max(h.seq);
+        }
+        spans
+            .into_iter()
+            .map(|(author, (from_seq, to_seq))| Want {
+                author,
+                from_seq,
+                to_seq,
+            })
+            .collect()
     }
 
     /// The lamport of the Remove that ended `member`'s membership, if she was removed and
@@ -494,17 +531,20 @@ impl Circle {
         })
     }
 
-    /// The other versions of equivocated control entries (in the control set, not in their
-    /// author's log; PROTOCOL.md §6 "Equivocation") at positions inside `wants`, encoded.
-    /// A responder puts them first in a sync batch: marks compare seqs only, so catch-up would
-    /// otherwise never carry them and a member who missed them in gossip would fold another set.
-    pub fn equivocating_controls(&self, wants: &[Want]) -> Vec<Vec<u8>> {
+    /// The control entries this member keeps off their author's log (other versions of
+    /// equivocated ones, void ones, ones taken ahead of a gap; PROTOCOL.md §6 "Equivocation",
+    /// §7) at positions inside what `serving` sends, encoded. A responder puts them first in a
+    /// sync batch: marks compare seqs only, so catch-up would otherwise never carry them and a
+    /// member who missed them in gossip would fold another set.
+    pub fn equivocating_controls(&self, serving: &Serving) -> Vec<Vec<u8>> {
         self.control
             .iter()
             .filter(|(id, r)| {
                 let h = &r.entry.unsigned;
-                wants
+                serving
+                    .wants
                     .iter()
+                    .chain(&serving.ahead)
                     .any(|w| w.author == h.author && w.seqs().contains(&h.seq))
                     && self.logs.id_at(&h.author, h.seq) != Some(**id)
             })
@@ -736,6 +776,18 @@ impl Circle {
                     // entries refused after her cutoff), while others wrote in its epoch.
                     return self.take_void_control(entry, id, bytes, receipt);
                 }
+                if h.kind == EntryKind::Control
+                    && h.epoch != EpochId::GENESIS_PARENT
+                    && self.off_log_controls(&h.author) < MAX_OFF_LOG_CONTROL_PER_AUTHOR
+                {
+                    // Her log may never reach it here (a fork this member took the other
+                    // branch of), while members on its branch fold it.
+                    let ingested = self.take_control_ahead(entry, id, bytes, receipt)?;
+                    if matches!(ingested, Ingested::Accepted) {
+                        receipt.waiting = Some(Waiting::Gap { author, missing });
+                    }
+                    return Ok(ingested);
+                }
                 self.hold(entry.clone(), id, bytes, false)?;
                 return Ok(Ingested::Waiting(Waiting::Gap { author, missing }));
             }
@@ -770,8 +822,16 @@ impl Circle {
                 checked => checked?,
             }
         }
-        self.check_lamport(h)?;
+        let known_control = self.control.contains_key(&id);
+        if h.kind == EntryKind::Control {
+            // Not bound below by the previous entry, which a member on another branch of a
+            // forked log never sees (rule 7; "Control ahead of its log").
+            self.check_control_lamport(h)?;
+        } else {
+            self.check_lamport(h)?;
+        }
         if h.kind == EntryKind::Control
+            && !known_control
             && let Ok(Some(body)) = self.open_control(&entry)
         {
             // A control entry that would leave the membership contradictory is refused
@@ -782,7 +842,7 @@ impl Circle {
             .append(h.author, h.seq, id)
             .map_err(|_| Rejection::BadPosition)?;
         self.lamport = self.lamport.max(h.lamport);
-        self.head_lamports.insert(h.author, h.lamport);
+        self.raise_head_lamport(h.author, h.lamport);
         let opened = match h.kind {
             EntryKind::Content => self.open(&entry),
             EntryKind::Control => {
@@ -881,8 +941,73 @@ impl Circle {
         Ok(Ingested::Accepted)
     }
 
+    /// Takes a control entry whose position its author's log cannot take yet (a gap) into
+    /// the control set at once, judged by every rule but its position (PROTOCOL.md §7,
+    /// "Control ahead of its log"). Whether a control entry counts must not depend on which
+    /// branch of a forked log a member kept: members on its branch fold it, so every member
+    /// must. It takes its place in the log if the log reaches it. A sealed one is kept sealed,
+    /// as in the log. Held for its epoch when that is unknown; held for the gap when its
+    /// epoch is void (it changes nothing and its log may still take it).
+    fn take_control_ahead(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        if self.control.contains_key(&id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let h = &entry.unsigned;
+        if !self.membership.epochs.contains_key(&h.epoch) {
+            let (author, seq, epoch) = (h.author, h.seq, h.epoch);
+            if self.is_void_epoch(&epoch) {
+                let next = self.logs.head(&author).map_or(0, |(s, _)| s + 1);
+                self.hold(entry, id, bytes, false)?;
+                return Ok(Ingested::Waiting(Waiting::Gap {
+                    author,
+                    missing: next..=seq - 1,
+                }));
+            }
+            self.hold(entry, id, bytes, true)?;
+            return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
+        }
+        self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
+        match self.check_lamport_from(h, None) {
+            Err(Rejection::Lamport(JUMPS_TOO_FAR)) => {
+                // Its bound is relative to the entry before it, which is missing: only the
+                // log can judge it (an honest writer's clock may run far past an older epoch).
+                let (author, seq) = (h.author, h.seq);
+                let next = self.logs.head(&author).map_or(0, |(s, _)| s + 1);
+                self.hold(entry, id, bytes, false)?;
+                return Ok(Ingested::Waiting(Waiting::Gap {
+                    author,
+                    missing: next..=seq - 1,
+                }));
+            }
+            checked => checked?,
+        }
+        if let Ok(Some(body)) = self.open_control(&entry) {
+            self.fold_with(Some((id, &entry.unsigned, &body)))?;
+        }
+        self.lamport = self.lamport.max(h.lamport);
+        self.take_control(&entry, id);
+        self.refold();
+        self.settle_keys(receipt);
+        receipt.equivocating_control.push((id, bytes));
+        Ok(Ingested::Accepted)
+    }
+
+    /// Raises the lamport the author's next entry must exceed (never lowers it: a control
+    /// entry is bounded by its epoch alone, so one may carry less than the entry before it).
+    fn raise_head_lamport(&mut self, author: MemberId, lamport: u64) {
+        let head = self.head_lamports.entry(author).or_insert(lamport);
+        *head = (*head).max(lamport);
+    }
+
     /// How many of `author`'s control entries this member keeps outside her log (other
-    /// versions at a forked position, void entries after her departure).
+    /// versions at a forked position, void entries after her departure, entries taken ahead
+    /// of a gap).
     fn off_log_controls(&self, author: &MemberId) -> usize {
         self.control
             .iter()
@@ -912,7 +1037,7 @@ impl Circle {
             .append(h.author, h.seq, id)
             .map_err(|_| Rejection::BadPosition)?;
         // The log's clock moves, this member's does not: a void entry orders nothing.
-        self.head_lamports.insert(h.author, h.lamport);
+        self.raise_head_lamport(h.author, h.lamport);
         let opened = match h.kind {
             EntryKind::Content => self.open(&entry),
             EntryKind::Control => {
@@ -998,6 +1123,27 @@ impl Circle {
         self.check_lamport_from(h, prev)
     }
 
+    /// Rule 7 for a control entry in its log: the bounds of [`Circle::check_lamport`] but
+    /// the first (above the author's previous entry), which a member holding another branch
+    /// of the author's log could not apply: every member must judge a control entry alike.
+    fn check_control_lamport(&self, h: &UnsignedEntry) -> Result<(), Rejection> {
+        let prev = if h.seq > 0 {
+            self.head_lamports.get(&h.author).copied()
+        } else {
+            None
+        };
+        self.check_lamport_from(h, None)
+            .or_else(|e| match (e, prev) {
+                // The jump bound is measured from the larger of the epoch and the previous entry.
+                (Rejection::Lamport(JUMPS_TOO_FAR), Some(p))
+                    if h.lamport.saturating_sub(p) <= MAX_LAMPORT_JUMP =>
+                {
+                    Ok(())
+                }
+                (e, _) => Err(e),
+            })
+    }
+
     /// [`Circle::check_lamport`] with the author's previous lamport given (`None`: unknown).
     fn check_lamport_from(&self, h: &UnsignedEntry, prev: Option<u64>) -> Result<(), Rejection> {
         if prev.is_some_and(|p| h.lamport <= p) {
@@ -1013,7 +1159,7 @@ impl Circle {
         }
         let base = prev.unwrap_or(0).max(epoch.unwrap_or(0));
         if h.lamport - base > MAX_LAMPORT_JUMP {
-            return Err(Rejection::Lamport("it jumps too far ahead"));
+            return Err(Rejection::Lamport(JUMPS_TOO_FAR));
         }
         Ok(())
     }
@@ -1273,10 +1419,27 @@ impl Circle {
                 let Some(info) = self.membership.epochs.get(commit) else {
                     continue;
                 };
+                let me = self.me.id();
+                let branches: BTreeSet<EpochId> = info
+                    .merges
+                    .iter()
+                    .flat_map(|m| self.branch_of(*m, info.parent))
+                    .collect();
                 let named = payload
                     .extra
                     .iter()
-                    .filter(|(e, _)| *e == info.parent || info.merges.contains(e))
+                    .filter(|(e, _)| {
+                        // The parent, the merged branches (a merge loses no message, and
+                        // their control entries must fold everywhere), or an epoch she was a
+                        // recipient of (her own package for it may have been broken).
+                        *e == info.parent
+                            || branches.contains(e)
+                            || self
+                                .membership
+                                .epochs
+                                .get(e)
+                                .is_some_and(|known| known.recipients.contains(&me))
+                    })
                     .filter(|(e, _)| before.as_ref().is_some_and(|b| !b.contains(e)));
                 let mut waiting = false;
                 for (epoch, secret) in
@@ -1694,12 +1857,22 @@ impl Circle {
         let Some(before) = before else {
             return Vec::new();
         };
+        // The merged branches, down to where they leave the parent's ancestry: a recipient
+        // of an epoch there whose package failed (a broken one from a bad committer) could not
+        // read the control entries written in it, so she could never fold the branch.
+        let branches: BTreeSet<EpochId> = merges
+            .iter()
+            .flat_map(|m| self.branch_of(*m, parent))
+            .collect();
         let mut extra: Vec<_> = self
             .membership
             .epochs
             .values()
-            .filter(|e| !e.recipients.contains(recipient) && !before.contains(&e.id))
-            .filter(|e| e.id == parent || merges.contains(&e.id))
+            .filter(|e| !before.contains(&e.id))
+            .filter(|e| {
+                (!e.recipients.contains(recipient) && (e.id == parent || merges.contains(&e.id)))
+                    || branches.contains(&e.id)
+            })
             .filter_map(|e| {
                 self.epoch_secrets
                     .get(&e.id)
@@ -1715,6 +1888,40 @@ impl Circle {
             .take(MAX_EXTRA_SECRETS)
             .map(|(_, _, id, s)| (id, s))
             .collect()
+    }
+
+    /// The epochs on the branch that ends at `merge` and is not in `parent`'s ancestry
+    /// (`merge` included), by parent and merge links. An epoch not (yet) in the fold is
+    /// followed by its commit's header (its parent is in clear), so a member who cannot open
+    /// a branch's commits can still tell which secrets a merge may give her.
+    fn branch_of(&self, merge: EpochId, parent: EpochId) -> BTreeSet<EpochId> {
+        let links = |e: &EpochId| -> Option<Vec<EpochId>> {
+            if let Some(info) = self.membership.epochs.get(e) {
+                return Some(
+                    std::iter::once(info.parent)
+                        .chain(info.merges.iter().copied())
+                        .collect(),
+                );
+            }
+            let record = self.control.get(&EntryId::from_bytes(*e.as_bytes()))?;
+            Some(vec![record.entry.unsigned.epoch])
+        };
+        let walk = |start: EpochId, stop: &BTreeSet<EpochId>| -> BTreeSet<EpochId> {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![start];
+            // Each epoch is visited once, so the walk ends within the tree's size.
+            while let Some(e) = todo.pop() {
+                if stop.contains(&e) || seen.contains(&e) {
+                    continue;
+                }
+                let Some(next) = links(&e) else { continue };
+                seen.insert(e);
+                todo.extend(next);
+            }
+            seen
+        };
+        let ancestry = walk(parent, &BTreeSet::new());
+        walk(merge, &ancestry)
     }
 
     /// Applies this member's own control entry, failing (with nothing changed) if the fold

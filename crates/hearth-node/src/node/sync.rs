@@ -416,12 +416,12 @@ impl EventLoop {
             }
         }
         let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
-        let wants = serving.wants;
         let slot_equivocations = if removed {
             Vec::new()
         } else {
-            slot.circle.equivocating_controls(&wants)
+            slot.circle.equivocating_controls(&serving)
         };
+        let wants = serving.wants;
         let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
         let fetched = if max == 0 {
             HashMap::new()
