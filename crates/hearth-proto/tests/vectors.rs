@@ -274,6 +274,15 @@ fn vectors() -> BTreeMap<String, String> {
     let private = circle
         .seal_private_check_in(target, LocalDay(20_000), &part, &mut rng)
         .unwrap();
+    // Its inputs: Ana's private-part key in this circle and the padded plaintext sealed.
+    put(
+        "content.private_check_in.key(ana,circle)",
+        ana.private_part_key(&circle.id()).as_ref(),
+    );
+    put(
+        "content.private_check_in.padded_plaintext",
+        &part.encode_padded(),
+    );
     let samples = samples.into_iter().chain([
         ("private_check_in", private),
         (
