@@ -6,12 +6,14 @@
 //! ([`JoinResponse`]). Sync: a [`hearth_proto::sync::proof::PeerRequest`] (hello, membership
 //! proof or catch-up request) answered by a [`hearth_proto::sync::proof::PeerResponse`].
 
-use hearth_proto::invite::{MAX_HANDSHAKE_MESSAGE_LEN, MAX_JOIN_MESSAGE_LEN};
+pub use hearth_proto::invite::{
+    JoinRequestFrame as JoinRequest, JoinResponseFrame as JoinResponse,
+};
+use hearth_proto::invite::{MAX_JOIN_REQUEST_FRAME_LEN, MAX_JOIN_RESPONSE_FRAME_LEN};
 use hearth_proto::sync::proof::{
     MAX_PEER_REQUEST_BYTES, MAX_PEER_RESPONSE_BYTES, PeerRequest, PeerResponse,
 };
-use hearth_proto::wire::{self, DecodeError};
-use serde::{Deserialize, Serialize};
+use hearth_proto::wire::DecodeError;
 
 use crate::codec::Frame;
 
@@ -19,35 +21,20 @@ use crate::codec::Frame;
 pub const MAX_SYNC_REQUEST_LEN: usize = MAX_PEER_REQUEST_BYTES;
 /// The largest sync response frame ([`MAX_PEER_RESPONSE_BYTES`]).
 pub const MAX_SYNC_RESPONSE_LEN: usize = MAX_PEER_RESPONSE_BYTES;
-/// The largest join request frame.
-pub const MAX_JOIN_REQUEST_LEN: usize = MAX_HANDSHAKE_MESSAGE_LEN + 64;
-/// The largest join response frame (a welcome in Noise chunks).
-pub const MAX_JOIN_RESPONSE_LEN: usize = MAX_JOIN_MESSAGE_LEN + 64;
+/// The largest join request frame ([`MAX_JOIN_REQUEST_FRAME_LEN`]).
+pub const MAX_JOIN_REQUEST_LEN: usize = MAX_JOIN_REQUEST_FRAME_LEN;
+/// The largest join response frame, a welcome in Noise chunks ([`MAX_JOIN_RESPONSE_FRAME_LEN`]).
+pub const MAX_JOIN_RESPONSE_LEN: usize = MAX_JOIN_RESPONSE_FRAME_LEN;
 
-/// One step of the join handshake, joiner → inviter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinRequest {
-    /// Random per join attempt; the inviter keys its handshake state by (peer, session).
-    pub session: [u8; 16],
-    /// A `Hello`, `Request` or `Rejected` message of [`hearth_proto::invite`].
-    pub message: Vec<u8>,
-}
-
-/// The inviter's answer to one step: an `Offer`, `Welcome` or `Rejected` message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinResponse {
-    /// The message.
-    pub message: Vec<u8>,
-}
-
+// The join frames are proto's (PROTOCOL.md §13 pins them, with test vectors).
 impl Frame for JoinRequest {
     const MAX_LEN: usize = MAX_JOIN_REQUEST_LEN;
     const WHAT: &'static str = "join request";
     fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self)
+        self.encode()
     }
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        wire::decode(bytes, Self::MAX_LEN, Self::WHAT)
+        JoinRequest::decode(bytes)
     }
 }
 
@@ -55,10 +42,10 @@ impl Frame for JoinResponse {
     const MAX_LEN: usize = MAX_JOIN_RESPONSE_LEN;
     const WHAT: &'static str = "join response";
     fn to_bytes(&self) -> Vec<u8> {
-        wire::encode(self)
+        self.encode()
     }
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        wire::decode(bytes, Self::MAX_LEN, Self::WHAT)
+        JoinResponse::decode(bytes)
     }
 }
 

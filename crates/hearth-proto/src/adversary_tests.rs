@@ -1513,3 +1513,72 @@ fn adversaries_never_break_the_invariants() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// L-M2 (issue 9): a sealed "done / not done only" check-in is as long as any other, whatever
+/// its note, mood and value, and its author still opens it; a plaintext whose padding is not
+/// zeros is refused.
+#[test]
+fn sealed_check_ins_all_have_one_length() {
+    use crate::content::{MAX_NOTE_BYTES, Outcome, PrivatePart};
+    let mut rng = ChaCha20Rng::seed_from_u64(0x1a2);
+    let circles = circle_of(1, CircleSettings::default(), &mut rng);
+    let c = &circles[0];
+    let goal = EntryId::from_bytes([7; 32]);
+    let day = LocalDay(20_000);
+    let parts = [
+        PrivatePart {
+            outcome: Outcome::Done,
+            note: None,
+            mood: None,
+        },
+        PrivatePart {
+            outcome: Outcome::Value(1),
+            note: None,
+            mood: Some(1),
+        },
+        PrivatePart {
+            outcome: Outcome::Value(i64::MAX),
+            note: Some("x".repeat(MAX_NOTE_BYTES)),
+            mood: Some(5),
+        },
+        PrivatePart {
+            outcome: Outcome::Value(i64::MIN),
+            note: Some("é".repeat(MAX_NOTE_BYTES / 2)),
+            mood: None,
+        },
+        PrivatePart {
+            outcome: Outcome::Skipped,
+            note: Some("ok".into()),
+            mood: Some(3),
+        },
+    ];
+    let mut lengths = BTreeSet::new();
+    for part in &parts {
+        let content = c.seal_private_check_in(goal, day, part, &mut rng).unwrap();
+        let Content::PrivateCheckIn { sealed, .. } = &content else {
+            panic!("a private check-in");
+        };
+        lengths.insert((sealed.ciphertext.len(), content.encode().len()));
+        assert!(c.open_private_check_in(&content).as_ref() == Some(part));
+    }
+    assert_eq!(
+        lengths.len(),
+        1,
+        "sealed check-ins differ in length: {lengths:?}"
+    );
+
+    // The author's own key, a well-formed part, padding that is not zeros: refused.
+    let mut padded = parts[1].encode_padded();
+    let last = padded.len() - 1;
+    padded[last] = 1;
+    let nonce = [9u8; 12];
+    let key = c.me.private_part_key(&c.id);
+    let ciphertext = crate::epoch::seal(&key, &nonce, &private_aad(&goal, day), &padded);
+    let content = Content::PrivateCheckIn {
+        goal,
+        day,
+        done: true,
+        sealed: SealedPart { nonce, ciphertext },
+    };
+    assert!(c.open_private_check_in(&content).is_none());
+}

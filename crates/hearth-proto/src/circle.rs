@@ -2082,7 +2082,8 @@ impl Circle {
     }
 
     /// Builds a "done / not done only" check-in: `done` is visible to the circle, the rest is
-    /// sealed with this member's private-part key (ChaCha20-Poly1305, associated data
+    /// padded to one length ([`PrivatePart::encode_padded`]) and sealed with this member's
+    /// private-part key (ChaCha20-Poly1305, associated data
     /// `"hearth v1 private check-in" ‖ goal ‖ day`), which no other member can derive.
     pub fn seal_private_check_in(
         &self,
@@ -2095,7 +2096,7 @@ impl Circle {
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
         let key = self.me.private_part_key(&self.id);
-        let plaintext = zeroize::Zeroizing::new(wire::encode(part));
+        let plaintext = part.encode_padded();
         let ciphertext = epoch::seal(&key, &nonce, &private_aad(&goal, day), &plaintext);
         let content = Content::PrivateCheckIn {
             goal,
@@ -2108,7 +2109,8 @@ impl Circle {
     }
 
     /// Opens the private part of one of this member's own sealed check-ins; `None` for anyone
-    /// else's (or for other content).
+    /// else's, for other content, and for a part that does not decode (bad padding included,
+    /// [`PrivatePart::decode_padded`]). Parts sealed before padding (version `0x01`) still open.
     pub fn open_private_check_in(&self, content: &Content) -> Option<PrivatePart> {
         let Content::PrivateCheckIn {
             goal, day, sealed, ..
@@ -2124,7 +2126,14 @@ impl Circle {
             &sealed.ciphertext,
         )
         .ok()?;
-        wire::decode(&plaintext, MAX_SEALED_BYTES, "private check-in").ok()
+        match plaintext.first() {
+            Some(&wire::WIRE_VERSION) => {
+                wire::decode::<PrivatePart>(&plaintext, MAX_SEALED_BYTES, "private check-in")
+                    .ok()
+                    .filter(|part| part.validate().is_ok())
+            }
+            _ => PrivatePart::decode_padded(&plaintext).ok(),
+        }
     }
 
     /// Changes the circle's settings (facilitators only).

@@ -27,6 +27,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::ids::EntryId;
 use crate::wire::{self, DecodeError};
@@ -183,6 +184,16 @@ pub enum Content {
 /// The longest sealed private part, in bytes.
 pub const MAX_SEALED_BYTES: usize = MAX_NOTE_BYTES + 128;
 
+/// The version byte of a padded [`PrivatePart`] plaintext ([`PrivatePart::encode_padded`]).
+/// Version `0x01`, unpadded, was written before padding; it is still opened, never written.
+pub const PRIVATE_PART_VERSION: u8 = 2;
+/// The one length of every padded [`PrivatePart`] plaintext: room for the largest valid part
+/// (note of [`MAX_NOTE_BYTES`], a ten-byte value, a mood) with its three-byte header.
+pub const PADDED_PRIVATE_PART_LEN: usize = MAX_NOTE_BYTES + 32;
+/// The one length of every sealed private part written: the padded plaintext and the
+/// 16-byte Poly1305 tag.
+pub const SEALED_PRIVATE_PART_LEN: usize = PADDED_PRIVATE_PART_LEN + 16;
+
 /// A [`PrivatePart`] sealed with ChaCha20-Poly1305 under the author's private-part key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SealedPart {
@@ -210,6 +221,61 @@ impl fmt::Debug for PrivatePart {
 }
 
 impl PrivatePart {
+    /// The plaintext that is sealed: `0x02 ‖ body length (u16 big-endian) ‖ body ‖ zeros`,
+    /// [`PADDED_PRIVATE_PART_LEN`] bytes in all, where `body` is bare postcard of the part.
+    /// Every part pads to the same length, so the sealed length tells nothing of the note,
+    /// the mood or the value. Call [`PrivatePart::validate`] first; a part that breaks the
+    /// limits may not fit.
+    pub fn encode_padded(&self) -> Zeroizing<Vec<u8>> {
+        let body = Zeroizing::new(wire::encode_bare(self));
+        let mut out = Zeroizing::new(Vec::with_capacity(PADDED_PRIVATE_PART_LEN));
+        out.push(PRIVATE_PART_VERSION);
+        // A valid body is at most 2 064 bytes; a longer one saturates and fails to decode.
+        out.extend_from_slice(&u16::try_from(body.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(&body);
+        let len = PADDED_PRIVATE_PART_LEN.max(out.len());
+        out.resize(len, 0);
+        out
+    }
+
+    /// Decodes a padded plaintext ([`PrivatePart::encode_padded`]) and checks the limits.
+    /// Errors, in order: the length is not [`PADDED_PRIVATE_PART_LEN`] (`BadPadding`), the
+    /// version is not `0x02` (`Decode(UnsupportedVersion)`), the body length runs past the
+    /// end or a padding byte is not zero (`BadPadding`), the body does not parse or has
+    /// trailing bytes (`Decode`), a limit is broken ([`PrivatePart::validate`]).
+    pub fn decode_padded(bytes: &[u8]) -> Result<PrivatePart, ContentError> {
+        const WHAT: &str = "private check-in";
+        if bytes.len() != PADDED_PRIVATE_PART_LEN {
+            return Err(ContentError::BadPadding(format!(
+                "it is {} bytes, not {PADDED_PRIVATE_PART_LEN}",
+                bytes.len()
+            )));
+        }
+        if bytes[0] != PRIVATE_PART_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: WHAT,
+                version: bytes[0],
+                expected: PRIVATE_PART_VERSION,
+            }
+            .into());
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[1], bytes[2]]));
+        let Some((body, padding)) = bytes[3..].split_at_checked(len) else {
+            return Err(ContentError::BadPadding(format!(
+                "its body length {len} runs past its end"
+            )));
+        };
+        if let Some(at) = padding.iter().position(|&b| b != 0) {
+            return Err(ContentError::BadPadding(format!(
+                "padding byte {} is not zero",
+                3 + len + at
+            )));
+        }
+        let part: PrivatePart = wire::decode_bare(body, PADDED_PRIVATE_PART_LEN, WHAT)?;
+        part.validate()?;
+        Ok(part)
+    }
+
     /// Checks the note and mood limits.
     pub fn validate(&self) -> Result<(), ContentError> {
         if let Some(note) = &self.note {
@@ -537,6 +603,9 @@ pub enum ContentError {
     /// A day is outside the supported calendar.
     #[error("the day {0} is outside the supported range, 0 (1970-01-01) to 2932896 (9999-12-31)")]
     DayOutOfRange(i32),
+    /// A sealed check-in's plaintext is not padded as PROTOCOL.md §9 says.
+    #[error("the sealed check-in is not padded correctly: {0}")]
+    BadPadding(String),
 }
 
 impl Content {
@@ -945,6 +1014,87 @@ mod tests {
                 content.kind_name()
             );
         }
+    }
+
+    /// L-M2 (issue 9): every private part pads to one length and round-trips; each way of
+    /// breaking the padding is refused with its own clear error.
+    #[test]
+    fn private_parts_pad_to_one_length_and_bad_padding_is_refused() {
+        let parts = [
+            PrivatePart {
+                outcome: Outcome::Done,
+                note: None,
+                mood: None,
+            },
+            PrivatePart {
+                outcome: Outcome::Value(i64::MIN),
+                note: Some("n".repeat(MAX_NOTE_BYTES)),
+                mood: Some(MAX_MOOD),
+            },
+        ];
+        for part in &parts {
+            let padded = part.encode_padded();
+            assert_eq!(padded.len(), PADDED_PRIVATE_PART_LEN);
+            assert!(PrivatePart::decode_padded(&padded).unwrap() == *part);
+        }
+        let good = parts[0].encode_padded();
+        let body_len = usize::from(u16::from_be_bytes([good[1], good[2]]));
+
+        let short = &good[..good.len() - 1];
+        assert_eq!(
+            PrivatePart::decode_padded(short).unwrap_err().to_string(),
+            format!(
+                "the sealed check-in is not padded correctly: it is {} bytes, not {PADDED_PRIVATE_PART_LEN}",
+                PADDED_PRIVATE_PART_LEN - 1
+            )
+        );
+        let mut version = good.to_vec();
+        version[0] = 1;
+        assert!(matches!(
+            PrivatePart::decode_padded(&version),
+            Err(ContentError::Decode(DecodeError::UnsupportedVersion {
+                version: 1,
+                ..
+            }))
+        ));
+        let mut nonzero = good.to_vec();
+        nonzero[3 + body_len + 5] = 0x20;
+        assert_eq!(
+            PrivatePart::decode_padded(&nonzero)
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "the sealed check-in is not padded correctly: padding byte {} is not zero",
+                3 + body_len + 5
+            )
+        );
+        let mut past_end = good.to_vec();
+        past_end[1..3].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            PrivatePart::decode_padded(&past_end),
+            Err(ContentError::BadPadding(_))
+        ));
+        // A body length that takes in a padding zero leaves a trailing byte in the body.
+        let mut longer = good.to_vec();
+        longer[1..3].copy_from_slice(&((body_len + 1) as u16).to_be_bytes());
+        assert!(matches!(
+            PrivatePart::decode_padded(&longer),
+            Err(ContentError::Decode(DecodeError::TrailingBytes { .. }))
+        ));
+        // A well-padded part that breaks a limit.
+        let mut body = wire::encode_bare(&PrivatePart {
+            outcome: Outcome::Done,
+            note: None,
+            mood: Some(9),
+        });
+        let mut bad_mood = vec![PRIVATE_PART_VERSION];
+        bad_mood.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        bad_mood.append(&mut body);
+        bad_mood.resize(PADDED_PRIVATE_PART_LEN, 0);
+        assert_eq!(
+            PrivatePart::decode_padded(&bad_mood).unwrap_err(),
+            ContentError::MoodOutOfRange(9)
+        );
     }
 
     #[test]

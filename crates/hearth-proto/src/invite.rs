@@ -641,6 +641,56 @@ impl JoinMessage {
     }
 }
 
+/// The largest encoded [`JoinRequestFrame`]: a handshake message and room for the session.
+pub const MAX_JOIN_REQUEST_FRAME_LEN: usize = MAX_HANDSHAKE_MESSAGE_LEN + 64;
+/// The largest encoded [`JoinResponseFrame`]: a welcome in Noise chunks and room to spare.
+pub const MAX_JOIN_RESPONSE_FRAME_LEN: usize = MAX_JOIN_MESSAGE_LEN + 64;
+
+/// One step of the join handshake as it travels on `/hearth/join/1`, joiner → inviter:
+/// `0x01 ‖ postcard(session, message)` (PROTOCOL.md §13). The joiner opens one stream per
+/// step; the random `session` lets the inviter keep the handshake state between the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequestFrame {
+    /// Random per join attempt; the inviter keys its handshake state by (peer, session).
+    pub session: [u8; 16],
+    /// A `Hello`, `Request` or `Rejected` [`JoinMessage`], encoded.
+    pub message: Vec<u8>,
+}
+
+impl JoinRequestFrame {
+    /// `0x01 ‖ postcard`.
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// Decodes a frame of at most [`MAX_JOIN_REQUEST_FRAME_LEN`] bytes with no trailing bytes.
+    /// The message inside is decoded by the state machine of its step.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        wire::decode(bytes, MAX_JOIN_REQUEST_FRAME_LEN, "join request")
+    }
+}
+
+/// The inviter's answer to one step on `/hearth/join/1`: `0x01 ‖ postcard(message)`, an
+/// `Offer`, `Welcome` or `Rejected` [`JoinMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponseFrame {
+    /// The message, encoded.
+    pub message: Vec<u8>,
+}
+
+impl JoinResponseFrame {
+    /// `0x01 ‖ postcard`.
+    pub fn encode(&self) -> Vec<u8> {
+        wire::encode(self)
+    }
+
+    /// Decodes a frame of at most [`MAX_JOIN_RESPONSE_FRAME_LEN`] bytes with no trailing
+    /// bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        wire::decode(bytes, MAX_JOIN_RESPONSE_FRAME_LEN, "join response")
+    }
+}
+
 /// Encodes a `Rejected` message, for refusals decided outside the state machines (for
 /// example no circle on this device knows the invite: [`RejectReason::UnknownInvite`]).
 pub fn rejection(reason: RejectReason) -> Vec<u8> {
@@ -1037,6 +1087,12 @@ impl OfferedJoin {
     /// The inviter's member X25519 key, as proven in the handshake.
     pub fn inviter_dh(&self) -> DhPublicKey {
         self.inviter_dh
+    }
+
+    /// The Noise handshake hash `h` after message 2, which the joiner's binding signs
+    /// (`JOIN_BINDING_LABEL ‖ h`); published for test vectors.
+    pub fn handshake_hash(&self) -> &[u8] {
+        &self.handshake_hash
     }
 
     /// Accepts guidelines version `accepted_guidelines_version` (the one shown to the joiner)

@@ -111,6 +111,9 @@ fn every_decoder(data: &[u8]) {
         assert_eq!(again.to_text(), ticket.to_text());
     }
     let _ = JoinResponder::invite_in_hello(data);
+    let _ = hearth_proto::invite::JoinRequestFrame::decode(data);
+    let _ = hearth_proto::invite::JoinResponseFrame::decode(data);
+    let _ = hearth_proto::content::PrivatePart::decode_padded(data);
     let _ = Circle::join(data, MemberSecret::from_bytes(&[7u8; 64]));
 }
 

@@ -274,6 +274,15 @@ fn vectors() -> BTreeMap<String, String> {
     let private = circle
         .seal_private_check_in(target, LocalDay(20_000), &part, &mut rng)
         .unwrap();
+    // Its inputs: Ana's private-part key in this circle and the padded plaintext sealed.
+    put(
+        "content.private_check_in.key(ana,circle)",
+        ana.private_part_key(&circle.id()).as_ref(),
+    );
+    put(
+        "content.private_check_in.padded_plaintext",
+        &part.encode_padded(),
+    );
     let samples = samples.into_iter().chain([
         ("private_check_in", private),
         (
@@ -295,10 +304,10 @@ fn vectors() -> BTreeMap<String, String> {
         put(&format!("content.{name}"), &content.encode());
     }
 
-    // Invite ticket and the first join message.
+    // Invite ticket and the join messages.
     let mut book = InviteBook::new();
     let issued = book
-        .issue(Role::Member, NOW + 86_400_000, 1, NOW, &mut rng)
+        .issue(Role::Member, NOW + 86_400_000, 2, NOW, &mut rng)
         .unwrap();
     let ticket = issued
         .ticket(
@@ -309,14 +318,14 @@ fn vectors() -> BTreeMap<String, String> {
         )
         .unwrap();
     put("ticket.text", ticket.to_text().as_bytes());
-    let joiner = MemberSecret::generate(&mut rng);
-    let (_initiator, hello) = JoinInitiator::start(&ticket, &joiner, NOW, &mut rng).unwrap();
-    put("join.hello", &hello);
-    let _ = CircleTerms {
-        circle_name: String::new(),
-        guidelines_version: 1,
-        guidelines: String::new(),
-    };
+    join_vectors(
+        &mut put,
+        &ticket,
+        &mut book,
+        &circle,
+        [&ana, &ben],
+        &welcome,
+    );
 
     // Sync request.
     let mut marks = HighWaterMarks::new();
@@ -338,6 +347,164 @@ fn vectors() -> BTreeMap<String, String> {
         Entry::decode_and_verify(bytes).unwrap();
     }
     v
+}
+
+/// An RNG that yields one byte value forever: the join vectors state their snow seeds
+/// (`join.*.noise_seed`) instead of drawing them from the shared ChaCha20 stream, so an
+/// implementer reproduces them from PROTOCOL.md alone.
+struct Constant(u8);
+
+impl rand_core::RngCore for Constant {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.0; 4])
+    }
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes([self.0; 8])
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(self.0);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        dest.fill(self.0);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for Constant {}
+
+/// The ephemeral X25519 private key snow draws from a resolver seeded with `seed`
+/// (`hearth_proto::noise`): the first 32 bytes of BLAKE3-XOF keyed with the seed over
+/// `"hearth v1 noise rng"`.
+fn ephemeral_from_seed(seed: [u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    blake3::Hasher::new_keyed(&seed)
+        .update(b"hearth v1 noise rng")
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// Every join message (§10, §13) of Ben joining Ana's circle with `ticket`: Ana is the inviter,
+/// snow seeds are `01`×32 (joiner) and `02`×32 (inviter), the terms are "Tuesday circle",
+/// guidelines version 1 "Be kind.", Ben accepts version 1 as "Ben", and the welcome is
+/// `welcome.ben`. A second handshake (seeds `03`×32, `04`×32) carries a welcome of 65 000
+/// bytes `57`, which takes two chunks; the vectors pin its last chunk and the BLAKE3 of the
+/// whole message.
+fn join_vectors(
+    put: &mut impl FnMut(&str, &[u8]),
+    ticket: &hearth_proto::invite::Ticket,
+    book: &mut InviteBook,
+    circle: &Circle,
+    [ana, ben]: [&MemberSecret; 2],
+    welcome: &[u8],
+) {
+    use hearth_proto::invite::{
+        JOIN_BINDING_LABEL, JoinRequestFrame, JoinResponder, JoinResponseFrame,
+    };
+    let terms = CircleTerms {
+        circle_name: "Tuesday circle".into(),
+        guidelines_version: 1,
+        guidelines: "Be kind.".into(),
+    };
+    let run = |book: &mut InviteBook, seeds: [u8; 2], welcome: &[u8]| {
+        let (initiator, hello) =
+            JoinInitiator::start(ticket, ben, NOW, &mut Constant(seeds[0])).unwrap();
+        let (responder, offer) = JoinResponder::read_hello(
+            book,
+            circle.id(),
+            ana,
+            &terms,
+            &hello,
+            NOW,
+            &mut Constant(seeds[1]),
+        )
+        .unwrap();
+        let offered = initiator.read_offer(&offer).unwrap();
+        let h = offered.handshake_hash().to_vec();
+        let (awaiting, request) = offered.accept("Ben", 1, NOW).unwrap();
+        let verified = responder.read_request(&request, NOW).unwrap();
+        let join_request = verified.request().clone();
+        let welcome_message = verified.welcome(book, welcome, NOW).unwrap();
+        let opened = awaiting.read_welcome(&welcome_message).unwrap();
+        assert_eq!(opened.as_slice(), welcome, "the welcome round-trips");
+        (hello, offer, h, join_request, request, welcome_message)
+    };
+
+    let (hello, offer, h, join_request, request, welcome_message) =
+        run(book, [0x01, 0x02], welcome);
+    put("join.inputs.circle", circle.id().as_bytes());
+    put("join.inputs.invite", ticket.invite().as_bytes());
+    put("join.inputs.psk", issued_secret(book, ticket));
+    put("join.prologue", &{
+        let mut p = b"hearth v1 join".to_vec();
+        p.extend_from_slice(circle.id().as_bytes());
+        p.extend_from_slice(ticket.invite().as_bytes());
+        p
+    });
+    put("join.joiner.noise_seed", &[0x01; 32]);
+    put(
+        "join.joiner.ephemeral_private",
+        &ephemeral_from_seed([0x01; 32]),
+    );
+    put("join.inviter.noise_seed", &[0x02; 32]);
+    put(
+        "join.inviter.ephemeral_private",
+        &ephemeral_from_seed([0x02; 32]),
+    );
+    put("join.hello", &hello);
+    put("join.offer", &offer);
+    put(
+        "join.offer.payload",
+        &wire::encode_bare(&hearth_proto::invite::JoinOffer {
+            circle_name: terms.circle_name.clone(),
+            guidelines_version: 1,
+            guidelines: terms.guidelines.clone(),
+            role: Role::Member,
+        }),
+    );
+    put("join.handshake_hash", &h);
+    let mut binding_message = JOIN_BINDING_LABEL.to_vec();
+    binding_message.extend_from_slice(&h);
+    put("join.binding.message", &binding_message);
+    put("join.binding", &join_request.binding.0);
+    assert_eq!(join_request.binding, ben.sign(&binding_message));
+    put("join.request.payload", &wire::encode_bare(&join_request));
+    put("join.request", &request);
+    let mut stream = (welcome.len() as u32).to_be_bytes().to_vec();
+    stream.extend_from_slice(welcome);
+    put("join.welcome.stream", &stream);
+    put("join.welcome", &welcome_message);
+    put(
+        "join.rejected(wrong_secret)",
+        &hearth_proto::invite::rejection(hearth_proto::invite::RejectReason::WrongSecret),
+    );
+    let session = [0xa5; 16];
+    let frame = JoinRequestFrame {
+        session,
+        message: hello.clone(),
+    };
+    put("join.frame.request(session=a5..,hello)", &frame.encode());
+    assert_eq!(JoinRequestFrame::decode(&frame.encode()).unwrap(), frame);
+    let frame = JoinResponseFrame {
+        message: offer.clone(),
+    };
+    put("join.frame.response(offer)", &frame.encode());
+    assert_eq!(JoinResponseFrame::decode(&frame.encode()).unwrap(), frame);
+
+    // Two chunks: the cut at 65 000 bytes and the second transport nonce.
+    let large = vec![0x57; 65_000];
+    let (.., two_chunks) = run(book, [0x03, 0x04], &large);
+    put(
+        "join.welcome(65000 bytes 57,seeds 03/04).blake3",
+        blake3::hash(&two_chunks).as_bytes(),
+    );
+    let tail = &two_chunks[two_chunks.len() - 20..];
+    put("join.welcome(65000 bytes 57,seeds 03/04).last_chunk", tail);
+}
+
+/// The invite secret behind `ticket`, from the book that issued it.
+fn issued_secret<'a>(book: &'a InviteBook, ticket: &hearth_proto::invite::Ticket) -> &'a [u8] {
+    book.get(&ticket.invite()).unwrap().secret().as_bytes()
 }
 
 #[test]

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hearth_proto::ids::EntryId;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -116,6 +117,34 @@ pub(crate) fn derive_data_key(
     )))
 }
 
+/// A fresh random 32-byte key (the in-memory store's data key).
+pub(crate) fn random_key() -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(key.as_mut());
+    key
+}
+
+/// Keys the `goals` index, which lists the entries referring to an entry under a keyed hash
+/// of its id rather than the id itself, so the disk does not say who checked in on, reacted
+/// to or answered what. Its own derivation context keeps it apart from every other use of the
+/// data key.
+pub(crate) struct ReferenceKey(Zeroizing<[u8; 32]>);
+
+impl ReferenceKey {
+    /// `derive_key("hearth-store v1 reference index key", data key)`.
+    pub(crate) fn new(data_key: &Zeroizing<[u8; 32]>) -> Self {
+        ReferenceKey(Zeroizing::new(blake3::derive_key(
+            "hearth-store v1 reference index key",
+            data_key.as_ref(),
+        )))
+    }
+
+    /// `keyed_hash(reference key, referred entry id)`: what the index keys by.
+    pub(crate) fn tag(&self, referred: &EntryId) -> [u8; 32] {
+        *blake3::keyed_hash(&self.0, referred.as_bytes()).as_bytes()
+    }
+}
+
 const SEALED_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -132,11 +161,10 @@ impl Cipher {
         }
     }
 
-    /// A cipher with a fresh random key (for the in-memory store).
+    /// A cipher with a fresh random key.
+    #[cfg(test)]
     pub(crate) fn random() -> Self {
-        let mut key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(key.as_mut());
-        Cipher::new(&key)
+        Cipher::new(&random_key())
     }
 
     fn aad(tree: &str, key: &[u8]) -> Vec<u8> {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hearth_proto::ids::{CircleId, EntryId, EpochId, InviteId, MemberId};
 use zeroize::Zeroizing;
 
-use crate::at_rest::Cipher;
+use crate::at_rest::{Cipher, ReferenceKey};
 use crate::circle::{CircleRecord, MAX_INVITE_BYTES, MAX_LOCAL_KEY_BYTES, MAX_LOCAL_VALUE_BYTES};
 use crate::entry::{Appended, BatchItem, MAX_ENTRY_BYTES, StoredEntry, TimelinePos};
 use crate::epoch::EpochSecret;
@@ -96,6 +96,7 @@ const PAGE: usize = 512;
 pub(crate) struct Engine<B> {
     pub(crate) backend: B,
     cipher: Cipher,
+    references: ReferenceKey,
     /// Test hook: makes the next append fail in the middle of its transaction.
     #[cfg(test)]
     pub(crate) fail_inside_append: AtomicBool,
@@ -148,10 +149,12 @@ fn check_len(what: &str, len: usize, max: usize) -> Result<(), StoreError> {
 }
 
 impl<B: Backend> Engine<B> {
-    pub(crate) fn new(backend: B, cipher: Cipher) -> Self {
+    /// An engine over `backend` whose values are sealed under `data_key`.
+    pub(crate) fn new(backend: B, data_key: &Zeroizing<[u8; 32]>) -> Self {
         Engine {
             backend,
-            cipher,
+            cipher: Cipher::new(data_key),
+            references: ReferenceKey::new(data_key),
             #[cfg(test)]
             fail_inside_append: AtomicBool::new(false),
         }
@@ -173,6 +176,17 @@ impl<B: Backend> Engine<B> {
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         self.cipher.open(tree.as_str(), key, sealed)
+    }
+
+    /// The `goals` key of `e` under the entry it refers to, if it refers to one.
+    fn reference_key(&self, e: &StoredEntry) -> Option<Vec<u8>> {
+        e.goal
+            .map(|goal| goal_key(e.circle, &self.references.tag(&goal), e.lamport, e.id))
+    }
+
+    /// The entry record of `e` (its reference sealed).
+    fn encode_record(&self, e: &StoredEntry) -> Vec<u8> {
+        e.encode_record(&self.cipher)
     }
 
     /// Writes rows as they are, in one durable transaction: salvage copies sealed values it
@@ -203,8 +217,9 @@ impl<B: Backend> Engine<B> {
         })
     }
 
-    /// Checks the schema version and that the profile opens with this key.
-    pub(crate) fn check_on_open(&self) -> Result<(), StoreError> {
+    /// Checks the schema version and that the profile opens with this key; returns the
+    /// version found (older ones are migrated by the caller).
+    pub(crate) fn check_on_open(&self) -> Result<u32, StoreError> {
         let version = self
             .backend
             .get(TreeName::Meta, SCHEMA_KEY)?
@@ -221,7 +236,60 @@ impl<B: Backend> Engine<B> {
         if version == 0 {
             return Err(StoreError::corrupted("the schema version is 0"));
         }
-        self.profile().map(drop)
+        self.profile()?;
+        Ok(version)
+    }
+
+    /// Migrates a schema-1 store's references (step 1 of 2): every entry record that names
+    /// the entry it refers to in clear is rewritten with the reference sealed, and its `goals`
+    /// key (keyed by the clear id) is replaced by one keyed by the hashed id. A page of
+    /// entries per transaction; a record already rewritten is skipped, so a migration cut
+    /// short by a crash simply runs again at the next open. Returns how many were rewritten.
+    /// The caller then purges the old bytes (the sled store compacts) and calls
+    /// [`Engine::finish_migration`].
+    pub(crate) fn migrate_references(&self) -> Result<u64, StoreError> {
+        const PAGE: usize = 128;
+        let mut range: KeyRange = (Bound::Unbounded, Bound::Unbounded);
+        let mut migrated = 0u64;
+        loop {
+            let rows = self
+                .backend
+                .scan(TreeName::Entries, range.clone(), false, PAGE)?;
+            let mut changes = Vec::new();
+            for (k, v) in &rows {
+                if !StoredEntry::is_legacy_with_reference(v) {
+                    continue;
+                }
+                let id = id_from_value(k, TreeName::Entries)?;
+                let e = StoredEntry::decode_record(id, v, &self.cipher)?;
+                let Some(goal) = e.goal else { continue };
+                let old = goal_key(e.circle, goal.as_bytes(), e.lamport, e.id);
+                let new = self.reference_key(&e);
+                changes.push((id, old, new, self.encode_record(&e)));
+            }
+            if !changes.is_empty() {
+                self.write(&|tx| {
+                    for (id, old, new, record) in &changes {
+                        tx.remove(TreeName::Goals, old)?;
+                        if let Some(new) = new {
+                            tx.insert(TreeName::Goals, new, &[])?;
+                        }
+                        tx.insert(TreeName::Entries, id.as_bytes(), record)?;
+                    }
+                    Ok(())
+                })?;
+                migrated += changes.len() as u64;
+            }
+            match rows.last() {
+                Some((k, _)) if rows.len() == PAGE => range.0 = Bound::Excluded(k.clone()),
+                _ => return Ok(migrated),
+            }
+        }
+    }
+
+    /// Records that the store now has this build's schema (the last step of a migration).
+    pub(crate) fn finish_migration(&self) -> Result<(), StoreError> {
+        self.write(&|tx| tx.insert(TreeName::Meta, SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()))
     }
 
     pub(crate) fn profile(&self) -> Result<Profile, StoreError> {
@@ -278,7 +346,12 @@ impl<B: Backend> Engine<B> {
             .backend
             .scan(TreeName::ByTime, prefix_range(c), false, usize::MAX)?
         {
-            entries.push(self.entry_for_index(k.get(40..).unwrap_or_default(), TreeName::ByTime)?);
+            if let Some(e) =
+                self.entry_for_index(k.get(40..).unwrap_or_default(), TreeName::ByTime)?
+            {
+                let reference = self.reference_key(&e);
+                entries.push((e, reference));
+            }
         }
         let mut others = Vec::new();
         for tree in [
@@ -296,8 +369,8 @@ impl<B: Backend> Engine<B> {
             }
         }
         self.write(&|tx| {
-            for e in entries.iter().flatten() {
-                remove_entry(tx, e)?;
+            for (e, reference) in &entries {
+                remove_entry(tx, e, reference.as_deref())?;
             }
             for (tree, k) in &others {
                 tx.remove(*tree, k)?;
@@ -418,7 +491,9 @@ impl<B: Backend> Engine<B> {
             state.check()?;
         }
         // Seal outside the transaction, which may run more than once.
-        let records: Vec<Vec<u8>> = items.iter().map(|i| i.entry.encode_record()).collect();
+        let records: Vec<Vec<u8>> = items.iter().map(|i| self.encode_record(i.entry)).collect();
+        let references: Vec<Option<Vec<u8>>> =
+            items.iter().map(|i| self.reference_key(i.entry)).collect();
         let sealed_plain: Vec<Option<Vec<u8>>> = items
             .iter()
             .map(|i| {
@@ -491,12 +566,8 @@ impl<B: Backend> Engine<B> {
                     &by_time_key(e.circle, e.timestamp_ms, e.id),
                     &[],
                 )?;
-                if let Some(goal) = e.goal {
-                    tx.insert(
-                        TreeName::Goals,
-                        &goal_key(e.circle, goal, e.lamport, e.id),
-                        &[],
-                    )?;
+                if let Some(reference) = &references[i] {
+                    tx.insert(TreeName::Goals, reference, &[])?;
                 }
                 if let Some(sealed) = &sealed_plain[i] {
                     tx.insert(TreeName::Plaintext, e.id.as_bytes(), sealed)?;
@@ -518,7 +589,7 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn entry(&self, id: EntryId) -> Result<Option<StoredEntry>, StoreError> {
         self.backend
             .get(TreeName::Entries, id.as_bytes())?
-            .map(|v| StoredEntry::decode_record(id, &v))
+            .map(|v| StoredEntry::decode_record(id, &v, &self.cipher))
             .transpose()
     }
 
@@ -643,7 +714,7 @@ impl<B: Backend> Engine<B> {
         circle: CircleId,
         goal: EntryId,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        let prefix = key(&[circle.as_bytes(), goal.as_bytes()]);
+        let prefix = key(&[circle.as_bytes(), &self.references.tag(&goal)]);
         let rows = self
             .backend
             .scan(TreeName::Goals, prefix_range(&prefix), false, usize::MAX)?;
@@ -667,25 +738,19 @@ impl<B: Backend> Engine<B> {
             {
                 let mut new = old.clone();
                 new.goal = Some(*target);
-                let record = new.encode_record();
-                changed.push((old, new, record));
+                let record = self.encode_record(&new);
+                let (was, now) = (self.reference_key(&old), self.reference_key(&new));
+                changed.push((new.id, record, was, now));
             }
         }
         self.write(&|tx| {
-            for (old, new, record) in &changed {
-                if let Some(goal) = old.goal {
-                    tx.remove(
-                        TreeName::Goals,
-                        &goal_key(old.circle, goal, old.lamport, old.id),
-                    )?;
+            for (id, record, was, now) in &changed {
+                if let Some(was) = was {
+                    tx.remove(TreeName::Goals, was)?;
                 }
-                tx.insert(TreeName::Entries, new.id.as_bytes(), record)?;
-                if let Some(goal) = new.goal {
-                    tx.insert(
-                        TreeName::Goals,
-                        &goal_key(new.circle, goal, new.lamport, new.id),
-                        &[],
-                    )?;
+                tx.insert(TreeName::Entries, id.as_bytes(), record)?;
+                if let Some(now) = now {
+                    tx.insert(TreeName::Goals, now, &[])?;
                 }
             }
             Ok(())
@@ -741,13 +806,14 @@ impl<B: Backend> Engine<B> {
             if let Some(e) =
                 self.entry_for_index(k.get(40..).unwrap_or_default(), TreeName::ByTime)?
             {
-                doomed.push(e);
+                let reference = self.reference_key(&e);
+                doomed.push((e, reference));
             }
         }
         self.write(&|tx| {
             let mut removed = 0;
-            for e in &doomed {
-                if remove_entry(tx, e)? {
+            for (e, reference) in &doomed {
+                if remove_entry(tx, e, reference.as_deref())? {
                     removed += 1;
                 }
             }
@@ -960,8 +1026,9 @@ impl<B: Backend> Engine<B> {
     }
 }
 
-/// Removes an entry, its indexes and its cached plaintext. False if it was already gone.
-fn remove_entry(tx: &dyn Tx, e: &StoredEntry) -> Result<bool, TxAbort> {
+/// Removes an entry, its indexes (`reference`: its `goals` key, if any) and its cached
+/// plaintext. False if it was already gone.
+fn remove_entry(tx: &dyn Tx, e: &StoredEntry, reference: Option<&[u8]>) -> Result<bool, TxAbort> {
     if tx.get(TreeName::Entries, e.id.as_bytes())?.is_none() {
         return Ok(false);
     }
@@ -978,8 +1045,8 @@ fn remove_entry(tx: &dyn Tx, e: &StoredEntry) -> Result<bool, TxAbort> {
         TreeName::ByTime,
         &by_time_key(e.circle, e.timestamp_ms, e.id),
     )?;
-    if let Some(goal) = e.goal {
-        tx.remove(TreeName::Goals, &goal_key(e.circle, goal, e.lamport, e.id))?;
+    if let Some(reference) = reference {
+        tx.remove(TreeName::Goals, reference)?;
     }
     tx.remove(TreeName::Plaintext, e.id.as_bytes())?;
     Ok(true)
@@ -1098,7 +1165,12 @@ mod tests {
         let entries: Vec<StoredEntry> = all(e, TreeName::Entries)
             .into_iter()
             .map(|(k, v)| {
-                StoredEntry::decode_record(EntryId::from_bytes(k.try_into().unwrap()), &v).unwrap()
+                StoredEntry::decode_record(
+                    EntryId::from_bytes(k.try_into().unwrap()),
+                    &v,
+                    &e.cipher,
+                )
+                .unwrap()
             })
             .collect();
         type Pairs = BTreeSet<(Vec<u8>, Vec<u8>)>;
@@ -1117,11 +1189,11 @@ mod tests {
                 .entry(TreeName::ByTime)
                 .or_default()
                 .insert((by_time_key(x.circle, x.timestamp_ms, x.id), vec![]));
-            if let Some(goal) = x.goal {
+            if let Some(reference) = e.reference_key(x) {
                 expect
                     .entry(TreeName::Goals)
                     .or_default()
-                    .insert((goal_key(x.circle, goal, x.lamport, x.id), vec![]));
+                    .insert((reference, vec![]));
             }
         }
         for tree in [
@@ -1158,6 +1230,83 @@ mod tests {
             bytes: vec![author; 10],
             goal: goal.map(|g| EntryId::from_bytes([g; 32])),
         }
+    }
+
+    /// L1 (issue 9): a schema-1 store (references in clear in records and in `goals` keys,
+    /// more entries than a migration page) is migrated: every reference is sealed and
+    /// re-keyed, reads find them, and running the migration again changes nothing (a
+    /// migration cut short resumes).
+    #[test]
+    fn a_schema_1_store_is_migrated_and_a_second_run_changes_nothing() {
+        let s = MemoryStore::new(&profile()).unwrap();
+        let engine = &s.engine;
+        let goal = EntryId::from_bytes([0x42; 32]);
+        let mut rows = vec![(
+            TreeName::Meta,
+            SCHEMA_KEY.to_vec(),
+            1u32.to_be_bytes().to_vec(),
+        )];
+        let mut referring = Vec::new();
+        for seq in 0..300u64 {
+            let mut x = e(1, 2, seq, seq + 1, 1000 + seq, None);
+            // Schema 1's record: version 1, the reference in clear.
+            let mut record = engine.encode_record(&x)[..89].to_vec();
+            record[0] = 1;
+            if seq % 2 == 0 {
+                x.goal = Some(goal);
+                record.push(1);
+                record.extend_from_slice(goal.as_bytes());
+                rows.push((
+                    TreeName::Goals,
+                    goal_key(x.circle, goal.as_bytes(), x.lamport, x.id),
+                    vec![],
+                ));
+                referring.push(x.clone());
+            } else {
+                record.push(0);
+            }
+            record.extend_from_slice(&x.bytes);
+            rows.push((TreeName::Entries, x.id.as_bytes().to_vec(), record));
+            rows.push((
+                TreeName::AuthorLog,
+                author_log_key(x.circle, x.author, x.seq),
+                x.id.as_bytes().to_vec(),
+            ));
+            rows.push((
+                TreeName::Timeline,
+                timeline_key(x.circle, x.lamport, x.author, x.seq),
+                x.id.as_bytes().to_vec(),
+            ));
+            rows.push((
+                TreeName::ByTime,
+                by_time_key(x.circle, x.timestamp_ms, x.id),
+                vec![],
+            ));
+        }
+        engine.put_rows(&rows).unwrap();
+        assert_eq!(engine.check_on_open().unwrap(), 1);
+        let circle = CircleId::from_bytes([1; 32]);
+        assert!(engine.goal_checkins(circle, goal).unwrap().is_empty());
+
+        assert_eq!(engine.migrate_references().unwrap(), 150);
+        check_invariants(engine);
+        assert_eq!(engine.goal_checkins(circle, goal).unwrap(), referring);
+        for tree in [TreeName::Goals, TreeName::Entries] {
+            for (k, v) in all(engine, tree) {
+                assert!(
+                    !k.windows(32)
+                        .chain(v.windows(32))
+                        .any(|w| w == goal.as_bytes()),
+                    "tree `{}` still names the goal in clear",
+                    tree.as_str()
+                );
+            }
+        }
+        let before: Vec<_> = all(engine, TreeName::Entries);
+        assert_eq!(engine.migrate_references().unwrap(), 0);
+        assert_eq!(all(engine, TreeName::Entries), before);
+        engine.finish_migration().unwrap();
+        assert_eq!(engine.check_on_open().unwrap(), SCHEMA_VERSION);
     }
 
     fn admission_and_its_invite_are_one_write<B: Backend>(engine: &Engine<B>) {

@@ -5,8 +5,9 @@ use std::fmt;
 
 use hearth_proto::ids::{CircleId, EntryId, MemberId};
 
+use crate::at_rest::Cipher;
 use crate::error::StoreError;
-use crate::layout::{array_at, u64_at};
+use crate::layout::{TreeName, array_at, u64_at};
 
 /// Largest encoded entry the store accepts (proto's limits are far below this).
 pub const MAX_ENTRY_BYTES: usize = 1 << 20;
@@ -44,10 +45,13 @@ impl StoredEntry {
         }
     }
 
-    /// Value in the `entries` tree: `0x01 ‖ circle ‖ author ‖ seq ‖ lamport ‖ timestamp ‖ goal
-    /// flag (0 or 1) [‖ goal] ‖ bytes`, integers u64 big-endian. The id is the key.
-    pub(crate) fn encode_record(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + 32 + 32 + 24 + 33 + self.bytes.len());
+    /// Value in the `entries` tree: `0x02 ‖ circle ‖ author ‖ seq ‖ lamport ‖ timestamp ‖
+    /// reference flag (0 or 1) [‖ sealed reference] ‖ bytes`, integers u64 big-endian. The id
+    /// is the key. The entry it refers to is sealed under the data key for the slot
+    /// (`entries`, id): on disk it would say who checked in on, or reacted to, what.
+    pub(crate) fn encode_record(&self, cipher: &Cipher) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(1 + 32 + 32 + 24 + 1 + SEALED_REFERENCE_LEN + self.bytes.len());
         out.push(ENTRY_RECORD_VERSION);
         out.extend_from_slice(self.circle.as_bytes());
         out.extend_from_slice(self.author.as_bytes());
@@ -57,7 +61,11 @@ impl StoredEntry {
         match self.goal {
             Some(goal) => {
                 out.push(1);
-                out.extend_from_slice(goal.as_bytes());
+                out.extend_from_slice(&cipher.seal(
+                    TreeName::Entries.as_str(),
+                    self.id.as_bytes(),
+                    goal.as_bytes(),
+                ));
             }
             None => out.push(0),
         }
@@ -65,14 +73,27 @@ impl StoredEntry {
         out
     }
 
-    pub(crate) fn decode_record(id: EntryId, value: &[u8]) -> Result<Self, StoreError> {
-        Self::try_decode_record(id, value).ok_or_else(|| {
+    /// Decodes a record of either version: `0x02` (above) or `0x01`, written by schema 1,
+    /// whose reference is in clear (read only to migrate it, see
+    /// [`StoredEntry::is_legacy_with_reference`]).
+    pub(crate) fn decode_record(
+        id: EntryId,
+        value: &[u8],
+        cipher: &Cipher,
+    ) -> Result<Self, StoreError> {
+        Self::try_decode_record(id, value, cipher).ok_or_else(|| {
             StoreError::corrupted(format!("the record of entry {} is malformed", id.short()))
         })
     }
 
-    fn try_decode_record(id: EntryId, v: &[u8]) -> Option<Self> {
-        if *v.first()? != ENTRY_RECORD_VERSION {
+    /// True if `value` is a schema-1 record that names the entry it refers to in clear.
+    pub(crate) fn is_legacy_with_reference(value: &[u8]) -> bool {
+        value.first() == Some(&LEGACY_RECORD_VERSION) && value.get(89) == Some(&1)
+    }
+
+    fn try_decode_record(id: EntryId, v: &[u8], cipher: &Cipher) -> Option<Self> {
+        let version = *v.first()?;
+        if version != ENTRY_RECORD_VERSION && version != LEGACY_RECORD_VERSION {
             return None;
         }
         let circle = CircleId::from_bytes(array_at(v, 1)?);
@@ -80,9 +101,19 @@ impl StoredEntry {
         let seq = u64_at(v, 65)?;
         let lamport = u64_at(v, 73)?;
         let timestamp_ms = u64_at(v, 81)?;
-        let (goal, rest) = match *v.get(89)? {
-            0 => (None, 90),
-            1 => (Some(EntryId::from_bytes(array_at(v, 90)?)), 122),
+        let (goal, rest) = match (*v.get(89)?, version) {
+            (0, _) => (None, 90),
+            (1, LEGACY_RECORD_VERSION) => (Some(EntryId::from_bytes(array_at(v, 90)?)), 122),
+            (1, _) => {
+                let end = 90 + SEALED_REFERENCE_LEN;
+                let opened = cipher
+                    .open(TreeName::Entries.as_str(), id.as_bytes(), v.get(90..end)?)
+                    .ok()?;
+                (
+                    Some(EntryId::from_bytes(opened.as_slice().try_into().ok()?)),
+                    end,
+                )
+            }
             _ => return None,
         };
         let bytes = v.get(rest..)?.to_vec();
@@ -99,7 +130,12 @@ impl StoredEntry {
     }
 }
 
-const ENTRY_RECORD_VERSION: u8 = 1;
+/// The record version written since schema 2 (the reference sealed).
+const ENTRY_RECORD_VERSION: u8 = 2;
+/// The record version of schema 1 (the reference in clear).
+const LEGACY_RECORD_VERSION: u8 = 1;
+/// A sealed 32-byte id: version, nonce, ciphertext and tag.
+const SEALED_REFERENCE_LEN: usize = 1 + 12 + 32 + 16;
 
 impl fmt::Debug for StoredEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,6 +186,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_with_and_without_goal() {
+        let cipher = Cipher::random();
         let mut e = StoredEntry {
             id: EntryId::from_bytes([1; 32]),
             circle: CircleId::from_bytes([2; 32]),
@@ -161,16 +198,36 @@ mod tests {
             goal: None,
         };
         assert_eq!(
-            StoredEntry::decode_record(e.id, &e.encode_record()).unwrap(),
+            StoredEntry::decode_record(e.id, &e.encode_record(&cipher), &cipher).unwrap(),
             e
         );
         e.goal = Some(EntryId::from_bytes([7; 32]));
         e.bytes.clear();
-        let rec = e.encode_record();
-        assert_eq!(StoredEntry::decode_record(e.id, &rec).unwrap(), e);
-        assert!(StoredEntry::decode_record(e.id, &rec[..100]).is_err());
+        let rec = e.encode_record(&cipher);
+        assert!(
+            !rec.windows(32).any(|w| w == [7; 32]),
+            "the reference is sealed"
+        );
+        assert_eq!(StoredEntry::decode_record(e.id, &rec, &cipher).unwrap(), e);
+        assert!(StoredEntry::decode_record(e.id, &rec[..100], &cipher).is_err());
         let mut bad = rec.clone();
         bad[89] = 2;
-        assert!(StoredEntry::decode_record(e.id, &bad).is_err());
+        assert!(StoredEntry::decode_record(e.id, &bad, &cipher).is_err());
+        // A sealed reference moved to another entry, or under another key, does not open.
+        let other = EntryId::from_bytes([8; 32]);
+        assert!(StoredEntry::decode_record(other, &rec, &cipher).is_err());
+        assert!(StoredEntry::decode_record(e.id, &rec, &Cipher::random()).is_err());
+        assert!(!StoredEntry::is_legacy_with_reference(&rec));
+
+        // Schema 1's record, reference in clear, still decodes (to be migrated).
+        let mut legacy = rec[..89].to_vec();
+        legacy[0] = LEGACY_RECORD_VERSION;
+        legacy.push(1);
+        legacy.extend_from_slice(&[7; 32]);
+        assert!(StoredEntry::is_legacy_with_reference(&legacy));
+        assert_eq!(
+            StoredEntry::decode_record(e.id, &legacy, &cipher).unwrap(),
+            e
+        );
     }
 }

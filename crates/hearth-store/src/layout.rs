@@ -9,7 +9,9 @@ use std::ops::Bound;
 use hearth_proto::ids::{CircleId, EntryId, MemberId};
 
 /// The schema version this build reads and writes, stored under `meta/schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 keys the `goals` index by a keyed hash of the referred entry and seals the
+/// reference in entry records; a version-1 store is migrated when it is opened.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Key of the schema version in the `meta` tree.
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -32,7 +34,7 @@ pub(crate) enum TreeName {
     AuthorLog,
     /// circle ‖ lamport ‖ author ‖ seq → entry id.
     Timeline,
-    /// circle ‖ goal ‖ lamport ‖ entry id → empty.
+    /// circle ‖ keyed hash of the referred entry ‖ lamport ‖ entry id → empty.
     Goals,
     /// circle ‖ timestamp ‖ entry id → empty.
     ByTime,
@@ -130,11 +132,18 @@ pub(crate) fn timeline_key(circle: CircleId, lamport: u64, author: MemberId, seq
     ])
 }
 
-/// circle ‖ goal ‖ lamport ‖ entry id
-pub(crate) fn goal_key(circle: CircleId, goal: EntryId, lamport: u64, id: EntryId) -> Vec<u8> {
+/// circle ‖ referred ‖ lamport ‖ entry id, where `referred` is the keyed hash of the referred
+/// entry's id ([`ReferenceKey::tag`](crate::at_rest::ReferenceKey::tag)); schema 1 put the id
+/// itself there.
+pub(crate) fn goal_key(
+    circle: CircleId,
+    referred: &[u8; 32],
+    lamport: u64,
+    id: EntryId,
+) -> Vec<u8> {
     key(&[
         circle.as_bytes(),
-        goal.as_bytes(),
+        referred,
         &lamport.to_be_bytes(),
         id.as_bytes(),
     ])

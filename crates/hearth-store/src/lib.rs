@@ -14,7 +14,8 @@
 //!   cached plaintext, local settings, peer marks and addresses) are sealed with
 //!   ChaCha20-Poly1305 under a key derived from the passphrase by Argon2id ([`KdfParams`]).
 //!   Entries and indexes are stored as they are: entries are ciphertext already, and the
-//!   indexes hold only ids, sequence numbers and times. PROTOCOL.md §14 is the format.
+//!   indexes hold only ids, sequence numbers and times; which entry another refers to is
+//!   sealed in its record and indexed by a keyed hash. PROTOCOL.md §14 is the format.
 //! * **Damage is an error, never a panic**, and it says the circle can be synced again from
 //!   other members.
 //! * **No secret, passphrase or plaintext in any log line.** Secret types print `***`.

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hearth_proto::ids::{CircleId, EntryId, EpochId, InviteId, MemberId};
 
-use crate::at_rest::Cipher;
+use crate::at_rest::random_key;
 use crate::engine::{Backend, Engine, Tx, TxAbort, TxBody};
 use crate::error::StoreError;
 use crate::layout::{KeyRange, Rows, TreeName, range_is_empty};
@@ -130,7 +130,7 @@ impl MemoryStore {
                 MemBackend {
                     trees: Mutex::new(Default::default()),
                 },
-                Cipher::random(),
+                &random_key(),
             ),
         };
         store.engine.initialise(profile)?;

@@ -264,7 +264,7 @@ fn copy_into(
         let ok = array_at::<32>(k, 0)
             .filter(|_| k.len() == 32)
             .map(EntryId::from_bytes)
-            .and_then(|id| StoredEntry::decode_record(id, v).ok())
+            .and_then(|id| StoredEntry::decode_record(id, v, cipher).ok())
             .filter(|e| catch_unwind(AssertUnwindSafe(|| check(e))).unwrap_or(false));
         match ok {
             Some(e) => entries.push(e),

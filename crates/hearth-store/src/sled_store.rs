@@ -69,7 +69,7 @@ use crate::at_rest::{
 use crate::engine::{Backend, Engine, Tx, TxAbort, TxBody};
 use crate::error::{StoreError, is_disk_full};
 use crate::group_commit::GroupCommit;
-use crate::layout::{KeyRange, Rows, TreeName, range_is_empty};
+use crate::layout::{KeyRange, Rows, SCHEMA_VERSION, TreeName, range_is_empty};
 use crate::profile::Profile;
 use crate::secret::Passphrase;
 use crate::store::StorageHealth;
@@ -942,7 +942,10 @@ impl SledStore {
             .backend
             .committed
             .store(commits, Ordering::SeqCst);
-        store.engine.check_on_open()?;
+        let version = store.engine.check_on_open()?;
+        if version < SCHEMA_VERSION {
+            store.migrate(version)?;
+        }
         tighten_permissions(dir)?;
         tracing::info!(dir = %dir.display(), "opened a store");
         Ok(store)
@@ -970,8 +973,28 @@ impl SledStore {
             writes: RwLock::new(()),
         };
         SledStore {
-            engine: Engine::new(backend, Cipher::new(key)),
+            engine: Engine::new(backend, key),
         }
+    }
+
+    /// Brings a store of schema `from` to this build's schema. Schema 1 kept the ids of
+    /// referred entries in clear (the `goals` index and entry records): they are rewritten
+    /// ([`Engine::migrate_references`]), then the database is compacted so the old bytes
+    /// leave every file, and only then is the new version recorded, so a migration cut short
+    /// runs again at the next open.
+    fn migrate(&self, from: u32) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let rewritten = self.engine.migrate_references()?;
+        self.compact()?;
+        self.engine.finish_migration()?;
+        tracing::info!(
+            from,
+            to = SCHEMA_VERSION,
+            rewritten,
+            millis = started.elapsed().as_millis() as u64,
+            "migrated the store's schema"
+        );
+        Ok(())
     }
 
     /// The data directory.

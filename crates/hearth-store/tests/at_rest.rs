@@ -225,3 +225,73 @@ fn files_are_private_whatever_the_umask() {
     }
     assert!(checked >= 3, "only {checked} files checked");
 }
+
+/// An id that appears nowhere else (not all one byte, so a chance match is impossible).
+fn referred(n: u8) -> hearth_proto::ids::EntryId {
+    hearth_proto::ids::EntryId::from_bytes(*blake3::hash(&[b'R', n]).as_bytes())
+}
+
+/// L1 (issue 9): the index of what refers to what (check-ins to goals, reactions and edits to
+/// their targets) must not show a thief which entry each one refers to. The referred entries
+/// are not stored here, so their ids may appear in no file at all.
+#[test]
+fn referred_entry_ids_are_not_readable_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let c = circle(1);
+    let (goal, target, later) = (referred(1), referred(2), referred(3));
+    let mut check_ins = Vec::new();
+    {
+        let s = create(&dir);
+        for seq in 0..3u64 {
+            let mut e = entry(c, member(1), seq, seq + 1, 10 + seq);
+            e.goal = Some(goal);
+            s.append(&e, Some(PLAINTEXT), None).unwrap();
+            check_ins.push(e);
+        }
+        let mut reaction = entry(c, member(2), 0, 5, 20);
+        reaction.goal = Some(target);
+        let mut edit = entry(c, member(2), 1, 6, 21);
+        edit.goal = Some(target);
+        s.append_batch(
+            &[
+                hearth_store::BatchItem {
+                    entry: &reaction,
+                    plaintext: None,
+                },
+                hearth_store::BatchItem {
+                    entry: &edit,
+                    plaintext: None,
+                },
+            ],
+            None,
+        )
+        .unwrap();
+        // An older entry re-pointed by the node's upgrade path.
+        let plain = entry(c, member(3), 0, 7, 22);
+        s.append(&plain, None, None).unwrap();
+        s.set_references(&[(plain.id, later)]).unwrap();
+    }
+    for (path, bytes) in all_files(&dir) {
+        for id in [goal, target, later] {
+            let id = id.as_bytes();
+            for needle in [&id[..], &id[..12], &id[10..22], &id[20..]] {
+                assert!(
+                    !contains(&bytes, needle),
+                    "{} holds a referred entry id in the clear",
+                    path.display()
+                );
+            }
+        }
+    }
+    // Reads still find every reference.
+    let s = open(&dir);
+    assert_eq!(s.goal_checkins(c, goal).unwrap(), check_ins);
+    assert_eq!(s.goal_checkins(c, target).unwrap().len(), 2);
+    let back = s.goal_checkins(c, later).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].goal, Some(later));
+    assert_eq!(s.entry(check_ins[0].id).unwrap().unwrap().goal, Some(goal));
+    assert!(s.goal_checkins(c, referred(9)).unwrap().is_empty());
+    s.verify().unwrap();
+}

@@ -1,7 +1,7 @@
-//! Storage-format stability: a database written by schema version 1 is committed under
-//! `tests/fixtures/store-v1/`; this build must open it and find exactly the records below.
-//! A change that breaks old data fails here. Regenerate only when the schema version changes
-//! (and then keep the old fixture too):
+//! Storage-format stability: a database written by each schema version is committed under
+//! `tests/fixtures/store-v<N>/`; this build must open every one (migrating older ones) and find
+//! exactly the records below. A change that breaks old data fails here. Write the fixture of a
+//! new schema version (and keep the old ones) with
 //! `cargo test -p hearth-store --test schema_fixture -- --ignored write_fixture`
 
 mod common;
@@ -19,8 +19,43 @@ use zeroize::Zeroizing;
 
 const FIXTURE_PASSPHRASE: &str = "hearth fixture passphrase v1";
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
+fn fixture_dir(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-v{version}"))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// True if some file under `dir` contains `needle`.
+fn any_file_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|item| {
+        let path = item.unwrap().path();
+        if path.is_dir() {
+            any_file_contains(&path, needle)
+        } else {
+            contains(&std::fs::read(&path).unwrap(), needle)
+        }
+    })
+}
+
+/// Byte strings by which schema 1 named a referred entry in clear: in each referring entry's
+/// record (`goal flag 1 ‖ goal id ‖ the entry's first bytes`) and in its `goals` key
+/// (`goal id ‖ lamport`).
+fn clear_references() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for e in fixture_entries() {
+        if let Some(goal) = e.goal {
+            let mut record = vec![1];
+            record.extend_from_slice(goal.as_bytes());
+            record.extend_from_slice(&e.bytes[..8]);
+            out.push(record);
+            let mut index = goal.as_bytes().to_vec();
+            index.extend_from_slice(&e.lamport.to_be_bytes());
+            out.push(index);
+        }
+    }
+    out
 }
 
 fn fixture_profile() -> Profile {
@@ -58,7 +93,7 @@ fn fixture_entries() -> Vec<StoredEntry> {
 #[test]
 #[ignore = "writes the committed fixture; run by hand when the schema version changes"]
 fn write_fixture() {
-    let dir = fixture_dir();
+    let dir = fixture_dir(SCHEMA_VERSION);
     assert!(
         !dir.exists(),
         "{} exists: the fixture of a released schema is never rewritten",
@@ -112,24 +147,81 @@ fn write_fixture() {
     s.compact().unwrap();
 }
 
-#[test]
-fn the_v1_fixture_opens_and_holds_the_expected_records() {
-    assert_eq!(
-        SCHEMA_VERSION, 1,
-        "a new schema version needs a new fixture next to this one"
-    );
-    // Work on a copy: opening may write (recovery, permissions).
+/// A copy of the fixture of schema `version`, in a temporary directory (opening may write:
+/// recovery, permissions, migration).
+fn copy_of_fixture(version: u32) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    copy_dir(&fixture_dir(), &dir);
+    copy_dir(&fixture_dir(version), &dir);
+    (tmp, dir)
+}
 
+#[test]
+fn every_schema_version_has_a_fixture() {
+    for version in 1..=SCHEMA_VERSION {
+        assert!(
+            fixture_dir(version).join("header").exists(),
+            "schema version {version} needs a fixture (see the module doc)"
+        );
+    }
+}
+
+#[test]
+fn the_v2_fixture_opens_and_holds_the_expected_records() {
+    let (_tmp, dir) = copy_of_fixture(2);
+    for needle in clear_references() {
+        assert!(
+            !any_file_contains(&dir, &needle),
+            "schema 2 names no referred entry in clear"
+        );
+    }
+    assert!(matches!(
+        SledStore::open(&dir, &Passphrase::from("not it")),
+        Err(StoreError::WrongPassphrase)
+    ));
+    let s =
+        SledStore::open(&dir, &Passphrase::from(FIXTURE_PASSPHRASE)).expect("the v2 fixture opens");
+    holds_the_expected_records(&s);
+}
+
+/// L1 (issue 9): a schema-1 store, which named referred entries in clear, is migrated when
+/// it is opened: every record still reads, and no file keeps a clear reference.
+#[test]
+fn the_v1_fixture_is_migrated_and_holds_the_expected_records() {
+    let (_tmp, dir) = copy_of_fixture(1);
+    // The needles do find schema 1's clear references, so their absence below means something.
+    for needle in clear_references() {
+        assert!(
+            any_file_contains(&dir, &needle),
+            "the v1 fixture names a referred entry in clear"
+        );
+    }
     assert!(matches!(
         SledStore::open(&dir, &Passphrase::from("not it")),
         Err(StoreError::WrongPassphrase)
     ));
     let s =
         SledStore::open(&dir, &Passphrase::from(FIXTURE_PASSPHRASE)).expect("the v1 fixture opens");
+    holds_the_expected_records(&s);
+    drop(s);
+    for needle in clear_references() {
+        assert!(
+            !any_file_contains(&dir, &needle),
+            "a clear reference survived the migration"
+        );
+    }
+    // Migrated once: the next open finds schema 2 and the same references.
+    let s = SledStore::open(&dir, &Passphrase::from(FIXTURE_PASSPHRASE)).unwrap();
+    let entries = fixture_entries();
+    assert_eq!(
+        s.goal_checkins(circle(0xc1), entries[0].id).unwrap(),
+        entries[4..6].to_vec()
+    );
+    s.verify().unwrap();
+}
 
+/// Checks every record the fixtures hold, then that the store takes a write.
+fn holds_the_expected_records(s: &SledStore) {
     let p = s.profile().unwrap();
     assert_eq!(
         p.network_key.expose(),
@@ -215,5 +307,6 @@ fn the_v1_fixture_opens_and_holds_the_expected_records() {
     s.verify().expect("the fixture matches its digest");
     // The fixture store still takes writes under this build.
     let next = entry(c, member(1), 4, 20, 1_750_000_001_000);
-    assert_eq!(s.append(&next, None, None).unwrap(), Appended::Stored);
+    assert!(s.append(&next, None, None).is_ok());
+    assert_eq!(s.entry(next.id).unwrap(), Some(next));
 }
