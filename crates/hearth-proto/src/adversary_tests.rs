@@ -594,6 +594,81 @@ fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
     assert_eq!(ben.membership().members, ana.membership().members);
 }
 
+/// A commit's clock is bounded by the epochs it descends from (its parent and the commits it
+/// merges), in the fold, not by the entry before it in its author's log. Ben's clock ran far
+/// ahead in Mal's epochs; his repair from Ana's older epoch carries that clock, and a member
+/// who gets the repair before Ben's earlier entries (Neo, who cannot even read Mal's epochs)
+/// must take it like everyone. Found by the adversarial simulation (seed 1789: Neo refused the
+/// repair for good, "it jumps too far ahead"). And a commit that does jump too far is applied
+/// by nobody.
+#[test]
+fn a_commit_is_bounded_by_the_epochs_it_descends_from() {
+    let mut rng = ChaCha20Rng::seed_from_u64(100);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    // Mal runs her clock up by two rotations, each as far as a writer goes.
+    mal.lamport = u64::MAX / 4;
+    let first = mal.rotate(T0 + 10, &mut rng).unwrap();
+    mal.lamport = u64::MAX / 4;
+    let second = mal.rotate(T0 + 20, &mut rng).unwrap();
+    let start = ana.membership().current_epoch().unwrap().position.0;
+    assert!(second.entry.unsigned.lamport - start > MAX_LAMPORT_JUMP);
+    // Meanwhile Ana, who sees neither, adds Neo.
+    let neo_secret = MemberSecret::generate(&mut rng);
+    let (add, welcome) = ana
+        .admit(
+            neo_secret.public(),
+            Role::Member,
+            "Neo",
+            1,
+            T0 + 15,
+            &mut rng,
+        )
+        .unwrap();
+    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    // Ben writes in Mal's newest epoch, then learns of the addition and repairs.
+    deliver(&first.bytes, &mut [&mut ben]);
+    deliver(&second.bytes, &mut [&mut ben]);
+    let post = ben
+        .post(&text("in Mal's epoch"), T0 + 25, &mut rng)
+        .unwrap();
+    ben.receive(&add.bytes).unwrap();
+    assert!(ben.repair_due());
+    let repair = ben.rotate(T0 + 30, &mut rng).unwrap();
+    assert_eq!(
+        ben.membership().epochs[&EpochId::from(repair.id)].parent,
+        EpochId::from(add.id),
+        "the repair starts from Ana's epoch"
+    );
+    assert!(repair.entry.unsigned.lamport - start > MAX_LAMPORT_JUMP);
+    // Neo gets Mal's commits and the repair first; Ben's post (in an epoch she cannot read)
+    // comes last.
+    for bytes in [&first.bytes, &second.bytes, &repair.bytes, &post.bytes] {
+        deliver(bytes, &mut [&mut ana, &mut neo]);
+    }
+    for c in [&ana, &neo] {
+        assert_eq!(
+            c.membership().current_epoch().map(|e| e.id),
+            Some(EpochId::from(repair.id)),
+            "the repair is taken"
+        );
+        assert!(!c.repair_due());
+    }
+    // A commit whose clock runs too far beyond the epochs it descends from is applied by
+    // nobody: the fold refuses it, so even its own writer cannot take it.
+    let mut liar = ana.clone();
+    let top = liar.membership().current_epoch().unwrap().position.0;
+    liar.head_lamports
+        .insert(liar.me(), top + MAX_LAMPORT_JUMP + 10);
+    assert!(matches!(
+        liar.rotate(T0 + 40, &mut rng),
+        Err(CircleError::Control(ControlRejection::ClockJump))
+    ));
+}
+
 /// A member removed while she was away still learns of her removal: a peer serves her what
 /// she lacks up to the Remove (the rotation before it included), nothing written after it,
 /// and a member who merely left is served nothing.

@@ -53,8 +53,11 @@ pub const HELD_TTL_MS: u64 = 10 * 60 * 1000;
 /// entries out of bounds; and each epoch moves clocks at most this far, so exhausting a
 /// `u64` would take 1.8 × 10¹⁰ commits.
 pub const MAX_LAMPORT_JUMP: u64 = 1_000_000_000;
-/// The reason rule 7 gives for a clock beyond [`MAX_LAMPORT_JUMP`].
+/// The reason rule 7 gives for a clock beyond [`MAX_LAMPORT_JUMP`] or [`MAX_LAMPORT`].
 const JUMPS_TOO_FAR: &str = "it jumps too far ahead";
+/// The largest Lamport clock a control entry may carry (PROTOCOL.md §4): after it, every
+/// member can still write four billion entries.
+pub const MAX_LAMPORT: u64 = u64::MAX - (1 << 32);
 /// How long a superseded epoch's secret is kept when the circle sets no retention.
 pub const DEFAULT_KEY_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// How far ahead of this device's clock a commit's timestamp may be before the epoch it
@@ -934,7 +937,7 @@ impl Circle {
             self.hold(entry, id, bytes, true)?;
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         }
-        self.check_lamport_from(h, None)?;
+        self.check_control_lamport(h)?;
         self.keep_control(&entry, id);
         self.refold();
         receipt.equivocating_control.push((id, bytes));
@@ -973,20 +976,7 @@ impl Circle {
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         }
         self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
-        match self.check_lamport_from(h, None) {
-            Err(Rejection::Lamport(JUMPS_TOO_FAR)) => {
-                // Its bound is relative to the entry before it, which is missing: only the
-                // log can judge it (an honest writer's clock may run far past an older epoch).
-                let (author, seq) = (h.author, h.seq);
-                let next = self.logs.head(&author).map_or(0, |(s, _)| s + 1);
-                self.hold(entry, id, bytes, false)?;
-                return Ok(Ingested::Waiting(Waiting::Gap {
-                    author,
-                    missing: next..=seq - 1,
-                }));
-            }
-            checked => checked?,
-        }
+        self.check_control_lamport(h)?;
         if let Ok(Some(body)) = self.open_control(&entry) {
             self.fold_with(Some((id, &entry.unsigned, &body)))?;
         }
@@ -1005,17 +995,29 @@ impl Circle {
         *head = (*head).max(lamport);
     }
 
-    /// How many of `author`'s control entries this member keeps outside her log (other
-    /// versions at a forked position, void entries after her departure, entries taken ahead
-    /// of a gap).
+    /// How many of `author`'s control entries this member keeps outside her log as *other
+    /// versions* or void: at a position her log holds, beyond a first one at a position above
+    /// it, or written after her departure. One control entry per position above the log's
+    /// head (taken ahead of a gap) stands where the log would keep it and is not counted:
+    /// members who kept the author's other branch keep in this way every control entry she
+    /// writes on hers, and a cap on those would split them from the members on her branch.
     fn off_log_controls(&self, author: &MemberId) -> usize {
-        self.control
-            .iter()
-            .filter(|(id, r)| {
-                let h = &r.entry.unsigned;
-                h.author == *author && self.logs.id_at(author, h.seq) != Some(**id)
-            })
-            .count()
+        let head = self.logs.head(author).map(|(s, _)| s);
+        let mut above: BTreeSet<u64> = BTreeSet::new();
+        let mut count = 0;
+        for (id, r) in &self.control {
+            let h = &r.entry.unsigned;
+            if h.author != *author || self.logs.id_at(author, h.seq) == Some(*id) {
+                continue;
+            }
+            if head.is_some_and(|head| h.seq <= head)
+                || self.written_after_departure(author, h.seq)
+                || !above.insert(h.seq)
+            {
+                count += 1;
+            }
+        }
+        count
     }
 
     /// Places an entry in its author's log without letting it count: it was written after
@@ -1096,7 +1098,7 @@ impl Circle {
         }
         self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
         // Its author's previous entry may be the other version's: only the epoch bounds it.
-        self.check_lamport_from(h, None)?;
+        self.check_control_lamport(h)?;
         let Ok(Some(body)) = self.open_control(&entry) else {
             // Not readable here, so not judged here: refused like content equivocation.
             return Err(Rejection::Equivocation(evidence));
@@ -1123,25 +1125,22 @@ impl Circle {
         self.check_lamport_from(h, prev)
     }
 
-    /// Rule 7 for a control entry in its log: the bounds of [`Circle::check_lamport`] but
-    /// the first (above the author's previous entry), which a member holding another branch
-    /// of the author's log could not apply: every member must judge a control entry alike.
+    /// Rule 7 for a control entry, wherever it stands: above the commit of its epoch and at
+    /// most [`MAX_LAMPORT`]. Nothing relative to the entry before it in its author's log (a
+    /// member holding another branch of a forked log could not apply it) nor a jump bound at
+    /// receipt (an honest member whose clock ran ahead in a newer epoch may write in an older
+    /// one): a commit's jump is bounded in the fold, by the epochs it descends from.
     fn check_control_lamport(&self, h: &UnsignedEntry) -> Result<(), Rejection> {
-        let prev = if h.seq > 0 {
-            self.head_lamports.get(&h.author).copied()
-        } else {
-            None
-        };
-        self.check_lamport_from(h, None)
-            .or_else(|e| match (e, prev) {
-                // The jump bound is measured from the larger of the epoch and the previous entry.
-                (Rejection::Lamport(JUMPS_TOO_FAR), Some(p))
-                    if h.lamport.saturating_sub(p) <= MAX_LAMPORT_JUMP =>
-                {
-                    Ok(())
-                }
-                (e, _) => Err(e),
-            })
+        let epoch = self.membership.epochs.get(&h.epoch).map(|e| e.position.0);
+        if epoch.is_some_and(|e| h.lamport <= e) {
+            return Err(Rejection::Lamport(
+                "it does not exceed the commit of the entry's epoch",
+            ));
+        }
+        if h.lamport > MAX_LAMPORT {
+            return Err(Rejection::Lamport(JUMPS_TOO_FAR));
+        }
+        Ok(())
     }
 
     /// [`Circle::check_lamport`] with the author's previous lamport given (`None`: unknown).
@@ -1535,7 +1534,13 @@ impl Circle {
             })
             .chain(extra.map(|(id, header, body)| ControlInput { id, header, body }))
             .collect();
-        Membership::fold(&inputs)
+        let clocks: BTreeMap<EntryId, u64> = self
+            .control
+            .iter()
+            .map(|(id, r)| (*id, r.entry.unsigned.lamport))
+            .chain(extra.map(|(id, header, _)| (id, header.lamport)))
+            .collect();
+        Membership::fold(&inputs, &clocks)
     }
 
     /// Opens a content entry's body with the epoch secret, if this member holds it.
@@ -1892,8 +1897,9 @@ impl Circle {
 
     /// The epochs on the branch that ends at `merge` and is not in `parent`'s ancestry
     /// (`merge` included), by parent and merge links. An epoch not (yet) in the fold is
-    /// followed by its commit's header (its parent is in clear), so a member who cannot open
-    /// a branch's commits can still tell which secrets a merge may give her.
+    /// followed by its commit's header (its parent is in clear; the commit kept in the control
+    /// set or held), so a member who cannot open a branch's commits can still tell which
+    /// secrets a merge may give her.
     fn branch_of(&self, merge: EpochId, parent: EpochId) -> BTreeSet<EpochId> {
         let links = |e: &EpochId| -> Option<Vec<EpochId>> {
             if let Some(info) = self.membership.epochs.get(e) {
@@ -1903,8 +1909,20 @@ impl Circle {
                         .collect(),
                 );
             }
-            let record = self.control.get(&EntryId::from_bytes(*e.as_bytes()))?;
-            Some(vec![record.entry.unsigned.epoch])
+            let id = EntryId::from_bytes(*e.as_bytes());
+            if let Some(record) = self.control.get(&id) {
+                return Some(vec![record.entry.unsigned.epoch]);
+            }
+            // A commit held for its own (unreadable) epoch still names its parent.
+            self.pending
+                .by_epoch
+                .values()
+                .chain(self.pending.by_gap.values())
+                .flatten()
+                .find(|(entry, held, _, _)| {
+                    *held == id && entry.unsigned.kind == EntryKind::Control
+                })
+                .map(|(entry, _, _, _)| vec![entry.unsigned.epoch])
         };
         let walk = |start: EpochId, stop: &BTreeSet<EpochId>| -> BTreeSet<EpochId> {
             let mut seen = BTreeSet::new();

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::circle::MAX_LAMPORT_JUMP;
 use crate::entry::UnsignedEntry;
 use crate::identity::{DhPublicKey, MemberPublic};
 use crate::ids::{EntryId, EpochId, MemberId};
@@ -325,6 +326,9 @@ pub enum ControlRejection {
     /// A removal's cutoff would undo entries of the removed member that it descends from.
     #[error("the removal's cutoff would undo entries the remover had already seen")]
     Cutoff,
+    /// A commit's Lamport clock runs too far ahead of the epochs it descends from.
+    #[error("the commit's clock runs too far ahead of the epochs it descends from")]
+    ClockJump,
 }
 
 /// Why the membership could not be folded.
@@ -407,14 +411,19 @@ impl Membership {
     }
 
     /// Folds `inputs` (any order) into the membership state; an error if removal cutoffs do
-    /// not settle within [`MAX_FOLD_ROUNDS`] rounds.
-    pub fn fold(inputs: &[ControlInput<'_>]) -> Result<Membership, FoldError> {
+    /// not settle within [`MAX_FOLD_ROUNDS`] rounds. `clocks` gives the Lamport clock of every
+    /// control entry in the set, opened or not (its header is in clear), so a commit's clock is
+    /// bounded by the commits it merges even where they cannot be read.
+    pub fn fold(
+        inputs: &[ControlInput<'_>],
+        clocks: &BTreeMap<EntryId, u64>,
+    ) -> Result<Membership, FoldError> {
         let mut sorted: Vec<&ControlInput<'_>> = inputs.iter().collect();
         sorted.sort_by_key(|i| (i.header.lamport, i.id));
         sorted.dedup_by_key(|i| i.id);
         let mut cutoffs: BTreeMap<MemberId, Option<u64>> = BTreeMap::new();
         for _ in 0..MAX_FOLD_ROUNDS {
-            let state = Self::fold_once(&sorted, &cutoffs);
+            let state = Self::fold_once(&sorted, &cutoffs, clocks);
             let found: BTreeMap<MemberId, Option<u64>> =
                 state.departed.iter().map(|(m, d)| (*m, d.cutoff)).collect();
             if found == cutoffs {
@@ -428,6 +437,7 @@ impl Membership {
     fn fold_once(
         sorted: &[&ControlInput<'_>],
         cutoffs: &BTreeMap<MemberId, Option<u64>>,
+        clocks: &BTreeMap<EntryId, u64>,
     ) -> Membership {
         let mut state = Membership::default();
         let mut ancestry = Ancestry::default();
@@ -443,6 +453,8 @@ impl Membership {
                 };
             let outcome = if beyond_cutoff {
                 Err(ControlRejection::AfterDeparture)
+            } else if input.body.op.is_commit() && !state.clock_fits(input, clocks) {
+                Err(ControlRejection::ClockJump)
             } else {
                 state.apply(input, &mut ancestry)
             };
@@ -751,6 +763,28 @@ impl Membership {
                 started_ms: input.header.timestamp_ms,
             },
         );
+    }
+
+    /// Whether a commit's clock is within [`MAX_LAMPORT_JUMP`] of the latest of the epochs it
+    /// descends from: its parent and the commits it merges (their clocks from the fold, else
+    /// from `clocks`; one not known at all does not count, so the commit waits for it). The
+    /// bound keeps one commit from pushing every clock to the end of the range, which would
+    /// leave no room for the next commit; it is a fact of the control set alone, so every
+    /// member decides it alike, while an honest repair (which merges the newest epochs it
+    /// saw) always fits.
+    fn clock_fits(&self, input: &ControlInput<'_>, clocks: &BTreeMap<EntryId, u64>) -> bool {
+        let clock_of = |epoch: &EpochId| {
+            self.epochs
+                .get(epoch)
+                .map(|e| e.position.0)
+                .or_else(|| clocks.get(&EntryId::from_bytes(*epoch.as_bytes())).copied())
+        };
+        let base = std::iter::once(&input.header.epoch)
+            .chain(&input.body.merges)
+            .filter_map(clock_of)
+            .max()
+            .unwrap_or(0);
+        input.header.lamport.saturating_sub(base) <= MAX_LAMPORT_JUMP
     }
 
     fn ensure_facilitator(&mut self) {
