@@ -51,5 +51,5 @@ pub use peer::{MAX_ADDRESS_BYTES, MAX_ADDRESSES_PER_PEER, MAX_MARKS, MAX_PEER_ID
 pub use profile::{MAX_NETWORK_KEY_BYTES, Profile};
 pub use salvage::{EntryCheck, RESYNC_KEY, Salvaged};
 pub use secret::{Passphrase, SecretBytes};
-pub use sled_store::{SledStore, Verified};
+pub use sled_store::{SledStore, Verified, WRITE_RESERVE_BYTES};
 pub use store::{EntryIter, KnownPeers, StorageHealth, Store};
