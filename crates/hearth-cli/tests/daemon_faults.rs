@@ -3,7 +3,8 @@
 //!
 //! * `HEARTH_DAEMON_CRASH_ITERATIONS=N`: kill -9 of a sending daemon N times in the middle of
 //!   sending; counts acknowledged / present after restart / present at the peer.
-//! * `HEARTH_API_SOAK=1`: five bursts of 1,000 concurrent requests; prints the daemon's RSS.
+//! * `HEARTH_API_SOAK=1`: five bursts of 1,000 concurrent requests; prints the daemon's RSS
+//!   (its `/proc/<pid>/status` VmRSS and VmHWM) and fails if the peak reaches 64 MiB.
 //!
 //! Every wait is bounded; daemons are killed when a test ends, whether
 //! it passed or not. Profiles use `HEARTH_TEST_FAST_KDF=1`.
@@ -611,14 +612,26 @@ const SOAK_MAX_MESSAGES: usize = 900;
 
 // ----- opt-in soaks -----------------------------------------------------------------------------
 
-/// The daemon's resident set size in KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// One `/proc/<pid>/status` field in KiB (or a plain count, e.g. `Threads`); 0 if unreadable.
+fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The daemon's resident set size in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    proc_status(pid, "VmRSS")
+}
+
+/// The cap the issue sets for the daemon's memory under API abuse.
+const API_SOAK_RSS_CAP_KIB: u64 = 64 * 1024;
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 #[test]
@@ -633,50 +646,74 @@ fn soak_the_api_with_bursts_of_concurrent_requests_and_print_the_daemons_memory(
     let daemon = Daemon::start(&dir, &tmp.path().join("ana.log"));
     hearth(&dir, &["circle", "create", "Walkers", "--as", "Ana"]).ok();
     let (port, token) = (daemon.port(), daemon.token());
+    // Something to read: a timeline page of 50 real items.
+    for i in 0..50 {
+        let (status, answer) = api_post_text(port, &token, &format!("soak {i}"), &format!("s-{i}"));
+        assert_eq!(status, 201, "{answer}");
+    }
+    // The daemon's own process, not this test's: `hearth up` is the child itself.
     let pid = daemon.child.id();
     std::thread::sleep(Duration::from_secs(1));
     let baseline = rss_kib(pid);
-    println!("API soak: idle RSS {:.1} MiB", baseline as f64 / 1024.0);
+    println!(
+        "API soak (daemon pid {pid}): idle VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads",
+        mib(baseline),
+        mib(proc_status(pid, "VmHWM")),
+        proc_status(pid, "Threads")
+    );
     let mut peaks = Vec::new();
     for burst in 0..5 {
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let threads_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let sampler = {
-            let (peak, done) = (peak.clone(), done.clone());
+            let (peak, threads_peak, done) = (peak.clone(), threads_peak.clone(), done.clone());
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
                     peak.fetch_max(rss_kib(pid), Ordering::SeqCst);
+                    threads_peak.fetch_max(proc_status(pid, "Threads"), Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(20));
                 }
             })
         };
         let started = Instant::now();
-        let answered = Arc::new(Mutex::new(0usize));
+        // Answers to whole requests, and half-sent requests the daemon closed.
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..1000)
             .map(|i| {
                 let token = token.clone();
-                let answered = answered.clone();
+                let (answered, closed) = (answered.clone(), closed.clone());
                 std::thread::spawn(move || {
                     // A mix: status reads, timeline reads and half-sent requests.
-                    let req = match i % 3 {
-                        0 => request(port, &token, "GET", "/v1/status", "", ""),
-                        1 => request(
-                            port,
-                            &token,
-                            "GET",
-                            "/v1/circles/Walkers/timeline?limit=50",
-                            "",
-                            "",
+                    let (req, whole) = match i % 3 {
+                        0 => (request(port, &token, "GET", "/v1/status", "", ""), true),
+                        1 => (
+                            request(
+                                port,
+                                &token,
+                                "GET",
+                                "/v1/circles/Walkers/timeline?limit=50",
+                                "",
+                                "",
+                            ),
+                            true,
                         ),
-                        _ => b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec(),
+                        _ => (
+                            b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec(),
+                            false,
+                        ),
                     };
                     if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                         let _ = s.write_all(&req);
                         let mut buf = Vec::new();
-                        let _ = s.read_to_end(&mut buf);
-                        if !buf.is_empty() {
-                            *answered.lock().unwrap() += 1;
+                        let read = s.read_to_end(&mut buf);
+                        if whole && !buf.is_empty() {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if !whole && read.is_ok() {
+                            closed.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                 })
@@ -692,20 +729,30 @@ fn soak_the_api_with_bursts_of_concurrent_requests_and_print_the_daemons_memory(
         let p = peak.load(Ordering::SeqCst);
         peaks.push(p);
         println!(
-            "API soak: burst {} of 1000 requests ({} answered) in {:?}: peak RSS {:.1} MiB, after {:.1} MiB",
+            "API soak: burst {} of 1000 requests in {:.1?}: {} of 667 whole requests answered, {} of 333 half-sent ones closed; peak VmRSS {:.1} MiB, after {:.1} MiB, VmHWM {:.1} MiB, up to {} threads",
             burst + 1,
-            answered.lock().unwrap(),
             started.elapsed(),
-            p as f64 / 1024.0,
-            after as f64 / 1024.0
+            answered.load(Ordering::SeqCst),
+            closed.load(Ordering::SeqCst),
+            mib(p),
+            mib(after),
+            mib(proc_status(pid, "VmHWM")),
+            threads_peak.load(Ordering::SeqCst)
         );
     }
     let end = rss_kib(pid);
+    let hwm = proc_status(pid, "VmHWM");
     println!(
-        "API soak: idle {:.1} MiB, highest peak {:.1} MiB, at the end {:.1} MiB (limit 64 MiB)",
-        baseline as f64 / 1024.0,
-        *peaks.iter().max().unwrap() as f64 / 1024.0,
-        end as f64 / 1024.0
+        "API soak: idle {:.1} MiB, highest sampled peak {:.1} MiB, VmHWM {:.1} MiB, at the end {:.1} MiB (cap 64 MiB)",
+        mib(baseline),
+        mib(*peaks.iter().max().unwrap()),
+        mib(hwm),
+        mib(end)
+    );
+    assert!(
+        hwm < API_SOAK_RSS_CAP_KIB,
+        "the daemon's memory peaked at {:.1} MiB, over the 64 MiB cap",
+        mib(hwm)
     );
 }
 
