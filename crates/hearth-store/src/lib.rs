@@ -34,6 +34,7 @@ pub mod sled_store;
 pub mod store;
 
 mod engine;
+mod keys_file;
 mod layout;
 
 pub use at_rest::KdfParams;

@@ -5,6 +5,10 @@
 //! ```text
 //! <dir>/                  0700
 //!   header                0600  KDF parameters, salt, passphrase verifier, current generation
+//!   watermark             0600  second copy of the watermark
+//!   keys                  0600  sealed copy of the profile, circles, settings, epoch secrets
+//!                               and invites, for salvage when sled cannot open the database
+//!                               ([`keys_file`](crate::keys_file))
 //!   db-<gen>/             0700  the sled database of the current generation (sled's own files)
 //!     hearth.watermark    0600  the commit counter the latest successful flush covered
 //! ```
@@ -899,6 +903,13 @@ pub struct SledStore {
     pub(crate) engine: Engine<SledBackend>,
 }
 
+impl Drop for SledStore {
+    /// Writes a deferred update of the keys file, so a clean stop leaves it current.
+    fn drop(&mut self) {
+        self.engine.refresh_keys_file(true);
+    }
+}
+
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledStore")
@@ -938,7 +949,7 @@ impl SledStore {
         let cipher = Cipher::new(&key);
         let header = Header::new(kdf, salt, &cipher);
         let db = SledDb::open(&dir.join(db_dir_name(header.generation)), dir)?;
-        let store = SledStore::assemble(dir, db, header.clone(), &key);
+        let store = SledStore::assemble(dir, db, header.clone(), &key).keeping_keys_file(true);
         store.engine.initialise(profile)?;
         // The header is written last: a store exists once it is there.
         header.write(dir)?;
@@ -984,13 +995,16 @@ impl SledStore {
         drop(cipher);
         // Both copies now name what is durable (the data directory's copy may be new).
         db.write_watermark(commits);
-        let store = SledStore::assemble(dir, db, header, &key);
+        // A store from before the keys file gets one now.
+        let missing = !dir.join(crate::keys_file::KEYS_FILE).exists();
+        let store = SledStore::assemble(dir, db, header, &key).keeping_keys_file(missing);
         store
             .engine
             .backend
             .committed
             .store(commits, Ordering::SeqCst);
         store.engine.check_on_open()?;
+        store.engine.refresh_keys_file(true);
         tighten_permissions(dir)?;
         tracing::info!(dir = %dir.display(), "opened a store");
         Ok(store)
@@ -1022,6 +1036,20 @@ impl SledStore {
         SledStore {
             engine: Engine::new(backend, Cipher::new(key)),
         }
+    }
+
+    /// Keeps the keys file of the data directory up to date from now on (written at the
+    /// first chance if `fresh`).
+    fn keeping_keys_file(mut self, fresh: bool) -> Self {
+        let keys = crate::keys_file::KeysFile::new(&self.engine.backend.dir, fresh);
+        self.engine.set_keys_file(keys);
+        self
+    }
+
+    /// Rewrites the keys file from the database now (after salvage built a new database).
+    pub(crate) fn rewrite_keys_file(&self) {
+        self.engine.mark_keys_changed();
+        self.engine.refresh_keys_file(true);
     }
 
     /// Sets the free space below which writes are refused before they reach the engine
