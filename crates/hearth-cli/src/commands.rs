@@ -197,12 +197,19 @@ async fn repair(dir: &DataDir, out: &Output) -> Result<(), Failure> {
         "entries_dropped": report.entries_dropped,
         "records_dropped": report.records_dropped,
         "unreadable_parts": report.unreadable_trees,
+        "restored_from_keys_file": report.restored_from_keys_file,
     });
     out.show(&data, || {
         let mut text = format!(
             "Repaired your profile: kept {} circle(s) and {} entries; dropped {} damaged entries and {} other records.\n",
             report.circles_kept, report.entries_kept, report.entries_dropped, report.records_dropped
         );
+        if report.restored_from_keys_file > 0 {
+            text.push_str(&format!(
+                "The database could not be read whole: {} record(s) (your profile, circles and keys) came from the keys file kept beside it.\n",
+                report.restored_from_keys_file
+            ));
+        }
         if report.circles_dropped > 0 {
             text.push_str(&format!(
                 "{} circle(s) could not be kept: ask a facilitator for a new invite to those.\n",

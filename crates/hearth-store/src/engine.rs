@@ -16,6 +16,7 @@ use crate::circle::{CircleRecord, MAX_INVITE_BYTES, MAX_LOCAL_KEY_BYTES, MAX_LOC
 use crate::entry::{Appended, BatchItem, MAX_ENTRY_BYTES, StoredEntry, TimelinePos};
 use crate::epoch::EpochSecret;
 use crate::error::StoreError;
+use crate::keys_file::{self, Change, KeysFile};
 use crate::layout::{
     KeyRange, PROFILE_KEY, Rows, SCHEMA_KEY, SCHEMA_VERSION, TreeName, array_at, author_log_key,
     by_time_key, goal_key, key, prefix_end, prefix_range, timeline_key, u64_at,
@@ -89,6 +90,42 @@ pub(crate) trait Backend: Send + Sync {
     }
 }
 
+/// A transaction that notes whether it wrote to a tree the keys file mirrors.
+struct Mirroring<'a> {
+    inner: &'a dyn Tx,
+    touched: &'a std::cell::Cell<Change>,
+}
+
+impl Mirroring<'_> {
+    fn note(&self, change: Change) {
+        self.touched.set(self.touched.get().max(change));
+    }
+}
+
+impl Tx for Mirroring<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, TxAbort> {
+        self.inner.get(tree, key)
+    }
+
+    fn insert(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        if tree == TreeName::Circles {
+            // A new circle is taken at once; an update of one already named, lazily.
+            let known = self.inner.get(tree, key)?.is_some();
+            self.note(if known { Change::Lazy } else { Change::Now });
+        } else if keys_file::is_mirrored(tree) {
+            self.note(Change::Now);
+        }
+        self.inner.insert(tree, key, value)
+    }
+
+    fn remove(&self, tree: TreeName, key: &[u8]) -> Result<(), TxAbort> {
+        if keys_file::is_mirrored(tree) {
+            self.note(Change::Now);
+        }
+        self.inner.remove(tree, key)
+    }
+}
+
 /// How many keys a paging scan reads at a time.
 const PAGE: usize = 512;
 
@@ -97,6 +134,8 @@ pub(crate) struct Engine<B> {
     pub(crate) backend: B,
     cipher: Cipher,
     references: ReferenceKey,
+    /// The keys file kept next to the database (the sled store only).
+    keys: Option<KeysFile>,
     /// Test hook: makes the next append fail in the middle of its transaction.
     #[cfg(test)]
     pub(crate) fail_inside_append: AtomicBool,
@@ -155,14 +194,67 @@ impl<B: Backend> Engine<B> {
             backend,
             cipher: Cipher::new(data_key),
             references: ReferenceKey::new(data_key),
+            keys: None,
             #[cfg(test)]
             fail_inside_append: AtomicBool::new(false),
         }
     }
 
-    /// One transaction, then durability.
+    /// Keeps `keys` up to date after every durable write that changes a tree it mirrors.
+    pub(crate) fn set_keys_file(&mut self, keys: KeysFile) {
+        self.keys = Some(keys);
+    }
+
+    /// One transaction, then durability; then the keys file, if the write changed what it
+    /// mirrors (a failure there is logged and retried at the next write: the write itself is
+    /// durable in the database, which stays the reference).
     fn write<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
-        self.backend.write_durably(body)
+        let Some(keys) = &self.keys else {
+            return self.backend.write_durably(body);
+        };
+        let touched = std::cell::Cell::new(Change::None);
+        let r = self.backend.write_durably(&|tx| {
+            // The body may run again (conflict): count only the last run.
+            touched.set(Change::None);
+            body(&Mirroring {
+                inner: tx,
+                touched: &touched,
+            })
+        })?;
+        keys.changed(touched.get());
+        self.refresh_keys_file(false);
+        Ok(r)
+    }
+
+    /// Records a change the keys file does not hold yet.
+    pub(crate) fn mark_keys_changed(&self) {
+        if let Some(keys) = &self.keys {
+            keys.changed(Change::Now);
+        }
+    }
+
+    /// Rewrites the keys file if a change is not in it yet and is due (see
+    /// [`KeysFile::refresh`]); with `force`, any change not in it yet.
+    pub(crate) fn refresh_keys_file(&self, force: bool) {
+        let Some(keys) = &self.keys else {
+            return;
+        };
+        let rows = || {
+            let mut rows = Vec::new();
+            for tree in keys_file::MIRRORED {
+                let all = self.backend.scan(
+                    tree,
+                    (Bound::Unbounded, Bound::Unbounded),
+                    false,
+                    usize::MAX,
+                )?;
+                rows.extend(all.into_iter().map(|(k, v)| (tree, k, v)));
+            }
+            Ok(rows)
+        };
+        if let Err(e) = keys.refresh(&self.cipher, force, rows) {
+            tracing::warn!(error = %e, "could not update the keys file; the next write tries again");
+        }
     }
 
     fn seal(&self, tree: TreeName, key: &[u8], plaintext: &[u8]) -> Vec<u8> {

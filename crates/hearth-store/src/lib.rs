@@ -35,6 +35,7 @@ pub mod sled_store;
 pub mod store;
 
 mod engine;
+mod keys_file;
 mod layout;
 
 pub use at_rest::KdfParams;
@@ -52,5 +53,5 @@ pub use peer::{MAX_ADDRESS_BYTES, MAX_ADDRESSES_PER_PEER, MAX_MARKS, MAX_PEER_ID
 pub use profile::{MAX_NETWORK_KEY_BYTES, Profile};
 pub use salvage::{EntryCheck, RESYNC_KEY, Salvaged};
 pub use secret::{Passphrase, SecretBytes};
-pub use sled_store::{SledStore, Verified};
+pub use sled_store::{SledStore, Verified, WRITE_RESERVE_BYTES};
 pub use store::{EntryIter, KnownPeers, StorageHealth, Store};

@@ -32,6 +32,7 @@ use crate::at_rest::{Cipher, Header, derive_data_key, sync_dir, tighten_permissi
 use crate::circle::CircleRecord;
 use crate::entry::{BatchItem, StoredEntry};
 use crate::error::StoreError;
+use crate::keys_file;
 use crate::layout::{PROFILE_KEY, SCHEMA_KEY, SCHEMA_VERSION, TreeName, array_at};
 use crate::profile::Profile;
 use crate::secret::Passphrase;
@@ -62,6 +63,9 @@ pub struct Salvaged {
     pub records_dropped: usize,
     /// Logical trees whose reading stopped part way at damage the engine could not read past.
     pub unreadable_trees: Vec<&'static str>,
+    /// Rows (profile, circles, settings, epoch secrets, invites) taken from the keys file
+    /// because the database could not give them, whole.
+    pub restored_from_keys_file: usize,
 }
 
 /// The entry check a caller gives [`SledStore::salvage`]: true if the stored entry is
@@ -94,29 +98,56 @@ impl SledStore {
         // and a snapshot written from a damaged log can make the next recovery panic. Read a
         // copy without sled's snapshots instead: sled rebuilds its page table from the log.
         let source = dir.join(SOURCE_DIR);
-        copy_without_snapshots(&old_path, &source)?;
-        let old = SledDb::open(&source, dir).map_err(|e| {
-            let _ = fs::remove_dir_all(&source);
-            StoreError::corrupted(format!(
-                "nothing can be salvaged because the database engine cannot read any of it ({})",
-                brief(&e)
-            ))
-        })?;
+        // sled may not open the database at all (its recovery panics on a log cut in half):
+        // then the keys file is all there is.
+        let old = copy_without_snapshots(&old_path, &source)
+            .and_then(|()| SledDb::open(&source, dir))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the database engine cannot read the damaged database at all");
+                e
+            });
         let mut report = Salvaged::default();
-        let rows = read_all(&old, &mut report);
+        let mut rows = match &old {
+            Ok(db) => read_all(db, &mut report),
+            Err(_) => Vec::new(),
+        };
+        let keys = keys_file::read(dir, &cipher).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the keys file cannot be used");
+            None
+        });
+        // Never let the commit counter go backwards: the watermarks name the old one.
+        let old_commits = match &old {
+            Ok(db) => crate::sled_store::read_integrity(&db.tree)
+                .map(|(c, _)| c)
+                .unwrap_or_default(),
+            Err(_) => 0,
+        };
+        let watermark = crate::sled_store::read_watermark(dir, &old_path).unwrap_or(0);
+        if let Some(keys) = keys {
+            // Read whole: opened, every tree read to its end, and not rolled back behind the
+            // watermark (sled can take damage for a torn tail and drop acknowledged writes).
+            let whole =
+                old.is_ok() && report.unreadable_trees.is_empty() && old_commits >= watermark;
+            report.restored_from_keys_file = merge_keys_file(&cipher, &mut rows, keys, whole);
+        }
         let profile = rows
             .iter()
             .find(|(t, k, _)| *t == TreeName::Profile && k == PROFILE_KEY)
             .and_then(|(_, k, v)| cipher.open(TreeName::Profile.as_str(), k, v).ok())
             .and_then(|p| Profile::decode_secret(&p).ok());
         if profile.is_none() {
-            return Err(StoreError::corrupted(
-                "the profile (the device's network key) is unreadable, so there is nothing to salvage",
-            ));
+            let detail = match &old {
+                Err(e) => format!(
+                    "nothing can be salvaged because the database engine cannot read any of it ({}) and the keys file holds no readable profile",
+                    brief(e)
+                ),
+                Ok(_) => "the profile (the device's network key) is unreadable in the database and in the keys file, so there is nothing to salvage".to_owned(),
+            };
+            drop(old);
+            let _ = fs::remove_dir_all(&source);
+            return Err(StoreError::corrupted(detail));
         }
-        // Never let the commit counter go backwards: the watermarks name the old one.
-        let (old_commits, _) = crate::sled_store::read_integrity(&old.tree).unwrap_or_default();
-        let floor = old_commits.max(crate::sled_store::read_watermark(dir, &old_path).unwrap_or(0));
+        let floor = old_commits.max(watermark);
 
         let new_generation = header.generation + 1;
         let new_path = dir.join(db_dir_name(new_generation));
@@ -165,6 +196,8 @@ impl SledStore {
             "salvaged a damaged store; missing entries come back from members by sync"
         );
         let store = SledStore::open(dir, passphrase)?;
+        // The keys file now follows the salvaged database.
+        store.rewrite_keys_file();
         Ok((store, report))
     }
 }
@@ -194,6 +227,46 @@ fn copy_without_snapshots(from: &Path, to: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Adds what the keys file holds to the rows read from the database; returns how many rows it
+/// gave. A row the database holds but that does not open for its slot (damaged) is replaced by
+/// the keys file's copy. A row the database does not hold at all is added only if the database
+/// could not be read whole (`whole` false): otherwise its absence is a deletion the keys file
+/// had not caught up with (it is rewritten after every write, so only if that rewrite failed),
+/// and a deleted epoch secret must stay deleted.
+fn merge_keys_file(
+    cipher: &Cipher,
+    rows: &mut Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+    keys: Vec<keys_file::Row>,
+    whole: bool,
+) -> usize {
+    let opens = |tree: TreeName, k: &[u8], v: &[u8]| cipher.open(tree.as_str(), k, v).is_ok();
+    let mut at: std::collections::HashMap<(TreeName, Vec<u8>), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (t, k, _))| ((*t, k.clone()), i))
+        .collect();
+    let mut given = 0;
+    for (tree, k, v) in keys {
+        if !opens(tree, &k, &v) {
+            continue;
+        }
+        match at.get(&(tree, k.clone())) {
+            Some(&i) if !opens(tree, &k, &rows[i].2) => {
+                rows[i].2 = v;
+                given += 1;
+            }
+            Some(_) => {}
+            None if !whole => {
+                at.insert((tree, k.clone()), rows.len());
+                rows.push((tree, k, v));
+                given += 1;
+            }
+            None => {}
+        }
+    }
+    given
 }
 
 /// The first sentence of an error, for a message that wraps it.

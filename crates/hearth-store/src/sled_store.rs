@@ -5,6 +5,10 @@
 //! ```text
 //! <dir>/                  0700
 //!   header                0600  KDF parameters, salt, passphrase verifier, current generation
+//!   watermark             0600  second copy of the watermark
+//!   keys                  0600  sealed copy of the profile, circles, settings, epoch secrets
+//!                               and invites, for salvage when sled cannot open the database
+//!                               ([`keys_file`](crate::keys_file))
 //!   db-<gen>/             0700  the sled database of the current generation (sled's own files)
 //!     hearth.watermark    0600  the commit counter the latest successful flush covered
 //! ```
@@ -53,7 +57,7 @@ use std::fs;
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -193,6 +197,13 @@ const RECOVER_BACKOFF: Duration = Duration::from_millis(500);
 /// sled writes a little while it opens (a new log segment is 512 KiB), and until a reopen
 /// succeeds only the old database can answer reads.
 const REOPEN_FREE_BYTES: u64 = 4 << 20;
+/// Free space below which writes are refused (`DiskFull`) before they reach sled. Once sled's
+/// own log write fails, sled refuses not only writes but also reads that would reorganise a
+/// tree node (splits and merges need the log), until the database is reopened, which needs
+/// room. Stopping short of a full disk keeps sled unharmed: reads go on and writes resume as
+/// soon as there is room, with no reopen. A log segment is 512 KiB, so 1 MiB covers the next
+/// one with a margin.
+pub const WRITE_RESERVE_BYTES: u64 = 1 << 20;
 const WATERMARK_MAGIC: &[u8; 4] = b"HWM1";
 
 /// Name of the one sled tree that holds everything.
@@ -369,6 +380,10 @@ pub(crate) struct SledBackend {
     /// Write transactions hold this shared; `verify` holds it exclusively, so it reads a
     /// database that matches its digest while reads go on.
     writes: RwLock<()>,
+    /// Free bytes below which writes are refused before they reach sled (0: never).
+    reserve: AtomicU64,
+    /// The latest write was refused for lack of room (see [`WRITE_RESERVE_BYTES`]).
+    low_space: AtomicBool,
 }
 
 /// A failed flush, until the database is reopened.
@@ -432,14 +447,49 @@ impl SledBackend {
         }
     }
 
-    /// How the storage is doing.
+    /// How the storage is doing. After writes were refused for lack of room it looks at the
+    /// free space again, so health turns back to healthy as soon as there is room, without
+    /// waiting for a write.
     fn storage_health(&self) -> StorageHealth {
         match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            None if self.low_space.load(Ordering::SeqCst) => match self.check_space() {
+                Ok(()) => StorageHealth::Healthy,
+                Err(_) => StorageHealth::DiskFull,
+            },
             None => StorageHealth::Healthy,
             Some(f) => match &f.error {
                 sled::Error::Io(io) if is_disk_full(io) => StorageHealth::DiskFull,
                 _ => StorageHealth::Failing,
             },
+        }
+    }
+
+    /// Before a write: refuses it as [`StoreError::DiskFull`] while the file system has less
+    /// than the reserve free, so sled never meets a full disk in the normal case (see
+    /// [`WRITE_RESERVE_BYTES`]). One `statvfs` per write transaction, not per entry.
+    fn check_space(&self) -> Result<(), StoreError> {
+        let reserve = self.reserve.load(Ordering::SeqCst);
+        if reserve == 0 {
+            self.low_space.store(false, Ordering::SeqCst);
+            return Ok(());
+        }
+        match free_bytes(&self.dir) {
+            Some(free) if free < reserve => {
+                if !self.low_space.swap(true, Ordering::SeqCst) {
+                    tracing::error!(
+                        free,
+                        reserve,
+                        "the disk is nearly full; writes are refused until there is room again"
+                    );
+                }
+                Err(StoreError::DiskFull)
+            }
+            _ => {
+                if self.low_space.swap(false, Ordering::SeqCst) {
+                    tracing::info!("there is room on the disk again; writes are accepted");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -656,6 +706,7 @@ impl Backend for SledBackend {
     }
 
     fn transact<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.check_space()?;
         self.recover_if_due()?;
         self.run_transaction(body).map(|(r, _)| r)
     }
@@ -669,6 +720,7 @@ impl Backend for SledBackend {
     }
 
     fn write_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.check_space()?;
         self.recover_if_due()?;
         let (r, opening) = self.run_transaction(body)?;
         self.group_flush()?;
@@ -851,6 +903,13 @@ pub struct SledStore {
     pub(crate) engine: Engine<SledBackend>,
 }
 
+impl Drop for SledStore {
+    /// Writes a deferred update of the keys file, so a clean stop leaves it current.
+    fn drop(&mut self) {
+        self.engine.refresh_keys_file(true);
+    }
+}
+
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledStore")
@@ -890,7 +949,7 @@ impl SledStore {
         let cipher = Cipher::new(&key);
         let header = Header::new(kdf, salt, &cipher);
         let db = SledDb::open(&dir.join(db_dir_name(header.generation)), dir)?;
-        let store = SledStore::assemble(dir, db, header.clone(), &key);
+        let store = SledStore::assemble(dir, db, header.clone(), &key).keeping_keys_file(true);
         store.engine.initialise(profile)?;
         // The header is written last: a store exists once it is there.
         header.write(dir)?;
@@ -936,7 +995,9 @@ impl SledStore {
         drop(cipher);
         // Both copies now name what is durable (the data directory's copy may be new).
         db.write_watermark(commits);
-        let store = SledStore::assemble(dir, db, header, &key);
+        // A store from before the keys file gets one now.
+        let missing = !dir.join(crate::keys_file::KEYS_FILE).exists();
+        let store = SledStore::assemble(dir, db, header, &key).keeping_keys_file(missing);
         store
             .engine
             .backend
@@ -946,6 +1007,7 @@ impl SledStore {
         if version < SCHEMA_VERSION {
             store.migrate(version)?;
         }
+        store.engine.refresh_keys_file(true);
         tighten_permissions(dir)?;
         tracing::info!(dir = %dir.display(), "opened a store");
         Ok(store)
@@ -971,6 +1033,8 @@ impl SledStore {
                 key.as_ref(),
             )),
             writes: RwLock::new(()),
+            reserve: AtomicU64::new(WRITE_RESERVE_BYTES),
+            low_space: AtomicBool::new(false),
         };
         SledStore {
             engine: Engine::new(backend, key),
@@ -995,6 +1059,27 @@ impl SledStore {
             "migrated the store's schema"
         );
         Ok(())
+    }
+
+    /// Keeps the keys file of the data directory up to date from now on (written at the
+    /// first chance if `fresh`).
+    fn keeping_keys_file(mut self, fresh: bool) -> Self {
+        let keys = crate::keys_file::KeysFile::new(&self.engine.backend.dir, fresh);
+        self.engine.set_keys_file(keys);
+        self
+    }
+
+    /// Rewrites the keys file from the database now (after salvage built a new database).
+    pub(crate) fn rewrite_keys_file(&self) {
+        self.engine.mark_keys_changed();
+        self.engine.refresh_keys_file(true);
+    }
+
+    /// Sets the free space below which writes are refused before they reach the engine
+    /// (default [`WRITE_RESERVE_BYTES`]; 0 turns the check off, so only the engine's own
+    /// failure on a full disk refuses writes, which tests of that recovery path need).
+    pub fn set_write_reserve(&self, bytes: u64) {
+        self.engine.backend.reserve.store(bytes, Ordering::SeqCst);
     }
 
     /// The data directory.

@@ -218,6 +218,10 @@ pub trait Store: Send + Sync {
     fn health(&self) -> StorageHealth {
         StorageHealth::Healthy
     }
+
+    /// Periodic upkeep, to call every second or so: writes what was deferred (the sled
+    /// store's keys file takes updates of circle records at most once a second).
+    fn maintain(&self) {}
 }
 
 /// Implements [`Store`] for a type with an `engine` field by delegation.
@@ -436,6 +440,9 @@ macro_rules! delegate_store {
             }
             fn health(&self) -> $crate::StorageHealth {
                 $crate::engine::Backend::health(&self.engine.backend)
+            }
+            fn maintain(&self) {
+                self.engine.refresh_keys_file(false);
             }
         }
     };

@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
 use hearth_proto::ids::CircleId;
@@ -199,4 +200,120 @@ fn a_whole_store_loses_nothing_in_salvage() {
     assert_eq!(report.entries_kept as u64, ENTRIES);
     assert_eq!(report.entries_dropped + report.records_dropped, 0);
     assert_eq!(check_salvaged(&s) as u64, ENTRIES);
+}
+
+/// sled cannot open a database whose log was cut in half (its recovery fails or panics): the
+/// database yields nothing, and salvage keeps the profile, the circle, its member key and
+/// epoch secrets from the keys file, which followed every change up to the cut (a circle
+/// deleted before stays deleted, an epoch secret added just before is there). The entries
+/// come back from members by sync (tests/repair.rs at the node level).
+#[test]
+fn a_store_sled_cannot_open_at_all_keeps_its_profile_keys_and_circles_from_the_keys_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = populated(tmp.path());
+    let s = open(&original);
+    // A second circle that is deleted again, and one more epoch secret: taken at once.
+    s.put_circle(&record(circle(2))).unwrap();
+    s.put_local(circle(2), "member-key", b"another secret")
+        .unwrap();
+    s.delete_circle(circle(2)).unwrap();
+    s.put_epoch_secret(
+        circle(1),
+        hearth_proto::ids::EpochId::from_bytes([4; 32]),
+        &Zeroizing::new([8; 32]),
+        6,
+    )
+    .unwrap();
+    // A new state of circle 1: an update, taken within a second, by `maintain`.
+    let mut updated = record(circle(1));
+    updated.state = SecretBytes::from_slice(b"the state after a key rotation");
+    s.put_circle(&updated).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    s.maintain();
+    assert!(
+        original.join("keys").exists(),
+        "the store keeps a keys file"
+    );
+    // The device dies here: the copy is taken while the store is still open.
+    let dir = copy(&original, tmp.path(), "cut");
+    drop(s);
+    // Cut sled's log in half and drop its page-table snapshots.
+    let db = dir.join("db-0");
+    let log = db.join("db");
+    let len = fs::metadata(&log).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for f in fs::read_dir(&db).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("snap.") {
+            fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let err = SledStore::open(&dir, &passphrase()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+
+    let (s, report) = SledStore::salvage(&dir, &passphrase(), &authentic).unwrap();
+    eprintln!("salvaged an unopenable store: {report:?}");
+    assert!(report.restored_from_keys_file > 0, "{report:?}");
+    assert_eq!((report.circles_kept, report.circles_dropped), (1, 0));
+    assert_eq!(report.entries_kept, 0, "the database gave nothing");
+    let kept = check_salvaged_keys(&s, &updated);
+    assert_eq!(kept, 2, "both epoch secrets, the latest included");
+    assert!(
+        s.circle(circle(2)).unwrap().is_none(),
+        "a deleted circle stays deleted"
+    );
+    assert_eq!(s.local(circle(2), "member-key").unwrap(), None);
+    drop(s);
+    // It opens normally, and every entry can be stored again (as sync will).
+    let s = open(&dir);
+    for seq in 0..ENTRIES {
+        let e = entry(circle(1), member((seq % 3) as u8), seq / 3, seq, seq);
+        s.append(&e, None, None).unwrap();
+    }
+    assert_eq!(s.entry_count(circle(1)).unwrap(), ENTRIES);
+    s.verify().unwrap();
+}
+
+/// Without a keys file (a store from before it existed, or the file lost too), an unopenable
+/// database still cannot be salvaged: a clear error, and nothing changes.
+#[test]
+fn an_unopenable_store_without_a_keys_file_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = populated(tmp.path());
+    let dir = copy(&original, tmp.path(), "cut-no-keys");
+    fs::remove_file(dir.join("keys")).unwrap();
+    fs::write(dir.join("db-0").join("conf"), b"not a sled configuration").unwrap();
+    let before = snapshot_files(&dir);
+    let err = SledStore::salvage(&dir, &passphrase(), &authentic).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains("keys file"), "{err}");
+    assert_eq!(snapshot_files(&dir), before);
+}
+
+/// The profile, circle 1 (as `expected`) and its member key; returns how many epoch secrets
+/// circle 1 has.
+fn check_salvaged_keys(s: &SledStore, expected: &CircleRecord) -> usize {
+    assert_eq!(
+        s.profile().unwrap().network_key.expose(),
+        profile().network_key.expose()
+    );
+    let circles = s.circles().unwrap();
+    assert_eq!(circles.len(), 1);
+    assert_eq!(circles[0].name, "Tuesday group");
+    assert_eq!(
+        circles[0].state.expose(),
+        expected.state.expose(),
+        "the circle's latest state"
+    );
+    assert_eq!(
+        s.local(circle(1), "member-key").unwrap().as_deref(),
+        Some(&b"the member secret"[..])
+    );
+    assert!(s.local(circle(1), RESYNC_KEY).unwrap().is_some());
+    s.verify().expect("a salvaged store verifies");
+    s.epoch_secrets(circle(1)).unwrap().len()
 }

@@ -1,8 +1,12 @@
 //! Limits of the local API, so a slow, huge or flooding client cannot hold the daemon or its
 //! memory (API.md, "Limits and timeouts"):
 //!
-//! - at most [`MAX_CONNECTIONS`] connections are served at once; more wait in the kernel's
-//!   accept queue;
+//! - at most [`MAX_CONNECTIONS`] connections are open at once (more wait in the kernel's
+//!   accept queue), each with a read buffer of at most [`MAX_CONNECTION_BUFFER`]; at most
+//!   [`MAX_REQUESTS`] requests are handled at once (more wait for a turn). A connection that
+//!   has not finished its headers holds no request turn, so clients that send half a request
+//!   and stall cannot keep whole requests waiting: they only hold one of the many connection
+//!   slots, for [`HEADER_TIMEOUT`];
 //! - request headers must arrive within [`HEADER_TIMEOUT`] (also the idle timeout of a kept-
 //!   alive connection), the body within [`BODY_TIMEOUT`];
 //! - a body larger than [`MAX_BODY_BYTES`] is refused at once, from its `Content-Length`
@@ -23,8 +27,14 @@ use futures::StreamExt;
 use super::error::ApiError;
 use crate::api::ErrorCode;
 
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// The largest read buffer of one connection (hyper's default is about 400 KiB): bounds the
+/// memory of [`MAX_CONNECTIONS`] clients sending headers slowly (8 MiB in all). Request
+/// headers are far smaller; bodies stream through it.
+pub const MAX_CONNECTION_BUFFER: usize = 32 << 10;
+/// Requests handled at once.
+pub const MAX_REQUESTS: usize = 64;
 /// The longest a client may take to send a request's headers, and the longest a kept-alive
 /// connection may sit idle.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,6 +46,20 @@ pub const MAX_BODY_BYTES: usize = 2 << 20;
 pub const MAX_HEADERS: usize = 64;
 /// How much of an HTTP-layer error text is kept in the JSON message.
 const MAX_ERROR_TEXT: usize = 512;
+
+/// The middleware that admits at most [`MAX_REQUESTS`] requests at once (`turns` holds that
+/// many permits). The turn is held until the handler has made its answer; a streamed answer
+/// (the event stream) does not keep it.
+pub async fn one_turn(
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_turn) = turns.acquire_owned().await else {
+        return ApiError::new(ErrorCode::ShuttingDown, "the daemon is stopping").into_response();
+    };
+    next.run(request).await
+}
 
 /// The middleware: enforces the body and header limits, reads the body within
 /// [`BODY_TIMEOUT`], and turns any error answer that is not JSON into the documented JSON.
@@ -264,6 +288,41 @@ mod tests {
         eprintln!(
             "unfinished headers dropped after {head_took:?}, unfinished body after {body_took:?}"
         );
+        let _ = stop.send(true);
+    }
+
+    /// Clients that send half a request and stall hold connection slots, not request turns:
+    /// with more of them open than [`MAX_REQUESTS`], a whole request is still answered at
+    /// once, not after their [`HEADER_TIMEOUT`] (5 s) frees a slot.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_half_requests_do_not_keep_whole_requests_waiting() {
+        let (port, stop) = daemon().await;
+        let stalled = MAX_REQUESTS * 3;
+        assert!(stalled < MAX_CONNECTIONS);
+        let mut held = Vec::new();
+        for _ in 0..stalled {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(
+                format!("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            held.push(s);
+        }
+        // Let the server accept them all.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let whole = head(port, "GET", "/v1/health", "\r\n");
+        // Well under the 5 s header timeout that would free a slot.
+        let (status, _) = exchange(port, whole.as_bytes(), HEADER_TIMEOUT / 2)
+            .await
+            .expect("an answer");
+        assert_eq!(status, 200);
+        eprintln!(
+            "a whole request beside {stalled} stalled ones was answered in {:?}",
+            started.elapsed()
+        );
+        drop(held);
         let _ = stop.send(true);
     }
 

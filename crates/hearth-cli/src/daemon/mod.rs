@@ -243,7 +243,7 @@ pub async fn up(
 
 /// Serves the API (and, with `web`, the web app) on `listener` until `stop` turns true (or a signal arrives), within the
 /// limits of [`limits`]: at most [`limits::MAX_CONNECTIONS`] connections at once (the rest wait
-/// in the accept queue), headers within [`limits::HEADER_TIMEOUT`], bodies within
+/// in the accept queue) and [`limits::MAX_REQUESTS`] requests handled at once, headers within [`limits::HEADER_TIMEOUT`], bodies within
 /// [`limits::BODY_TIMEOUT`] and [`limits::MAX_BODY_BYTES`].
 pub async fn serve<B: Backend>(
     backend: Arc<B>,
@@ -269,9 +269,13 @@ pub async fn serve<B: Backend>(
         None => app,
     };
     // The limits and the idempotency scope cover the web app's routes too.
+    let turns = Arc::new(tokio::sync::Semaphore::new(limits::MAX_REQUESTS));
     let app = app
         .layer(axum::middleware::from_fn(idempotency::scope_key))
-        .layer(axum::middleware::from_fn(limits::limit_request));
+        .layer(axum::middleware::from_fn(limits::limit_request))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            limits::one_turn(turns.clone(), request, next)
+        }));
     let permits = Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONNECTIONS));
     let mut stopped = stop.subscribe();
     loop {
@@ -301,6 +305,7 @@ pub async fn serve<B: Backend>(
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits::HEADER_TIMEOUT)
+                .max_buf_size(limits::MAX_CONNECTION_BUFFER)
                 // Above our own limit, so our JSON 431 answers first.
                 .max_headers(limits::MAX_HEADERS * 4);
             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);

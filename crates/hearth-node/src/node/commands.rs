@@ -40,6 +40,10 @@ fn lag(ours: &HighWaterMarks, theirs: &HighWaterMarks) -> u64 {
 
 impl EventLoop {
     pub(super) fn handle_command(&mut self, command: Command) -> Flow {
+        // If the store has just become healthy again, reload the circles from it before this
+        // command builds anything on them: a write is then not refused for having been built
+        // on memory the store no longer backs (see `commit_own`).
+        self.check_storage();
         match command {
             Command::CreateCircle {
                 name,

@@ -310,6 +310,9 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         self.check_storage();
+        // Deferred store upkeep (the keys file), off the async threads.
+        let store = &self.store;
+        circles::blocking(|| store.maintain());
         let now = Instant::now();
         self.expire_joins(now);
         self.expire_dials(now);
