@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: Chromium for the web app's browser tests; iproute2, iptables, nftables and
+# Debian packages: Chromium (and an emoji font) for the web app's browser tests; iproute2, iptables, nftables and
 # miniupnpd-iptables for the simulated internet of network namespaces.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -19,6 +19,12 @@ if command -v dpkg-query >/dev/null 2>&1; then
     || need+=(miniupnpd-iptables)
 else
   command -v miniupnpd >/dev/null 2>&1 || [ -x /usr/sbin/miniupnpd ] || need+=(miniupnpd-iptables)
+fi
+# The web app shows emoji (reactions, moods); without a colour emoji font the browser tests'
+# screenshots show empty boxes.
+if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q "install ok installed" \
+    || need+=(fonts-noto-color-emoji)
 fi
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
