@@ -594,6 +594,57 @@ fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
     assert_eq!(ben.membership().members, ana.membership().members);
 }
 
+/// The same when the branch forked from an epoch the newcomer was never given and that she
+/// merged herself without reading it: the repair that merges the branch's next commit must give
+/// her the key of the epoch that commit was written in. Found by the adversarial simulation
+/// (seed 2138).
+#[test]
+fn a_newcomer_who_merged_a_branch_blind_folds_what_grows_on_it_after_the_next_repair() {
+    let mut rng = ChaCha20Rng::seed_from_u64(101);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let branch = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let neo_secret = MemberSecret::generate(&mut rng);
+    let (add, welcome) = ana
+        .admit(
+            neo_secret.public(),
+            Role::Member,
+            "Neo",
+            1,
+            T0 + 15,
+            &mut rng,
+        )
+        .unwrap();
+    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    // Neo merges Mal's branch (she can open its commit, not its epoch).
+    neo.receive(&branch.bytes).unwrap();
+    assert!(neo.repair_due());
+    let blind = neo.rotate(T0 + 20, &mut rng).unwrap();
+    // Mal, who has not seen that repair, changes her key in her own epoch.
+    let key = mal.rotate_my_key(T0 + 25, &mut rng).unwrap();
+    assert_eq!(key.entry.unsigned.epoch, EpochId::from(branch.id));
+    for bytes in [&add.bytes, &branch.bytes, &blind.bytes, &key.bytes] {
+        deliver(bytes, &mut [&mut ana, &mut ben]);
+    }
+    neo.receive(&key.bytes).unwrap();
+    assert_ne!(neo.membership().members, ana.membership().members);
+    assert!(ana.repair_due());
+    let repair = ana.rotate(T0 + 30, &mut rng).unwrap();
+    deliver(&repair.bytes, &mut [&mut ben, &mut neo]);
+    assert_eq!(
+        neo.membership().members,
+        ana.membership().members,
+        "the repair gave Neo the key of the epoch Mal's key change was written in"
+    );
+    assert_eq!(
+        neo.membership().current_epoch().map(|e| e.id),
+        ana.membership().current_epoch().map(|e| e.id),
+    );
+}
+
 /// A commit's clock is bounded by the epochs it descends from (its parent and the commits it
 /// merges), in the fold, not by the entry before it in its author's log. Ben's clock ran far
 /// ahead in Mal's epochs; his repair from Ana's older epoch carries that clock, and a member
@@ -1308,15 +1359,18 @@ impl Adversary {
                 }
             }
             let mut repaired = false;
-            // When the designated repairer is not an honest member (Mal), the first honest
-            // member with a repair due steps in, as a node does after `repair_delay`.
-            let honest_ids: Vec<MemberId> = self.honest.iter().map(Circle::me).collect();
-            let stand_in = (0..self.honest.len()).find(|i| {
-                let c = &self.honest[*i];
-                c.repair_due()
-                    && c.designated_repairer()
-                        .is_some_and(|d| !honest_ids.contains(&d))
-            });
+            // When no member with a repair due is her own designated repairer (the designated
+            // one is Mal, or sees no fork herself), the first honest member with a repair due
+            // steps in, as a node does after `repair_delay`.
+            let due_and_designated = self
+                .honest
+                .iter()
+                .any(|c| c.repair_due() && c.designated_repairer() == Some(c.me()));
+            let stand_in = if due_and_designated {
+                None
+            } else {
+                (0..self.honest.len()).find(|i| self.honest[*i].repair_due())
+            };
             for i in 0..self.honest.len() {
                 let c = &self.honest[i];
                 if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {

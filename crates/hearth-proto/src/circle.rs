@@ -1896,7 +1896,8 @@ impl Circle {
     }
 
     /// The epochs on the branch that ends at `merge` and is not in `parent`'s ancestry
-    /// (`merge` included), by parent and merge links. An epoch not (yet) in the fold is
+    /// (`merge` included), by parent and merge links, and the epochs its commits were written
+    /// in. An epoch not (yet) in the fold is
     /// followed by its commit's header (its parent is in clear; the commit kept in the control
     /// set or held), so a member who cannot open a branch's commits can still tell which
     /// secrets a merge may give her.
@@ -1939,7 +1940,15 @@ impl Circle {
             seen
         };
         let ancestry = walk(parent, &BTreeSet::new());
-        walk(merge, &ancestry)
+        let branch = walk(merge, &ancestry);
+        // And the epoch each of its commits was written in, whose control key opens it: a
+        // branch that forked from an epoch this member was never given (merged by an earlier
+        // commit she could not read through) stays unreadable to her otherwise.
+        let written_in: Vec<EpochId> = branch
+            .iter()
+            .filter_map(|e| links(e).and_then(|l| l.first().copied()))
+            .collect();
+        branch.into_iter().chain(written_in).collect()
     }
 
     /// Applies this member's own control entry, failing (with nothing changed) if the fold
