@@ -356,6 +356,7 @@ async function main() {
   assert.equal(await A.getByText('You started the circle').count(), 0, 'the first page holds only the newest 100 items');
   const earlier = A.getByRole('button', { name: 'Show earlier messages' });
   await earlier.waitFor({ timeout: WAIT_MS });
+  await scan(A, '21-show-earlier');
   // The reader looks at the oldest note of the first page, at the top of the log.
   const log = A.locator('#timeline');
   const offsetOf = (loc) => loc.evaluate((el) => el.closest('li').getBoundingClientRect().top - document.getElementById('timeline').getBoundingClientRect().top);
@@ -384,7 +385,7 @@ async function main() {
   await log.locator('li.msg', { hasText: 'Glad to be here.' }).getByText('Replying to you: Hello Ben, welcome here.').waitFor();
   // (Ben is a former member by now: after the unlock his name may show as his short id.)
   await log.getByText(/checked in on “Walk 20 minutes”: did it, feeling good — Around the park/).waitFor();
-  await scan(A, '21-earlier-messages');
+  await scan(A, '22-earlier-messages');
   const bodies = () => log.locator('.body').allInnerTexts();
   const notesShown = (texts) => texts.filter((t) => t.startsWith('Note number '));
   let shown = notesShown(await bodies());
