@@ -86,6 +86,16 @@ async function scan(page, screen) {
   assert.equal(result.violations.length, 0, `axe found violations on "${screen}":\n${detail}`);
 }
 
+/** Waits until `check` (evaluated in the page; the page's CSP forbids Playwright's own
+ *  waitForFunction) is true, polling, at most WAIT_MS. */
+async function until(page, check, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await page.evaluate(check))) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await page.waitForTimeout(50);
+  }
+}
+
 const heading = (page, text) => page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: WAIT_MS });
 
 /** Sends a message from `from` and measures until it shows in `to` (without a reload). */
@@ -356,6 +366,11 @@ async function main() {
   assert.equal(await A.getByText('You started the circle').count(), 0, 'the first page holds only the newest 100 items');
   const earlier = A.getByRole('button', { name: 'Show earlier messages' });
   await earlier.waitFor({ timeout: WAIT_MS });
+  // The conversation opens at its newest message, at the bottom.
+  await until(A, () => {
+    const l = document.getElementById('timeline');
+    return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
+  }, 'the conversation opens scrolled to its newest message');
   await scan(A, '21-show-earlier');
   // The reader looks at the oldest note of the first page, at the top of the log.
   const log = A.locator('#timeline');
@@ -364,6 +379,12 @@ async function main() {
     const logEl = document.getElementById('timeline');
     logEl.scrollBy({ top: el.closest('li').getBoundingClientRect().top - logEl.getBoundingClientRect().top - 60, behavior: 'instant' });
   });
+  // Until no (smooth) scrolling is under way: the same position two frames apart.
+  await until(A, () => new Promise((resolve) => {
+    const l = document.getElementById('timeline');
+    const y = l.scrollTop;
+    requestAnimationFrame(() => requestAnimationFrame(() => resolve(l.scrollTop === y)));
+  }), 'the log stops scrolling');
   const before = await offsetOf(note(31));
   const itemsBefore = await log.locator('li').count();
   // By keyboard: the button takes focus and Enter presses it.
