@@ -30,8 +30,8 @@ function sentence(s) {
   return /[.!?]$/.test(t) ? t : `${t}.`;
 }
 
-/** Calls the API; resolves to the JSON answer or rejects with an ApiError. */
-export async function api(method, path, body) {
+/** Sends one request; resolves to the JSON answer and the response, or rejects with an ApiError. */
+async function request(method, path, body) {
   const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -50,7 +50,22 @@ export async function api(method, path, body) {
     const msg = KIND[code] ?? sentence(data?.error?.message) ?? `Hearth answered with an error (${r.status}).`;
     throw new ApiError(code, msg, r.status);
   }
-  return data;
+  return { data, response: r };
+}
+
+/** Calls the API; resolves to the JSON answer or rejects with an ApiError. */
+export async function api(method, path, body) {
+  return (await request(method, path, body)).data;
+}
+
+/** Reads one page of a circle's timeline (API.md, "Timeline pages"): resolves to
+ *  `{items, older}`, the items oldest first and `older` the cursor of the page before
+ *  (the `Hearth-Older` header), or null when nothing older exists. */
+export async function timelinePage(circle, limit, before) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (before) query.set('before', before);
+  const { data, response } = await request('GET', `/circles/${seg(circle)}/timeline?${query}`);
+  return { items: Array.isArray(data) ? data : [], older: response.headers.get('Hearth-Older') || null };
 }
 
 /** Percent-encodes one path segment (a circle's id, a member's id). */

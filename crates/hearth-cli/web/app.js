@@ -1,6 +1,6 @@
 // Hearth's web app: small hand-written ES modules, no framework and no build step, so the
 // daemon embeds these files as they are and `cargo build` builds the whole app.
-import { api as call, seg, ApiError } from './api.js';
+import { api as call, seg, ApiError, timelinePage } from './api.js';
 import { h, field, fill, announce, when, today, id } from './dom.js';
 
 const main = document.getElementById('main');
@@ -8,15 +8,20 @@ const nav = document.getElementById('nav');
 
 const MOODS = { 1: 'Very low', 2: 'Low', 3: 'Okay', 4: 'Good', 5: 'Great' };
 const EMOJI = ['❤️', '👍', '🙏', '🌱'];
-const PAGE = 50;
+// Items in one page of the conversation: the newest page first, then one more each time the
+// reader presses "Show earlier messages".
+const PAGE = 100;
 // The most items the API returns in one page.
 const MAX_LIMIT = 1000;
+// How many older pages a refresh reads at most to join the newest items to those on screen
+// (after more than a whole window arrived at once); past that it starts again from the newest.
+const MAX_CATCH_UP_PAGES = 10;
 
 const state = {
   circles: [],
   circle: null, // the open circle's id
   tab: 'talk',
-  limit: PAGE,
+  talk: null, // the conversation on screen: {circle, items (oldest first), older, asked, drawn}
   replyTo: null,
   revealed: new Set(),
   events: null,
@@ -263,7 +268,7 @@ async function openCircle(circleId, tab = 'talk') {
   navigate();
   state.circle = circleId;
   state.tab = tab;
-  state.limit = PAGE;
+  state.talk = null;
   state.replyTo = null;
   main.dataset.view = 'circle';
   await renderCircleBody(true);
@@ -355,36 +360,137 @@ function describe(item, byId) {
   }
 }
 
+/** Joins a fresh read of the newest items (`fresh`, oldest first; `older` its cursor) to the
+ *  items on screen: those older than the fresh read stay (the pages the reader loaded), the
+ *  rest is replaced by the fresh read, which carries their latest edits and reactions. Returns
+ *  null when the two do not meet (more arrived than the fresh read holds). */
+function joinNewest(shown, fresh, older) {
+  if (!shown.items.length || !older) return { items: fresh, older };
+  const ids = new Set(fresh.map((i) => i.id));
+  const meet = shown.items.findIndex((i) => ids.has(i.id));
+  if (meet < 0) return null;
+  if (meet === 0) return { items: fresh, older };
+  return { items: [...shown.items.slice(0, meet).filter((i) => !ids.has(i.id)), ...fresh], older: shown.older };
+}
+
+/** Reads the newest items, as many as are on screen (one page at least, at most what the API
+ *  gives at once), and joins them to what is on screen. */
+async function readNewest(circleId, shown) {
+  const limit = Math.min(MAX_LIMIT, Math.max(PAGE, shown.items.length));
+  let { items, older } = await timelinePage(circleId, limit);
+  let joined = joinNewest(shown, items, older);
+  // More arrived than one read holds: walk back until the pages meet what is on screen.
+  for (let n = 0; !joined && n < MAX_CATCH_UP_PAGES; n += 1) {
+    const page = await timelinePage(circleId, PAGE, older);
+    items = [...page.items, ...items];
+    older = page.older;
+    joined = joinNewest(shown, items, older);
+  }
+  return joined ?? { items, older };
+}
+
+/** The item at the top of the log, and how far below the log's top edge it starts: the one the
+ *  reader is looking at, kept in place when items are added above it. */
+function topItem(log) {
+  const top = log.getBoundingClientRect().top;
+  for (const li of log.querySelectorAll('ol.timeline > li')) {
+    const r = li.getBoundingClientRect();
+    if (r.bottom > top) return { id: li.id, offset: r.top - top };
+  }
+  return null;
+}
+
 async function renderTalk(body, detail, full) {
   const circleId = detail.id;
-  const limit = state.limit;
-  const [items, goals] = await Promise.all([
-    api('GET', `/circles/${seg(circleId)}/timeline?limit=${state.limit}`),
+  if (!state.talk || state.talk.circle !== circleId) {
+    state.talk = { circle: circleId, items: [], older: null, asked: 0, drawn: 0 };
+  }
+  const talk = state.talk;
+  talk.asked += 1;
+  const asked = talk.asked;
+  const [joined, goals] = await Promise.all([
+    readNewest(circleId, talk),
     api('GET', `/circles/${seg(circleId)}/goals?today=${today()}`).catch(() => []),
   ]);
-  // A newer render (another circle, tab or page size) draws the log instead.
-  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected || state.limit !== limit) return;
-  const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map(goals.map((g) => [g.id, g])), me: detail.me };
+  // A newer render (another circle or tab) draws the log instead.
+  if (state.circle !== circleId || state.tab !== 'talk' || !body.isConnected || state.talk !== talk) return;
+  // A read that started earlier and answered later would bring back an older view.
+  if (asked < talk.drawn) return;
+  talk.drawn = asked;
+  // Pages loaded meanwhile stay: join to what is on screen now.
+  const now = joinNewest(talk, joined.items, joined.older) ?? joined;
+  talk.items = now.items;
+  talk.older = now.older;
+  talk.goals = goals;
+  talk.detail = detail;
+  drawTalk(body, detail, full);
+}
+
+/** Loads the page before the oldest item on screen and adds it above, keeping the item the
+ *  reader is looking at where it is. */
+async function showEarlier(button) {
+  const talk = state.talk;
+  if (!talk || !talk.older || button.getAttribute('aria-disabled') === 'true') return;
+  button.setAttribute('aria-disabled', 'true');
+  button.textContent = 'Loading earlier messages…';
+  try {
+    const page = await timelinePage(talk.circle, PAGE, talk.older);
+    if (state.talk !== talk || state.tab !== 'talk') return;
+    const ids = new Set(talk.items.map((i) => i.id));
+    const log = document.getElementById('timeline');
+    const before = log ? log.querySelectorAll('ol.timeline > li').length : 0;
+    talk.items = [...page.items.filter((i) => !ids.has(i.id)), ...talk.items];
+    talk.older = page.older;
+    drawTalk(document.getElementById('tab-body'), talk.detail, false, true);
+    const after = log ? log.querySelectorAll('ol.timeline > li').length : 0;
+    const n = Math.max(0, after - before);
+    announce(n === 0 ? 'There was nothing more to show.' : `Loaded ${plural(n, 'earlier message')}.`);
+    // The button is gone when nothing older is left: the focus it had goes to the log.
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (!talk.older && log && lost) log.focus({ preventScroll: true });
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'locked') { await start(); return; }
+    announce(e instanceof ApiError ? e.message : 'The earlier messages could not be loaded. Please try again.');
+  } finally {
+    button.removeAttribute('aria-disabled');
+    button.textContent = 'Show earlier messages';
+  }
+}
+
+/** Draws the conversation on screen from `state.talk`. A reader at the bottom stays at the
+ *  bottom; anyone else keeps the item she was looking at in place. */
+function drawTalk(body, detail, full, keepTop = false) {
+  const talk = state.talk;
+  const items = talk.items;
+  const byId = { items: new Map(items.map((i) => [i.id, i])), goals: new Map((talk.goals || []).map((g) => [g.id, g])), me: detail.me };
   let log = document.getElementById('timeline');
-  const wasAtBottom = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  const keepFromBottom = log ? log.scrollHeight - log.scrollTop : 0;
+  const wasAtBottom = !log || full || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const anchor = log && !full && (keepTop || !wasAtBottom) ? topItem(log) : null;
   const list = h('ol', { class: 'timeline' }, items.map((item) => renderItem(item, byId, detail)).filter(Boolean));
   if (!log || full) {
     log = h('div', { id: 'timeline', class: 'log', role: 'log', 'aria-label': 'Messages, newest at the bottom', tabindex: '0' });
-    log.addEventListener('scroll', () => {
-      if (log.scrollTop < 20 && log.dataset.more === 'yes' && !log.dataset.loading) {
-        log.dataset.loading = '1';
-        state.limit = Math.min(state.limit + PAGE, MAX_LIMIT);
-        renderTalk(document.getElementById('tab-body'), detail, false).finally(() => { delete log.dataset.loading; });
-      }
-    });
     fill(body, h('h2', { class: 'visually-hidden' }, 'Conversation'), log, detail.member ? composer(detail) : null);
   }
-  // A full page means there may be older entries to load when the reader scrolls up.
-  const more = items.length >= state.limit && state.limit < MAX_LIMIT;
-  log.dataset.more = more ? 'yes' : 'no';
-  fill(log, more ? h('p', { class: 'hint' }, 'Scroll up for older messages.') : null, list);
-  log.scrollTop = wasAtBottom ? log.scrollHeight : log.scrollHeight - keepFromBottom;
+  // The button stays the same element across redraws, so it keeps the focus.
+  let earlier = document.getElementById('show-earlier');
+  if (talk.older && !earlier) {
+    earlier = h('button', { type: 'button', id: 'show-earlier', class: 'quiet' }, 'Show earlier messages');
+    earlier.addEventListener('click', () => showEarlier(earlier));
+  }
+  const old = log.querySelector('ol.timeline');
+  if (talk.older) {
+    if (earlier.parentNode !== log) log.prepend(earlier);
+  } else if (earlier) {
+    earlier.remove();
+  }
+  if (old) old.replaceWith(list); else log.append(list);
+  if (anchor) {
+    const li = document.getElementById(anchor.id);
+    // At once, not smoothly: the reader should not see the log move.
+    if (li) log.scrollTo({ top: log.scrollTop + li.getBoundingClientRect().top - log.getBoundingClientRect().top - anchor.offset, behavior: 'instant' });
+  } else if (wasAtBottom) {
+    log.scrollTop = log.scrollHeight;
+  }
 }
 
 function renderItem(item, byId, detail) {

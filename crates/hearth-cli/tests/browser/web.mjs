@@ -86,6 +86,16 @@ async function scan(page, screen) {
   assert.equal(result.violations.length, 0, `axe found violations on "${screen}":\n${detail}`);
 }
 
+/** Waits until `check` (evaluated in the page; the page's CSP forbids Playwright's own
+ *  waitForFunction) is true, polling, at most WAIT_MS. */
+async function until(page, check, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await page.evaluate(check))) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await page.waitForTimeout(50);
+  }
+}
+
 const heading = (page, text) => page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: WAIT_MS });
 
 /** Sends a message from `from` and measures until it shows in `to` (without a reload). */
@@ -329,25 +339,91 @@ async function main() {
   await A.getByRole('button', { name: /Tuesday circle/ }).click();
   await A.locator('#timeline .body', { hasText: 'Written after Ben left.' }).waitFor({ timeout: WAIT_MS });
 
-  // ----- older pages load on scroll -----------------------------------------------------------
+  // ----- earlier pages: the newest page first, then "Show earlier messages" ---------------
+  // The circle so far holds about 20 items; 130 more notes make it longer than one page (100),
+  // so the first page is exactly notes 31 to 130 and everything older is on the next page.
   const token = readFileSync(join(ana.dir, 'api-token'), 'utf8').trim();
   const circles = await (await fetch(`http://127.0.0.1:${ana.port}/v1/circles`, { headers: { Authorization: `Bearer ${token}` } })).json();
-  for (let i = 1; i <= 55; i += 1) {
+  const postNote = async (body) => {
     const res = await fetch(`http://127.0.0.1:${ana.port}/v1/circles/${circles[0].id}/entries`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ type: 'text', body: `Note number ${i}` }),
+      body: JSON.stringify({ type: 'text', body }),
     });
     assert.equal(res.status, 201);
-  }
-  await A.locator('#timeline .body', { hasText: 'Note number 55' }).waitFor({ timeout: WAIT_MS });
-  assert.equal(await A.getByText('You started the circle').count(), 0, 'the first page holds the newest 50');
+  };
+  // Written while the circle is not open here, so opening it reads the newest page.
+  await A.getByRole('button', { name: 'Circles', exact: true }).click();
+  await heading(A, 'Your circles');
+  for (let i = 1; i <= 130; i += 1) await postNote(`Note number ${i}`);
+  await A.getByRole('button', { name: /Tuesday circle/ }).click();
+  const note = (i) => A.locator('#timeline .body').getByText(`Note number ${i}`, { exact: true });
+  await note(130).waitFor({ timeout: WAIT_MS });
+  await note(31).waitFor({ timeout: WAIT_MS });
+  // Let the live refreshes the 130 notes caused settle.
   await A.waitForTimeout(500);
-  for (let attempt = 0; attempt < 5 && (await A.getByText('You started the circle').count()) === 0; attempt += 1) {
-    await A.locator('#timeline').evaluate((el) => { el.scrollTop = 0; });
-    await A.getByText('You started the circle').waitFor({ timeout: 2000 }).catch(() => {});
-  }
+  assert.equal(await note(30).count(), 0, 'the first page holds only the newest 100 items');
+  assert.equal(await A.getByText('You started the circle').count(), 0, 'the first page holds only the newest 100 items');
+  const earlier = A.getByRole('button', { name: 'Show earlier messages' });
+  await earlier.waitFor({ timeout: WAIT_MS });
+  // The conversation opens at its newest message, at the bottom.
+  await until(A, () => {
+    const l = document.getElementById('timeline');
+    return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
+  }, 'the conversation opens scrolled to its newest message');
+  await scan(A, '21-show-earlier');
+  // The reader looks at the oldest note of the first page, at the top of the log.
+  const log = A.locator('#timeline');
+  const offsetOf = (loc) => loc.evaluate((el) => el.closest('li').getBoundingClientRect().top - document.getElementById('timeline').getBoundingClientRect().top);
+  await note(31).evaluate((el) => {
+    const logEl = document.getElementById('timeline');
+    logEl.scrollBy({ top: el.closest('li').getBoundingClientRect().top - logEl.getBoundingClientRect().top - 60, behavior: 'instant' });
+  });
+  // Until no (smooth) scrolling is under way: the same position two frames apart.
+  await until(A, () => new Promise((resolve) => {
+    const l = document.getElementById('timeline');
+    const y = l.scrollTop;
+    requestAnimationFrame(() => requestAnimationFrame(() => resolve(l.scrollTop === y)));
+  }), 'the log stops scrolling');
+  const before = await offsetOf(note(31));
+  const itemsBefore = await log.locator('li').count();
+  // By keyboard: the button takes focus and Enter presses it.
+  await earlier.focus();
+  await A.keyboard.press('Enter');
   await A.getByText('You started the circle').waitFor({ timeout: WAIT_MS });
+  await note(1).waitFor({ timeout: WAIT_MS });
+  await earlier.waitFor({ state: 'detached', timeout: WAIT_MS });
+  const itemsAfter = await log.locator('li').count();
+  const loaded = itemsAfter - itemsBefore;
+  assert.ok(loaded >= 30, `the earlier page shows at least the 30 older notes (${loaded})`);
+  await A.locator('#live').getByText(`Loaded ${loaded} earlier messages.`, { exact: true }).waitFor({ timeout: WAIT_MS });
+  const after = await offsetOf(note(31));
+  assert.ok(Math.abs(after - before) <= 2, `the note the reader looked at stays in place (${before} px, then ${after} px from the top of the log)`);
+  assert.equal(await A.evaluate(() => document.activeElement && document.activeElement.id), 'timeline', 'focus moves to the log when the button goes');
+  // What the older page's items carry is drawn: an edit, a reaction, a reply, a check-in.
+  await log.locator('li.msg', { hasText: 'Hello Ben, welcome here.' }).getByText('edited').waitFor();
+  await log.locator('li.msg', { hasText: 'Glad to be here.' }).locator('.reaction', { hasText: '❤️ 1' }).waitFor();
+  await log.locator('li.msg', { hasText: 'Glad to be here.' }).getByText('Replying to you: Hello Ben, welcome here.').waitFor();
+  // (Ben is a former member by now: after the unlock his name may show as his short id.)
+  await log.getByText(/checked in on “Walk 20 minutes”: did it, feeling good — Around the park/).waitFor();
+  await scan(A, '22-earlier-messages');
+  const bodies = () => log.locator('.body').allInnerTexts();
+  const notesShown = (texts) => texts.filter((t) => t.startsWith('Note number '));
+  let shown = notesShown(await bodies());
+  assert.deepEqual(shown, Array.from({ length: 130 }, (_, i) => `Note number ${i + 1}`), 'every note once, in order');
+  // New messages still arrive at the bottom, once, and the earlier page stays.
+  await A.getByLabel('Your message').fill('Sent after reading back.');
+  await A.getByRole('button', { name: 'Send', exact: true }).click();
+  await postNote('Written elsewhere after reading back.');
+  await log.locator('li.msg').last().getByText('Written elsewhere after reading back.').waitFor({ timeout: WAIT_MS });
+  await A.waitForTimeout(500);
+  const texts = await bodies();
+  assert.deepEqual(texts.slice(-2), ['Sent after reading back.', 'Written elsewhere after reading back.'], 'new messages at the bottom');
+  assert.equal(texts.filter((t) => t === 'Sent after reading back.').length, 1, 'a new message shows once');
+  shown = notesShown(texts);
+  assert.equal(shown.length, 130, 'the earlier page is still there, with no note twice');
+  assert.equal(await A.getByText('You started the circle').count(), 1, 'the oldest item is still there, once');
+  assert.equal(await earlier.count(), 0, 'nothing older to show');
 
   // ----- the front door: a foreign Origin, CSRF without Origin, a stale link, `hearth open` --
   const base = `http://127.0.0.1:${ana.port}`;
