@@ -645,6 +645,62 @@ fn a_newcomer_who_merged_a_branch_blind_folds_what_grows_on_it_after_the_next_re
     );
 }
 
+/// Two versions of a control entry in an epoch a member cannot read: she must keep the second
+/// sealed, as she keeps the first in the log, so that once a repair gives her the epoch's key
+/// she folds both like everyone. Refusing the version she could not open left her with another
+/// set for good (adversarial simulation, seed 3543).
+#[test]
+fn an_unreadable_second_version_of_a_control_entry_is_kept_sealed() {
+    let mut rng = ChaCha20Rng::seed_from_u64(102);
+    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
+    let (mut ana, mut ben, mut mal) = {
+        let mut it = all.drain(..);
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+    };
+    let branch = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let neo_secret = MemberSecret::generate(&mut rng);
+    let (add, welcome) = ana
+        .admit(
+            neo_secret.public(),
+            Role::Member,
+            "Neo",
+            1,
+            T0 + 15,
+            &mut rng,
+        )
+        .unwrap();
+    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    // In her own epoch Mal signs two control entries at one seq.
+    let mut twin = mal.clone();
+    let first = mal.rotate_my_key(T0 + 20, &mut rng).unwrap();
+    let second = twin.rotate(T0 + 20, &mut rng).unwrap();
+    assert_eq!(first.entry.unsigned.seq, second.entry.unsigned.seq);
+    for bytes in [&add.bytes, &branch.bytes, &first.bytes, &second.bytes] {
+        deliver(bytes, &mut [&mut ana, &mut ben]);
+    }
+    for bytes in [&branch.bytes, &first.bytes] {
+        neo.receive(bytes).unwrap();
+    }
+    let kept = neo
+        .receive(&second.bytes)
+        .expect("the second version is kept, sealed");
+    assert_eq!(kept.equivocating_control.len(), 1);
+    assert!(ana.repair_due());
+    let repair = ana.rotate(T0 + 30, &mut rng).unwrap();
+    deliver(&repair.bytes, &mut [&mut ben, &mut neo]);
+    for c in [&ben, &neo] {
+        assert_eq!(c.membership().members, ana.membership().members);
+        assert_eq!(
+            c.membership().current_epoch().map(|e| e.id),
+            ana.membership().current_epoch().map(|e| e.id),
+        );
+        assert_eq!(
+            c.membership().leaves().len(),
+            ana.membership().leaves().len()
+        );
+    }
+}
+
 /// A commit's clock is bounded by the epochs it descends from (its parent and the commits it
 /// merges), in the fold, not by the entry before it in its author's log. Ben's clock ran far
 /// ahead in Mal's epochs; his repair from Ana's older epoch carries that clock, and a member

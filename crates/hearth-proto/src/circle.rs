@@ -1099,11 +1099,11 @@ impl Circle {
         self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
         // Its author's previous entry may be the other version's: only the epoch bounds it.
         self.check_control_lamport(h)?;
-        let Ok(Some(body)) = self.open_control(&entry) else {
-            // Not readable here, so not judged here: refused like content equivocation.
-            return Err(Rejection::Equivocation(evidence));
-        };
-        self.fold_with(Some((id, &entry.unsigned, &body)))?;
+        // One this member cannot read is kept sealed, as in a log (members who can read it
+        // fold it; refusing it here would leave this member with another set).
+        if let Ok(Some(body)) = self.open_control(&entry) {
+            self.fold_with(Some((id, &entry.unsigned, &body)))?;
+        }
         self.lamport = self.lamport.max(h.lamport);
         self.take_control(&entry, id);
         self.refold();
