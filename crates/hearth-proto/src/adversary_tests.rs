@@ -1010,7 +1010,7 @@ fn forge_commit(
                         secret: secret.clone(),
                         extra: extra.clone(),
                     };
-                    epoch::make_package(&signer, &circle, dh, &prologue, &payload, &mut prng)
+                    epoch::make_package(&signer, dh, &prologue, &payload, &mut prng)
                 })
                 .collect()
         },

@@ -1328,7 +1328,7 @@ impl Circle {
             .cloned()
             .collect();
         for key in &keys {
-            let hint = epoch::package_hint(&self.id, &key.dh_public());
+            let hint = epoch::package_hint(&prologue, &key.dh_public());
             for package in h.key_packages.iter().filter(|p| p.hint == hint) {
                 if let Ok((payload, _sender)) = epoch::open_package(key, package, &prologue) {
                     self.payloads.insert(epoch, payload);
@@ -1817,14 +1817,7 @@ impl Circle {
                             extra,
                         };
                         // Packages are sealed with the member's current key, which did not change yet.
-                        epoch::make_package(
-                            &signer,
-                            &circle,
-                            dh,
-                            &prologue,
-                            &payload,
-                            &mut package_rng,
-                        )
+                        epoch::make_package(&signer, dh, &prologue, &payload, &mut package_rng)
                     })
                     .collect()
             },

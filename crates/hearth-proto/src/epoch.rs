@@ -29,7 +29,7 @@ pub const CONTENT_KEY_LABEL: &str = "hearth v1 content key";
 /// Label of the control-key derivation.
 pub const CONTROL_KEY_LABEL: &str = "hearth v1 control key";
 /// Label of the key-package hint derivation.
-pub const PACKAGE_HINT_LABEL: &str = "hearth v1 package hint";
+pub const PACKAGE_HINT_LABEL: &str = "hearth v1 package hint per commit";
 /// Label in front of a key package's Noise prologue.
 pub const PACKAGE_PROLOGUE_LABEL: &[u8] = b"hearth v1 epoch package";
 /// Label of the confirmation-key derivation (see [`EpochSecret::confirmation`]).
@@ -207,11 +207,13 @@ pub fn open(
         .map_err(|_| CryptoError::Decrypt)
 }
 
-/// The hint that tells a member which key package is hers.
-pub fn package_hint(circle: &CircleId, dh: &DhPublicKey) -> [u8; 8] {
-    let mut input = [0u8; 64];
-    input[..32].copy_from_slice(circle.as_bytes());
-    input[32..].copy_from_slice(&dh.0);
+/// The hint that tells a member which key package of a commit is hers, salted with the
+/// commit's package prologue ([`package_prologue`]: circle, author, seq, parent epoch), so the
+/// hints of one member's packages differ from commit to commit and an outsider who sees the
+/// headers cannot follow one recipient across commits.
+pub fn package_hint(prologue: &[u8], dh: &DhPublicKey) -> [u8; 8] {
+    let mut input = prologue.to_vec();
+    input.extend_from_slice(&dh.0);
     let full = blake3::derive_key(PACKAGE_HINT_LABEL, &input);
     let mut hint = [0u8; 8];
     hint.copy_from_slice(&full[..8]);
@@ -253,7 +255,6 @@ pub fn package_prologue(
 /// Seals `payload` to `recipient` as a one-way Noise `X` message from `sender`.
 pub fn make_package(
     sender: &MemberSecret,
-    circle: &CircleId,
     recipient: &DhPublicKey,
     prologue: &[u8],
     payload: &PackagePayload,
@@ -275,7 +276,7 @@ pub fn make_package(
         .expect("a bounded Noise X message");
     buf.truncate(len);
     KeyPackage {
-        hint: package_hint(circle, recipient),
+        hint: package_hint(prologue, recipient),
         noise: buf,
     }
 }
@@ -351,15 +352,11 @@ mod tests {
             extra: vec![],
         };
         let prologue = package_prologue(&circle, &alice.id(), 3, &EpochId::GENESIS_PARENT);
-        let package = make_package(
-            &alice,
-            &circle,
-            &bob.dh_public(),
-            &prologue,
-            &payload,
-            &mut rng,
-        );
-        assert_eq!(package.hint, package_hint(&circle, &bob.dh_public()));
+        let package = make_package(&alice, &bob.dh_public(), &prologue, &payload, &mut rng);
+        assert_eq!(package.hint, package_hint(&prologue, &bob.dh_public()));
+        // The same recipient's hint differs from commit to commit.
+        let other = package_prologue(&circle, &alice.id(), 4, &EpochId::GENESIS_PARENT);
+        assert_ne!(package.hint, package_hint(&other, &bob.dh_public()));
         let (opened, sender) = open_package(&bob, &package, &prologue).unwrap();
         assert_eq!(opened.secret, payload.secret);
         assert_eq!(sender, alice.dh_public());

@@ -75,26 +75,18 @@ fn vectors() -> BTreeMap<String, String> {
         circle_secret.genesis_control_key().expose(),
     );
     let circle_id = CircleId::from_bytes([0x44; 32]);
-    put(
-        "derive.package_hint(circle=44..,ana)",
-        &epoch::package_hint(&circle_id, &ana.dh_public()),
-    );
-
     // A key package from Ana to Ben.
     let prologue = epoch::package_prologue(&circle_id, &ana.id(), 3, &EpochId::GENESIS_PARENT);
     put("package.prologue", &prologue);
+    put(
+        "derive.package_hint(package.prologue,ben)",
+        &epoch::package_hint(&prologue, &ben.dh_public()),
+    );
     let payload = PackagePayload {
         secret: EpochSecret::from_bytes([0x55; 32]),
         extra: vec![],
     };
-    let package = epoch::make_package(
-        &ana,
-        &circle_id,
-        &ben.dh_public(),
-        &prologue,
-        &payload,
-        &mut rng,
-    );
+    let package = epoch::make_package(&ana, &ben.dh_public(), &prologue, &payload, &mut rng);
     put("package.ana_to_ben.noise", &package.noise);
     put("package.payload", &wire::encode_bare(&payload));
 
