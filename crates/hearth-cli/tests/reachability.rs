@@ -493,6 +493,64 @@ fn start_stun(net: &mut Internet, host: &Host) {
     assert_eq!(line.trim(), "ready", "the STUN server says it is ready");
 }
 
+/// A home router whose UPnP service comes up after the daemon started (as for a laptop that
+/// joins the home's network later) is found by a later search: the port is mapped without a
+/// restart. Before, the router was looked for only once, at start.
+#[test]
+fn a_upnp_router_that_answers_only_after_start_is_found_without_a_restart() {
+    let _serial = one_at_a_time();
+    let Some(mut net) = Internet::new_with("upnp_late", &["miniupnpd", "iptables-legacy"]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let stun_host = net.public_host("stun");
+    let mut home = net.upnp_home("homea");
+    let ana_host = net.host_in(&mut home, "ana");
+    start_stun(&mut net, &stun_host);
+    let net = net;
+    let mut ana = Device::new(&net, tmp.path(), ana_host, "Ana");
+    ana.up(&[]);
+    eventually(
+        "Ana's first search to find no router",
+        NETWORK_TIMEOUT,
+        || ana.log().contains("no UPnP router found").then_some(()),
+    );
+    assert_ne!(ana.reachability(), "mapped");
+    let (mut command, upnp_log) = net.miniupnpd(&home, stun_host.ip, STUN_PORT, tmp.path());
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _router = KillOnDrop(
+        command
+            .spawn()
+            .expect("miniupnpd starts (Debian package miniupnpd-iptables)"),
+    );
+    let came_up = Instant::now();
+    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        eventually(
+            "Ana's router to map her port after all",
+            NETWORK_TIMEOUT,
+            || (ana.reachability() == "mapped").then_some(()),
+        )
+    }));
+    if let Err(panic) = mapped {
+        eprintln!(
+            "--- miniupnpd ---\n{}\n--- Ana ---\n{}",
+            std::fs::read_to_string(&upnp_log).unwrap_or_default(),
+            ana.log()
+        );
+        std::panic::resume_unwind(panic);
+    }
+    eprintln!(
+        "late router: mapped {:.1} s after miniupnpd started",
+        came_up.elapsed().as_secs_f64()
+    );
+}
+
 /// Scenario "UPnP homes": Ana and Ben are each behind a router running miniupnpd; nobody is
 /// public and there is no relay. Each daemon maps its port on its router, knows it is
 /// reachable through the mapping and puts the router's address first in tickets; Ben joins

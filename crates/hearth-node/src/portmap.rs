@@ -7,7 +7,10 @@
 //! be tested in a simulated internet (which may only use documentation ranges). Here the
 //! node's own rule decides what is public ([`crate::NodeConfig::public_ranges`] included).
 //!
-//! The gateway is looked for once, when the node starts (SSDP, a few seconds). Each IPv4 LAN
+//! The gateway is looked for when the node starts (SSDP, a few seconds) and, while none
+//! answers, again after 10 s, 30 s, 1, 2 and 5 minutes, then every 10 minutes
+//! ([`search_retry_delay`]): a laptop that joins a network with a UPnP router after Hearth
+//! started gets its mapping without a restart. Each IPv4 LAN
 //! listen address (TCP and QUIC) gets a mapping on the same external port when it is free, on
 //! any port otherwise; mappings are leased and renewed, and removed when the node stops.
 
@@ -36,6 +39,24 @@ const LEASE_SECS: u32 = 3600;
 const RENEW_EVERY: Duration = Duration::from_secs(20 * 60);
 /// How the mappings are named on the router (its UPnP page lists them).
 const DESCRIPTION: &str = "Hearth";
+/// The waits before searching again after the first, second, … search found no router;
+/// the last one repeats.
+const SEARCH_RETRIES: [Duration; 6] = [
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(2 * 60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(10 * 60),
+];
+
+/// How long to wait after `failures` searches in a row found no router (`failures` ≥ 1): a
+/// router that appears soon after start is found soon, and a network without one costs a few
+/// SSDP packets an hour.
+pub(crate) fn search_retry_delay(failures: u32) -> Duration {
+    let index = (failures.max(1) - 1) as usize;
+    SEARCH_RETRIES[index.min(SEARCH_RETRIES.len() - 1)]
+}
 
 /// What the port mapper reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,48 +185,94 @@ async fn add(
     }
 }
 
-/// The task that talks to the router: finds it, then serves mapping requests and renews the
-/// mappings until the behaviour is dropped, when it removes them.
+/// Why no mapping can be made on this network.
+enum NotFound {
+    /// No router answered, or it did not tell its address: worth looking again later.
+    Again(String),
+    /// The router's own address is not public: a mapping would not help.
+    NotPublic(IpAddr),
+}
+
+/// Finds the router and its public address.
+async fn find(
+    is_public: &IsPublic,
+) -> Result<(igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>, IpAddr), NotFound> {
+    let options = SearchOptions {
+        timeout: Some(SEARCH_TIMEOUT),
+        ..SearchOptions::default()
+    };
+    let gateway = igd_next::aio::tokio::search_gateway(options)
+        .await
+        .map_err(|e| NotFound::Again(e.to_string()))?;
+    let ip = gateway.get_external_ip().await.map_err(|e| {
+        NotFound::Again(format!(
+            "the router at {} did not tell its public address: {e}",
+            gateway.addr
+        ))
+    })?;
+    if !is_public(ip) {
+        return Err(NotFound::NotPublic(ip));
+    }
+    Ok((gateway, ip))
+}
+
+/// The task that talks to the router: finds it (looking again while none answers), then
+/// serves mapping requests and renews the mappings until the behaviour is dropped, when it
+/// removes them.
 async fn run(
     is_public: IsPublic,
     mut requests: mpsc::UnboundedReceiver<Request>,
     events: mpsc::UnboundedSender<PortMapEvent>,
 ) {
-    let options = SearchOptions {
-        timeout: Some(SEARCH_TIMEOUT),
-        ..SearchOptions::default()
-    };
-    let gateway = match igd_next::aio::tokio::search_gateway(options).await {
-        Ok(gateway) => gateway,
-        Err(e) => {
-            let _ = events.send(PortMapEvent::GatewayNotFound {
-                reason: e.to_string(),
-            });
-            return;
+    // Mapping requests made while no router is known, kept for when one answers.
+    let mut waiting: Vec<Request> = Vec::new();
+    let mut failures: u32 = 0;
+    let (gateway, ip) = loop {
+        match find(&is_public).await {
+            Ok(found) => break found,
+            Err(NotFound::NotPublic(address)) => {
+                let _ = events.send(PortMapEvent::NonRoutableGateway { address });
+                return;
+            }
+            Err(NotFound::Again(reason)) => {
+                // Said once; the searches after it are quiet.
+                if failures == 0
+                    && events
+                        .send(PortMapEvent::GatewayNotFound { reason })
+                        .is_err()
+                {
+                    return;
+                }
+                failures = failures.saturating_add(1);
+                let wait = tokio::time::sleep(search_retry_delay(failures));
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        request = requests.recv() => match request {
+                            Some(Request::Unmap(local, protocol)) => waiting.retain(|r| {
+                                !matches!(r, Request::Map(_, l, p) if *l == local && *p == protocol)
+                            }),
+                            Some(map) => waiting.push(map),
+                            // The node stopped.
+                            None => return,
+                        },
+                    }
+                }
+            }
         }
     };
-    let ip = match gateway.get_external_ip().await {
-        Ok(ip) => ip,
-        Err(e) => {
-            let _ = events.send(PortMapEvent::GatewayNotFound {
-                reason: format!(
-                    "the router at {} did not tell its public address: {e}",
-                    gateway.addr
-                ),
-            });
-            return;
-        }
-    };
-    if !is_public(ip) {
-        let _ = events.send(PortMapEvent::NonRoutableGateway { address: ip });
-        return;
+    if failures > 0 {
+        tracing::info!(router = %gateway.addr, after = failures, "a UPnP router answered after all");
     }
     let mut held: Vec<Held> = Vec::new();
     let mut renew =
         tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+    let mut waiting = waiting.into_iter();
     loop {
         tokio::select! {
-            request = requests.recv() => match request {
+            // What was asked while no router was known goes first.
+            request = async { match waiting.next() { Some(r) => Some(r), None => requests.recv().await } } => match request {
                 Some(Request::Map(addr, local, protocol)) => {
                     if held.iter().any(|h| h.local == local && h.protocol == protocol) {
                         continue;
@@ -317,6 +384,14 @@ impl NetworkBehaviour for PortMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_router_is_looked_for_again_sooner_first_then_every_ten_minutes() {
+        let waits: Vec<u64> = (1..=8).map(|n| search_retry_delay(n).as_secs()).collect();
+        assert_eq!(waits, [10, 30, 60, 120, 300, 600, 600, 600]);
+        assert_eq!(search_retry_delay(u32::MAX).as_secs(), 600);
+        assert_eq!(search_retry_delay(0).as_secs(), 10);
+    }
 
     #[test]
     fn lan_tcp_and_quic_addresses_are_mapped_others_not() {

@@ -442,6 +442,23 @@ impl Internet {
         stun_port: u16,
         dir: &std::path::Path,
     ) -> std::path::PathBuf {
+        let (mut command, log) = self.miniupnpd(home, stun, stun_port, dir);
+        let child = command
+            .spawn()
+            .expect("miniupnpd starts (Debian package miniupnpd-iptables)");
+        self.adopt(child);
+        log
+    }
+
+    /// The command that starts miniupnpd as [`Internet::start_miniupnpd`] does, and its log
+    /// file, for a test that starts it later (the caller kills it).
+    pub fn miniupnpd(
+        &self,
+        home: &Home,
+        stun: Ipv4Addr,
+        stun_port: u16,
+        dir: &std::path::Path,
+    ) -> (Command, std::path::PathBuf) {
         assert!(home.upnp, "{} was not built with upnp_home", home.router);
         let (lan, prefix) = Self::lan(home.index, 0);
         let conf = dir.join(format!("miniupnpd-{}.conf", home.router));
@@ -472,8 +489,8 @@ impl Internet {
         )
         .unwrap();
         let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command(&home.router, "miniupnpd")
+        let mut command = self.command(&home.router, "miniupnpd");
+        command
             .arg("-d")
             .arg("-f")
             .arg(&conf)
@@ -481,11 +498,8 @@ impl Internet {
             .arg(&pid)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("miniupnpd starts (Debian package miniupnpd-iptables)");
-        self.adopt(child);
-        log
+            .stderr(file);
+        (command, log)
     }
 
     /// The LAN address number `host` of home `index`, and the prefix length.
