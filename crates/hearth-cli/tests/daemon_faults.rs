@@ -9,6 +9,8 @@
 //! Every wait is bounded; daemons are killed when a test ends, whether
 //! it passed or not. Profiles use `HEARTH_TEST_FAST_KDF=1`.
 
+#[path = "../../hearth-store/tests/common/tmpfs.rs"]
+mod tmpfs;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -349,44 +351,7 @@ fn the_real_daemon_answers_every_rejection_with_its_documented_json() {
 
 // ----- a full disk under the real daemon ----------------------------------------------------------
 
-/// Unmounts on drop, even if the test fails (lazily if something still holds it).
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
-
-/// Mounts a tmpfs of `size` (as `mount -o size=`) at `at`.
-fn mount_tmpfs(at: &Path, size: &str) -> Result<Mount, String> {
-    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size},mode=0700"),
-            "tmpfs",
-        ])
-        .arg(at)
-        .output()
-        .map_err(|e| format!("cannot run mount: {e}"))?;
-    if out.status.success() {
-        Ok(Mount(at.to_path_buf()))
-    } else {
-        Err(format!(
-            "mount -t tmpfs failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+use tmpfs::mount_tmpfs;
 
 /// Writes `path` until the file system refuses (ENOSPC); returns the bytes written.
 fn fill(path: &Path) -> u64 {

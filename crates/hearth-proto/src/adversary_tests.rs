@@ -46,6 +46,27 @@ fn circle_of(n: usize, settings: CircleSettings, rng: &mut ChaCha20Rng) -> Vec<C
     all
 }
 
+/// Ana (facilitator), then two members: the circle most of these tests start from.
+fn three(rng: &mut ChaCha20Rng) -> (Circle, Circle, Circle) {
+    let mut all = circle_of(3, CircleSettings::default(), rng);
+    let mut it = all.drain(..);
+    (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+}
+
+/// `facilitator` admits a newcomer called `name`: her Add commit and her circle.
+fn admit_newcomer(
+    facilitator: &mut Circle,
+    name: &str,
+    now: u64,
+    rng: &mut ChaCha20Rng,
+) -> (Authored, Circle) {
+    let secret = MemberSecret::generate(rng);
+    let (add, welcome) = facilitator
+        .admit(secret.public(), Role::Member, name, 1, now, rng)
+        .unwrap();
+    (add, Circle::join(&welcome, secret).unwrap())
+}
+
 fn deliver(bytes: &[u8], to: &mut [&mut Circle]) {
     for c in to {
         let _ = c.receive(bytes);
@@ -394,11 +415,7 @@ fn an_extreme_lamport_is_refused_and_nobody_panics() {
 #[test]
 fn a_member_who_wrote_in_a_removed_members_epoch_is_not_frozen() {
     let mut rng = ChaCha20Rng::seed_from_u64(93);
-    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
-    let (mut ana, mut ben, mut mal) = {
-        let mut it = all.drain(..);
-        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-    };
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
     // Mal rotates and tells only Ben; Ben writes in her epoch.
     let commit = mal.rotate(T0 + 10, &mut rng).unwrap();
     ben.receive(&commit.bytes).unwrap();
@@ -546,27 +563,12 @@ fn a_control_entry_above_a_fork_counts_on_both_branches() {
 #[test]
 fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
     let mut rng = ChaCha20Rng::seed_from_u64(99);
-    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
-    let (mut ana, mut ben, mut mal) = {
-        let mut it = all.drain(..);
-        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-    };
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
     // Mal's branch: a rotation, then a key change written in her new epoch.
     let rotation = mal.rotate(T0 + 10, &mut rng).unwrap();
     let key = mal.rotate_my_key(T0 + 20, &mut rng).unwrap();
     // Meanwhile Ana, who has seen neither, adds Neo.
-    let neo_secret = MemberSecret::generate(&mut rng);
-    let (add, welcome) = ana
-        .admit(
-            neo_secret.public(),
-            Role::Member,
-            "Neo",
-            1,
-            T0 + 15,
-            &mut rng,
-        )
-        .unwrap();
-    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
     for bytes in [&add.bytes, &rotation.bytes, &key.bytes] {
         deliver(bytes, &mut [&mut ben]);
     }
@@ -601,24 +603,9 @@ fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
 #[test]
 fn a_newcomer_who_merged_a_branch_blind_folds_what_grows_on_it_after_the_next_repair() {
     let mut rng = ChaCha20Rng::seed_from_u64(101);
-    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
-    let (mut ana, mut ben, mut mal) = {
-        let mut it = all.drain(..);
-        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-    };
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
     let branch = mal.rotate(T0 + 10, &mut rng).unwrap();
-    let neo_secret = MemberSecret::generate(&mut rng);
-    let (add, welcome) = ana
-        .admit(
-            neo_secret.public(),
-            Role::Member,
-            "Neo",
-            1,
-            T0 + 15,
-            &mut rng,
-        )
-        .unwrap();
-    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
     // Neo merges Mal's branch (she can open its commit, not its epoch).
     neo.receive(&branch.bytes).unwrap();
     assert!(neo.repair_due());
@@ -652,24 +639,9 @@ fn a_newcomer_who_merged_a_branch_blind_folds_what_grows_on_it_after_the_next_re
 #[test]
 fn an_unreadable_second_version_of_a_control_entry_is_kept_sealed() {
     let mut rng = ChaCha20Rng::seed_from_u64(102);
-    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
-    let (mut ana, mut ben, mut mal) = {
-        let mut it = all.drain(..);
-        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-    };
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
     let branch = mal.rotate(T0 + 10, &mut rng).unwrap();
-    let neo_secret = MemberSecret::generate(&mut rng);
-    let (add, welcome) = ana
-        .admit(
-            neo_secret.public(),
-            Role::Member,
-            "Neo",
-            1,
-            T0 + 15,
-            &mut rng,
-        )
-        .unwrap();
-    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
     // In her own epoch Mal signs two control entries at one seq.
     let mut twin = mal.clone();
     let first = mal.rotate_my_key(T0 + 20, &mut rng).unwrap();
@@ -711,11 +683,7 @@ fn an_unreadable_second_version_of_a_control_entry_is_kept_sealed() {
 #[test]
 fn a_commit_is_bounded_by_the_epochs_it_descends_from() {
     let mut rng = ChaCha20Rng::seed_from_u64(100);
-    let mut all = circle_of(3, CircleSettings::default(), &mut rng);
-    let (mut ana, mut ben, mut mal) = {
-        let mut it = all.drain(..);
-        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-    };
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
     // Mal runs her clock up by two rotations, each as far as a writer goes.
     mal.lamport = u64::MAX / 4;
     let first = mal.rotate(T0 + 10, &mut rng).unwrap();
@@ -724,18 +692,7 @@ fn a_commit_is_bounded_by_the_epochs_it_descends_from() {
     let start = ana.membership().current_epoch().unwrap().position.0;
     assert!(second.entry.unsigned.lamport - start > MAX_LAMPORT_JUMP);
     // Meanwhile Ana, who sees neither, adds Neo.
-    let neo_secret = MemberSecret::generate(&mut rng);
-    let (add, welcome) = ana
-        .admit(
-            neo_secret.public(),
-            Role::Member,
-            "Neo",
-            1,
-            T0 + 15,
-            &mut rng,
-        )
-        .unwrap();
-    let mut neo = Circle::join(&welcome, neo_secret).unwrap();
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
     // Ben writes in Mal's newest epoch, then learns of the addition and repairs.
     deliver(&first.bytes, &mut [&mut ben]);
     deliver(&second.bytes, &mut [&mut ben]);

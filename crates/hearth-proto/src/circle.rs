@@ -975,6 +975,22 @@ impl Circle {
             self.hold(entry, id, bytes, true)?;
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         }
+        self.take_off_log(entry, id, bytes, receipt)
+    }
+
+    /// Takes a control entry into the control set but not its author's log (taken ahead of a
+    /// gap, or another version at a position the log holds), once its epoch is known: rule 6,
+    /// rule 7 for control entries, rule 8 when its body opens (one this member cannot open is
+    /// kept sealed, as in a log: members who can read it fold it, and refusing it here would
+    /// leave this member with another set). Named in the receipt, to be saved and forwarded.
+    fn take_off_log(
+        &mut self,
+        entry: Entry,
+        id: EntryId,
+        bytes: Vec<u8>,
+        receipt: &mut Receipt,
+    ) -> Result<Ingested, Rejection> {
+        let h = &entry.unsigned;
         self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
         self.check_control_lamport(h)?;
         if let Ok(Some(body)) = self.open_control(&entry) {
@@ -1096,20 +1112,8 @@ impl Circle {
             self.hold(entry, id, bytes, true)?;
             return Ok(Ingested::Waiting(Waiting::Epoch(epoch)));
         }
-        self.membership.check_writer(&h.author, h.seq, &h.epoch)?;
         // Its author's previous entry may be the other version's: only the epoch bounds it.
-        self.check_control_lamport(h)?;
-        // One this member cannot read is kept sealed, as in a log (members who can read it
-        // fold it; refusing it here would leave this member with another set).
-        if let Ok(Some(body)) = self.open_control(&entry) {
-            self.fold_with(Some((id, &entry.unsigned, &body)))?;
-        }
-        self.lamport = self.lamport.max(h.lamport);
-        self.take_control(&entry, id);
-        self.refold();
-        self.settle_keys(receipt);
-        receipt.equivocating_control.push((id, bytes));
-        Ok(Ingested::Accepted)
+        self.take_off_log(entry, id, bytes, receipt)
     }
 
     /// Rules of PROTOCOL.md §4 for `lamport`: above the author's previous entry and the

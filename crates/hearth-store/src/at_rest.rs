@@ -337,25 +337,9 @@ impl Header {
         Header::decode(&bytes)
     }
 
-    /// Writes the header atomically: a temporary file, fsync, rename, fsync of the directory.
+    /// Writes the header atomically ([`write_atomically`]).
     pub(crate) fn write(&self, dir: &Path) -> Result<(), StoreError> {
-        let tmp = dir.join("header.tmp");
-        {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| StoreError::io("write the header file", e))?;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::io("set the header file's permissions", e))?;
-            f.write_all(&self.encode())
-                .map_err(|e| StoreError::io("write the header file", e))?;
-            f.sync_all()
-                .map_err(|e| StoreError::io("sync the header file", e))?;
-        }
-        fs::rename(&tmp, dir.join(HEADER_FILE))
+        write_atomically(dir, HEADER_FILE, &self.encode())
             .map_err(|e| StoreError::io("replace the header file", e))?;
         sync_dir(dir)
     }
@@ -369,6 +353,26 @@ pub(crate) fn random_salt() -> [u8; SALT_LEN] {
 }
 
 /// fsyncs a directory so renames and new files in it are durable.
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or the new one, never
+/// a mix: `name.tmp` (mode 0600), fsync, rename. The caller syncs the directory
+/// ([`sync_dir`]) to make the rename durable.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // `mode` applies only when the file is created; a left-over one may have another.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

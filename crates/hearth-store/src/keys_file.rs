@@ -22,19 +22,19 @@
 //! way as rows read from the database).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::at_rest::{Cipher, sync_dir};
+use crate::at_rest::{Cipher, sync_dir, write_atomically};
 use crate::error::StoreError;
 use crate::layout::TreeName;
 
 /// The keys file's name in the data directory.
 pub(crate) const KEYS_FILE: &str = "keys";
+/// The temporary file [`write`] renames over [`KEYS_FILE`] ([`write_atomically`]).
+#[cfg(test)]
 const KEYS_TMP: &str = "keys.tmp";
 const MAGIC: &[u8; 8] = b"HRTHKEYS";
 const FORMAT: u8 = 0x01;
@@ -214,24 +214,7 @@ fn decode(cipher: &Cipher, bytes: &[u8]) -> Result<Vec<Row>, StoreError> {
 /// Writes the keys file of `dir` atomically: `keys.tmp` (0600), fsync, rename, fsync of the
 /// directory.
 pub(crate) fn write(dir: &Path, cipher: &Cipher, rows: &[Row]) -> Result<(), StoreError> {
-    let bytes = encode(cipher, rows);
-    let tmp = dir.join(KEYS_TMP);
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| StoreError::io("write the keys file", e))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-            .map_err(|e| StoreError::io("set the keys file's permissions", e))?;
-        f.write_all(&bytes)
-            .map_err(|e| StoreError::io("write the keys file", e))?;
-        f.sync_all()
-            .map_err(|e| StoreError::io("sync the keys file", e))?;
-    }
-    fs::rename(&tmp, dir.join(KEYS_FILE))
+    write_atomically(dir, KEYS_FILE, &encode(cipher, rows))
         .map_err(|e| StoreError::io("replace the keys file", e))?;
     sync_dir(dir)
 }
@@ -256,6 +239,7 @@ pub(crate) fn read(dir: &Path, cipher: &Cipher) -> Result<Option<Vec<Row>>, Stor
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn rows() -> Vec<Row> {
         vec![

@@ -8,7 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -16,37 +18,7 @@ use std::time::{Duration, Instant};
 
 use hearth_store::{StorageHealth, Store, StoreError};
 
-/// Unmounts on drop, even if the test fails.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(at: &Path, size: &str) -> Result<Mount, String> {
-    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-    let out = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size},mode=0700"),
-            "tmpfs",
-        ])
-        .arg(at)
-        .output()
-        .map_err(|e| format!("cannot run mount: {e}"))?;
-    if out.status.success() {
-        Ok(Mount(at.to_path_buf()))
-    } else {
-        Err(format!(
-            "mount -t tmpfs failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+use tmpfs::mount_tmpfs;
 
 /// No permission to mount: say so loudly, and fail under CI where the test must run.
 fn cannot_run(reason: &str) {

@@ -371,6 +371,9 @@ async function main() {
     const l = document.getElementById('timeline');
     return l.scrollHeight - l.scrollTop - l.clientHeight < 40;
   }, 'the conversation opens scrolled to its newest message');
+  // The screenshot shows the button, at the top of the log.
+  await A.locator('#timeline').evaluate((l) => l.scrollTo({ top: 0, behavior: 'instant' }));
+  await until(A, () => document.getElementById('timeline').scrollTop === 0, 'the log scrolls to its top');
   await scan(A, '21-show-earlier');
   // The reader looks at the oldest note of the first page, at the top of the log.
   const log = A.locator('#timeline');
