@@ -9,7 +9,7 @@
 //!
 //! The gateway is looked for when the node starts (SSDP, a few seconds) and, while none
 //! answers, again after 10 s, 30 s, 1, 2 and 5 minutes, then every 10 minutes
-//! ([`search_retry_delay`]): a laptop that joins a network with a UPnP router after Hearth
+//! ([`hearth_proto::reach::upnp_search_retry_delay`]): a laptop that joins a network with a UPnP router after Hearth
 //! started gets its mapping without a restart. Each IPv4 LAN
 //! listen address (TCP and QUIC) gets a mapping on the same external port when it is free, on
 //! any port otherwise; mappings are leased and renewed, and removed when the node stops.
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hearth_proto::reach::upnp_search_retry_delay;
 use igd_next::{AddAnyPortError, AddPortError, PortMappingProtocol, SearchOptions};
 use libp2p::core::Endpoint;
 use libp2p::core::transport::PortUse;
@@ -39,25 +40,6 @@ const LEASE_SECS: u32 = 3600;
 const RENEW_EVERY: Duration = Duration::from_secs(20 * 60);
 /// How the mappings are named on the router (its UPnP page lists them).
 const DESCRIPTION: &str = "Hearth";
-/// The waits before searching again after the first, second, … search found no router;
-/// the last one repeats.
-const SEARCH_RETRIES: [Duration; 6] = [
-    Duration::from_secs(10),
-    Duration::from_secs(30),
-    Duration::from_secs(60),
-    Duration::from_secs(2 * 60),
-    Duration::from_secs(5 * 60),
-    Duration::from_secs(10 * 60),
-];
-
-/// How long to wait after `failures` searches in a row found no router (`failures` ≥ 1): a
-/// router that appears soon after start is found soon, and a network without one costs a few
-/// SSDP packets an hour.
-pub(crate) fn search_retry_delay(failures: u32) -> Duration {
-    let index = (failures.max(1) - 1) as usize;
-    SEARCH_RETRIES[index.min(SEARCH_RETRIES.len() - 1)]
-}
-
 /// What the port mapper reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortMapEvent {
@@ -244,7 +226,7 @@ async fn run(
                     return;
                 }
                 failures = failures.saturating_add(1);
-                let wait = tokio::time::sleep(search_retry_delay(failures));
+                let wait = tokio::time::sleep(upnp_search_retry_delay(failures));
                 tokio::pin!(wait);
                 loop {
                     tokio::select! {
@@ -384,14 +366,6 @@ impl NetworkBehaviour for PortMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_router_is_looked_for_again_sooner_first_then_every_ten_minutes() {
-        let waits: Vec<u64> = (1..=8).map(|n| search_retry_delay(n).as_secs()).collect();
-        assert_eq!(waits, [10, 30, 60, 120, 300, 600, 600, 600]);
-        assert_eq!(search_retry_delay(u32::MAX).as_secs(), 600);
-        assert_eq!(search_retry_delay(0).as_secs(), 10);
-    }
 
     #[test]
     fn lan_tcp_and_quic_addresses_are_mapped_others_not() {

@@ -15,6 +15,7 @@ pub mod invite;
 pub mod membership;
 pub mod noise;
 pub mod progress;
+pub mod reach;
 pub mod rounds;
 pub mod sync;
 pub mod tally;

@@ -11,6 +11,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use hearth_proto::reach::{
+    FIRST_BACKOFF, FIRST_DISCOVERY_WAIT, HOLE_PUNCH_ROUND, MAX_BACKOFF, backoff, discovery_waits,
+    drives_hole_punch_retry, hole_punch_wait, wait_after_starting_hole_punch_round,
+};
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
@@ -27,23 +31,6 @@ pub(crate) const HOP_PROTOCOL: StreamProtocol =
     StreamProtocol::new("/libp2p/circuit/relay/0.2.0/hop");
 /// The most relays chosen among members (relays named in the configuration come on top).
 const MAX_MEMBER_RELAYS: usize = 2;
-/// The first wait before retrying a relay reservation or redialing lost peers.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// The first wait between rendezvous lookups after something changed.
-const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(2);
-/// The longest wait between two retries. Short enough that a member who restarts is found
-/// again within half a minute.
-const MAX_BACKOFF: Duration = Duration::from_secs(15);
-/// The first wait before trying hole punching again with a peer after it failed.
-const FIRST_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(5);
-/// The longest wait between two hole punching tries with the same peer: a symmetric NAT
-/// never lets it succeed, and each try costs the relay a circuit.
-const MAX_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(300);
-/// How long one DCUtR round may take before it reports: up to three direct dials, each given
-/// up after the transport's 10 s timeout, and a margin. A new round with the same peer must
-/// not start before the last one ended: its simultaneous-open dials would reuse the same
-/// local and remote ports and collide with the ones still pending, so neither ever connects.
-const HOLE_PUNCH_ROUND: Duration = Duration::from_secs(35);
 /// How long a relayed connection that is no longer needed stays open, for the requests under
 /// way on it (a join, a sync round) to finish.
 const RELAYED_GRACE: Duration = Duration::from_secs(10);
@@ -130,29 +117,6 @@ impl ReachState {
 struct HolePunchRetry {
     failures: u32,
     next_try: Instant,
-}
-
-/// The wait after the `failures`-th hole punching failure in a row with a peer: 5 s, 10 s,
-/// 20 s, … up to [`MAX_HOLE_PUNCH_RETRY`]. DCUtR gives up after three dials on one relayed
-/// connection, often because the candidate addresses it started with were not known yet or
-/// the two dials missed each other; a new relayed connection starts it over.
-fn hole_punch_wait(failures: u32) -> Duration {
-    FIRST_HOLE_PUNCH_RETRY
-        .saturating_mul(1 << failures.saturating_sub(1).min(8))
-        .min(MAX_HOLE_PUNCH_RETRY)
-}
-
-/// When to look again at a peer after starting a hole punching round with it: not before
-/// the round ended ([`HOLE_PUNCH_ROUND`]), and no sooner than the backoff says.
-fn wait_after_starting_round(failures: u32) -> Duration {
-    hole_punch_wait(failures).max(HOLE_PUNCH_ROUND)
-}
-
-/// The next wait after `failures` failures in a row: 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
-fn backoff(failures: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1 << failures.min(8))
-        .min(MAX_BACKOFF)
 }
 
 /// Whether an address goes through a relay.
@@ -265,6 +229,18 @@ impl EventLoop {
             // schedule from the beginning.
             self.reach.redial_backoff = FIRST_BACKOFF;
             self.reach.hole_punch_retries.remove(&peer);
+        }
+        if relayed && self.drives_hole_punch_retry(&peer) && !self.has_direct_connection(&peer) {
+            // Whichever side sees the first round fail (the far end of the relayed
+            // connection, which runs DCUtR), this side tries again once that round must
+            // have ended; a failure it sees itself reschedules it sooner.
+            self.reach
+                .hole_punch_retries
+                .entry(peer)
+                .or_insert(HolePunchRetry {
+                    failures: 0,
+                    next_try: Instant::now() + HOLE_PUNCH_ROUND,
+                });
         }
         if self.reach.retry_dials.remove(&connection).is_some() {
             // A retry's new relayed connection starts DCUtR over: the older relayed ones to
@@ -493,6 +469,10 @@ impl EventLoop {
                 if self.has_direct_connection(&peer) {
                     return;
                 }
+                if !self.drives_hole_punch_retry(&peer) {
+                    tracing::info!(%peer, error = %e, "hole punching failed: staying relayed; the peer tries again");
+                    return;
+                }
                 let retry = self
                     .reach
                     .hole_punch_retries
@@ -507,6 +487,12 @@ impl EventLoop {
                 tracing::info!(%peer, error = %e, retry_in = ?wait, "hole punching failed: staying relayed, trying again later");
             }
         }
+    }
+
+    /// Whether this device, rather than `peer`, retries hole punching between them (proto's
+    /// tie-break).
+    fn drives_hole_punch_retry(&self, peer: &PeerId) -> bool {
+        drives_hole_punch_retry(&self.swarm.local_peer_id().to_bytes(), &peer.to_bytes())
     }
 
     /// Whether a connection to `peer` that does not go through a relay is up.
@@ -540,9 +526,11 @@ impl EventLoop {
             }
             let circuits = self.circuit_addresses_of(peer);
             if let Some(retry) = self.reach.hole_punch_retries.get_mut(&peer) {
-                // If the dial or DCUtR never reports back, try again once the round must
-                // have ended (a failure report reschedules it sooner).
-                retry.next_try = now + wait_after_starting_round(retry.failures);
+                // The round this starts counts as failed unless it ends direct (its failure
+                // is reported at the far end, not here). If nothing reports back, try again
+                // once the round must have ended (a failure seen here reschedules it sooner).
+                retry.failures = retry.failures.saturating_add(1);
+                retry.next_try = now + wait_after_starting_hole_punch_round(retry.failures);
             }
             if circuits.is_empty() {
                 continue;
@@ -781,11 +769,9 @@ impl EventLoop {
 
     /// The wait before the lookup after the one starting now.
     pub(super) fn next_discovery_wait(&mut self) -> Duration {
-        let wait = self
-            .reach
-            .discovery_wait
-            .min(self.config.discovery_interval);
-        self.reach.discovery_wait = (wait * 2).min(self.config.discovery_interval);
+        let (wait, next) =
+            discovery_waits(self.reach.discovery_wait, self.config.discovery_interval);
+        self.reach.discovery_wait = next;
         wait
     }
 
@@ -916,32 +902,5 @@ mod tests {
         for ip in ["1.1.1.1", "2a00:1450::1", "81.2.69.142"] {
             assert!(is_global(ip.parse().unwrap()), "{ip}");
         }
-    }
-
-    #[test]
-    fn hole_punch_retries_back_off_to_five_minutes() {
-        assert_eq!(hole_punch_wait(1), Duration::from_secs(5));
-        assert_eq!(hole_punch_wait(2), Duration::from_secs(10));
-        assert_eq!(hole_punch_wait(4), Duration::from_secs(40));
-        assert_eq!(hole_punch_wait(7), MAX_HOLE_PUNCH_RETRY);
-        assert_eq!(hole_punch_wait(u32::MAX), MAX_HOLE_PUNCH_RETRY);
-    }
-
-    #[test]
-    fn a_hole_punching_round_is_never_overlapped_by_the_next() {
-        // The round started on a retry must end (three dials of 10 s) before another starts.
-        assert!(HOLE_PUNCH_ROUND >= 3 * Duration::from_secs(10));
-        assert_eq!(wait_after_starting_round(1), HOLE_PUNCH_ROUND);
-        assert_eq!(wait_after_starting_round(4), Duration::from_secs(40));
-        assert_eq!(wait_after_starting_round(9), MAX_HOLE_PUNCH_RETRY);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(4), MAX_BACKOFF);
-        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 }

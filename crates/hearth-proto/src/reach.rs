@@ -1,0 +1,159 @@
+//! When a device tries again to reach its circle: redials, relay reservations, hole punching,
+//! rendezvous lookups and the search for a UPnP router (PROTOCOL.md §13 Reachability).
+//!
+//! Each schedule is a pure function of how many tries failed in a row, so tests and the
+//! simulator can drive it; the node keeps the clock, counts the failures and carries out the
+//! try.
+
+use core::time::Duration;
+
+/// The first wait before retrying a relay reservation or redialing lost peers.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two redials or reservation tries. Short enough that a member who
+/// restarts is found again within half a minute.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// The first wait between rendezvous lookups after something changed.
+pub const FIRST_DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+/// The first wait before trying hole punching again with a peer after it failed.
+pub const FIRST_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between two hole punching tries with the same peer: a symmetric NAT
+/// never lets it succeed, and each try costs the relay a circuit.
+pub const MAX_HOLE_PUNCH_RETRY: Duration = Duration::from_secs(300);
+/// How long one DCUtR round may take before it reports: up to three direct dials, each given
+/// up after the transport's 10 s timeout, and a margin. A new round with the same peer must
+/// not start before the last one ended: its simultaneous-open dials would reuse the same
+/// local and remote ports and collide with the ones still pending, so neither ever connects.
+pub const HOLE_PUNCH_ROUND: Duration = Duration::from_secs(35);
+/// The waits before searching again for a UPnP router after the first, second, … search
+/// found none; the last one repeats.
+pub const UPNP_SEARCH_RETRIES: [Duration; 6] = [
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(2 * 60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(10 * 60),
+];
+
+/// The wait after `failures` failed redials or reservation tries in a row: 1 s, 2 s, 4 s, …
+/// up to [`MAX_BACKOFF`].
+pub fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << failures.min(8))
+        .min(MAX_BACKOFF)
+}
+
+/// The wait after the `failures`-th hole punching failure in a row with a peer: 5 s, 10 s,
+/// 20 s, … up to [`MAX_HOLE_PUNCH_RETRY`]. DCUtR gives up after three dials on one relayed
+/// connection, often because the candidate addresses it started with were not known yet or
+/// the two dials missed each other; a new relayed connection starts it over.
+pub fn hole_punch_wait(failures: u32) -> Duration {
+    FIRST_HOLE_PUNCH_RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(MAX_HOLE_PUNCH_RETRY)
+}
+
+/// When to look again at a peer after starting a hole punching round with it: not before
+/// the round ended ([`HOLE_PUNCH_ROUND`]), and no sooner than the backoff says.
+pub fn wait_after_starting_hole_punch_round(failures: u32) -> Duration {
+    hole_punch_wait(failures).max(HOLE_PUNCH_ROUND)
+}
+
+/// Whether this device (`me`) is the one that tries hole punching again with `peer` while
+/// the two are connected only through a relay: the one with the smaller peer id (as bytes).
+/// If both tried, their new rounds would start together (each side's schedule runs from
+/// the same failure) and the simultaneous-open dials of one would collide with the other's
+/// on the same ports, so neither ever connects.
+pub fn drives_hole_punch_retry(me: &[u8], peer: &[u8]) -> bool {
+    me < peer
+}
+
+/// The wait before the rendezvous lookup after one that waited `last` (start from
+/// [`FIRST_DISCOVERY_WAIT`] whenever something changed): it doubles up to `interval`, the
+/// configured lookup interval. Returns the wait to use now and the one to use next.
+pub fn discovery_waits(last: Duration, interval: Duration) -> (Duration, Duration) {
+    let now = last.min(interval);
+    (now, now.saturating_mul(2).min(interval))
+}
+
+/// How long to wait after `failures` searches in a row found no UPnP router (`failures` ≥ 1;
+/// 0 counts as 1): a router that appears soon after start is found soon, and a network
+/// without one costs a few SSDP packets an hour.
+pub fn upnp_search_retry_delay(failures: u32) -> Duration {
+    let index = usize::try_from(failures.max(1) - 1).unwrap_or(usize::MAX);
+    UPNP_SEARCH_RETRIES[index.min(UPNP_SEARCH_RETRIES.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hole_punch_retries_back_off_to_five_minutes() {
+        assert_eq!(hole_punch_wait(1), Duration::from_secs(5));
+        assert_eq!(hole_punch_wait(2), Duration::from_secs(10));
+        assert_eq!(hole_punch_wait(4), Duration::from_secs(40));
+        assert_eq!(hole_punch_wait(7), MAX_HOLE_PUNCH_RETRY);
+        assert_eq!(hole_punch_wait(u32::MAX), MAX_HOLE_PUNCH_RETRY);
+    }
+
+    #[test]
+    fn a_hole_punching_round_is_never_overlapped_by_the_next() {
+        // The round started on a retry must end (three dials of 10 s) before another starts.
+        assert!(HOLE_PUNCH_ROUND >= 3 * Duration::from_secs(10));
+        assert_eq!(wait_after_starting_hole_punch_round(1), HOLE_PUNCH_ROUND);
+        assert_eq!(
+            wait_after_starting_hole_punch_round(4),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            wait_after_starting_hole_punch_round(9),
+            MAX_HOLE_PUNCH_RETRY
+        );
+    }
+
+    #[test]
+    fn exactly_one_side_of_a_pair_retries_hole_punching() {
+        let (a, b) = (b"12D3KooWA".as_slice(), b"12D3KooWB".as_slice());
+        assert!(drives_hole_punch_retry(a, b));
+        assert!(!drives_hole_punch_retry(b, a));
+        assert!(!drives_hole_punch_retry(a, a));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(4), MAX_BACKOFF);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn discovery_waits_double_up_to_the_interval() {
+        let interval = Duration::from_secs(60);
+        let mut last = FIRST_DISCOVERY_WAIT;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            let (now, next) = discovery_waits(last, interval);
+            waits.push(now.as_secs());
+            last = next;
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
+        // A shorter configured interval wins from the start.
+        assert_eq!(
+            discovery_waits(FIRST_DISCOVERY_WAIT, Duration::from_secs(1)),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn the_upnp_search_backs_off_to_ten_minutes() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| upnp_search_retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(waits, [10, 30, 60, 120, 300, 600, 600, 600]);
+        assert_eq!(upnp_search_retry_delay(u32::MAX).as_secs(), 600);
+        assert_eq!(upnp_search_retry_delay(0).as_secs(), 10);
+    }
+}
