@@ -352,7 +352,6 @@ pub(crate) fn random_salt() -> [u8; SALT_LEN] {
     salt
 }
 
-/// fsyncs a directory so renames and new files in it are durable.
 /// Replaces `dir/name` with `bytes` so that a crash leaves the old file or the new one, never
 /// a mix: `name.tmp` (mode 0600), fsync, rename. The caller syncs the directory
 /// ([`sync_dir`]) to make the rename durable.
@@ -373,6 +372,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io:
     fs::rename(&tmp, dir.join(name))
 }
 
+/// fsyncs a directory so renames and new files in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
