@@ -799,12 +799,11 @@ fn symmetric_nat_on_one_side_stays_relayed_and_messages_flow() {
 /// (on IPv6), then DCUtR hole punching (simultaneous open through both firewalls) makes the
 /// connection direct.
 ///
-/// Ignored in the suite until the hole-punching retry is fixed (issue 11): it passes in about 3
-/// runs of 4; in the others the first DCUtR round times out and the retries over new relayed
-/// connections (both sides log "Attempting to hole-punch") never complete a direct dial within
-/// the test's wait. Run it with `cargo test -p hearth-cli --test reachability -- --ignored`.
+/// Before plain dials took a fresh local port, this failed about 1 run in 2: the join's dial
+/// of Ana's address, still waiting on her firewall, held the address pair (Ben's listening
+/// port, Ana's) that the first hole-punching round needed; that round fell back to a new port
+/// and missed, and the failed attempt's TIME_WAIT spoiled the retries for a minute.
 #[test]
-#[ignore = "hole punching retry stalls in about 1 run of 4 (issue 11)"]
 fn ipv6_homes_behind_stateful_firewalls_connect_directly() {
     let _serial = one_at_a_time();
     let Some(mut net) = Internet::new("ipv6_firewalls") else {

@@ -18,6 +18,7 @@ use hearth_proto::invite::{
 };
 use hearth_proto::wire;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
 
@@ -130,6 +131,17 @@ impl EventLoop {
         self.rng.fill_bytes(&mut session);
         self.joins.next_id += 1;
         let join = self.joins.next_id;
+        // Dialed here, on a fresh local port (see `network`), before the request: the
+        // request waits for this connection (its own dial is skipped while this one runs) and
+        // fails with it.
+        let dial = DialOpts::peer_id(inviter)
+            .addresses(addresses.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(e) = self.swarm.dial(dial) {
+            tracing::debug!(%inviter, error = %e, "not dialing the inviter again");
+        }
         let request_id = self.swarm.behaviour_mut().join.send_request_with_addresses(
             &inviter,
             JoinRequest {

@@ -1,4 +1,11 @@
 //! Connections, discovery (identify, Kademlia rendezvous, mDNS, stored addresses) and dialing.
+//!
+//! Dials to a peer's own addresses take a fresh local port. Only relay reservations and hole
+//! punching bind the listening port: a plain dial still waiting on the far side's firewall
+//! would otherwise hold the very address pair a hole-punching dial needs, the kernel refuses
+//! the second socket, libp2p falls back to a new port, and the punch misses the pinhole (seen
+//! on IPv6 behind stateful firewalls: the join's dial of the inviter's address blocked every
+//! hole-punching round for a minute).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -191,7 +198,10 @@ impl EventLoop {
     }
 
     pub(super) fn dial(&mut self, address: Multiaddr, reply: Reply<()>) {
-        let opts = DialOpts::from(address.clone());
+        let opts = DialOpts::unknown_peer_id()
+            .address(address.clone())
+            .allocate_new_port()
+            .build();
         let connection_id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -227,7 +237,11 @@ impl EventLoop {
     /// Dials bootstrap peers and peers remembered in the store.
     pub(super) fn dial_known_peers(&mut self) {
         for addr in self.config.bootstrap.clone() {
-            if let Err(e) = self.swarm.dial(addr.clone()) {
+            let opts = DialOpts::unknown_peer_id()
+                .address(addr.clone())
+                .allocate_new_port()
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
         }
@@ -260,6 +274,7 @@ impl EventLoop {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, error = %e, "cannot dial known peer");
@@ -313,7 +328,8 @@ impl EventLoop {
             for peer in providers {
                 if peer != me && !self.swarm.is_connected(&peer) {
                     tracing::debug!(%peer, "found a circle member in the DHT");
-                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).build()) {
+                    let opts = DialOpts::peer_id(peer).allocate_new_port().build();
+                    if let Err(e) = self.swarm.dial(opts) {
                         tracing::debug!(%peer, error = %e, "cannot dial provider");
                     }
                 }
@@ -329,9 +345,11 @@ impl EventLoop {
                     .kad
                     .add_address(&peer, addr.clone());
                 if !self.swarm.is_connected(&peer) {
-                    let _ = self
-                        .swarm
-                        .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .allocate_new_port()
+                        .build();
+                    let _ = self.swarm.dial(opts);
                 }
             }
         }
