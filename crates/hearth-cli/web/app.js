@@ -59,9 +59,15 @@ function showError(box, e) {
   box.textContent = e instanceof ApiError ? e.message : 'Something went wrong. Nothing was changed; please try again.';
 }
 
-/** Runs `f` with the form's button busy, showing any error in `box`. */
+/** The button that had the focus when `busy` disabled it (which takes the focus away). */
+let busyFocus = null;
+
+/** Runs `f` with the form's button busy, showing any error in `box`. A button that had the
+ *  focus gets it back, or its twin in a redrawn item does (`patchList`). */
 async function busy(button, box, f) {
   if (box) { box.hidden = true; box.textContent = ''; }
+  const hadFocus = document.activeElement === button;
+  if (hadFocus) busyFocus = button;
   button.disabled = true;
   try {
     await f();
@@ -70,6 +76,9 @@ async function busy(button, box, f) {
     if (box) showError(box, e); else announce(e.message);
   } finally {
     button.disabled = false;
+    if (busyFocus === button) busyFocus = null;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (hadFocus && lost && button.isConnected) button.focus({ preventScroll: true });
   }
 }
 
@@ -458,7 +467,8 @@ async function showEarlier(button) {
 }
 
 /** Draws the conversation on screen from `state.talk`. A reader at the bottom stays at the
- *  bottom; anyone else keeps the item she was looking at in place. */
+ *  bottom; anyone else keeps the item she was looking at in place. The list is patched, not
+ *  rebuilt (`patchList`), so a live update leaves alone what did not change. */
 function drawTalk(body, detail, full, keepTop = false) {
   const talk = state.talk;
   const items = talk.items;
@@ -466,7 +476,15 @@ function drawTalk(body, detail, full, keepTop = false) {
   let log = document.getElementById('timeline');
   const wasAtBottom = !log || full || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   const anchor = log && !full && (keepTop || !wasAtBottom) ? topItem(log) : null;
-  const list = h('ol', { class: 'timeline' }, items.map((item) => renderItem(item, byId, detail)).filter(Boolean));
+  const fresh = [];
+  for (const item of items) {
+    const li = renderItem(item, byId, detail);
+    if (!li) continue;
+    // Taken before the time labels are filled in: "just now" turning into "2 min ago" is no
+    // reason to replace an item (its label is updated where it is, below).
+    drawnAs.set(li, li.outerHTML);
+    fresh.push(li);
+  }
   if (!log || full) {
     log = h('div', { id: 'timeline', class: 'log', role: 'log', 'aria-label': 'Messages, newest at the bottom', tabindex: '0' });
     fill(body, h('h2', { class: 'visually-hidden' }, 'Conversation'), log, detail.member ? composer(detail) : null);
@@ -477,13 +495,21 @@ function drawTalk(body, detail, full, keepTop = false) {
     earlier = h('button', { type: 'button', id: 'show-earlier', class: 'quiet' }, 'Show earlier messages');
     earlier.addEventListener('click', () => showEarlier(earlier));
   }
-  const old = log.querySelector('ol.timeline');
+  let list = log.querySelector('ol.timeline');
+  if (!list) {
+    list = h('ol', { class: 'timeline' });
+    log.append(list);
+  }
   if (talk.older) {
     if (earlier.parentNode !== log) log.prepend(earlier);
   } else if (earlier) {
     earlier.remove();
   }
-  if (old) old.replaceWith(list); else log.append(list);
+  patchList(list, fresh, log);
+  for (const t of list.querySelectorAll('time[datetime]')) {
+    const label = when(Date.parse(t.dateTime));
+    if (t.textContent !== label) t.textContent = label;
+  }
   if (anchor) {
     const li = document.getElementById(anchor.id);
     // At once, not smoothly: the reader should not see the log move.
@@ -493,11 +519,63 @@ function drawTalk(body, detail, full, keepTop = false) {
   }
 }
 
+/** The markup each item's element was drawn with (time labels left out). Two draws of an item
+ *  with the same markup show the same thing, so the element on screen can stay. */
+const drawnAs = new WeakMap();
+
+/** Makes `list` hold the elements `fresh` stands for, in its order, matched by id: an element
+ *  on screen drawn as its fresh one stays the very same node (a screen reader does not read it
+ *  again in the log, and focus inside it stays); a changed one is replaced where it is; new
+ *  ones are inserted in order; the rest go. Focus inside a replaced element moves to the same
+ *  control in its new element, or to the new element itself; focus in one that went moves to
+ *  `fallback`. */
+function patchList(list, fresh, fallback) {
+  const active = document.activeElement && document.activeElement !== document.body ? document.activeElement : busyFocus;
+  const focused = active && list.contains(active) ? active : null;
+  const focusedItem = focused && focused.closest('ol.timeline > li');
+  const shown = new Map([...list.children].map((el) => [el.id, el]));
+  const wanted = fresh.map((el) => {
+    const old = shown.get(el.id);
+    return old && drawnAs.get(old) === drawnAs.get(el) ? old : el;
+  });
+  const keep = new Set(wanted);
+  for (const el of [...list.children]) if (!keep.has(el)) el.remove();
+  // What stayed is in order already (items come and go, they do not swap places), so this
+  // inserts; an element that is out of place all the same is moved.
+  let next = list.firstElementChild;
+  for (const el of wanted) {
+    if (el === next) next = next.nextElementSibling;
+    else list.insertBefore(el, next);
+  }
+  // Moving an element takes the focus out of it too.
+  if (!focused || document.activeElement === focused) return;
+  let target = focused.isConnected ? focused : null;
+  const item = !target && focusedItem && document.getElementById(focusedItem.id);
+  if (item && list.contains(item)) {
+    target = sameControl(item, focused);
+    if (!target) {
+      item.tabIndex = -1;
+      target = item;
+    }
+  }
+  (target || fallback).focus({ preventScroll: true });
+}
+
+/** The control in `el` that does what `control` did in the element `el` replaces: the same
+ *  kind, name and words. */
+function sameControl(el, control) {
+  for (const c of el.querySelectorAll(control.localName)) {
+    if (c.getAttribute('aria-label') === control.getAttribute('aria-label') && c.textContent === control.textContent) return c;
+  }
+  return null;
+}
+
 function renderItem(item, byId, detail) {
   const c = item.content;
   if (['reaction', 'encouragement', 'edit', 'delete'].includes(c.type)) return null;
   if (c.type === 'membership' && c.op === 'rotate') return null;
-  const time = h('time', { datetime: new Date(item.timestamp_ms).toISOString(), title: new Date(item.timestamp_ms).toLocaleString() }, when(item.timestamp_ms));
+  // Its words ("5 min ago") are filled in by drawTalk, which keeps them current.
+  const time = h('time', { datetime: new Date(item.timestamp_ms).toISOString(), title: new Date(item.timestamp_ms).toLocaleString() });
   if (c.type !== 'text') {
     const text = describe(item, byId);
     if (!text) return null;
@@ -515,7 +593,8 @@ function renderItem(item, byId, detail) {
   }
   const warning = item.content_warning || c.content_warning;
   if (warning && !state.revealed.has(item.id)) {
-    const bodyId = id('cw');
+    // From the item's id, not a counter, so the same item draws the same markup each time.
+    const bodyId = `cw-${item.id}`;
     parts.push(h('p', { class: 'cw' }, h('span', { class: 'cw-label' }, `Content warning: ${warning}`), ' ',
       h('button', {
         type: 'button', class: 'small', 'aria-controls': bodyId, 'aria-expanded': 'false',
@@ -602,6 +681,8 @@ function editInPlace(item, detail) {
     });
   });
   li.querySelector('.body')?.replaceWith(form);
+  // The next draw replaces the element, form and all, even if the item did not change (Cancel).
+  drawnAs.delete(li);
   text.focus();
 }
 

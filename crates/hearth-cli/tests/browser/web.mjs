@@ -344,14 +344,15 @@ async function main() {
   // so the first page is exactly notes 31 to 130 and everything older is on the next page.
   const token = readFileSync(join(ana.dir, 'api-token'), 'utf8').trim();
   const circles = await (await fetch(`http://127.0.0.1:${ana.port}/v1/circles`, { headers: { Authorization: `Bearer ${token}` } })).json();
-  const postNote = async (body) => {
+  const postEntry = async (content) => {
     const res = await fetch(`http://127.0.0.1:${ana.port}/v1/circles/${circles[0].id}/entries`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ type: 'text', body }),
+      body: JSON.stringify(content),
     });
     assert.equal(res.status, 201);
   };
+  const postNote = (body) => postEntry({ type: 'text', body });
   // Written while the circle is not open here, so opening it reads the newest page.
   await A.getByRole('button', { name: 'Circles', exact: true }).click();
   await heading(A, 'Your circles');
@@ -427,6 +428,48 @@ async function main() {
   assert.equal(shown.length, 130, 'the earlier page is still there, with no note twice');
   assert.equal(await A.getByText('You started the circle').count(), 1, 'the oldest item is still there, once');
   assert.equal(await earlier.count(), 0, 'nothing older to show');
+
+  // ----- live updates patch the log: what did not change keeps its element and the focus ----
+  // The page holds on to item elements (window.__held, by element id); a redraw of the whole
+  // list would leave every one of them detached.
+  const itemId = (i) => note(i).evaluate((el) => el.closest('li').id);
+  const [n100, n109, n110, n111, n119, n120, n121] = await Promise.all([100, 109, 110, 111, 119, 120, 121].map(itemId));
+  const lastId = await log.locator('ol.timeline > li').last().getAttribute('id');
+  await A.evaluate((ids) => {
+    window.__held = Object.fromEntries(ids.map((i) => [i, document.getElementById(i)]));
+  }, [n100, n109, n111, n119, n121, lastId]);
+  const replaced = () => A.evaluate(() => Object.entries(window.__held)
+    .filter(([i, el]) => !el.isConnected || document.getElementById(i) !== el).map(([i]) => i));
+  const focusIn = (liId) => A.evaluate((i) => {
+    const el = document.activeElement;
+    return el && el.closest('li') && el.closest('li').id === i ? el.getAttribute('aria-label') || el.textContent : null;
+  }, liId);
+  // A new message while the focus is on a button of an item it does not change.
+  await A.locator(`#${n100}`).getByRole('button', { name: 'React with 👍' }).focus();
+  await postNote('Arrived while a button had the focus.');
+  await log.locator('li.msg').last().getByText('Arrived while a button had the focus.').waitFor({ timeout: WAIT_MS });
+  assert.deepEqual(await replaced(), [], 'items a new message does not change keep their elements');
+  assert.equal(await focusIn(n100), 'React with 👍', 'the focus stays on the button it was on');
+  assert.equal(await log.locator('.body', { hasText: 'Arrived while a button had the focus.' }).count(), 1, 'the new message shows once');
+  // An edit from elsewhere, to the item that has the focus: it shows the new words where it
+  // was, its neighbours stay, and the focus moves to the same button in its new element.
+  await A.locator(`#${n120}`).getByRole('button', { name: 'React with 🙏' }).focus();
+  await postEntry({ type: 'edit', target: n120.replace(/^e-/, ''), body: 'Note number 120, corrected.' });
+  await A.locator(`#${n120}`).getByText('Note number 120, corrected.').waitFor({ timeout: WAIT_MS });
+  await A.locator(`#${n120}`).getByText('edited').waitFor();
+  assert.deepEqual(await replaced(), [], 'the neighbours of an edited item keep their elements');
+  assert.equal(await A.evaluate(([a, b, c]) => document.getElementById(b).previousElementSibling === window.__held[a]
+    && document.getElementById(b).nextElementSibling === window.__held[c], [n119, n120, n121]), true, 'the edited item stays in its place');
+  assert.equal(await focusIn(n120), 'React with 🙏', 'the focus moves to the same button in the edited item');
+  // A reaction by keyboard: its button is busy for a moment, then has the focus again, in the
+  // item that now shows the reaction.
+  await A.locator(`#${n110}`).getByRole('button', { name: 'React with ❤️' }).focus();
+  await A.keyboard.press('Enter');
+  await A.locator(`#${n110}`).locator('.reaction', { hasText: '❤️ 1' }).waitFor({ timeout: WAIT_MS });
+  await A.waitForTimeout(300);
+  assert.equal(await focusIn(n110), 'React with ❤️', 'the focus stays on the reaction button');
+  assert.deepEqual(await replaced(), [], 'a reaction leaves the other items as they were');
+  await scan(A, '23-live-update');
 
   // ----- the front door: a foreign Origin, CSRF without Origin, a stale link, `hearth open` --
   const base = `http://127.0.0.1:${ana.port}`;
