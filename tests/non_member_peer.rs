@@ -36,6 +36,8 @@ struct Outsider {
 struct Seen {
     inbound_requests: Vec<PeerRequest>,
     responses: Vec<PeerResponse>,
+    /// Entries that reached it by gossip.
+    gossip: Vec<Vec<u8>>,
 }
 
 enum Cmd {
@@ -127,6 +129,9 @@ impl OutsiderPeer {
                                 }
                             }
                         },
+                        SwarmEvent::Behaviour(OutsiderEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                            seen.gossip.push(message.data);
+                        }
                         SwarmEvent::Behaviour(OutsiderEvent::Sync(request_response::Event::OutboundFailure { request_id, error, .. })) => {
                             if let Some(reply) = waiting.remove(&request_id) {
                                 let _ = reply.send(Err(error.to_string()));
@@ -305,6 +310,24 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
             .any(|r| matches!(r, PeerRequest::Prove(_))),
         "the member tried to sync with the subscriber (and stopped at its forged proof)"
     );
+    // Gossip: the member keeps the subscribed outsider below gossipsub's publish threshold
+    // (nothing is published, meshed or gossiped to it) and the proven member b at zero or
+    // above.
+    let status = a.status().await?;
+    let score_of = |peer: PeerId| {
+        status
+            .connected
+            .iter()
+            .find(|(p, _)| *p == peer)
+            .and_then(|(_, score)| *score)
+    };
+    let outsider_score = score_of(outsider.peer_id).context("the outsider is connected")?;
+    assert!(
+        outsider_score < -50.0,
+        "an unproven subscriber scores {outsider_score}"
+    );
+    let b_score = score_of(b.peer_id()).context("b is connected")?;
+    assert!(b_score >= 0.0, "the proven member b scores {b_score}");
     // No marks were kept for the outsider.
     let status = a.status().await?;
     assert!(
@@ -328,6 +351,22 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
     b.client.dial(nodes[0].address().await?).await?;
     let got = wait_for_texts(&b.client, circle, 4, Duration::from_secs(20)).await?;
     assert_eq!(got.len(), 4);
+    // The outsider stayed subscribed and connected through those posts and got none of them
+    // (nor the first) by gossip.
+    let late = outsider.seen().await?;
+    assert!(
+        seen.gossip.is_empty() && late.gossip.is_empty(),
+        "{} entries reached a non-member by gossip",
+        seen.gossip.len() + late.gossip.len()
+    );
+    assert!(
+        a.status()
+            .await?
+            .connected
+            .iter()
+            .any(|(p, _)| *p == outsider.peer_id),
+        "the outsider was still connected to the member while she posted"
+    );
 
     outsider.task.abort();
     b.stop().await?;

@@ -686,10 +686,24 @@ fn start_stock_relay_at(net: &mut Internet, host: &Host, ip: std::net::IpAddr) -
     format!("/{family}/{ip}/tcp/{PORT}/p2p/{id}")
 }
 
+/// The same relay address over QUIC: `/ip4/…/udp/<port>/quic-v1/p2p/<id>` for
+/// `/ip4/…/tcp/<port>/p2p/<id>`.
+fn over_quic(relay: &str) -> String {
+    let (before, after) = relay.split_once("/tcp/").expect("a TCP relay address");
+    let (port, rest) = after.split_once('/').expect("a port, then the peer id");
+    format!("{before}/udp/{port}/quic-v1/{rest}")
+}
+
 /// Scenario "nobody reachable, one stock relay": Ana and Ben are both behind NATs; a
 /// circuit relay v2 server that is not a Hearth node is named with `--relay`. Ana's ticket
 /// carries her circuit address; Ben joins through the relay, they chat, catch up after Ben
 /// was away, and hole punching makes the connection direct.
+///
+/// Ana names the relay by its QUIC address and Ben by its TCP one, so the relay sees each on
+/// one transport only and each learns its own hole-punching candidate on that transport
+/// alone. Hole punching still works because each also offers the other transport's twin of
+/// that candidate (`candidates.rs`); without it, each dialed the other on a transport whose
+/// pinhole the other never opened, and every round failed.
 #[test]
 fn nobody_reachable_a_stock_relay_carries_join_chat_and_catch_up() {
     let _serial = one_at_a_time();
@@ -707,7 +721,7 @@ fn nobody_reachable_a_stock_relay_carries_join_chat_and_catch_up() {
     let mut ana = Device::new(&net, tmp.path(), ana_host, "Ana");
     let mut ben = Device::new(&net, tmp.path(), ben_host, "Ben");
     let start = Instant::now();
-    ana.up(&relay_flag(relay.clone()));
+    ana.up(&relay_flag(over_quic(&relay)));
     ben.up(&relay_flag(relay.clone()));
     eventually("Ana's reservation on the relay", NETWORK_TIMEOUT, || {
         (ana.reachability() == "relayed").then_some(())

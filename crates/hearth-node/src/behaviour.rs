@@ -16,6 +16,7 @@ use libp2p::{
     identity, kad, mdns, ping, relay,
 };
 
+use crate::candidates::CandidateTwins;
 use crate::codec::Codec;
 use crate::config::NodeConfig;
 use crate::portmap::PortMapper;
@@ -83,6 +84,8 @@ pub struct Behaviour {
     /// Circuit relay v2 server, for peers sharing a circle (on unless configured off; it
     /// serves only while this device has a confirmed public address).
     pub relay_server: Toggle<CircleRelay>,
+    /// Hole-punching candidates on both transports (before DCUtR, which reads them).
+    pub candidates: CandidateTwins,
     /// Hole punching.
     pub dcutr: dcutr::Behaviour,
     /// UPnP port mapping on the home router (off when the configuration says so).
@@ -265,6 +268,7 @@ impl Behaviour {
             autonat: autonat::Behaviour::new(peer_id, autonat_config(config)),
             relay_client,
             relay_server: Toggle::from(relay_server),
+            candidates: CandidateTwins::default(),
             dcutr: dcutr::Behaviour::new(peer_id),
             upnp: Toggle::from(upnp),
         })

@@ -31,6 +31,7 @@
 //! description.
 
 mod behaviour;
+mod candidates;
 mod client;
 pub mod codec;
 mod config;

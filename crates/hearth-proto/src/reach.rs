@@ -68,6 +68,41 @@ pub fn drives_hole_punch_retry(me: &[u8], peer: &[u8]) -> bool {
     me < peer
 }
 
+/// A transport a hole-punching candidate address is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP (simultaneous open).
+    Tcp,
+    /// QUIC over UDP.
+    Quic,
+}
+
+/// The candidate on the other transport that an observed address implies: `observed` is the
+/// transport and port a peer saw this device on, `listening` the transports and ports this
+/// device listens on (for the observed address's IP family). When the observed port is our
+/// own listening port, the router kept our port (or there is no NAT), and such routers keep
+/// the other transport's port too: the same IP with our listening port of the other
+/// transport is offered as well. When the port was rewritten, nothing can be guessed.
+///
+/// Why: a peer learns our candidates from the connections others see (identify), which run
+/// over one transport each. If one side's were TCP only and the other's QUIC only, each
+/// would dial the other on a transport whose pinhole the other never opened, and every
+/// hole-punching round would fail (seen when one member reserved her relay slot over QUIC and
+/// the other over TCP).
+pub fn twin_candidate(
+    observed: (Transport, u16),
+    listening: &[(Transport, u16)],
+) -> Option<(Transport, u16)> {
+    if !listening.contains(&observed) {
+        return None;
+    }
+    let other = match observed.0 {
+        Transport::Tcp => Transport::Quic,
+        Transport::Quic => Transport::Tcp,
+    };
+    listening.iter().find(|(t, _)| *t == other).copied()
+}
+
 /// The wait before the rendezvous lookup after one that waited `last` (start from
 /// [`FIRST_DISCOVERY_WAIT`] whenever something changed): it doubles up to `interval`, the
 /// configured lookup interval. Returns the wait to use now and the one to use next.
@@ -118,6 +153,20 @@ mod tests {
         assert!(drives_hole_punch_retry(a, b));
         assert!(!drives_hole_punch_retry(b, a));
         assert!(!drives_hole_punch_retry(a, a));
+    }
+
+    #[test]
+    fn a_kept_port_implies_the_other_transports_listening_port() {
+        use Transport::{Quic, Tcp};
+        let listening = [(Tcp, 4001), (Quic, 4002)];
+        assert_eq!(twin_candidate((Tcp, 4001), &listening), Some((Quic, 4002)));
+        assert_eq!(twin_candidate((Quic, 4002), &listening), Some((Tcp, 4001)));
+        // The router rewrote the port: nothing to guess from.
+        assert_eq!(twin_candidate((Tcp, 50123), &listening), None);
+        // Observed on a port we listen on with the other transport only.
+        assert_eq!(twin_candidate((Quic, 4001), &listening), None);
+        // No listener on the other transport.
+        assert_eq!(twin_candidate((Tcp, 4001), &[(Tcp, 4001)]), None);
     }
 
     #[test]

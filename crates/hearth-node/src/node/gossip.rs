@@ -70,11 +70,13 @@ impl EventLoop {
                 if let Some(circle) = self.topics.get(&topic).copied() {
                     self.request_sync(peer_id, circle);
                 }
+                self.update_gossip_standing(peer_id);
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
                 if let Some(topics) = self.peer_topics.get_mut(&peer_id) {
                     topics.remove(&topic);
                 }
+                self.update_gossip_standing(peer_id);
             }
             gossipsub::Event::GossipsubNotSupported { peer_id } => {
                 tracing::debug!(peer = %peer_id, "peer does not speak gossipsub");
@@ -104,14 +106,8 @@ impl EventLoop {
             Verdict::Throttle => {
                 self.stats.throttled += 1;
                 self.report(&message_id, &source, MessageAcceptance::Ignore);
-                // Down to -40 at the ban: below the gossip threshold (no more gossip to it),
-                // above the graylist (its messages still count towards the ban).
-                let strikes = f64::from(self.limiter.strikes(&source));
-                let limit = f64::from(self.config.rate_limits.strikes_before_ban.max(1));
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .set_application_score(&source, -40.0 * strikes / limit);
+                // Down to -40 at the ban: below the gossip threshold (no more gossip to it).
+                self.update_gossip_standing(source);
                 return;
             }
             Verdict::Ban => {

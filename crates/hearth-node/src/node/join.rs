@@ -7,7 +7,7 @@
 //! answering with the welcome.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::Circle;
@@ -46,9 +46,19 @@ struct OutgoingJoin {
     inviter: PeerId,
     addresses: Vec<Multiaddr>,
     session: [u8; 16],
+    /// The hello, kept to send again once if the first dial of the inviter fails.
+    hello: Vec<u8>,
+    /// Whether the hello was sent again already.
+    redialed: bool,
     step: Option<Step>,
     deadline: Instant,
 }
+
+/// A join whose dial of the inviter failed is tried once more if at least this much of its
+/// time is left. The usual cause is this device's own relay connection still being set up
+/// (a device started just before the join): the dial through the relay fails at once, the
+/// direct addresses time out behind the inviter's firewall, and by then the relay is there.
+const JOIN_REDIAL_MIN_TIME_LEFT: Duration = Duration::from_secs(3);
 
 /// Join bookkeeping of both sides.
 #[derive(Default)]
@@ -131,25 +141,7 @@ impl EventLoop {
         self.rng.fill_bytes(&mut session);
         self.joins.next_id += 1;
         let join = self.joins.next_id;
-        // Dialed here, on a fresh local port (see `network`), before the request: the
-        // request waits for this connection (its own dial is skipped while this one runs) and
-        // fails with it.
-        let dial = DialOpts::peer_id(inviter)
-            .addresses(addresses.clone())
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .allocate_new_port()
-            .build();
-        if let Err(e) = self.swarm.dial(dial) {
-            tracing::debug!(%inviter, error = %e, "not dialing the inviter again");
-        }
-        let request_id = self.swarm.behaviour_mut().join.send_request_with_addresses(
-            &inviter,
-            JoinRequest {
-                session,
-                message: hello,
-            },
-            addresses.clone(),
-        );
+        let request_id = self.send_join_hello(inviter, &addresses, session, hello.clone());
         tracing::info!(circle = %ticket.circle().short(), %inviter, "joining: hello sent");
         self.joins.requests.insert(request_id, join);
         self.joins.outgoing.insert(
@@ -160,10 +152,40 @@ impl EventLoop {
                 inviter,
                 addresses,
                 session,
+                hello,
+                redialed: false,
                 step: Some(Step::AwaitingOffer(initiator, reply)),
                 deadline: Instant::now() + self.config.join_timeout,
             },
         );
+    }
+
+    /// Dials the inviter and sends the hello. The dial is made here, on a fresh local port
+    /// (see `network`), before the request: the request waits for this connection (its own
+    /// dial is skipped while this one runs) and fails with it.
+    fn send_join_hello(
+        &mut self,
+        inviter: PeerId,
+        addresses: &[Multiaddr],
+        session: [u8; 16],
+        hello: Vec<u8>,
+    ) -> OutboundRequestId {
+        let dial = DialOpts::peer_id(inviter)
+            .addresses(addresses.to_vec())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(e) = self.swarm.dial(dial) {
+            tracing::debug!(%inviter, error = %e, "not dialing the inviter again");
+        }
+        self.swarm.behaviour_mut().join.send_request_with_addresses(
+            &inviter,
+            JoinRequest {
+                session,
+                message: hello,
+            },
+            addresses.to_vec(),
+        )
     }
 
     pub(super) fn accept_join(&mut self, join: u64, display_name: &str, reply: Reply<CircleId>) {
@@ -230,6 +252,24 @@ impl EventLoop {
             return;
         };
         match pending.step.take() {
+            Some(Step::AwaitingOffer(initiator, reply))
+                if matches!(response, Err(OutboundFailure::DialFailure))
+                    && !pending.redialed
+                    && Instant::now() + JOIN_REDIAL_MIN_TIME_LEFT <= pending.deadline =>
+            {
+                // The hello never reached the inviter (no connection), so it is sent again as is.
+                tracing::info!(inviter = %pending.inviter, "the inviter could not be dialed; trying once more");
+                pending.redialed = true;
+                let request_id = self.send_join_hello(
+                    pending.inviter,
+                    &pending.addresses.clone(),
+                    pending.session,
+                    pending.hello.clone(),
+                );
+                pending.step = Some(Step::AwaitingOffer(initiator, reply));
+                self.joins.requests.insert(request_id, join);
+                self.joins.outgoing.insert(join, pending);
+            }
             Some(Step::AwaitingOffer(initiator, reply)) => {
                 let result = match response {
                     Ok(bytes) => initiator.read_offer(&bytes).map_err(NodeError::from),

@@ -303,6 +303,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(B::RelayServer(event)) => self.on_relay_server(event),
             SwarmEvent::Behaviour(B::Dcutr(event)) => self.on_dcutr(event),
             SwarmEvent::Behaviour(B::Upnp(event)) => self.on_port_map(event),
+            SwarmEvent::Behaviour(B::Candidates(never)) => match never {},
             SwarmEvent::Behaviour(B::Ping(_) | B::Block(_) | B::Limits(_)) => {}
             other => self.on_connection_event(other),
         }
@@ -317,6 +318,7 @@ impl EventLoop {
         self.expire_joins(now);
         self.expire_dials(now);
         self.gossip_housekeeping(now);
+        self.refresh_gossip_standing();
         for peer in self.limiter.expire_bans(now) {
             self.swarm.behaviour_mut().block.unblock_peer(peer);
         }

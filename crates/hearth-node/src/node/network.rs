@@ -121,6 +121,9 @@ impl EventLoop {
                         .add_address(&peer_id, address.clone());
                 }
                 if num_established.get() == 1 {
+                    // No gossip to a new peer until it proves membership (it is heard, not
+                    // served); set before gossipsub handles its first subscription.
+                    self.update_gossip_standing(peer_id);
                     tracing::debug!(peer = %peer_id, "connected");
                     self.emit(NodeEvent::PeerConnected { peer: peer_id });
                 }

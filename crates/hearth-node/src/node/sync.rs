@@ -61,6 +61,11 @@ enum Outgoing {
     Sync { marks: HighWaterMarks },
 }
 
+/// The gossipsub application score of a peer that may not receive gossip: below the
+/// publish threshold (−50) even with all the first-delivery bonus a topic gives (+20), and
+/// above the graylist (−80), so its subscriptions and entries are still heard.
+pub(crate) const UNPROVEN_PEER_SCORE: f64 = -75.0;
+
 /// Sync bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct SyncState {
@@ -87,6 +92,42 @@ impl EventLoop {
                 .proven(&peer.to_bytes(), circle, slot.circle.membership())
                 .is_some()
         })
+    }
+
+    /// Sets `peer`'s gossip standing from proto's rule ([`Gate::may_gossip`]) and its
+    /// flooding strikes: a peer that has not proven membership of every circle of ours it
+    /// subscribed to scores [`UNPROVEN_PEER_SCORE`], so gossipsub neither meshes, publishes
+    /// nor gossips to it; a flooder sinks further, down to −40 at the ban.
+    pub(super) fn update_gossip_standing(&mut self, peer: PeerId) {
+        let subscribed = self
+            .peer_topics
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|topic| self.topics.get(topic))
+            .filter_map(|circle| {
+                self.circles
+                    .get(circle)
+                    .map(|slot| (*circle, slot.circle.membership()))
+            });
+        let proven = self.sync.gate.may_gossip(&peer.to_bytes(), subscribed);
+        let strikes = f64::from(self.limiter.strikes(&peer));
+        let limit = f64::from(self.config.rate_limits.strikes_before_ban.max(1));
+        let flooding = -40.0 * (strikes / limit).min(1.0);
+        let standing = if proven { 0.0 } else { UNPROVEN_PEER_SCORE };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, standing + flooding);
+    }
+
+    /// Refreshes every connected peer's gossip standing: a removal or a refusal ends a
+    /// proof, and strikes expire.
+    pub(super) fn refresh_gossip_standing(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            self.update_gossip_standing(peer);
+        }
     }
 
     /// Connected peers subscribed to a circle's topic.
@@ -190,8 +231,8 @@ impl EventLoop {
         self.sync.refused.insert((peer, circle), Instant::now());
     }
 
-    /// Records that `peer` proved membership of `circle`: it may now sync and use this
-    /// device as a relay.
+    /// Records that `peer` proved membership of `circle`: it may now sync, receive the
+    /// circle's gossip and use this device as a relay.
     fn admit_peer(&mut self, peer: PeerId, circle: CircleId, member: hearth_proto::MemberId) {
         let now = self.gate_ms();
         self.sync.gate.admit(&peer.to_bytes(), circle, member, now);
@@ -199,6 +240,7 @@ impl EventLoop {
         if let Ok(mut allow) = self.relay_allow.lock() {
             allow.insert(peer);
         }
+        self.update_gossip_standing(peer);
     }
 
     /// A gap seen in gossip: sync with the sender and a couple of other members, at most
@@ -571,6 +613,7 @@ impl EventLoop {
             }
             (_, PeerResponse::Refused) => {
                 self.sync.gate.forget(&peer.to_bytes(), circle);
+                self.update_gossip_standing(peer);
                 self.refused(peer, circle, "the peer refused");
             }
             (_, _) => self.refused(peer, circle, "the peer answered out of turn"),

@@ -397,6 +397,27 @@ impl Gate {
             .filter(|m| membership.removal_of(m).is_some())
     }
 
+    /// Whether gossip may flow to `peer`: it subscribed to at least one of this device's
+    /// circles (`subscribed`: each with this device's current membership) and is proven a
+    /// current member of every one of them. Subscribing needs only the topic's name, which
+    /// any connected peer sees announced; entries reach only peers that proved membership.
+    /// A peer that subscribes to a circle it cannot prove gets no gossip of any circle (it
+    /// could otherwise ride a proof for one circle into another's mesh).
+    pub fn may_gossip<'m>(
+        &self,
+        peer: &[u8],
+        subscribed: impl IntoIterator<Item = (CircleId, &'m Membership)>,
+    ) -> bool {
+        let mut any = false;
+        for (circle, membership) in subscribed {
+            if self.proven(peer, circle, membership).is_none() {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
     /// The member `peer` proved to be in `circle` on this connection, whatever she is now.
     fn proven_member(&self, peer: &[u8], circle: CircleId) -> Option<MemberId> {
         self.proven
@@ -552,6 +573,34 @@ mod tests {
             check(&members, &answer, Side::Responder, &circle, &binding),
             Err(ProofError::NotAMember)
         );
+    }
+
+    #[test]
+    fn gossip_flows_only_to_a_peer_proven_in_every_circle_it_subscribed_to() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let (alice, bob) = (
+            MemberSecret::generate(&mut rng),
+            MemberSecret::generate(&mut rng),
+        );
+        let (first, second) = (CircleId::from_bytes([1; 32]), CircleId::from_bytes([2; 32]));
+        let members = membership_of(&[&alice, &bob]);
+        let mut gate = Gate::new();
+        // Subscribed to nothing of ours, or subscribed without a proof: no gossip.
+        assert!(!gate.may_gossip(REQUESTER, []));
+        assert!(!gate.may_gossip(REQUESTER, [(first, &members)]));
+        gate.admit(REQUESTER, first, alice.id(), 1);
+        assert!(gate.may_gossip(REQUESTER, [(first, &members)]));
+        // A proof for one circle does not carry into another circle's topic.
+        assert!(!gate.may_gossip(REQUESTER, [(first, &members), (second, &members)]));
+        gate.admit(REQUESTER, second, alice.id(), 2);
+        assert!(gate.may_gossip(REQUESTER, [(first, &members), (second, &members)]));
+        // A removal ends it, as does a refusal (forget) or a disconnect.
+        let without = membership_of(&[&bob]);
+        assert!(!gate.may_gossip(REQUESTER, [(first, &without)]));
+        gate.forget(REQUESTER, second);
+        assert!(!gate.may_gossip(REQUESTER, [(second, &members)]));
+        gate.forget_peer(REQUESTER);
+        assert!(!gate.may_gossip(REQUESTER, [(first, &members)]));
     }
 
     #[test]
