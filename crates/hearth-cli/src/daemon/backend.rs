@@ -1,5 +1,6 @@
 //! The one seam between the local API and the node: route handlers call a [`Backend`], and the
-//! daemon points it at the real node (`super::node`) in one place. Tests point it at a fake.
+//! daemon points it at the real node (`super::node`) in one place; tests use a real node in
+//! memory (`super::test_nodes`).
 //!
 //! Inputs are the protocol's own types (ids, [`Content`], [`Ticket`]) already resolved and
 //! validated by the routes; outputs are the API's wire types, so the node's internal types

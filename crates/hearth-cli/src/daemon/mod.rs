@@ -15,7 +15,7 @@ pub mod views;
 pub mod web;
 
 #[cfg(test)]
-mod fake;
+mod test_nodes;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

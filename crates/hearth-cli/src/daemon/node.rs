@@ -43,11 +43,23 @@ impl NodeBackend {
     /// Opens the store and starts the node.
     pub async fn start(config: NodeConfig) -> Result<NodeBackend, NodeError> {
         let (client, task) = hearth_node::spawn(config).await?;
-        Ok(NodeBackend {
+        Ok(NodeBackend::over(client, task))
+    }
+
+    /// Starts a real node over an in-memory store with no network
+    /// ([`hearth_node::spawn_in_memory`]): what the route tests run against.
+    #[cfg(test)]
+    pub async fn start_in_memory() -> Result<NodeBackend, NodeError> {
+        let (client, task) = hearth_node::spawn_in_memory(NodeConfig::in_memory()).await?;
+        Ok(NodeBackend::over(client, task))
+    }
+
+    fn over(client: Client, task: JoinHandle<()>) -> NodeBackend {
+        NodeBackend {
             client,
             task: Mutex::new(Some(task)),
             previews: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The node's client.

@@ -41,7 +41,7 @@ pub struct LockState {
 }
 
 /// Unlocking, creating and locking the profile: what the session routes need. A trait so the
-/// routes' tests can use a fake.
+/// routes. tests can use a fake.
 pub trait Locker: Send + Sync + 'static {
     /// Whether a profile exists and is open.
     fn state(&self) -> BoxFuture<'_, LockState>;
