@@ -189,14 +189,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, _) = watch::channel(false);
-        let backend = test_nodes::node().await;
-        tokio::spawn(serve(
-            backend,
-            listener,
-            TOKEN.to_owned(),
-            stop.clone(),
-            None,
-        ));
+        let vault = test_nodes::vault(test_nodes::node().await);
+        tokio::spawn(serve(vault, listener, TOKEN.to_owned(), stop.clone(), None));
         (port, stop)
     }
 

@@ -11,6 +11,7 @@ use hearth_proto::membership::Role;
 use hearth_proto::{CircleId, MemberId};
 
 use super::node::NodeBackend;
+use super::vault::Vault;
 
 /// How long a test waits for something to reach another node.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -22,6 +23,11 @@ pub async fn node() -> Arc<NodeBackend> {
             .await
             .expect("an in-memory node starts"),
     )
+}
+
+/// A vault already open on `node`, as the routes take it.
+pub fn vault(node: Arc<NodeBackend>) -> Arc<Vault> {
+    Arc::new(Vault::holding(node))
 }
 
 /// A fresh node, facilitator of a new circle `name` under the display name "Ana".

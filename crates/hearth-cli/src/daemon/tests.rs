@@ -26,7 +26,13 @@ const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789a
 
 fn app(backend: Arc<NodeBackend>) -> Router {
     let (stop, _) = watch::channel(false);
-    router(AppState { backend, stop }, Guard::new(PORT, TOKEN))
+    router(
+        AppState {
+            vault: test_nodes::vault(backend),
+            stop,
+        },
+        Guard::new(PORT, TOKEN),
+    )
 }
 
 fn request(method: &str, path: &str, body: Option<Value>) -> axum::http::request::Builder {
@@ -1085,7 +1091,7 @@ async fn the_event_stream_carries_new_entries_and_ends_on_stop() {
     let (stop, _) = watch::channel(false);
     let app = router(
         AppState {
-            backend: ana,
+            vault: test_nodes::vault(ana),
             stop: stop.clone(),
         },
         Guard::new(PORT, TOKEN),
@@ -1137,7 +1143,7 @@ async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
     let port = listener.local_addr().unwrap().port();
     let (stop, _) = watch::channel(false);
     let server = tokio::spawn(super::serve(
-        test_nodes::node().await,
+        test_nodes::vault(test_nodes::node().await),
         listener,
         TOKEN.to_owned(),
         stop.clone(),

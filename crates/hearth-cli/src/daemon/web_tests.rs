@@ -1,6 +1,6 @@
-//! The web app's front door over a real node in memory and a fake lock: the one-time login link, the
-//! session cookie as an alternative to the token (with the Origin rule for writes), the
-//! security headers, the embedded pages, and unlock / create / lock.
+//! The web app's front door over a real node in memory and a fake lock: the one-time login
+//! link, the session cookie as an alternative to the token (with the Origin rule for writes),
+//! the security headers, the embedded pages, and unlock / create / lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,7 +80,7 @@ async fn setup(profile: bool) -> Setup {
     let (stop, _) = watch::channel(false);
     let api = router(
         AppState {
-            backend: test_nodes::node().await,
+            vault: test_nodes::vault(test_nodes::node().await),
             stop,
         },
         guard.clone(),
