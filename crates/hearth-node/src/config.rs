@@ -97,6 +97,18 @@ impl NodeConfig {
         }
     }
 
+    /// A configuration for [`crate::new_in_memory`]: one in-process listen address
+    /// (`/memory/0`, a free port of libp2p's memory transport), no mDNS, no UPnP, no relay
+    /// service, and the quick timers of [`NodeConfig::local_test`]. For tests and embedding.
+    pub fn in_memory() -> Self {
+        Self {
+            listen: vec!["/memory/0".parse().expect("a valid multiaddr literal")],
+            // Nobody outside this process can reach it: there is nothing to relay for.
+            relay_server: false,
+            ..Self::local_test(PathBuf::new())
+        }
+    }
+
     /// A configuration for tests on one machine: loopback only (TCP and QUIC on port 0),
     /// no mDNS, a fast (weak) KDF, quick timers.
     pub fn local_test(data_dir: impl Into<PathBuf>) -> Self {

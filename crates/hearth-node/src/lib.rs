@@ -56,7 +56,7 @@ pub use event::{
     NodeEvent, NodeStatus, PeerLag, Reachability, RetentionReport, RoundStatus, TimelineItem,
     TimelinePage,
 };
-pub use node::{EventLoop, new, spawn};
+pub use node::{EventLoop, new, new_in_memory, spawn, spawn_in_memory};
 pub use portmap::PortMapEvent;
 pub use repair::{salvage, stored_entry_is_authentic};
 

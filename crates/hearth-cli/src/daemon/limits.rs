@@ -169,9 +169,8 @@ async fn json_errors(response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    //! The limits over a real socket on 127.0.0.1, against the fake node.
+    //! The limits over a real socket on 127.0.0.1, against a real node in memory.
 
-    use std::sync::Arc;
     use std::time::Instant;
 
     use serde_json::Value;
@@ -180,8 +179,8 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::daemon::fake::FakeBackend;
     use crate::daemon::serve;
+    use crate::daemon::test_nodes;
 
     const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -190,14 +189,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, _) = watch::channel(false);
-        let backend = Arc::new(FakeBackend::new());
-        tokio::spawn(serve(
-            backend,
-            listener,
-            TOKEN.to_owned(),
-            stop.clone(),
-            None,
-        ));
+        let vault = test_nodes::vault(test_nodes::node().await);
+        tokio::spawn(serve(vault, listener, TOKEN.to_owned(), stop.clone(), None));
         (port, stop)
     }
 

@@ -2,7 +2,6 @@
 //! 127.0.0.1 until Ctrl-C, SIGTERM or `POST /v1/shutdown`, then stops the node cleanly.
 //! `hearth init` also lives here: it creates the profile through the node.
 
-pub mod backend;
 pub mod error;
 pub mod guard;
 pub mod idempotency;
@@ -15,7 +14,7 @@ pub mod views;
 pub mod web;
 
 #[cfg(test)]
-mod fake;
+mod test_nodes;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -36,7 +35,6 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use self::backend::Backend;
 use self::guard::Guard;
 use self::node::node_error;
 use self::routes::{AppState, router};
@@ -245,8 +243,8 @@ pub async fn up(
 /// limits of [`limits`]: at most [`limits::MAX_CONNECTIONS`] connections at once (the rest wait
 /// in the accept queue) and [`limits::MAX_REQUESTS`] requests handled at once, headers within [`limits::HEADER_TIMEOUT`], bodies within
 /// [`limits::BODY_TIMEOUT`] and [`limits::MAX_BODY_BYTES`].
-pub async fn serve<B: Backend>(
-    backend: Arc<B>,
+pub async fn serve(
+    vault: Arc<Vault>,
     listener: TcpListener,
     token: String,
     stop: watch::Sender<bool>,
@@ -259,7 +257,7 @@ pub async fn serve<B: Backend>(
     }
     let app = router(
         AppState {
-            backend,
+            vault,
             stop: stop.clone(),
         },
         guard_state.clone(),

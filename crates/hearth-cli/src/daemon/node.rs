@@ -1,5 +1,7 @@
-//! The [`Backend`] of a real daemon: a `hearth_node::Client`, and the mapping of the node's
-//! types and errors to the API's.
+//! What the local API needs from a running node: a `hearth_node::Client` behind methods that
+//! take the protocol's own types (ids, [`Content`], [`Ticket`], already resolved and validated
+//! by the routes) and answer the API's wire types, so the node's types never leak into the
+//! API. This is the one mapping from node types and errors to the API's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +20,6 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::backend::{Backend, BackendResult};
 use super::error::ApiError;
 use super::views::{self, role_name};
 use crate::api::DeliveryView;
@@ -30,6 +31,9 @@ use crate::api::{
     TimelineItem,
 };
 use crate::days;
+
+/// A result of the node, as the API answers it.
+pub type BackendResult<T> = Result<T, ApiError>;
 
 /// The node behind a daemon.
 pub struct NodeBackend {
@@ -43,11 +47,23 @@ impl NodeBackend {
     /// Opens the store and starts the node.
     pub async fn start(config: NodeConfig) -> Result<NodeBackend, NodeError> {
         let (client, task) = hearth_node::spawn(config).await?;
-        Ok(NodeBackend {
+        Ok(NodeBackend::over(client, task))
+    }
+
+    /// Starts a real node over an in-memory store with no network
+    /// ([`hearth_node::spawn_in_memory`]): what the route tests run against.
+    #[cfg(test)]
+    pub async fn start_in_memory() -> Result<NodeBackend, NodeError> {
+        let (client, task) = hearth_node::spawn_in_memory(NodeConfig::in_memory()).await?;
+        Ok(NodeBackend::over(client, task))
+    }
+
+    fn over(client: Client, task: JoinHandle<()>) -> NodeBackend {
+        NodeBackend {
             client,
             task: Mutex::new(Some(task)),
             previews: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The node's client.
@@ -309,8 +325,10 @@ pub fn store_error(e: &StoreError) -> ApiError {
     ApiError::new(code, e.to_string())
 }
 
-impl Backend for NodeBackend {
-    async fn status(&self) -> BackendResult<StatusView> {
+/// The API's calls.
+impl NodeBackend {
+    /// The node's peers, reachability and per-circle sync health.
+    pub async fn status(&self) -> BackendResult<StatusView> {
         let s = self.client.status().await.map_err(node_error)?;
         let circles = self.client.circles().await.map_err(node_error)?;
         let me_of: HashMap<CircleId, MemberId> = circles.iter().map(|c| (c.circle, c.me)).collect();
@@ -391,7 +409,8 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn circles(&self) -> BackendResult<Vec<CircleSummary>> {
+    /// The circles this device is a member of.
+    pub async fn circles(&self) -> BackendResult<Vec<CircleSummary>> {
         let circles = self.client.circles().await.map_err(node_error)?;
         let mut out = Vec::with_capacity(circles.len());
         for c in circles {
@@ -400,7 +419,8 @@ impl Backend for NodeBackend {
         Ok(out)
     }
 
-    async fn circle(&self, circle: CircleId) -> BackendResult<CircleDetail> {
+    /// One circle, with its guidelines and members.
+    pub async fn circle(&self, circle: CircleId) -> BackendResult<CircleDetail> {
         let circles = self.client.circles().await.map_err(node_error)?;
         let c = circles
             .into_iter()
@@ -421,7 +441,8 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn create_circle(&self, request: CreateCircle) -> BackendResult<CircleSummary> {
+    /// Creates a circle with this device as its facilitator.
+    pub async fn create_circle(&self, request: CreateCircle) -> BackendResult<CircleSummary> {
         let settings = CircleSettings {
             share_history: request.share_history,
             ..CircleSettings::default()
@@ -440,7 +461,8 @@ impl Backend for NodeBackend {
         self.summary_of(c).await
     }
 
-    async fn leave(&self, circle: CircleId) -> BackendResult<()> {
+    /// Leaves a circle.
+    pub async fn leave(&self, circle: CircleId) -> BackendResult<()> {
         self.client
             .leave(circle)
             .await
@@ -448,7 +470,8 @@ impl Backend for NodeBackend {
             .map(|_| ())
     }
 
-    async fn invite(
+    /// Makes an invite.
+    pub async fn invite(
         &self,
         circle: CircleId,
         expires_at_ms: u64,
@@ -475,7 +498,8 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn join_preview(&self, ticket: Ticket) -> BackendResult<JoinPreview> {
+    /// Dials the inviter and returns what the ticket leads to, without joining.
+    pub async fn join_preview(&self, ticket: Ticket) -> BackendResult<JoinPreview> {
         let p = self
             .client
             .preview_join(&ticket.to_text())
@@ -497,7 +521,10 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn join(
+    /// Joins, accepting this guidelines version: with the pending join of a preview, or (if
+    /// `join` is `None`) after previewing again. Fails with `guidelines_declined` if the
+    /// circle's guidelines are not the version accepted.
+    pub async fn join(
         &self,
         ticket: Ticket,
         join: Option<u64>,
@@ -543,14 +570,16 @@ impl Backend for NodeBackend {
         self.summary_of(c).await
     }
 
-    async fn decline_join(&self, join: u64) -> BackendResult<()> {
+    /// Declines a pending join (tells the inviter).
+    pub async fn decline_join(&self, join: u64) -> BackendResult<()> {
         if let Ok(mut previews) = self.previews.lock() {
             previews.remove(&join);
         }
         self.client.decline_join(join).await.map_err(node_error)
     }
 
-    async fn post(&self, circle: CircleId, content: Content) -> BackendResult<EntryRef> {
+    /// Writes an entry; returns once it is durable.
+    pub async fn post(&self, circle: CircleId, content: Content) -> BackendResult<EntryRef> {
         let id = match super::idempotency::current() {
             Some(key) => {
                 self.client
@@ -563,7 +592,12 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn timeline(&self, circle: CircleId, limit: usize) -> BackendResult<Vec<TimelineItem>> {
+    /// The last `limit` timeline items, oldest first.
+    pub async fn timeline(
+        &self,
+        circle: CircleId,
+        limit: usize,
+    ) -> BackendResult<Vec<TimelineItem>> {
         let me = self.me(circle).await?;
         let items = self
             .client
@@ -584,7 +618,9 @@ impl Backend for NodeBackend {
             .collect())
     }
 
-    async fn timeline_page(
+    /// A page of the timeline, oldest first: the last `limit` items, or (with `before`) the
+    /// `limit` items just before that entry; with the oldest item's id if older items exist.
+    pub async fn timeline_page(
         &self,
         circle: CircleId,
         limit: usize,
@@ -605,13 +641,15 @@ impl Backend for NodeBackend {
         Ok((items, page.older))
     }
 
-    async fn members(&self, circle: CircleId) -> BackendResult<Vec<MemberView>> {
+    /// The members of a circle.
+    pub async fn members(&self, circle: CircleId) -> BackendResult<Vec<MemberView>> {
         let me = self.me(circle).await?;
         let view = self.client.members(circle).await.map_err(node_error)?;
         Ok(view.members.iter().map(|m| member_view(m, me)).collect())
     }
 
-    async fn remove_member(&self, circle: CircleId, member: MemberId) -> BackendResult<()> {
+    /// Removes a member (facilitators only).
+    pub async fn remove_member(&self, circle: CircleId, member: MemberId) -> BackendResult<()> {
         self.client
             .remove_member(circle, member)
             .await
@@ -619,7 +657,8 @@ impl Backend for NodeBackend {
             .map(|_| ())
     }
 
-    async fn promote(&self, circle: CircleId, member: MemberId) -> BackendResult<()> {
+    /// Makes a member a facilitator (facilitators only).
+    pub async fn promote(&self, circle: CircleId, member: MemberId) -> BackendResult<()> {
         self.client
             .promote(circle, member)
             .await
@@ -627,7 +666,8 @@ impl Backend for NodeBackend {
             .map(|_| ())
     }
 
-    async fn set_guidelines(&self, circle: CircleId, text: String) -> BackendResult<u32> {
+    /// Changes the guidelines (facilitators only); returns the new version.
+    pub async fn set_guidelines(&self, circle: CircleId, text: String) -> BackendResult<u32> {
         self.client
             .update_guidelines(circle, &text)
             .await
@@ -636,7 +676,9 @@ impl Backend for NodeBackend {
         Ok(view.guidelines.0)
     }
 
-    async fn accept_guidelines(&self, circle: CircleId) -> BackendResult<EntryRef> {
+    /// Accepts the circle's current guidelines version (writes a `GuidelinesAccepted`
+    /// entry); returns the entry.
+    pub async fn accept_guidelines(&self, circle: CircleId) -> BackendResult<EntryRef> {
         let id = self
             .client
             .accept_guidelines(circle)
@@ -645,7 +687,9 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn check_in(
+    /// Checks in to one of this member's own goals. A check-in to a "done only" goal is
+    /// sealed: the circle learns only whether the day was done.
+    pub async fn check_in(
         &self,
         circle: CircleId,
         goal: EntryId,
@@ -670,7 +714,8 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn set_goal_status(
+    /// Changes the state of one of this member's own goals from `since` on.
+    pub async fn set_goal_status(
         &self,
         circle: CircleId,
         goal: EntryId,
@@ -685,19 +730,22 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn hide(&self, circle: CircleId, entry: EntryId) -> BackendResult<EntryRef> {
+    /// Hides an entry for every member (facilitators only).
+    pub async fn hide(&self, circle: CircleId, entry: EntryId) -> BackendResult<EntryRef> {
         let id = self.client.hide(circle, entry).await.map_err(node_error)?;
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn mute(&self, circle: CircleId, member: MemberId, muted: bool) -> BackendResult<()> {
+    /// Mutes or unmutes a member on this device only.
+    pub async fn mute(&self, circle: CircleId, member: MemberId, muted: bool) -> BackendResult<()> {
         self.client
             .mute(circle, member, muted)
             .await
             .map_err(node_error)
     }
 
-    async fn muted(&self, circle: CircleId) -> BackendResult<Vec<MemberRef>> {
+    /// The members muted on this device.
+    pub async fn muted(&self, circle: CircleId) -> BackendResult<Vec<MemberRef>> {
         let (me, mut names) = self.names(circle).await?;
         let muted = self.client.muted(circle).await.map_err(node_error)?;
         if muted.iter().any(|m| !names.contains_key(m)) {
@@ -731,7 +779,8 @@ impl Backend for NodeBackend {
             .collect())
     }
 
-    async fn set_retention(
+    /// Sets the circle's retention (facilitators only); `None` keeps everything.
+    pub async fn set_retention(
         &self,
         circle: CircleId,
         retention: Option<Duration>,
@@ -743,7 +792,8 @@ impl Backend for NodeBackend {
             .map(|_| ())
     }
 
-    async fn enforce_retention(&self) -> BackendResult<RetentionReportView> {
+    /// Enforces every circle's retention on this device now.
+    pub async fn enforce_retention(&self) -> BackendResult<RetentionReportView> {
         let r = self
             .client
             .enforce_retention_now()
@@ -756,7 +806,8 @@ impl Backend for NodeBackend {
         })
     }
 
-    async fn open_round(&self, circle: CircleId, question: String) -> BackendResult<EntryRef> {
+    /// Opens a check-in round (facilitators only).
+    pub async fn open_round(&self, circle: CircleId, question: String) -> BackendResult<EntryRef> {
         let id = self
             .client
             .open_round(circle, &question)
@@ -765,7 +816,8 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn answer_round(
+    /// Answers a round (again: replaces the earlier answer).
+    pub async fn answer_round(
         &self,
         circle: CircleId,
         round: EntryId,
@@ -780,13 +832,15 @@ impl Backend for NodeBackend {
         Ok(EntryRef { id: id.to_string() })
     }
 
-    async fn rounds(&self, circle: CircleId) -> BackendResult<Vec<RoundView>> {
+    /// The circle's rounds, oldest first, with who answered and who has not.
+    pub async fn rounds(&self, circle: CircleId) -> BackendResult<Vec<RoundView>> {
         let (me, names) = self.names(circle).await?;
         let rounds = self.client.rounds(circle).await.map_err(node_error)?;
         Ok(rounds.iter().map(|r| round_view(r, me, &names)).collect())
     }
 
-    async fn goals(&self, circle: CircleId, today: LocalDay) -> BackendResult<Vec<GoalView>> {
+    /// Every goal of the circle with its progress as of `today`.
+    pub async fn goals(&self, circle: CircleId, today: LocalDay) -> BackendResult<Vec<GoalView>> {
         let me = self.me(circle).await?;
         let progress = self
             .client
@@ -836,7 +890,8 @@ impl Backend for NodeBackend {
             .collect())
     }
 
-    async fn summary(
+    /// The circle's summary of the week starting on `week` (a Monday), as of `today`.
+    pub async fn summary(
         &self,
         circle: CircleId,
         week: LocalDay,
@@ -889,7 +944,22 @@ impl Backend for NodeBackend {
         })
     }
 
-    fn events(&self) -> BoxStream<'static, EventView> {
+    /// Entry ids of the circle that start with `prefix` (lower-case hex).
+    pub async fn find_entries(
+        &self,
+        circle: CircleId,
+        prefix: String,
+    ) -> BackendResult<Vec<EntryId>> {
+        let items = self.timeline(circle, usize::MAX).await?;
+        Ok(items
+            .iter()
+            .filter(|i| i.id.starts_with(&prefix))
+            .filter_map(|i| i.id.parse().ok())
+            .collect())
+    }
+
+    /// The node's events from now on.
+    pub fn events(&self) -> BoxStream<'static, EventView> {
         let stream = BroadcastStream::new(self.client.events()).filter_map(|e| {
             let out = match e {
                 Ok(event) => event_view(event),
@@ -900,7 +970,8 @@ impl Backend for NodeBackend {
         stream.boxed()
     }
 
-    async fn shutdown(&self) {
+    /// Stops the node cleanly (flushes the store).
+    pub async fn shutdown(&self) {
         if let Err(e) = self.client.shutdown().await {
             tracing::warn!(error = %e, "the node did not shut down cleanly");
         }

@@ -1,5 +1,5 @@
 //! The routes of the local API (API.md documents them). Handlers resolve names and short ids,
-//! validate input, call the [`Backend`] and answer JSON.
+//! validate input, call the node ([`NodeBackend`], held by the [`Vault`]) and answer JSON.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::backend::Backend;
 use super::error::ApiError;
 use super::guard::{Guard, guard};
+use super::node::NodeBackend;
+use super::vault::Vault;
 use super::views;
 use crate::api::{
     AcceptGuidelines, AnswerRound, CircleExport, CircleSummary, ContentView, CreateCircle,
@@ -45,77 +46,61 @@ pub const MIN_RETENTION_SECS: u64 = 60;
 pub const MAX_RETENTION_SECS: u64 = 3650 * 86_400;
 
 /// Shared by every handler.
-pub struct AppState<B> {
-    /// The node.
-    pub backend: Arc<B>,
+#[derive(Clone)]
+pub struct AppState {
+    /// The profile, and the node while it is unlocked.
+    pub vault: Arc<Vault>,
     /// Set to `true` to stop the daemon (`POST /v1/shutdown`, a signal); ends event streams.
     pub stop: watch::Sender<bool>,
 }
 
-impl<B> Clone for AppState<B> {
-    fn clone(&self) -> Self {
-        AppState {
-            backend: self.backend.clone(),
-            stop: self.stop.clone(),
-        }
+impl AppState {
+    /// The running node, or `423 locked`.
+    async fn node(&self) -> Result<Arc<NodeBackend>, ApiError> {
+        self.vault.node().await
     }
 }
 
 /// The whole API behind its guard.
-pub fn router<B: Backend>(state: AppState<B>, guard_state: Guard) -> Router {
+pub fn router(state: AppState, guard_state: Guard) -> Router {
     let v1 = Router::new()
         .route("/health", get(health))
-        .route("/status", get(status::<B>))
-        .route("/circles", get(list_circles::<B>).post(create_circle::<B>))
-        .route("/circles/{circle}", get(show_circle::<B>))
-        .route("/circles/{circle}/leave", post(leave_circle::<B>))
-        .route("/circles/{circle}/invites", post(create_invite::<B>))
-        .route("/circles/{circle}/timeline", get(timeline::<B>))
-        .route("/circles/{circle}/entries", post(post_entry::<B>))
-        .route("/circles/{circle}/members", get(members::<B>))
-        .route(
-            "/circles/{circle}/members/{member}",
-            delete(remove_member::<B>),
-        )
-        .route(
-            "/circles/{circle}/members/{member}/promote",
-            post(promote::<B>),
-        )
+        .route("/status", get(status))
+        .route("/circles", get(list_circles).post(create_circle))
+        .route("/circles/{circle}", get(show_circle))
+        .route("/circles/{circle}/leave", post(leave_circle))
+        .route("/circles/{circle}/invites", post(create_invite))
+        .route("/circles/{circle}/timeline", get(timeline))
+        .route("/circles/{circle}/entries", post(post_entry))
+        .route("/circles/{circle}/members", get(members))
+        .route("/circles/{circle}/members/{member}", delete(remove_member))
+        .route("/circles/{circle}/members/{member}/promote", post(promote))
         .route(
             "/circles/{circle}/guidelines",
-            get(show_guidelines::<B>).put(set_guidelines::<B>),
+            get(show_guidelines).put(set_guidelines),
         )
         .route(
             "/circles/{circle}/guidelines/accept",
-            post(accept_guidelines::<B>),
+            post(accept_guidelines),
         )
-        .route(
-            "/circles/{circle}/entries/{entry}/hide",
-            post(hide_entry::<B>),
-        )
-        .route("/circles/{circle}/muted", get(muted::<B>))
-        .route(
-            "/circles/{circle}/muted/{member}",
-            put(mute::<B>).delete(unmute::<B>),
-        )
-        .route("/circles/{circle}/retention", put(set_retention::<B>))
-        .route("/retention/enforce", post(enforce_retention::<B>))
-        .route(
-            "/circles/{circle}/rounds",
-            get(rounds::<B>).post(open_round::<B>),
-        )
+        .route("/circles/{circle}/entries/{entry}/hide", post(hide_entry))
+        .route("/circles/{circle}/muted", get(muted))
+        .route("/circles/{circle}/muted/{member}", put(mute).delete(unmute))
+        .route("/circles/{circle}/retention", put(set_retention))
+        .route("/retention/enforce", post(enforce_retention))
+        .route("/circles/{circle}/rounds", get(rounds).post(open_round))
         .route(
             "/circles/{circle}/rounds/{round}/answers",
-            post(answer_round::<B>),
+            post(answer_round),
         )
-        .route("/circles/{circle}/goals", get(goals::<B>))
-        .route("/circles/{circle}/summary", get(summary::<B>))
-        .route("/join/preview", post(join_preview::<B>))
-        .route("/join", post(join::<B>))
-        .route("/join/decline", post(decline_join::<B>))
-        .route("/export", get(export::<B>))
-        .route("/events", get(events::<B>))
-        .route("/shutdown", post(shutdown::<B>));
+        .route("/circles/{circle}/goals", get(goals))
+        .route("/circles/{circle}/summary", get(summary))
+        .route("/join/preview", post(join_preview))
+        .route("/join", post(join))
+        .route("/join/decline", post(decline_join))
+        .route("/export", get(export))
+        .route("/events", get(events))
+        .route("/shutdown", post(shutdown));
     Router::new()
         .nest(crate::api::API_PREFIX, v1)
         .fallback(not_found)
@@ -279,8 +264,8 @@ pub fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-async fn resolve_circle<B: Backend>(
-    b: &B,
+async fn resolve_circle(
+    b: &NodeBackend,
     query: &str,
 ) -> Result<(CircleId, CircleSummary), ApiError> {
     // A full id names one circle: no need to list them all.
@@ -303,8 +288,8 @@ async fn resolve_circle<B: Backend>(
     Ok((id, c.clone()))
 }
 
-async fn resolve_member<B: Backend>(
-    b: &B,
+async fn resolve_member(
+    b: &NodeBackend,
     circle: CircleId,
     query: &str,
 ) -> Result<(MemberId, MemberView), ApiError> {
@@ -322,8 +307,8 @@ async fn resolve_member<B: Backend>(
     Ok((id, m.clone()))
 }
 
-async fn resolve_entry<B: Backend>(
-    b: &B,
+async fn resolve_entry(
+    b: &NodeBackend,
     circle: CircleId,
     query: &str,
 ) -> Result<EntryId, ApiError> {
@@ -353,8 +338,8 @@ async fn resolve_entry<B: Backend>(
     }
 }
 
-async fn resolve_my_goal<B: Backend>(
-    b: &B,
+async fn resolve_my_goal(
+    b: &NodeBackend,
     circle: CircleId,
     query: &str,
     today: LocalDay,
@@ -378,8 +363,8 @@ async fn resolve_my_goal<B: Backend>(
 
 /// Builds the content to write from its API form: resolves names and short ids, fills in
 /// today, and validates every limit.
-pub async fn build_content<B: Backend>(
-    b: &B,
+pub async fn build_content(
+    b: &NodeBackend,
     circle: CircleId,
     view: ContentView,
     today: LocalDay,
@@ -486,23 +471,23 @@ async fn health() -> Json<Health> {
     })
 }
 
-async fn status<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
-    Ok(Json(s.backend.status().await?).into_response())
+async fn status(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.node().await?.status().await?).into_response())
 }
 
-async fn list_circles<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
-    Ok(Json(s.backend.circles().await?).into_response())
+async fn list_circles(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.node().await?.circles().await?).into_response())
 }
 
-async fn create_circle<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn create_circle(
+    State(s): State<AppState>,
     Body(req): Body<CreateCircle>,
 ) -> Result<Response, ApiError> {
     let name = req.name.trim();
     if name.is_empty() {
         return Err(ApiError::invalid("a circle needs a name"));
     }
-    let circles = s.backend.circles().await?;
+    let circles = s.node().await?.circles().await?;
     if circles.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
         return Err(ApiError::invalid(format!(
             "you already have a circle named `{name}`: choose another name, so commands can tell them apart"
@@ -514,33 +499,33 @@ async fn create_circle<B: Backend>(
         display_name,
         ..req
     };
-    let created = s.backend.create_circle(req).await?;
+    let created = s.node().await?.create_circle(req).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn show_circle<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn show_circle(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    Ok(Json(s.backend.circle(id).await?).into_response())
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    Ok(Json(s.node().await?.circle(id).await?).into_response())
 }
 
-async fn leave_circle<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn leave_circle(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
-    s.backend.leave(id).await?;
+    let (id, summary) = resolve_circle(&*s.node().await?, &circle).await?;
+    s.node().await?.leave(id).await?;
     Ok(Json(serde_json::json!({ "left": summary.id, "name": summary.name })).into_response())
 }
 
-async fn create_invite<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn create_invite(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Body(req): Body<CreateInvite>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     if req.expires_in_secs == 0 || req.expires_in_secs > MAX_INVITE_SECS {
         return Err(ApiError::invalid(format!(
             "an invite lasts between 1 second and {} days",
@@ -554,7 +539,11 @@ async fn create_invite<B: Backend>(
     }
     let role = views::parse_role(&req.role)?;
     let expires_at_ms = days::now_ms() + req.expires_in_secs * 1000;
-    let invite = s.backend.invite(id, expires_at_ms, req.uses, role).await?;
+    let invite = s
+        .node()
+        .await?
+        .invite(id, expires_at_ms, req.uses, role)
+        .await?;
     Ok((StatusCode::CREATED, Json(invite)).into_response())
 }
 
@@ -579,17 +568,17 @@ pub fn parse_ticket(text: &str) -> Result<Ticket, ApiError> {
     Ok(ticket)
 }
 
-async fn join_preview<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn join_preview(
+    State(s): State<AppState>,
     Body(req): Body<JoinRequest>,
 ) -> Result<Response, ApiError> {
     let ticket = parse_ticket(&req.ticket)?;
-    refuse_if_member(&*s.backend, &ticket).await?;
-    Ok(Json(s.backend.join_preview(ticket).await?).into_response())
+    refuse_if_member(&*s.node().await?, &ticket).await?;
+    Ok(Json(s.node().await?.join_preview(ticket).await?).into_response())
 }
 
 /// `already_member` if this device is a member of the ticket's circle.
-async fn refuse_if_member<B: Backend>(b: &B, ticket: &Ticket) -> Result<(), ApiError> {
+async fn refuse_if_member(b: &NodeBackend, ticket: &Ticket) -> Result<(), ApiError> {
     let circle = ticket.circle().to_string();
     if b.circles()
         .await?
@@ -604,8 +593,8 @@ async fn refuse_if_member<B: Backend>(b: &B, ticket: &Ticket) -> Result<(), ApiE
     Ok(())
 }
 
-async fn join<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn join(
+    State(s): State<AppState>,
     Body(req): Body<JoinRequest>,
 ) -> Result<Response, ApiError> {
     let ticket = parse_ticket(&req.ticket)?;
@@ -615,9 +604,13 @@ async fn join<B: Backend>(
             "joining needs the guidelines accepted: send `accept_guidelines_version` from the preview",
         ));
     };
-    refuse_if_member(&*s.backend, &ticket).await?;
+    refuse_if_member(&*s.node().await?, &ticket).await?;
     let name = required_name(req.display_name)?;
-    let joined = s.backend.join(ticket, req.join, version, name).await?;
+    let joined = s
+        .node()
+        .await?
+        .join(ticket, req.join, version, name)
+        .await?;
     Ok((StatusCode::CREATED, Json(joined)).into_response())
 }
 
@@ -631,11 +624,11 @@ fn required_name(name: Option<String>) -> Result<String, ApiError> {
     }
 }
 
-async fn decline_join<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn decline_join(
+    State(s): State<AppState>,
     Body(req): Body<DeclineJoin>,
 ) -> Result<Response, ApiError> {
-    s.backend.decline_join(req.join).await?;
+    s.node().await?.decline_join(req.join).await?;
     Ok(Json(serde_json::json!({ "declined": req.join })).into_response())
 }
 
@@ -649,12 +642,12 @@ struct TimelineQuery {
 /// exist: pass it as `before` to read the page before it.
 pub const OLDER_HEADER: &str = "hearth-older";
 
-async fn timeline<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn timeline(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Params(q): Params<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_TIMELINE_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -662,10 +655,10 @@ async fn timeline<B: Backend>(
         )));
     }
     let before = match q.before.as_deref() {
-        Some(entry) => Some(resolve_entry(&*s.backend, id, entry).await?),
+        Some(entry) => Some(resolve_entry(&*s.node().await?, id, entry).await?),
         None => None,
     };
-    let (items, older) = s.backend.timeline_page(id, limit, before).await?;
+    let (items, older) = s.node().await?.timeline_page(id, limit, before).await?;
     let mut response = Json(items).into_response();
     if let Some(older) = older
         && let Ok(value) = axum::http::HeaderValue::from_str(&older.to_string())
@@ -684,16 +677,16 @@ fn today_of(q: Option<&str>) -> Result<LocalDay, ApiError> {
     views::day_or_today(q, days::today())
 }
 
-async fn post_entry<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn post_entry(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Params(q): Params<TodayQuery>,
     Body(view): Body<ContentView>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     let today = today_of(q.today.as_deref())?;
-    let content = build_content(&*s.backend, id, view, today).await?;
-    let written = write_content(&*s.backend, id, content).await?;
+    let content = build_content(&*s.node().await?, id, view, today).await?;
+    let written = write_content(&*s.node().await?, id, content).await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
 
@@ -701,8 +694,8 @@ async fn post_entry<B: Backend>(
 /// `check_in` (which seals those of "done only" goals), goal states, rounds and answers
 /// through theirs (which check the goal is yours, the round exists, your role), the rest
 /// through `post`.
-pub async fn write_content<B: Backend>(
-    b: &B,
+pub async fn write_content(
+    b: &NodeBackend,
     circle: CircleId,
     content: Content,
 ) -> Result<EntryRef, ApiError> {
@@ -727,55 +720,55 @@ pub async fn write_content<B: Backend>(
     }
 }
 
-async fn members<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn members(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    Ok(Json(s.backend.members(id).await?).into_response())
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    Ok(Json(s.node().await?.members(id).await?).into_response())
 }
 
-async fn remove_member<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn remove_member(
+    State(s): State<AppState>,
     Path((circle, member)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.node().await?, id, &member).await?;
     if view.me {
         return Err(ApiError::invalid(
             "you cannot remove yourself: use `leave` instead",
         ));
     }
-    s.backend.remove_member(id, member_id).await?;
+    s.node().await?.remove_member(id, member_id).await?;
     Ok(Json(serde_json::json!({ "removed": view.id, "name": view.name })).into_response())
 }
 
-async fn promote<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn promote(
+    State(s): State<AppState>,
     Path((circle, member)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
-    s.backend.promote(id, member_id).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.node().await?, id, &member).await?;
+    s.node().await?.promote(id, member_id).await?;
     Ok(Json(serde_json::json!({ "promoted": view.id, "name": view.name })).into_response())
 }
 
-async fn set_guidelines<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn set_guidelines(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Body(req): Body<SetGuidelines>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let version = s.backend.set_guidelines(id, req.text).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let version = s.node().await?.set_guidelines(id, req.text).await?;
     Ok(Json(serde_json::json!({ "version": version })).into_response())
 }
 
-async fn show_guidelines<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn show_guidelines(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
-    let detail = s.backend.circle(id).await?;
+    let (id, summary) = resolve_circle(&*s.node().await?, &circle).await?;
+    let detail = s.node().await?.circle(id).await?;
     let you_accepted = detail
         .members
         .iter()
@@ -792,19 +785,19 @@ async fn show_guidelines<B: Backend>(
     .into_response())
 }
 
-async fn accept_guidelines<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn accept_guidelines(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     OptionalBody(req): OptionalBody<AcceptGuidelines>,
 ) -> Result<Response, ApiError> {
-    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, summary) = resolve_circle(&*s.node().await?, &circle).await?;
     if !summary.member {
         return Err(ApiError::new(
             ErrorCode::NotPermitted,
             format!("you are no longer a member of `{}`", summary.name),
         ));
     }
-    let detail = s.backend.circle(id).await?;
+    let detail = s.node().await?.circle(id).await?;
     let current = detail.guidelines.version;
     if let Some(read) = req.version
         && read != current
@@ -825,7 +818,7 @@ async fn accept_guidelines<B: Backend>(
     let id = if already {
         None
     } else {
-        Some(s.backend.accept_guidelines(id).await?.id)
+        Some(s.node().await?.accept_guidelines(id).await?.id)
     };
     Ok(Json(GuidelinesAccepted {
         circle: summary.id,
@@ -835,45 +828,45 @@ async fn accept_guidelines<B: Backend>(
     .into_response())
 }
 
-async fn hide_entry<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn hide_entry(
+    State(s): State<AppState>,
     Path((circle, entry)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let target = resolve_entry(&*s.backend, id, &entry).await?;
-    let written = s.backend.hide(id, target).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let target = resolve_entry(&*s.node().await?, id, &entry).await?;
+    let written = s.node().await?.hide(id, target).await?;
     Ok(Json(serde_json::json!({ "hidden": target.to_string(), "id": written.id })).into_response())
 }
 
-async fn muted<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn muted(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    Ok(Json(s.backend.muted(id).await?).into_response())
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    Ok(Json(s.node().await?.muted(id).await?).into_response())
 }
 
-async fn mute<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn mute(
+    State(s): State<AppState>,
     Path((circle, member)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let (member_id, view) = resolve_member(&*s.backend, id, &member).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let (member_id, view) = resolve_member(&*s.node().await?, id, &member).await?;
     if view.me {
         return Err(ApiError::invalid("you cannot mute yourself"));
     }
-    s.backend.mute(id, member_id, true).await?;
+    s.node().await?.mute(id, member_id, true).await?;
     Ok(Json(serde_json::json!({ "muted": view.id, "name": view.name })).into_response())
 }
 
-async fn unmute<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn unmute(
+    State(s): State<AppState>,
     Path((circle, member)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     // Former members stay muted until unmuted: name them from the muted list too.
-    let mut known: Vec<MemberRef> = s.backend.muted(id).await?;
-    for m in s.backend.members(id).await? {
+    let mut known: Vec<MemberRef> = s.node().await?.muted(id).await?;
+    for m in s.node().await?.members(id).await? {
         if !known.iter().any(|k| k.id == m.id) {
             known.push(MemberRef {
                 id: m.id,
@@ -892,7 +885,7 @@ async fn unmute<B: Backend>(
     let member_id: MemberId =
         m.id.parse()
             .map_err(|_| ApiError::internal("the node listed a member with a malformed id"))?;
-    s.backend.mute(id, member_id, false).await?;
+    s.node().await?.mute(id, member_id, false).await?;
     Ok(Json(serde_json::json!({ "unmuted": m.id, "name": m.name })).into_response())
 }
 
@@ -910,14 +903,14 @@ pub fn check_retention(secs: Option<u64>) -> Result<Option<Duration>, ApiError> 
     }
 }
 
-async fn set_retention<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn set_retention(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Body(req): Body<SetRetention>,
 ) -> Result<Response, ApiError> {
     let retention = check_retention(req.retention_secs)?;
-    let (id, summary) = resolve_circle(&*s.backend, &circle).await?;
-    s.backend.set_retention(id, retention).await?;
+    let (id, summary) = resolve_circle(&*s.node().await?, &circle).await?;
+    s.node().await?.set_retention(id, retention).await?;
     Ok(Json(RetentionView {
         circle: summary.id,
         name: summary.name,
@@ -926,31 +919,31 @@ async fn set_retention<B: Backend>(
     .into_response())
 }
 
-async fn enforce_retention<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
-    Ok(Json(s.backend.enforce_retention().await?).into_response())
+async fn enforce_retention(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.node().await?.enforce_retention().await?).into_response())
 }
 
-async fn rounds<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn rounds(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    Ok(Json(s.backend.rounds(id).await?).into_response())
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    Ok(Json(s.node().await?.rounds(id).await?).into_response())
 }
 
-async fn open_round<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn open_round(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Body(req): Body<OpenRound>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     let question = req.question.trim().to_owned();
     Content::RoundOpen {
         question: question.clone(),
     }
     .validate()
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let written = s.backend.open_round(id, question).await?;
+    let written = s.node().await?.open_round(id, question).await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
 
@@ -974,13 +967,13 @@ pub fn pick_round<'a>(query: &str, rounds: &'a [RoundView]) -> Result<&'a RoundV
     )
 }
 
-async fn answer_round<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn answer_round(
+    State(s): State<AppState>,
     Path((circle, round)): Path<(String, String)>,
     Body(req): Body<AnswerRound>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
-    let rounds = s.backend.rounds(id).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
+    let rounds = s.node().await?.rounds(id).await?;
     let round: EntryId = pick_round(&round, &rounds)?
         .id
         .parse()
@@ -993,18 +986,22 @@ async fn answer_round<B: Backend>(
     }
     .validate()
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let written = s.backend.answer_round(id, round, req.mood, note).await?;
+    let written = s
+        .node()
+        .await?
+        .answer_round(id, round, req.mood, note)
+        .await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
 
-async fn goals<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn goals(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Params(q): Params<TodayQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     let today = today_of(q.today.as_deref())?;
-    Ok(Json(s.backend.goals(id, today).await?).into_response())
+    Ok(Json(s.node().await?.goals(id, today).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1013,15 +1010,15 @@ struct SummaryQuery {
     today: Option<String>,
 }
 
-async fn summary<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn summary(
+    State(s): State<AppState>,
     Path(circle): Path<String>,
     Params(q): Params<SummaryQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = resolve_circle(&*s.backend, &circle).await?;
+    let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
     let today = today_of(q.today.as_deref())?;
     let week = views::day_or_today(q.week.as_deref(), today)?.week_start();
-    Ok(Json(s.backend.summary(id, week, today).await?).into_response())
+    Ok(Json(s.node().await?.summary(id, week, today).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1030,14 +1027,14 @@ struct ExportQuery {
     today: Option<String>,
 }
 
-async fn export<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn export(
+    State(s): State<AppState>,
     Params(q): Params<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let today = today_of(q.today.as_deref())?;
     let circles = match q.circle {
-        Some(c) => vec![resolve_circle(&*s.backend, &c).await?.1],
-        None => s.backend.circles().await?,
+        Some(c) => vec![resolve_circle(&*s.node().await?, &c).await?.1],
+        None => s.node().await?.circles().await?,
     };
     let mut out = Vec::new();
     for c in circles {
@@ -1045,14 +1042,16 @@ async fn export<B: Backend>(
             c.id.parse()
                 .map_err(|_| ApiError::internal("malformed circle id"))?;
         let entries = s
-            .backend
+            .node()
+            .await?
             .timeline(id, usize::MAX)
             .await?
             .into_iter()
             .filter(|i| i.mine)
             .collect();
         let goals = s
-            .backend
+            .node()
+            .await?
             .goals(id, today)
             .await?
             .into_iter()
@@ -1079,12 +1078,12 @@ struct EventsQuery {
     circle: Option<String>,
 }
 
-async fn events<B: Backend>(
-    State(s): State<AppState<B>>,
+async fn events(
+    State(s): State<AppState>,
     Params(q): Params<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let filter = match q.circle {
-        Some(c) => Some(resolve_circle(&*s.backend, &c).await?.1.id),
+        Some(c) => Some(resolve_circle(&*s.node().await?, &c).await?.1.id),
         None => None,
     };
     let mut stop = s.stop.subscribe();
@@ -1092,7 +1091,7 @@ async fn events<B: Backend>(
         let _ = stop.wait_for(|v| *v).await;
     };
     let stream = s
-        .backend
+        .vault
         .events()
         .filter(move |e| {
             let keep = match (&filter, e.circle()) {
@@ -1112,7 +1111,7 @@ async fn events<B: Backend>(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-async fn shutdown<B: Backend>(State(s): State<AppState<B>>) -> Response {
+async fn shutdown(State(s): State<AppState>) -> Response {
     let _ = s.stop.send(true);
     (
         StatusCode::ACCEPTED,

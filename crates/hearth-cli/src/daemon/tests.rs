@@ -1,12 +1,12 @@
-//! The local API over a fake node: the guard (token, Host, Origin), JSON errors, name and
-//! short-id resolution, content building, and the client's error mapping.
+//! The local API over real nodes in memory ([`test_nodes`]): the guard (token, Host,
+//! Origin), JSON errors, name and short-id resolution, content building, the node's own rules
+//! as the API shows them, and the client's error mapping.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body as HttpBody;
 use axum::http::{Request, StatusCode, header};
-use hearth_proto::content::Content;
 use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::Role;
 use hearth_proto::{CircleId, EntryId};
@@ -14,18 +14,25 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::fake::FakeBackend;
 use super::guard::Guard;
+use super::node::NodeBackend;
 use super::routes::{AppState, router};
+use super::test_nodes::{self, ana_with, eventually, join, unused_prefix};
 use crate::api::ErrorCode;
 use crate::client::ApiClient;
 
 const PORT: u16 = 4567;
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn app(backend: Arc<FakeBackend>) -> Router {
+fn app(backend: Arc<NodeBackend>) -> Router {
     let (stop, _) = watch::channel(false);
-    router(AppState { backend, stop }, Guard::new(PORT, TOKEN))
+    router(
+        AppState {
+            vault: test_nodes::vault(backend),
+            stop,
+        },
+        Guard::new(PORT, TOKEN),
+    )
 }
 
 fn request(method: &str, path: &str, body: Option<Value>) -> axum::http::request::Builder {
@@ -67,11 +74,32 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
 }
 
+/// The whole timeline of a circle, oldest first.
+async fn whole_timeline(app: &Router, circle: &str) -> Vec<Value> {
+    let (status, items) = get(app, &format!("/v1/circles/{circle}/timeline?limit=1000")).await;
+    assert_eq!(status, StatusCode::OK, "{items}");
+    items.as_array().unwrap().clone()
+}
+
+/// The timeline item with this id.
+fn item<'a>(items: &'a [Value], id: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id} in {items:?}"))
+}
+
+/// How many entries this device holds in a circle.
+async fn entry_count(app: &Router, circle: &str) -> u64 {
+    let (_, detail) = get(app, &format!("/v1/circles/{circle}")).await;
+    detail["entries"].as_u64().unwrap()
+}
+
 // ----- the guard ------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn a_request_without_or_with_a_wrong_token_is_refused() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     let no_token = Request::get("/v1/health")
         .header(header::HOST, format!("127.0.0.1:{PORT}"))
         .body(HttpBody::empty())
@@ -114,7 +142,7 @@ async fn a_request_without_or_with_a_wrong_token_is_refused() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_even_with_the_token() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     for origin in [
         "http://evil.example",
         "null",
@@ -143,7 +171,7 @@ async fn a_foreign_origin_is_refused_even_with_the_token() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_before_the_token_is_checked() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     let req = Request::post("/v1/shutdown")
         .header(header::HOST, format!("127.0.0.1:{PORT}"))
         .header(header::ORIGIN, "http://evil.example")
@@ -156,7 +184,7 @@ async fn a_foreign_origin_is_refused_before_the_token_is_checked() {
 
 #[tokio::test]
 async fn a_rebound_host_name_is_refused() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     for host in [
         "evil.example:4567".to_owned(),
         "127.0.0.1".to_owned(),
@@ -184,7 +212,7 @@ async fn a_rebound_host_name_is_refused() {
 
 #[tokio::test]
 async fn unknown_routes_methods_and_bodies_get_json_errors() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     let (status, body) = get(&app, "/v1/nothing").await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     let (status, body) = send(&app, "PUT", "/v1/circles", json!({})).await;
@@ -208,10 +236,13 @@ async fn unknown_routes_methods_and_bodies_get_json_errors() {
 
 #[tokio::test]
 async fn circles_are_named_by_name_or_unique_prefix_and_ambiguity_lists_candidates() {
-    let fake = Arc::new(FakeBackend::new());
-    let tuesday = fake.add_circle("Tuesday circle", 0xa1);
-    let _ = fake.add_circle("Walkers", 0xa1);
-    let app = app(fake.clone());
+    let (ana, tuesday) = ana_with("Tuesday circle").await;
+    // Real ids are random: a circle named after the start of another's id makes that start
+    // name two circles.
+    let walkers = test_nodes::create(ana.client(), "Walkers").await;
+    let prefix = walkers.to_string()[..4].to_owned();
+    test_nodes::create(ana.client(), &prefix).await;
+    let app = app(ana);
 
     let (status, body) = get(&app, "/v1/circles/tuesday%20circle").await;
     assert_eq!(status, StatusCode::OK);
@@ -222,7 +253,7 @@ async fn circles_are_named_by_name_or_unique_prefix_and_ambiguity_lists_candidat
         (StatusCode::OK, Some("Tuesday circle"))
     );
 
-    let (status, body) = get(&app, "/v1/circles/a1a1").await;
+    let (status, body) = get(&app, &format!("/v1/circles/{prefix}")).await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "ambiguous"));
     assert_eq!(body["error"]["candidates"].as_array().unwrap().len(), 2);
 
@@ -238,9 +269,8 @@ async fn circles_are_named_by_name_or_unique_prefix_and_ambiguity_lists_candidat
 
 #[tokio::test]
 async fn creating_a_circle_needs_a_display_name_and_a_new_name() {
-    let fake = Arc::new(FakeBackend::new());
-    fake.add_circle("Walkers", 0x10);
-    let app = app(fake);
+    let (ana, _) = ana_with("Walkers").await;
+    let app = app(ana);
     let (status, body) = send(&app, "POST", "/v1/circles", json!({ "name": "Readers" })).await;
     assert_eq!(
         (status, code(&body)),
@@ -272,10 +302,9 @@ async fn creating_a_circle_needs_a_display_name_and_a_new_name() {
 
 #[tokio::test]
 async fn members_are_resolved_and_you_cannot_remove_yourself() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    let ben = fake.add_member(c, "Ben", 0xbe);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (_ben_node, ben) = join(ana.client(), c, "Ben", Role::Member).await;
+    let app = app(ana);
     let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ana", json!({})).await;
     assert_eq!(
         (status, code(&body)),
@@ -298,9 +327,8 @@ async fn members_are_resolved_and_you_cannot_remove_yourself() {
 
 #[tokio::test]
 async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    let app = app(fake.clone());
+    let (ana, _) = ana_with("Walkers").await;
+    let app = app(ana);
 
     let (status, first) = send(
         &app,
@@ -312,7 +340,7 @@ async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
     assert_eq!(status, StatusCode::CREATED);
     let first: EntryId = first["id"].as_str().unwrap().parse().unwrap();
     let short = &first.to_string()[..8];
-    let (status, _) = send(
+    let (status, reply) = send(
         &app,
         "POST",
         "/v1/circles/Walkers/entries",
@@ -320,6 +348,7 @@ async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    let reply = reply["id"].as_str().unwrap().to_owned();
     let (status, _) = send(
         &app,
         "POST",
@@ -338,29 +367,33 @@ async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let goal: EntryId = goal["id"].as_str().unwrap().parse().unwrap();
-    let (status, _) = send(
+    let (status, check_in) = send(
         &app,
         "POST",
         "/v1/circles/Walkers/entries?today=2026-11-21",
         json!({ "type": "check_in", "goal": "walk", "outcome": { "kind": "value", "value": 2500 }, "mood": 4 }),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{check_in}");
+    let check_in = check_in["id"].as_str().unwrap().to_owned();
 
-    let posted = fake.posted.lock().unwrap().clone();
-    assert!(posted.iter().all(|(circle, _)| *circle == c));
-    assert!(matches!(&posted[1].1, Content::Text { reply_to: Some(r), .. } if *r == first));
-    assert!(matches!(&posted[2].1, Content::Reaction { target, .. } if *target == first));
-    match &posted[4].1 {
-        Content::CheckIn {
-            goal: g, day, mood, ..
-        } => {
-            assert_eq!(*g, goal);
-            assert_eq!(day.to_string(), "2026-11-21");
-            assert_eq!(*mood, Some(4));
-        }
-        other => panic!("not a check-in: {other:?}"),
-    }
+    // What the node wrote, read back: short ids and the goal's title resolved, today filled in.
+    let items = whole_timeline(&app, "Walkers").await;
+    let first = first.to_string();
+    let reply = item(&items, &reply);
+    assert_eq!(reply["content"]["reply_to"], first.as_str());
+    assert_eq!(reply["content_warning"], "none really");
+    assert_eq!(
+        item(&items, &first)["reactions"][0]["emoji"],
+        "❤",
+        "the reaction names the entry its short id starts"
+    );
+    let check_in = &item(&items, &check_in)["content"];
+    assert_eq!(check_in["type"], "check_in", "{check_in}");
+    assert_eq!(check_in["goal"], goal.to_string());
+    assert_eq!(check_in["day"], "2026-11-21");
+    assert_eq!(check_in["mood"], 4);
+    let written = entry_count(&app, "Walkers").await;
 
     // Broken rules come back as invalid_input, and nothing is written.
     for bad in [
@@ -385,14 +418,19 @@ async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
     )
     .await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
-    assert_eq!(fake.posted.lock().unwrap().len(), 5);
+    assert_eq!(
+        entry_count(&app, "Walkers").await,
+        written,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn check_ins_goal_states_and_rounds_go_through_the_nodes_own_methods() {
-    let fake = Arc::new(FakeBackend::new());
-    fake.add_circle("Walkers", 0x10);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Member).await;
+    let ben_app = app(ben);
+    let app = app(ana);
     let entries = "/v1/circles/Walkers/entries?today=2026-11-21";
     for body in [
         json!({ "type": "goal", "title": "Walk", "cadence": { "kind": "daily" }, "visibility": "done_only" }),
@@ -403,19 +441,45 @@ async fn check_ins_goal_states_and_rounds_go_through_the_nodes_own_methods() {
         let (status, resp) = send(&app, "POST", entries, body.clone()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}: {resp}");
     }
-    assert_eq!(
-        *fake.calls.lock().unwrap(),
-        ["post", "check_in", "set_goal_status", "open_round"],
-        "a check-in is written with check_in, so the node seals it for a done-only goal"
+    // A check-in to a done-only goal is sealed: its author reads her note, the circle sees
+    // the day done and nothing else.
+    let own = whole_timeline(&app, "Walkers").await;
+    assert!(
+        own.iter().any(|i| i["content"]["note"] == "private"),
+        "{own:?}"
     );
+    eventually("Ben's node receives the round", || async {
+        whole_timeline(&ben_app, "Walkers")
+            .await
+            .iter()
+            .any(|i| i["content"]["type"] == "round_open")
+    })
+    .await;
+    let seen = whole_timeline(&ben_app, "Walkers").await;
+    let sealed: Vec<&Value> = seen
+        .iter()
+        .filter(|i| i["content"]["type"] == "private_check_in")
+        .collect();
+    assert_eq!(sealed.len(), 1, "{seen:?}");
+    assert_eq!(sealed[0]["content"]["day"], "2026-11-21");
+    assert!(
+        !Value::Array(seen.clone())
+            .to_string()
+            .contains("\"private\""),
+        "the note never leaves Ana's device"
+    );
+    let (_, goals) = get(&app, "/v1/circles/Walkers/goals?today=2026-11-21").await;
+    assert_eq!(goals[0]["state"], "paused", "{goals}");
+    let (_, rounds) = get(&app, "/v1/circles/Walkers/rounds").await;
+    assert_eq!(rounds[0]["question"], "How are you?");
 }
 
 #[tokio::test]
 async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    fake.add_member(c, "Ben", 0xbe);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Member).await;
+    let ben_app = app(ben);
+    let app = app(ana);
 
     let (status, g) = get(&app, "/v1/circles/Walkers/guidelines").await;
     assert_eq!(status, StatusCode::OK);
@@ -450,16 +514,17 @@ async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() 
         (Some(2), &Value::Null)
     );
 
-    // Someone who has not accepted v3 yet: the version read must be the current one.
-    fake.with(c, |c| {
-        c.guidelines = (3, "Be kind. Listen. Rest.".into());
+    // Ben has not accepted version 2 yet: the version he read must be the current one.
+    eventually("Ben's node learns of version 2", || async {
+        get(&ben_app, "/v1/circles/Walkers/guidelines").await.1["version"] == 2
     })
-    .unwrap();
+    .await;
+    let written = entry_count(&ben_app, "Walkers").await;
     let (status, body) = send(
-        &app,
+        &ben_app,
         "POST",
         "/v1/circles/Walkers/guidelines/accept",
-        json!({ "version": 2 }),
+        json!({ "version": 1 }),
     )
     .await;
     assert_eq!(
@@ -470,27 +535,34 @@ async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() 
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("now version 3")
+            .contains("now version 2")
     );
-    assert!(!fake.calls.lock().unwrap().contains(&"accept_guidelines"));
+    assert_eq!(
+        entry_count(&ben_app, "Walkers").await,
+        written,
+        "nothing was accepted"
+    );
     // An empty body accepts the current version.
     let req = request("POST", "/v1/circles/Walkers/guidelines/accept", None)
         .body(HttpBody::empty())
         .unwrap();
-    let (status, body) = call(&app, req).await;
+    let (status, body) = call(&ben_app, req).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["version"], 3);
+    assert_eq!(body["version"], 2);
     assert!(body["id"].is_string());
-    let (_, members) = get(&app, "/v1/circles/Walkers/members").await;
-    let ana = members
+    let (_, members) = get(&ben_app, "/v1/circles/Walkers/members").await;
+    let me = members
         .as_array()
         .unwrap()
         .iter()
         .find(|m| m["me"] == true)
         .unwrap();
-    assert_eq!(ana["accepted_guidelines"], 3);
+    assert_eq!(
+        (me["name"].as_str(), me["accepted_guidelines"].as_u64()),
+        (Some("Ben"), Some(2))
+    );
     let (status, body) = send(
-        &app,
+        &ben_app,
         "POST",
         "/v1/circles/Walkers/guidelines/accept",
         json!({ "version": "two" }),
@@ -501,9 +573,9 @@ async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() 
         (StatusCode::BAD_REQUEST, "invalid_input")
     );
 
-    fake.demote_me(c);
+    // Ben is a member, not a facilitator.
     let (status, body) = send(
-        &app,
+        &ben_app,
         "PUT",
         "/v1/circles/Walkers/guidelines",
         json!({ "text": "mine now" }),
@@ -517,9 +589,10 @@ async fn guidelines_are_shown_changed_and_accepted_once_with_the_version_read() 
 
 #[tokio::test]
 async fn facilitators_hide_entries_by_short_id() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Member).await;
+    let ben_app = app(ben);
+    let app = app(ana);
     let (_, written) = send(
         &app,
         "POST",
@@ -537,12 +610,18 @@ async fn facilitators_hide_entries_by_short_id() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["hidden"], id.as_str());
-    let (_, timeline) = get(&app, "/v1/circles/Walkers/timeline").await;
-    assert!(timeline.as_array().unwrap().is_empty());
+    let timeline = whole_timeline(&app, "Walkers").await;
+    assert!(
+        !Value::Array(timeline.clone())
+            .to_string()
+            .contains("something hurtful"),
+        "{timeline:?}"
+    );
+    let unused = unused_prefix(timeline.iter().map(|i| i["id"].as_str().unwrap()));
     let (status, body) = send(
         &app,
         "POST",
-        "/v1/circles/Walkers/entries/abcd/hide",
+        &format!("/v1/circles/Walkers/entries/{unused}/hide"),
         json!({}),
     )
     .await;
@@ -566,12 +645,17 @@ async fn facilitators_hide_entries_by_short_id() {
         json!({ "type": "text", "body": "hello" }),
     )
     .await;
-    fake.demote_me(c);
-    let path = format!(
-        "/v1/circles/Walkers/entries/{}/hide",
-        other["id"].as_str().unwrap()
-    );
-    let (status, body) = send(&app, "POST", &path, json!({})).await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    // Ben, a member, holds the entry but may not hide it.
+    eventually("Ben's node receives the entry", || async {
+        whole_timeline(&ben_app, "Walkers")
+            .await
+            .iter()
+            .any(|i| i["id"] == other.as_str())
+    })
+    .await;
+    let path = format!("/v1/circles/Walkers/entries/{other}/hide");
+    let (status, body) = send(&ben_app, "POST", &path, json!({})).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::FORBIDDEN, "not_permitted")
@@ -580,10 +664,9 @@ async fn facilitators_hide_entries_by_short_id() {
 
 #[tokio::test]
 async fn members_are_muted_and_unmuted_by_name_on_this_device() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    let ben = fake.add_member(c, "Ben", 0xbe);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (_ben_node, ben) = join(ana.client(), c, "Ben", Role::Member).await;
+    let app = app(ana);
     let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/ben", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -603,12 +686,19 @@ async fn members_are_muted_and_unmuted_by_name_on_this_device() {
     let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/Cy", json!({})).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
 
-    // A former member stays muted until unmuted, and can still be named to unmute her.
-    fake.with(c, |c| c.members.retain(|m| m.name != "Ben"))
-        .unwrap();
+    // A former member stays muted until unmuted, and can still be named to unmute him, by his
+    // short id: the node names members from the current membership only, so his name is gone
+    // from this device (the membership items of the timeline name him by short id too).
+    let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ben", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, members) = get(&app, "/v1/circles/Walkers/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 1);
     let short = &ben.to_string()[..8];
     let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
-    assert_eq!(list[0]["name"], short);
+    assert_eq!(
+        list,
+        json!([{ "id": ben.to_string(), "name": short, "me": false }])
+    );
     let (status, body) = send(
         &app,
         "DELETE",
@@ -620,14 +710,14 @@ async fn members_are_muted_and_unmuted_by_name_on_this_device() {
     assert_eq!(body["unmuted"], ben.to_string());
     let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
     assert_eq!(list, json!([]));
-    assert_eq!(*fake.calls.lock().unwrap(), ["mute", "unmute"]);
 }
 
 #[tokio::test]
 async fn retention_is_checked_set_by_facilitators_and_shown_with_the_circle() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Member).await;
+    let ben_app = app(ben);
+    let app = app(ana);
     for bad in [
         json!({ "retention_secs": 0 }),
         json!({ "retention_secs": 59 }),
@@ -674,9 +764,9 @@ async fn retention_is_checked_set_by_facilitators_and_shown_with_the_circle() {
     let (_, detail) = get(&app, "/v1/circles/Walkers").await;
     assert_eq!(detail["retention_secs"], Value::Null);
 
-    fake.demote_me(c);
+    // Ben is a member, not a facilitator.
     let (status, body) = send(
-        &app,
+        &ben_app,
         "PUT",
         "/v1/circles/Walkers/retention",
         json!({ "retention_secs": week }),
@@ -690,10 +780,10 @@ async fn retention_is_checked_set_by_facilitators_and_shown_with_the_circle() {
 
 #[tokio::test]
 async fn rounds_are_opened_answered_by_prefix_or_latest_and_show_who_has_not_answered() {
-    let fake = Arc::new(FakeBackend::new());
-    let c = fake.add_circle("Walkers", 0x10);
-    fake.add_member(c, "Ben", 0xbe);
-    let app = app(fake.clone());
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Member).await;
+    let ben_app = app(ben);
+    let app = app(ana);
     let (status, body) = send(
         &app,
         "POST",
@@ -772,10 +862,11 @@ async fn rounds_are_opened_answered_by_prefix_or_latest_and_show_who_has_not_ans
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    let unused = unused_prefix([first.as_str(), second.as_str()]);
     let (status, body) = send(
         &app,
         "POST",
-        "/v1/circles/Walkers/rounds/ffff/answers",
+        &format!("/v1/circles/Walkers/rounds/{unused}/answers"),
         json!({ "mood": 2 }),
     )
     .await;
@@ -799,9 +890,9 @@ async fn rounds_are_opened_answered_by_prefix_or_latest_and_show_who_has_not_ans
     assert_eq!(rounds[1]["answered"], json!([rounds[1]["opened_by"]]));
     assert_eq!(rounds[1]["not_answered"][0]["name"], "Ben");
 
-    fake.demote_me(c);
+    // Ben is a member, not a facilitator.
     let (status, body) = send(
-        &app,
+        &ben_app,
         "POST",
         "/v1/circles/Walkers/rounds",
         json!({ "question": "Me too?" }),
@@ -816,6 +907,15 @@ async fn rounds_are_opened_answered_by_prefix_or_latest_and_show_who_has_not_ans
 // ----- joining --------------------------------------------------------------------------------
 
 fn ticket(expires_at_ms: u64, now_ms: u64) -> String {
+    ticket_from(
+        &hearth_node::libp2p::PeerId::random().to_bytes(),
+        expires_at_ms,
+        now_ms,
+    )
+}
+
+/// A ticket from `peer` to a circle nobody holds, naming an address nobody listens on.
+fn ticket_from(peer: &[u8], expires_at_ms: u64, now_ms: u64) -> String {
     let mut book = InviteBook::new();
     let issued = book
         .issue(
@@ -830,7 +930,7 @@ fn ticket(expires_at_ms: u64, now_ms: u64) -> String {
         .ticket(
             CircleId::from_bytes([7; 32]),
             "Tuesday circle",
-            b"peer",
+            peer,
             &["/ip4/127.0.0.1/tcp/1".to_owned()],
         )
         .unwrap()
@@ -839,7 +939,7 @@ fn ticket(expires_at_ms: u64, now_ms: u64) -> String {
 
 #[tokio::test]
 async fn bad_and_expired_tickets_are_refused_with_their_own_codes() {
-    let app = app(Arc::new(FakeBackend::new()));
+    let app = app(test_nodes::node().await);
     let (status, body) = send(
         &app,
         "POST",
@@ -884,19 +984,102 @@ async fn bad_and_expired_tickets_are_refused_with_their_own_codes() {
             .starts_with("this invite expired on 1970-01-01")
     );
 
-    let (status, body) = send(&app, "POST", "/v1/join/preview", json!({ "ticket": good })).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["circle_name"], "Tuesday circle");
+    // The node reads the inviter's peer id: a malformed one is the ticket's fault.
+    let bad_peer = ticket_from(b"peer", crate::days::now_ms() + 3_600_000, 0);
     let (status, body) = send(
         &app,
         "POST",
-        "/v1/join",
-        json!({ "ticket": good, "display_name": "Ben" }),
+        "/v1/join/preview",
+        json!({ "ticket": bad_peer }),
     )
     .await;
     assert_eq!(
         (status, code(&body)),
-        (StatusCode::CONFLICT, "guidelines_declined")
+        (StatusCode::BAD_REQUEST, "invalid_ticket")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("peer id is malformed")
+    );
+
+    // A well-formed ticket whose inviter cannot be reached.
+    let (status, body) = send(&app, "POST", "/v1/join/preview", json!({ "ticket": good })).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::GATEWAY_TIMEOUT, "unreachable"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_real_invite_is_previewed_and_joined_only_with_the_guidelines_accepted() {
+    let (ana, c) = ana_with("Tuesday circle").await;
+    let ticket = test_nodes::invite(ana.client(), c, Role::Member).await;
+    let app = app(test_nodes::node().await);
+
+    let (status, preview) = send(
+        &app,
+        "POST",
+        "/v1/join/preview",
+        json!({ "ticket": ticket }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["circle_name"], "Tuesday circle");
+    assert_eq!(preview["guidelines"]["version"], 1);
+    assert_eq!(preview["guidelines"]["text"], "Be kind.");
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join",
+        json!({ "ticket": ticket, "join": preview["join"], "display_name": "Ben" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "guidelines_declined"),
+        "no version accepted"
+    );
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join",
+        json!({ "ticket": ticket, "join": preview["join"], "accept_guidelines_version": 2, "display_name": "Ben" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "guidelines_declined"),
+        "a version the circle does not offer: {body}"
+    );
+
+    // Accepting the version offered joins (the declined attempt did not use the invite up).
+    let (status, joined) = send(
+        &app,
+        "POST",
+        "/v1/join",
+        json!({ "ticket": ticket, "accept_guidelines_version": 1, "display_name": "Ben" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{joined}");
+    assert_eq!(
+        (joined["name"].as_str(), joined["role"].as_str()),
+        (Some("Tuesday circle"), Some("member"))
+    );
+    let (_, members) = get(&app, "/v1/circles/Tuesday%20circle/members").await;
+    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/v1/join/preview",
+        json!({ "ticket": ticket }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "already_member")
     );
 }
 
@@ -904,12 +1087,11 @@ async fn bad_and_expired_tickets_are_refused_with_their_own_codes() {
 
 #[tokio::test]
 async fn the_event_stream_carries_new_entries_and_ends_on_stop() {
-    let fake = Arc::new(FakeBackend::new());
-    fake.add_circle("Walkers", 0x10);
+    let (ana, _) = ana_with("Walkers").await;
     let (stop, _) = watch::channel(false);
     let app = router(
         AppState {
-            backend: fake.clone(),
+            vault: test_nodes::vault(ana),
             stop: stop.clone(),
         },
         Guard::new(PORT, TOKEN),
@@ -961,7 +1143,7 @@ async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
     let port = listener.local_addr().unwrap().port();
     let (stop, _) = watch::channel(false);
     let server = tokio::spawn(super::serve(
-        Arc::new(FakeBackend::new()),
+        test_nodes::vault(test_nodes::node().await),
         listener,
         TOKEN.to_owned(),
         stop.clone(),
@@ -999,9 +1181,8 @@ async fn the_client_maps_a_refused_token_and_a_missing_daemon() {
 
 #[tokio::test]
 async fn timeline_pages_follow_the_older_header_and_bad_limits_are_errors_not_clamped() {
-    let fake = Arc::new(FakeBackend::new());
-    let _ = fake.add_circle("Walkers", 0xa1);
-    let app = app(fake.clone());
+    let (ana, _) = ana_with("Walkers").await;
+    let app = app(ana);
     for i in 0..5 {
         let (status, _) = send(
             &app,
@@ -1035,7 +1216,14 @@ async fn timeline_pages_follow_the_older_header_and_bad_limits_are_errors_not_cl
         v.as_array()
             .unwrap()
             .iter()
-            .map(|i| i["content"]["body"].as_str().unwrap().to_owned())
+            .map(|i| {
+                let c = &i["content"];
+                c["body"]
+                    .as_str()
+                    .or(c["type"].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     };
     let (status, latest, older) = page("/v1/circles/Walkers/timeline?limit=2".into()).await;
@@ -1048,13 +1236,33 @@ async fn timeline_pages_follow_the_older_header_and_bad_limits_are_errors_not_cl
     ))
     .await;
     assert_eq!(bodies(&next), ["hello 1", "hello 2"]);
-    let (_, last, older) = page(format!(
-        "/v1/circles/Walkers/timeline?limit=2&before={}",
-        older.unwrap()
-    ))
-    .await;
-    assert_eq!(bodies(&last), ["hello 0"]);
-    assert_eq!(older, None, "the first item has nothing before it");
+    // The real timeline starts with the circle's creation, before "hello 0".
+    let mut older = older;
+    let mut earlier: Vec<Value> = Vec::new();
+    while let Some(before) = older {
+        let (status, page, next) = page(format!(
+            "/v1/circles/Walkers/timeline?limit=2&before={before}"
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        earlier.splice(0..0, page.as_array().unwrap().iter().cloned());
+        older = next;
+    }
+    let whole = whole_timeline(&app, "Walkers").await;
+    assert_eq!(
+        earlier.len() + 4,
+        whole.len(),
+        "the pages hold the whole timeline"
+    );
+    assert_eq!(earlier, whole[..earlier.len()]);
+    assert_eq!(
+        bodies(&Value::Array(earlier))
+            .iter()
+            .filter(|b| b.starts_with("hello"))
+            .collect::<Vec<_>>(),
+        ["hello 0"],
+        "the first item has nothing before it"
+    );
 
     for bad in ["0", "1001"] {
         let (status, body) = get(&app, &format!("/v1/circles/Walkers/timeline?limit={bad}")).await;

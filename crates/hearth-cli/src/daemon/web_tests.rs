@@ -1,6 +1,6 @@
-//! The web app's front door over a fake node and a fake lock: the one-time login link, the
-//! session cookie as an alternative to the token (with the Origin rule for writes), the
-//! security headers, the embedded pages, and unlock / create / lock.
+//! The web app's front door over a real node in memory and a fake lock: the one-time login
+//! link, the session cookie as an alternative to the token (with the Origin rule for writes),
+//! the security headers, the embedded pages, and unlock / create / lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::error::ApiError;
-use super::fake::FakeBackend;
 use super::guard::Guard;
 use super::routes::{AppState, router};
 use super::session::{Sessions, cookie_name};
+use super::test_nodes;
 use super::vault::{LockState, Locker};
 use super::web::{CSP, Web, with_web};
 use crate::api::ErrorCode;
@@ -67,7 +67,7 @@ struct Setup {
     locker: Arc<FakeLocker>,
 }
 
-fn setup(profile: bool) -> Setup {
+async fn setup(profile: bool) -> Setup {
     let sessions = Arc::new(Sessions::new(PORT));
     let locker = Arc::new(FakeLocker {
         state: Mutex::new(LockState {
@@ -80,7 +80,7 @@ fn setup(profile: bool) -> Setup {
     let (stop, _) = watch::channel(false);
     let api = router(
         AppState {
-            backend: Arc::new(FakeBackend::new()),
+            vault: test_nodes::vault(test_nodes::node().await),
             stop,
         },
         guard.clone(),
@@ -139,7 +139,7 @@ async fn log_in(s: &Setup) -> String {
 
 #[tokio::test]
 async fn a_login_link_sets_a_strict_httponly_cookie_once() {
-    let s = setup(true);
+    let s = setup(true).await;
     let link = s.sessions.login_link(Instant::now());
     let path = link.trim_start_matches(OWN_ORIGIN).to_owned();
     let (status, headers, _) =
@@ -171,7 +171,7 @@ async fn a_login_link_sets_a_strict_httponly_cookie_once() {
 
 #[tokio::test]
 async fn the_cookie_replaces_the_token_and_writes_need_the_own_origin() {
-    let s = setup(true);
+    let s = setup(true).await;
     let cookie = log_in(&s).await;
     let get = |origin: Option<&str>| {
         let mut r = req("GET", "/v1/circles").header(header::COOKIE, cookie.clone());
@@ -238,7 +238,7 @@ async fn the_cookie_replaces_the_token_and_writes_need_the_own_origin() {
 
 #[tokio::test]
 async fn pages_carry_a_strict_csp_and_embed_no_inline_script() {
-    let s = setup(true);
+    let s = setup(true).await;
     let (status, headers, body) =
         call(&s.app, req("GET", "/").body(HttpBody::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -311,7 +311,7 @@ async fn pages_carry_a_strict_csp_and_embed_no_inline_script() {
 
 #[tokio::test]
 async fn unlock_create_and_lock_need_a_session_and_a_wrong_passphrase_changes_nothing() {
-    let s = setup(true);
+    let s = setup(true).await;
     let (status, _, _) = call(
         &s.app,
         req("POST", "/v1/session/unlock")
@@ -357,7 +357,7 @@ async fn unlock_create_and_lock_need_a_session_and_a_wrong_passphrase_changes_no
     assert_eq!(status, StatusCode::OK);
     assert!(!serde_json::from_str::<LockState>(&body).unwrap().unlocked);
 
-    let fresh = setup(false);
+    let fresh = setup(false).await;
     let cookie = log_in(&fresh).await;
     let create = |pass: &str| {
         req("POST", "/v1/session/create")
@@ -379,7 +379,7 @@ async fn unlock_create_and_lock_need_a_session_and_a_wrong_passphrase_changes_no
 
 #[tokio::test]
 async fn the_token_mints_login_links_and_the_qr_code_is_svg() {
-    let s = setup(true);
+    let s = setup(true).await;
     let auth = |r: axum::http::request::Builder| {
         r.header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
     };

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use hearth_proto::CircleId;
-use hearth_store::{Passphrase, Profile, SecretBytes, SledStore, StorageHealth, Store, StoreError};
+use hearth_store::{
+    MemoryStore, Passphrase, Profile, SecretBytes, SledStore, StorageHealth, Store, StoreError,
+};
 use libp2p::gossipsub::TopicHash;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
@@ -65,7 +67,8 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NodeEvent>,
     store: Arc<dyn Store>,
-    /// The same store as its sled type, for compaction (retention).
+    /// The same store as its sled type, for compaction (retention); `None` for an in-memory
+    /// node ([`new_in_memory`]).
     sled: Option<Arc<SledStore>>,
     config: NodeConfig,
     rng: StdRng,
@@ -122,7 +125,70 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         tokio::task::spawn_blocking(move || open_or_create(&dir, &passphrase, kdf))
             .await
             .map_err(|e| NodeError::Setup(format!("the store task failed: {e}")))??;
-    let store: Arc<dyn Store> = sled.clone();
+    assemble(sled.clone(), Some(sled), config, Reach::Sockets).await
+}
+
+/// [`new`], then runs the event loop on a tokio task.
+pub async fn spawn(config: NodeConfig) -> Result<(Client, JoinHandle<()>), NodeError> {
+    let (client, event_loop) = new(config).await?;
+    let handle = tokio::spawn(event_loop.run());
+    Ok((client, handle))
+}
+
+/// A node over a fresh [`MemoryStore`] (a new identity, nothing on disk) whose swarm has only
+/// an in-process transport: no socket is opened, nothing is dialed outside this process. Two
+/// such nodes in one process reach each other through their `/memory/…` listen addresses, so
+/// an invite made by one can be used by the other.
+///
+/// This is for tests and for embedding the node in another program's tests, not a second way
+/// to run a device: nothing it holds survives the process. Start from
+/// [`NodeConfig::in_memory`]; a configuration that asks for sockets (a TCP or QUIC listen
+/// address, mDNS, UPnP, bootstrap peers or relays) is refused, since this node could not keep
+/// that promise. `data_dir`, `passphrase` and `kdf` are not used.
+pub async fn new_in_memory(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
+    if let Some(addr) = config.listen.iter().find(|a| {
+        !matches!(
+            a.iter().next(),
+            Some(libp2p::multiaddr::Protocol::Memory(_))
+        )
+    }) {
+        return Err(NodeError::Setup(format!(
+            "an in-memory node listens only on `/memory/…` addresses, not on {addr}"
+        )));
+    }
+    if config.mdns || config.upnp || !config.bootstrap.is_empty() || !config.relays.is_empty() {
+        return Err(NodeError::Setup(
+            "an in-memory node opens no socket: turn off mDNS and UPnP and name no bootstrap peers or relays".into(),
+        ));
+    }
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(&fresh_profile()?)?);
+    // No sled store: retention deletes but never compacts (there is no file to shrink).
+    assemble(store, None, config, Reach::InProcess).await
+}
+
+/// [`new_in_memory`], then runs the event loop on a tokio task.
+pub async fn spawn_in_memory(config: NodeConfig) -> Result<(Client, JoinHandle<()>), NodeError> {
+    let (client, event_loop) = new_in_memory(config).await?;
+    let handle = tokio::spawn(event_loop.run());
+    Ok((client, handle))
+}
+
+/// Which transports the swarm has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// TCP and QUIC (and relayed connections over them): a real device.
+    Sockets,
+    /// Only libp2p's in-process memory transport (and relayed connections over it).
+    InProcess,
+}
+
+/// Builds the swarm over `store`, loads every circle and dials the peers it remembers.
+async fn assemble(
+    store: Arc<dyn Store>,
+    sled: Option<Arc<SledStore>>,
+    config: NodeConfig,
+    reach: Reach,
+) -> Result<(Client, EventLoop), NodeError> {
     let profile = store.profile()?;
     let key = Keypair::from_protobuf_encoding(profile.network_key.expose()).map_err(|_| {
         StoreError::Corrupted {
@@ -130,7 +196,7 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         }
     })?;
     let relay_allow: RelayAllowList = Arc::new(Mutex::new(HashSet::new()));
-    let swarm = build_swarm(key, &config, relay_allow.clone())?;
+    let swarm = build_swarm(key, &config, relay_allow.clone(), reach)?;
     let peer_id = *swarm.local_peer_id();
 
     let (command_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
@@ -141,7 +207,7 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
         commands,
         events: events.clone(),
         store,
-        sled: Some(sled),
+        sled,
         limiter: RateLimiter::new(config.rate_limits.clone()),
         rng: StdRng::from_entropy(),
         started: now,
@@ -177,11 +243,16 @@ pub async fn new(config: NodeConfig) -> Result<(Client, EventLoop), NodeError> {
     Ok((client, event_loop))
 }
 
-/// [`new`], then runs the event loop on a tokio task.
-pub async fn spawn(config: NodeConfig) -> Result<(Client, JoinHandle<()>), NodeError> {
-    let (client, event_loop) = new(config).await?;
-    let handle = tokio::spawn(event_loop.run());
-    Ok((client, handle))
+/// A new profile: a fresh network key.
+fn fresh_profile() -> Result<Profile, NodeError> {
+    let key = Keypair::generate_ed25519();
+    let encoded = key
+        .to_protobuf_encoding()
+        .map_err(|e| NodeError::Setup(format!("could not encode the network key: {e}")))?;
+    Ok(Profile {
+        network_key: SecretBytes::new(encoded),
+        created_at_ms: now_ms(),
+    })
 }
 
 fn open_or_create(
@@ -192,17 +263,8 @@ fn open_or_create(
     if SledStore::exists(dir) {
         Ok(Arc::new(SledStore::open(dir, passphrase)?))
     } else {
-        {
-            let key = Keypair::generate_ed25519();
-            let encoded = key
-                .to_protobuf_encoding()
-                .map_err(|e| NodeError::Setup(format!("could not encode the network key: {e}")))?;
-            let profile = Profile {
-                network_key: SecretBytes::new(encoded),
-                created_at_ms: now_ms(),
-            };
-            Ok(Arc::new(SledStore::create(dir, passphrase, &profile, kdf)?))
-        }
+        let profile = fresh_profile()?;
+        Ok(Arc::new(SledStore::create(dir, passphrase, &profile, kdf)?))
     }
 }
 
@@ -210,26 +272,49 @@ fn build_swarm(
     key: Keypair,
     config: &NodeConfig,
     relay_allow: RelayAllowList,
+    reach: Reach,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let setup = |e: &dyn std::fmt::Display| NodeError::Setup(e.to_string());
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| setup(&e))?
-        .with_quic()
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| setup(&e))?
-        .with_behaviour(|key, relay_client| {
-            Behaviour::new(key, relay_client, config, relay_allow)
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
-        })
-        .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let behaviour = |key: &Keypair, relay_client| {
+        Behaviour::new(key, relay_client, config, relay_allow)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+    };
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
+    let swarm = match reach {
+        Reach::Sockets => builder
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| setup(&e))?
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(swarm_config)
+            .build(),
+        Reach::InProcess => builder
+            .with_other_transport(|key| {
+                use libp2p::Transport as _;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    libp2p::core::transport::MemoryTransport::default()
+                        .upgrade(libp2p::core::upgrade::Version::V1)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                )
+            })
+            .map_err(|e| setup(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(swarm_config)
+            .build(),
+    };
     Ok(swarm)
 }
 
@@ -342,4 +427,122 @@ impl EventLoop {
 pub(crate) enum Flow {
     Continue,
     Stop,
+}
+
+#[cfg(test)]
+mod in_memory_tests {
+    //! Nodes over a memory store with the in-process transport: no file, no socket.
+
+    use std::time::Duration;
+
+    use hearth_proto::content::Content;
+    use hearth_proto::membership::{CircleSettings, Role};
+
+    use super::spawn_in_memory;
+    use crate::config::NodeConfig;
+    use crate::error::NodeError;
+    use crate::event::ItemBody;
+
+    fn text(body: &str) -> Content {
+        Content::Text {
+            body: body.into(),
+            reply_to: None,
+            content_warning: None,
+        }
+    }
+
+    fn bodies(items: &[crate::event::TimelineItem]) -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|i| match &i.body {
+                ItemBody::Content(Content::Text { body, .. }) => Some(body.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_node_in_memory_creates_a_circle_posts_and_reads_it_back() {
+        let (client, task) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
+        let circle = client
+            .create_circle("Walkers", "Be kind.", CircleSettings::default(), "Ana")
+            .await
+            .unwrap();
+        let id = client.post(circle, text("hello")).await.unwrap();
+        let items = client.timeline(circle, 10).await.unwrap();
+        assert_eq!(bodies(&items), ["hello"]);
+        assert_eq!(items.last().map(|i| i.id), Some(id));
+        assert_eq!(items.last().unwrap().author_name, "Ana");
+        let status = client.status().await.unwrap();
+        assert_eq!(status.storage.as_str(), "healthy");
+        // Only in-process addresses: no socket was opened.
+        assert!(
+            status
+                .listen_addrs
+                .iter()
+                .all(|a| a.to_string().starts_with("/memory/")),
+            "{:?}",
+            status.listen_addrs
+        );
+        // Retention works without a sled store to compact.
+        let report = client.enforce_retention_now().await.unwrap();
+        assert!(!report.compacted);
+        client.shutdown().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn two_nodes_in_memory_join_by_invite_and_hear_each_other() {
+        let (ana, _a) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
+        let (ben, _b) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
+        let circle = ana
+            .create_circle("Walkers", "Be kind.", CircleSettings::default(), "Ana")
+            .await
+            .unwrap();
+        // The listen address comes from the swarm's first events.
+        let mut ticket = Err(NodeError::Stopped);
+        for _ in 0..100 {
+            if !ana.status().await.unwrap().listen_addrs.is_empty() {
+                ticket = ana
+                    .make_invite(circle, Role::Member, Duration::from_secs(600), 1)
+                    .await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ticket = ticket.unwrap();
+        let preview = ben.preview_join(&ticket).await.unwrap();
+        assert_eq!(preview.circle, circle);
+        assert_eq!(ben.accept_join(preview.join, "Ben").await.unwrap(), circle);
+        assert_eq!(ana.members(circle).await.unwrap().members.len(), 2);
+
+        ana.post(circle, text("welcome, Ben")).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let items = ben.timeline(circle, 50).await.unwrap();
+            if bodies(&items).contains(&"welcome, Ben".to_owned()) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Ben never got Ana's post"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_node_refuses_a_configuration_that_needs_sockets() {
+        let mut tcp = NodeConfig::in_memory();
+        tcp.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        let mut mdns = NodeConfig::in_memory();
+        mdns.mdns = true;
+        for config in [tcp, mdns] {
+            let err = spawn_in_memory(config).await.unwrap_err();
+            assert!(matches!(err, NodeError::Setup(_)), "{err}");
+        }
+    }
 }
