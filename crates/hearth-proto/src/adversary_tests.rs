@@ -1724,3 +1724,20 @@ fn sealed_check_ins_all_have_one_length() {
     };
     assert!(c.open_private_check_in(&content).is_none());
 }
+
+/// A circle of one needs no peers (its device would otherwise redial and look the circle up
+/// every 15 s for nothing); once someone joins it does, and once the others are removed it
+/// does not again. A removed member no longer counts anyone as her peer.
+#[test]
+fn only_a_circle_shared_with_someone_needs_peers() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let alone = circle_of(1, CircleSettings::default(), &mut rng);
+    assert!(!alone[0].has_other_members());
+    let mut two = circle_of(2, CircleSettings::default(), &mut rng);
+    assert!(two[0].has_other_members() && two[1].has_other_members());
+    let ben = two[1].me();
+    let removal = two[0].remove_member(&ben, T0 + 10, &mut rng).unwrap();
+    two[1].receive(&removal.bytes).unwrap();
+    assert!(!two[0].has_other_members(), "Ana is alone again");
+    assert!(!two[1].has_other_members(), "Ben is no longer a member");
+}

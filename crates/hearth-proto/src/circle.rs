@@ -434,6 +434,15 @@ impl Circle {
         self.membership.members.contains_key(&self.me.id())
     }
 
+    /// Whether this member is in the circle with someone else. Only then does the circle
+    /// need peers: a circle of one (just created, nobody invited yet, or everyone else gone)
+    /// has nobody to reach, so redialing and rendezvous lookups for it would only cost
+    /// wakeups and packets every 15 s for as long as it stays that way.
+    pub fn has_other_members(&self) -> bool {
+        let me = self.me.id();
+        self.am_member() && self.membership.members.keys().any(|m| *m != me)
+    }
+
     /// Per-author logs (what this member holds).
     pub fn logs(&self) -> &AuthorLogs {
         &self.logs

@@ -775,11 +775,12 @@ impl EventLoop {
         wait
     }
 
-    /// Whether some circle this device belongs to has no connected member device.
+    /// Whether some circle this device shares with someone else has no connected member
+    /// device (a circle of one has nobody to redial).
     fn some_circle_lacks_peers(&self) -> bool {
         self.circles
             .values()
-            .filter(|s| s.circle.am_member())
+            .filter(|s| s.circle.has_other_members())
             .any(|s| self.circle_peers(s.circle.id()).is_empty())
     }
 
