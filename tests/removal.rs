@@ -167,25 +167,8 @@ async fn after_a_member_leaves_a_repair_commit_shuts_her_out() -> Result<()> {
     );
     let epochs_before = a.members(circle).await?.epochs;
 
-    // Her leave goes out by gossip, which flows only to members who proved membership on
-    // this connection (~30 ms after she joined here); a device that left no longer syncs,
-    // so a leave written before any proof stays on her device (a known gap, issue 9).
-    wait_for(
-        "a member to have proved to her",
-        Duration::from_secs(10),
-        || {
-            let c = c.clone();
-            async move {
-                Ok(c.status()
-                    .await?
-                    .connected
-                    .iter()
-                    .any(|(_, score)| score.is_some_and(|s| s >= 0.0))
-                    .then_some(()))
-            }
-        },
-    )
-    .await?;
+    // She leaves at once, maybe before any member proved membership to her on these new
+    // connections: then gossip has nobody to carry the leave to, and sync does.
     c.leave(circle).await?;
     assert!(!c.circles().await?[0].member);
     // A leave is not a commit: a remaining member writes the repair commit (a new epoch
@@ -215,5 +198,36 @@ async fn after_a_member_leaves_a_repair_commit_shuts_her_out() -> Result<()> {
     for node in nodes {
         node.stop().await?;
     }
+    Ok(())
+}
+
+/// A member who leaves while no other member's device is online: her leave still reaches the
+/// circle when one comes back. Before, a device that left stopped syncing at once (and gossip
+/// had nobody to carry it to), so the circle went on counting her for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leave_written_while_nobody_is_online_reaches_the_circle_later() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    let mut nodes = start_nodes(root.path(), 2).await?;
+    let circle = circle_of(&nodes, "leaving offline").await?;
+    let ben = nodes.pop().expect("two nodes");
+    let ana_dir = nodes.pop().expect("two nodes").stop().await?;
+
+    ben.client.leave(circle).await?;
+    assert!(!ben.client.circles().await?[0].member);
+
+    // Ana's device comes back (on a new port: it dials Ben, whom it remembers).
+    let ana = start(config(&ana_dir)).await?;
+    let client = ana.client.clone();
+    wait_for(
+        "Ana to learn that Ben left",
+        Duration::from_secs(20),
+        || {
+            let client = client.clone();
+            async move { Ok((client.members(circle).await?.members.len() == 1).then_some(())) }
+        },
+    )
+    .await?;
+    ana.stop().await?;
+    ben.stop().await?;
     Ok(())
 }

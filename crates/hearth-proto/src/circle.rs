@@ -443,6 +443,18 @@ impl Circle {
         self.am_member() && self.membership.members.keys().any(|m| *m != me)
     }
 
+    /// The sequence number of this member's own `Leave`, once she left of her own accord (not
+    /// when she was removed). Until a remaining member's device has it, her device keeps
+    /// offering its log: otherwise a leave written while no member was online would never
+    /// reach the circle, which would go on counting her and sending her keys.
+    pub fn own_leave(&self) -> Option<u64> {
+        let departure = self.membership.departed.get(&self.me.id())?;
+        if departure.removed_by.is_some() {
+            return None;
+        }
+        departure.cutoff
+    }
+
     /// Per-author logs (what this member holds).
     pub fn logs(&self) -> &AuthorLogs {
         &self.logs

@@ -78,6 +78,10 @@ pub(crate) struct CircleSlot {
     /// in memory only, at most one entry per current member.
     pub member_marks: BTreeMap<MemberId, HighWaterMarks>,
     pub next_sync: Instant,
+    /// This member left the circle and no remaining member's device has been served her
+    /// `Leave` yet (in memory: after a restart it is offered once more): until then the
+    /// device keeps syncing the circle as if still a member, so the leave gets out.
+    pub leave_unserved: bool,
     /// Members muted on this device.
     pub muted: BTreeSet<MemberId>,
     /// How many milestones each goal had at the last count, to announce new ones.
@@ -158,6 +162,8 @@ impl CircleSlot {
     ) -> Self {
         let topic = IdentTopic::new(circle.topic());
         let was_member = circle.am_member();
+        let leave_unserved =
+            circle.own_leave().is_some() && !circle.membership().members.is_empty();
         CircleSlot {
             circle,
             secret,
@@ -172,12 +178,19 @@ impl CircleSlot {
             peer_marks: HashMap::new(),
             member_marks: BTreeMap::new(),
             next_sync: Instant::now(),
+            leave_unserved,
             muted: BTreeSet::new(),
             milestones: BTreeMap::new(),
             catching_up: false,
             tally: Tally::new(),
             tally_dirty: None,
         }
+    }
+
+    /// Whether this device syncs the circle: as a member, or while its own leave has not
+    /// been served to a remaining member.
+    pub(crate) fn offers_log(&self) -> bool {
+        self.circle.am_member() || self.leave_unserved
     }
 
     pub(crate) fn record(&self) -> CircleRecord {

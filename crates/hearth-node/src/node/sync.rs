@@ -159,7 +159,7 @@ impl EventLoop {
             self.sync.rounds.remove(&(peer, circle));
             return;
         };
-        if !slot.circle.am_member() {
+        if !slot.offers_log() {
             self.sync.rounds.remove(&(peer, circle));
             return;
         }
@@ -273,7 +273,7 @@ impl EventLoop {
         let due: Vec<CircleId> = self
             .circles
             .iter()
-            .filter(|(_, s)| s.circle.am_member() && now >= s.next_sync)
+            .filter(|(_, s)| s.offers_log() && now >= s.next_sync)
             .map(|(id, _)| *id)
             .collect();
         for circle in due {
@@ -376,7 +376,7 @@ impl EventLoop {
         let circles = self
             .circles
             .iter()
-            .filter(|(_, slot)| slot.circle.am_member())
+            .filter(|(_, slot)| slot.offers_log())
             .map(|(id, slot)| (*id, slot.circle.membership()));
         let admitted = self
             .sync
@@ -432,6 +432,10 @@ impl EventLoop {
             return PeerResponse::Refused;
         };
         let serving = slot.circle.serving(&member, &request);
+        let own_leave = slot
+            .leave_unserved
+            .then(|| slot.circle.own_leave().map(|seq| (slot.circle.me(), seq)))
+            .flatten();
         // A removed member (fetching up to her removal) counts for no delivery and is no peer
         // to sync with again.
         let removed = serving.lamport_limit.is_some();
@@ -489,12 +493,21 @@ impl EventLoop {
                 }
             }
         }
+        let mut served_leave = false;
         for key in &plan {
             let Some(entry) = fetched.remove(key) else {
                 break;
             };
             if response.try_push(entry.bytes).is_err() {
                 break;
+            }
+            served_leave |= Some(*key) == own_leave;
+        }
+        if served_leave && !removed {
+            // A remaining member's device asked for it and gets it now: the leave is out.
+            tracing::info!(circle = %circle.short(), %peer, "this device's leave reached a member's device");
+            if let Some(slot) = self.circles.get_mut(&circle) {
+                slot.leave_unserved = false;
             }
         }
         let total: u64 = wants.iter().map(|w| w.count()).sum();
@@ -610,6 +623,21 @@ impl EventLoop {
             }
             (Outgoing::Sync { marks }, PeerResponse::Sync(batch)) => {
                 self.on_sync_response(peer, circle, marks, batch);
+            }
+            (Outgoing::Prove { .. }, PeerResponse::Refused)
+                if self
+                    .circles
+                    .get(&circle)
+                    .is_some_and(|s| s.leave_unserved && !s.circle.am_member()) =>
+            {
+                // Its proof held (it is a member we know) and it refused ours: it no longer
+                // counts this device as a member, so it holds the leave already (by gossip,
+                // or from another member).
+                tracing::info!(circle = %circle.short(), %peer, "a member's device already has this device's leave");
+                if let Some(slot) = self.circles.get_mut(&circle) {
+                    slot.leave_unserved = false;
+                }
+                self.refused(peer, circle, "the peer holds our leave");
             }
             (_, PeerResponse::Refused) => {
                 self.sync.gate.forget(&peer.to_bytes(), circle);
