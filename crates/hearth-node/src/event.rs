@@ -270,6 +270,9 @@ pub struct MembersView {
     pub members: Vec<MemberView>,
     /// Former members (removed or left).
     pub departed: Vec<MemberId>,
+    /// The display names of former members, as the circle last knew them (those whose
+    /// joining this device never held have none).
+    pub departed_names: BTreeMap<MemberId, String>,
     /// How many epochs the circle has had.
     pub epochs: usize,
 }

@@ -27,8 +27,9 @@
 //!   costs the same however long the history is.
 //! - A text's content warning is at [`TimelineItem::content_warning`]: a UI shows the warning
 //!   and reveals the body only when the reader asks.
-//! - Display names: the author's latest profile, else the name she joined with, else the
-//!   first 8 hex characters of her id.
+//! - Display names: the author's latest profile, else the name she joined with (a former
+//!   member keeps the name the circle last knew her by: the caller brings the tally's names),
+//!   else the first 8 hex characters of her id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

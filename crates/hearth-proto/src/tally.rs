@@ -9,8 +9,11 @@
 //!
 //! Rules (the same as a walk over the whole history would give):
 //! - **Names.** A member's display name is her latest [`Content::Profile`] (by lamport), else
-//!   the name she joined with in the current membership, else the first name an `Add` or
-//!   `Create` in the history gave her (former members).
+//!   the name she joined with in the current membership, else the name the latest (by lamport,
+//!   then entry id) `Add` or `Create` of her gave her. A member who was removed or left keeps
+//!   that name: the timeline still shows her messages and her joining and leaving, and a
+//!   reader should see who they were. Only entries the circle accepted give names, so nobody
+//!   who never was a member is ever named.
 //! - **Guidelines accepted by entry.** The versions each member accepted with
 //!   [`Content::GuidelinesAccepted`]; a reader counts the largest that is not above the
 //!   circle's current version ([`Tally::accepted_guidelines`]). At most
@@ -34,6 +37,10 @@ use crate::wire::{self, DecodeError};
 
 /// How many accepted guidelines versions the tally keeps per member.
 pub const MAX_ACCEPTED_VERSIONS: usize = 16;
+
+/// The version byte of an encoded tally. Version 1 kept the first name an `Add` gave (which
+/// depends on the folding order); a device that reads a version 1 tally refolds the history.
+pub const TALLY_VERSION: u8 = 2;
 
 /// The largest encoded tally [`Tally::decode`] accepts.
 pub const MAX_TALLY_BYTES: usize = 16 * 1024 * 1024;
@@ -73,12 +80,21 @@ pub struct FoldedAt {
     pub timestamp_ms: u64,
 }
 
+/// The name an `Add` or `Create` gave a member, and where that entry stands, so the latest
+/// one wins whatever the folding order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Joined {
+    lamport: u64,
+    entry: EntryId,
+    name: String,
+}
+
 /// The folded summary of a circle's history. See the module documentation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     folded: BTreeMap<MemberId, u64>,
     profiles: BTreeMap<MemberId, (u64, String)>,
-    joined: BTreeMap<MemberId, String>,
+    joined: BTreeMap<MemberId, Joined>,
     accepted: BTreeMap<MemberId, BTreeSet<u32>>,
     last_seen: BTreeMap<MemberId, u64>,
     goals: BTreeMap<EntryId, TalliedGoal>,
@@ -134,22 +150,32 @@ impl Tally {
                         ..
                     },
                 ..
-            }) => {
-                self.joined
-                    .entry(member.id)
-                    .or_insert_with(|| display_name.clone());
-            }
+            }) => self.joined_as(member.id, at, display_name),
             Folded::Control(ControlBody {
                 op: ControlOp::Create { display_name, .. },
                 ..
-            }) => {
-                self.joined
-                    .entry(at.author)
-                    .or_insert_with(|| display_name.clone());
-            }
+            }) => self.joined_as(at.author, at, display_name),
             _ => {}
         }
         true
+    }
+
+    /// Records the name an `Add` or `Create` at `at` gave `member`, if it is the latest.
+    fn joined_as(&mut self, member: MemberId, at: FoldedAt, name: &str) {
+        let newer = self
+            .joined
+            .get(&member)
+            .is_none_or(|j| (j.lamport, j.entry) < (at.lamport, at.id));
+        if newer {
+            self.joined.insert(
+                member,
+                Joined {
+                    lamport: at.lamport,
+                    entry: at.id,
+                    name: name.to_owned(),
+                },
+            );
+        }
     }
 
     /// Per author, the highest seq folded.
@@ -158,21 +184,27 @@ impl Tally {
     }
 
     /// A member's display name: her latest profile, else `current` (the name she joined with
-    /// in the current membership), else the name the history gave her when she joined.
+    /// in the current membership), else the name the history gave her when she joined (a
+    /// former member keeps it).
     pub fn display_name(&self, member: &MemberId, current: Option<&str>) -> Option<String> {
         self.profiles
             .get(member)
             .map(|(_, name)| name.clone())
             .or_else(|| current.map(str::to_owned))
-            .or_else(|| self.joined.get(member).cloned())
+            .or_else(|| self.joined.get(member).map(|j| j.name.clone()))
     }
 
-    /// Every member the tally or `current` can name, with the name a reader shows.
+    /// Every member, current or former, the tally or `current` (the current membership's
+    /// names) can name, with the name a reader shows.
     pub fn display_names<'a>(
         &self,
         current: impl IntoIterator<Item = (&'a MemberId, &'a str)>,
     ) -> BTreeMap<MemberId, String> {
-        let mut names: BTreeMap<MemberId, String> = self.joined.clone();
+        let mut names: BTreeMap<MemberId, String> = self
+            .joined
+            .iter()
+            .map(|(member, j)| (*member, j.name.clone()))
+            .collect();
         for (member, name) in current {
             names.insert(*member, name.to_owned());
         }
@@ -206,14 +238,15 @@ impl Tally {
         &self.goals
     }
 
-    /// The tally's bytes, for a device to persist (versioned).
+    /// The tally's bytes, for a device to persist (version byte [`TALLY_VERSION`]).
     pub fn encode(&self) -> Vec<u8> {
-        wire::encode(self)
+        wire::encode_versioned(TALLY_VERSION, self)
     }
 
-    /// Reads [`Tally::encode`]'s bytes back.
+    /// Reads [`Tally::encode`]'s bytes back. Any other version is refused
+    /// ([`DecodeError::UnsupportedVersion`]): the device folds the history again.
     pub fn decode(bytes: &[u8]) -> Result<Tally, DecodeError> {
-        wire::decode(bytes, MAX_TALLY_BYTES, "tally")
+        wire::decode_versioned(bytes, MAX_TALLY_BYTES, "tally", TALLY_VERSION)
     }
 }
 
@@ -257,6 +290,98 @@ mod tests {
         );
         assert_eq!(tally.display_name(&member(3), None), None);
         assert_eq!(tally.last_seen(&member(1)), Some(5000));
+    }
+
+    fn control(op: ControlOp) -> ControlBody {
+        ControlBody {
+            op,
+            recipients: Vec::new(),
+            merges: Vec::new(),
+            confirmation: None,
+        }
+    }
+
+    fn add(n: u8, name: &str) -> ControlBody {
+        control(ControlOp::Add {
+            member: crate::identity::MemberPublic {
+                id: member(n),
+                dh: crate::identity::DhPublicKey([n; 32]),
+            },
+            role: crate::membership::Role::Member,
+            display_name: name.into(),
+            accepted_guidelines: 1,
+            horizon: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_removed_member_keeps_the_name_the_circle_gave_her() {
+        let mut tally = Tally::new();
+        let create = control(ControlOp::Create {
+            name: "Walkers".into(),
+            guidelines: "Be kind.".into(),
+            settings: Default::default(),
+            creator_dh: crate::identity::DhPublicKey([1; 32]),
+            display_name: "Ana".into(),
+        });
+        assert!(tally.fold(at(1, 1, 0, 1), Folded::Control(&create)));
+        assert!(tally.fold(at(2, 1, 1, 2), Folded::Control(&add(2, "Ben"))));
+        assert!(tally.fold(at(3, 2, 0, 3), Folded::Content(&profile("Benji"))));
+        assert!(tally.fold(at(4, 3, 0, 4), Folded::Unreadable));
+        let removal = control(ControlOp::Remove {
+            member: member(2),
+            cutoff: Some(0),
+        });
+        assert!(tally.fold(at(5, 1, 2, 5), Folded::Control(&removal)));
+        // Nobody is current any more but Ana: Ben keeps his latest name, and the author of an
+        // entry nobody added is named by nothing.
+        let current = [(member(1), "Ana".to_owned())];
+        let names = tally.display_names(current.iter().map(|(m, n)| (m, n.as_str())));
+        assert_eq!(
+            names,
+            BTreeMap::from([(member(1), "Ana".into()), (member(2), "Benji".into())])
+        );
+        assert_eq!(
+            tally.display_name(&member(2), None).as_deref(),
+            Some("Benji")
+        );
+        assert_eq!(tally.display_name(&member(3), None), None);
+        let reloaded = Tally::decode(&tally.encode()).unwrap();
+        assert_eq!(
+            reloaded.display_name(&member(2), None).as_deref(),
+            Some("Benji")
+        );
+    }
+
+    #[test]
+    fn two_adds_of_one_member_name_her_the_same_whatever_the_folding_order() {
+        // Two facilitators added Ben concurrently under different names (on two branches):
+        // every device names him after the later Add, in whatever order it folds them.
+        let mut one = Tally::new();
+        let mut other = Tally::new();
+        let early = (at(1, 1, 0, 3), add(9, "Ben"));
+        let late = (at(2, 2, 0, 4), add(9, "Benjamin"));
+        for (tally, order) in [(&mut one, [&early, &late]), (&mut other, [&late, &early])] {
+            for (at, body) in order {
+                assert!(tally.fold(*at, Folded::Control(body)));
+            }
+        }
+        assert_eq!(one, other);
+        assert_eq!(
+            one.display_name(&member(9), None).as_deref(),
+            Some("Benjamin")
+        );
+    }
+
+    #[test]
+    fn a_tally_of_another_version_is_refused_so_the_history_is_folded_again() {
+        let mut bytes = Tally::new().encode();
+        assert_eq!(bytes[0], TALLY_VERSION);
+        bytes[0] = 1;
+        assert!(matches!(
+            Tally::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion { version: 1, .. })
+        ));
     }
 
     #[test]

@@ -746,33 +746,12 @@ impl NodeBackend {
 
     /// The members muted on this device.
     pub async fn muted(&self, circle: CircleId) -> BackendResult<Vec<MemberRef>> {
-        let (me, mut names) = self.names(circle).await?;
+        let me = self.me(circle).await?;
+        let view = self.client.members(circle).await.map_err(node_error)?;
+        // A former member stays muted until unmuted, under the name the circle last knew.
+        let mut names: HashMap<MemberId, String> = view.departed_names.into_iter().collect();
+        names.extend(view.members.into_iter().map(|m| (m.member, m.display_name)));
         let muted = self.client.muted(circle).await.map_err(node_error)?;
-        if muted.iter().any(|m| !names.contains_key(m)) {
-            // A former member: her name is on the membership items that stay in the timeline
-            // (who added her, her leaving) even while she is muted.
-            let items = self
-                .client
-                .timeline(circle, usize::MAX)
-                .await
-                .map_err(node_error)?;
-            for item in &items {
-                if muted.contains(&item.author) {
-                    names
-                        .entry(item.author)
-                        .or_insert_with(|| item.author_name.clone());
-                }
-                if let ItemBody::Membership {
-                    subject: Some(s),
-                    subject_name: Some(n),
-                    ..
-                } = &item.body
-                    && muted.contains(s)
-                {
-                    names.entry(*s).or_insert_with(|| n.clone());
-                }
-            }
-        }
         Ok(muted
             .into_iter()
             .map(|m| member_ref(m, me, &names))

@@ -686,9 +686,9 @@ async fn members_are_muted_and_unmuted_by_name_on_this_device() {
     let (status, body) = send(&app, "PUT", "/v1/circles/Walkers/muted/Cy", json!({})).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
 
-    // A former member stays muted until unmuted, and can still be named to unmute him, by his
-    // short id: the node names members from the current membership only, so his name is gone
-    // from this device (the membership items of the timeline name him by short id too).
+    // A former member stays muted until unmuted, under the name the circle knew him by (the
+    // membership items of the timeline, his joining and his removal, still name him too), and
+    // can be named by his short id to unmute him.
     let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ben", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, members) = get(&app, "/v1/circles/Walkers/members").await;
@@ -697,8 +697,15 @@ async fn members_are_muted_and_unmuted_by_name_on_this_device() {
     let (_, list) = get(&app, "/v1/circles/Walkers/muted").await;
     assert_eq!(
         list,
-        json!([{ "id": ben.to_string(), "name": short, "me": false }])
+        json!([{ "id": ben.to_string(), "name": "Ben", "me": false }])
     );
+    let about_ben: Vec<Value> = whole_timeline(&app, "Walkers")
+        .await
+        .iter()
+        .filter(|i| i["content"]["subject"] == ben.to_string().as_str())
+        .map(|i| json!([i["content"]["op"], i["content"]["subject_name"]]))
+        .collect();
+    assert_eq!(about_ben, [json!(["add", "Ben"]), json!(["remove", "Ben"])]);
     let (status, body) = send(
         &app,
         "DELETE",

@@ -202,13 +202,18 @@ impl CircleSlot {
         }
     }
 
-    /// The names members joined with.
-    pub(crate) fn joined_names(&self) -> BTreeMap<MemberId, String> {
-        self.circle
-            .membership()
-            .members
-            .iter()
-            .map(|(m, info)| (*m, info.display_name.clone()))
+    /// The display name of every member the circle can name, current or former, as the
+    /// tally's rule gives it ([`Tally::display_names`]): a removed or departed member keeps
+    /// hers, so her old messages and her membership items still say who she was.
+    pub(crate) fn names(&self) -> HashMap<MemberId, String> {
+        let members = &self.circle.membership().members;
+        self.tally
+            .display_names(
+                members
+                    .iter()
+                    .map(|(id, info)| (id, info.display_name.as_str())),
+            )
+            .into_iter()
             .collect()
     }
 
@@ -665,7 +670,7 @@ impl EventLoop {
             return;
         };
         let me = slot.circle.me();
-        let names: HashMap<MemberId, String> = slot.joined_names().into_iter().collect();
+        let names = slot.names();
         let membership = slot.circle.membership();
         let members = membership.members.len();
         let accepted_at_join = membership

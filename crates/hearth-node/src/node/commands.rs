@@ -1,6 +1,6 @@
 //! Commands from clients, and the views they read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hearth_proto::circle::Circle;
@@ -422,7 +422,7 @@ impl EventLoop {
             body: ViewBody::Content(content.clone()),
         };
         let slot = self.slot(circle)?;
-        let names: HashMap<MemberId, String> = slot.joined_names().into_iter().collect();
+        let names = slot.names();
         let events = self.content_events(circle, slot, &entry, &names);
         let touched = self.goal_touched(slot, authored.id, &content);
         for event in events {
@@ -500,6 +500,11 @@ impl EventLoop {
             settings: membership.settings.clone(),
             members,
             departed: membership.departed.keys().copied().collect(),
+            departed_names: membership
+                .departed
+                .keys()
+                .filter_map(|m| Some((*m, slot.tally.display_name(m, None)?)))
+                .collect(),
             epochs: membership.epochs.len(),
         })
     }

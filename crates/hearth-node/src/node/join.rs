@@ -586,6 +586,8 @@ impl EventLoop {
         {
             tracing::debug!(reason = ?e, "admission stored; will reach members by sync");
         }
+        // The Add names her in the tally (and for good: she keeps the name once she leaves).
+        self.tally_stored(circle, std::slice::from_ref(&stored), &[Some(control)]);
         tracing::info!(circle = %circle.short(), member = %request.member.id.short(), "admitted a new member");
         let members = self
             .circles

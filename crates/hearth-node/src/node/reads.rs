@@ -22,7 +22,7 @@ use hearth_proto::content::{Content, LocalDay, Visibility};
 use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
 use hearth_proto::sync::delivery;
 use hearth_proto::tally::{Folded, FoldedAt, Tally};
-use hearth_proto::{CircleId, EntryId, MemberId};
+use hearth_proto::{CircleId, EntryId};
 use hearth_store::StoredEntry;
 
 use super::EventLoop;
@@ -196,20 +196,6 @@ impl EventLoop {
         if changed {
             slot.tally_dirty.get_or_insert_with(Instant::now);
         }
-    }
-
-    /// The display names the reader sees, for every member the circle can name.
-    pub(super) fn names(slot: &CircleSlot) -> HashMap<MemberId, String> {
-        let membership = slot.circle.membership();
-        slot.tally
-            .display_names(
-                membership
-                    .members
-                    .iter()
-                    .map(|(id, info)| (id, info.display_name.as_str())),
-            )
-            .into_iter()
-            .collect()
     }
 
     /// The progress reducer's input for one goal: the goal, the entries indexed under it,
@@ -406,7 +392,7 @@ impl EventLoop {
         }
         let seqs: HashMap<EntryId, u64> = page.iter().map(|e| (e.id, e.seq)).collect();
         entries.extend(page);
-        let names = Self::names(slot);
+        let names = slot.names();
         let context = TimelineContext {
             names: &names,
             visibility: &visibility,
@@ -476,7 +462,7 @@ mod tests {
     fn whole(el: &EventLoop, circle: CircleId) -> Vec<TimelineItem> {
         let slot = el.slot(circle).unwrap();
         let entries = el.view_entries(slot).unwrap();
-        let names = view::display_names(&entries, &slot.joined_names());
+        let names = view::display_names(&entries, &slot.names().into_iter().collect());
         let visibility = view::goal_visibilities(&entries);
         let goal_events = view::progress_events(&entries);
         let context = TimelineContext {
