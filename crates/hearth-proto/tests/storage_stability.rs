@@ -22,6 +22,9 @@ use rand_core::SeedableRng;
 const NOW: u64 = 1_750_000_000_000;
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/storage-v1.json");
 
+/// A stored entry's place in its author's log: author, seq, id.
+type Position = (hearth_proto::MemberId, u64, hearth_proto::EntryId);
+
 fn text(body: &str) -> Content {
     Content::Text {
         body: body.into(),
@@ -33,10 +36,7 @@ fn text(body: &str) -> Content {
 /// Ana's circle after she admitted Ben, wrote, set a goal and rotated; her invite book with
 /// one unused invite; her tally of those entries. Also the log positions `Circle::restore`
 /// takes back with the snapshot.
-fn stored() -> (
-    BTreeMap<String, Vec<u8>>,
-    Vec<(hearth_proto::MemberId, u64, hearth_proto::EntryId)>,
-) {
+fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
     let mut rng = ChaCha20Rng::seed_from_u64(2027);
     let ana = MemberSecret::generate(&mut rng);
     let ben = MemberSecret::generate(&mut rng);
