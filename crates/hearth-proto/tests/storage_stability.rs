@@ -104,6 +104,7 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // the test reads and writes the committed vectors file
 fn stored_state_keeps_its_bytes_and_the_committed_bytes_still_open() {
     let (computed, positions) = stored();
     let hexed: BTreeMap<&String, String> =
