@@ -130,7 +130,10 @@ pub fn gossip_config(
 /// one address behind a NAT, and tests run on one loopback address).
 pub fn score_params() -> (PeerScoreParams, PeerScoreThresholds) {
     let params = PeerScoreParams {
-        topic_score_cap: 100.0,
+        // Every topic's positive score together stays at most 20: a member proven in two
+        // circles who also subscribed to a third without proof must stay below the publish
+        // threshold there (−75 + 20 < −50), or she would get that circle's entries.
+        topic_score_cap: 20.0,
         app_specific_weight: 1.0,
         ip_colocation_factor_weight: 0.0,
         behaviour_penalty_weight: -1.0,
@@ -382,5 +385,20 @@ impl libp2p::swarm::NetworkBehaviour for CircleRelay {
     ) -> std::task::Poll<libp2p::swarm::ToSwarm<Self::ToSwarm, libp2p::swarm::THandlerInEvent<Self>>>
     {
         self.0.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_params;
+    use crate::node::sync::UNPROVEN_PEER_SCORE;
+
+    /// However many circles' topics a peer earns positive score in, it cannot lift an
+    /// unproven peer to the publish threshold (nor a proven one to the graylist).
+    #[test]
+    fn no_topic_score_lifts_an_unproven_peer_to_publishing() {
+        let (params, thresholds) = score_params();
+        assert!(UNPROVEN_PEER_SCORE + params.topic_score_cap < thresholds.publish_threshold);
+        assert!(UNPROVEN_PEER_SCORE > thresholds.graylist_threshold);
     }
 }

@@ -1741,3 +1741,32 @@ fn only_a_circle_shared_with_someone_needs_peers() {
     assert!(!two[0].has_other_members(), "Ana is alone again");
     assert!(!two[1].has_other_members(), "Ben is no longer a member");
 }
+
+/// A member who left offers her log for a week so her leave gets out; nobody else does (not
+/// the others, not a removed member), and a leave from an empty circle is offered to nobody.
+#[test]
+fn a_leaver_offers_her_log_for_a_bounded_time() {
+    use crate::circle::LEAVE_OFFER_MS;
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let (mut ana, mut ben, mut cy) = three(&mut rng);
+    let leave = ben.leave(T0 + 10, &mut rng).unwrap();
+    assert!(ben.offers_leave(T0 + 20));
+    assert!(ben.offers_leave(T0 + 10 + LEAVE_OFFER_MS - 1));
+    assert!(
+        !ben.offers_leave(T0 + 10 + LEAVE_OFFER_MS),
+        "a week, then no more"
+    );
+    deliver(&leave.bytes, &mut [&mut ana, &mut cy]);
+    assert!(
+        !ana.offers_leave(T0 + 20),
+        "only the leaver offers for her leave"
+    );
+    let cy_id = cy.me();
+    let removal = ana.remove_member(&cy_id, T0 + 30, &mut rng).unwrap();
+    cy.receive(&removal.bytes).unwrap();
+    assert!(!cy.am_member());
+    assert!(
+        !cy.offers_leave(T0 + 40),
+        "a removed member has no leave to deliver"
+    );
+}

@@ -24,6 +24,10 @@ use crate::membership::{
 use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, Placement, SyncRequest, Want};
 use crate::wire::{self, DecodeError};
 
+/// How long after her `Leave` a member's device keeps offering its log for it
+/// ([`Circle::offers_leave`]): a week, long enough for a circle that meets weekly.
+pub const LEAVE_OFFER_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// The most entries held while they wait for a missing predecessor or epoch.
 pub const MAX_PENDING: usize = 20_000;
 /// The most entries held for one author: one member cannot fill the queue for the others.
@@ -453,6 +457,28 @@ impl Circle {
             return None;
         }
         departure.cutoff
+    }
+
+    /// Whether this member's device still offers its log so that her own `Leave` reaches the
+    /// circle: she left of her own accord, someone remains, and the leave is less than
+    /// [`LEAVE_OFFER_MS`] old by `now_ms`. The bound matters: a circle whose members never come
+    /// back would otherwise keep her device redialing for good. Whether a remaining member's
+    /// device was already served the leave is the caller's to know.
+    pub fn offers_leave(&self, now_ms: u64) -> bool {
+        let Some(seq) = self.own_leave() else {
+            return false;
+        };
+        if self.membership.members.is_empty() {
+            return false;
+        }
+        let me = self.me.id();
+        let written = self
+            .control
+            .values()
+            .map(|r| &r.entry.unsigned)
+            .find(|u| u.author == me && u.seq == seq)
+            .map(|u| u.timestamp_ms);
+        written.is_some_and(|t| now_ms < t.saturating_add(LEAVE_OFFER_MS))
     }
 
     /// Per-author logs (what this member holds).

@@ -162,8 +162,7 @@ impl CircleSlot {
     ) -> Self {
         let topic = IdentTopic::new(circle.topic());
         let was_member = circle.am_member();
-        let leave_unserved =
-            circle.own_leave().is_some() && !circle.membership().members.is_empty();
+        let leave_unserved = circle.offers_leave(super::now_ms());
         CircleSlot {
             circle,
             secret,
@@ -188,9 +187,10 @@ impl CircleSlot {
     }
 
     /// Whether this device syncs the circle: as a member, or while its own leave has not
-    /// been served to a remaining member.
+    /// been served to a remaining member and is recent enough to offer (proto's rule).
     pub(crate) fn offers_log(&self) -> bool {
-        self.circle.am_member() || self.leave_unserved
+        self.circle.am_member()
+            || (self.leave_unserved && self.circle.offers_leave(super::now_ms()))
     }
 
     pub(crate) fn record(&self) -> CircleRecord {
@@ -313,7 +313,7 @@ impl EventLoop {
         let invites: InviteBook =
             wire::decode(&wire::encode(&issued), usize::MAX, "invite book").unwrap_or_default();
         let mut slot = CircleSlot::new(circle, secret, record.name.clone(), invites);
-        let (tally, changed) = self.load_tally(id)?;
+        let (tally, changed) = self.load_tally(id, &slot.circle.membership().rejected)?;
         slot.last_seen = tally
             .last_seen_all()
             .iter()
@@ -380,7 +380,12 @@ impl EventLoop {
                 let stored = stored_entry(id, authored.id, &authored.entry, &authored.bytes, None);
                 self.store
                     .append(&stored, first_body.as_deref(), Some(&record))?;
-                reads::fold(&mut slot.tally, &stored, first_body.as_deref());
+                reads::fold(
+                    &mut slot.tally,
+                    &stored,
+                    first_body.as_deref(),
+                    &slot.circle.membership().rejected,
+                );
                 slot.tally_dirty = Some(Instant::now());
             }
             None => self.store.put_circle(&record)?,

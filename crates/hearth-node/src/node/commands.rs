@@ -108,16 +108,10 @@ impl EventLoop {
                     )
                     .map(|a| a.id);
                 if result.is_ok() {
-                    // Gossip carries the leave to the members proven on a connection now (the
-                    // peers gossip is published to); with none, sync must: the device keeps
-                    // offering its log until a remaining member's device has been served it.
-                    let gossiped = self
-                        .circle_peers(circle)
-                        .iter()
-                        .any(|p| self.peer_proven(p, circle));
+                    // Gossip may carry the leave to members online now, but a publish is no
+                    // delivery: sync carries it until a remaining member's device is served it.
                     if let Some(slot) = self.circles.get_mut(&circle) {
-                        slot.leave_unserved =
-                            !gossiped && !slot.circle.membership().members.is_empty();
+                        slot.leave_unserved = slot.circle.offers_leave(super::now_ms());
                     }
                     self.after_own_control(circle, "leave", None);
                 }

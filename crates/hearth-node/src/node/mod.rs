@@ -13,7 +13,7 @@ mod network;
 mod reach;
 mod reads;
 mod retention;
-mod sync;
+pub(crate) mod sync;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -14,11 +14,12 @@
 //! same transaction that stores it. Stores written before that are upgraded once, when a
 //! circle without a saved tally is loaded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use hearth_proto::circle::Opened;
 use hearth_proto::content::{Content, LocalDay, Visibility};
+use hearth_proto::membership::ControlRejection;
 use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
 use hearth_proto::sync::delivery;
 use hearth_proto::tally::{Folded, FoldedAt, Tally};
@@ -47,13 +48,22 @@ fn folded_at(stored: &StoredEntry) -> FoldedAt {
     }
 }
 
-/// Folds a stored entry, with its cached plaintext (if any), into a tally.
-pub(crate) fn fold(tally: &mut Tally, stored: &StoredEntry, cache: Option<&[u8]>) -> bool {
+/// Folds a stored entry, with its cached plaintext (if any), into a tally. A control entry the
+/// membership `rejected` counts only by its position and time: a refused `Add` must not name
+/// anyone (any member can write one for a former member, with any name).
+pub(crate) fn fold(
+    tally: &mut Tally,
+    stored: &StoredEntry,
+    cache: Option<&[u8]>,
+    rejected: &BTreeMap<EntryId, ControlRejection>,
+) -> bool {
     let body = cache.and_then(uncache);
     let folded = match &body {
         Some(ViewBody::Content(content)) => Folded::Content(content),
-        Some(ViewBody::Control(control)) => Folded::Control(control),
-        None => Folded::Unreadable,
+        Some(ViewBody::Control(control)) if !rejected.contains_key(&stored.id) => {
+            Folded::Control(control)
+        }
+        Some(ViewBody::Control(_)) | None => Folded::Unreadable,
     };
     tally.fold(folded_at(stored), folded)
 }
@@ -119,7 +129,11 @@ impl EventLoop {
     /// circle stored before tallies, or whose tally is unreadable) one folded from the whole
     /// history, which also indexes every entry under the entry it refers to. Returns whether
     /// it differs from the saved one.
-    pub(super) fn load_tally(&self, circle: CircleId) -> Result<(Tally, bool), NodeError> {
+    pub(super) fn load_tally(
+        &self,
+        circle: CircleId,
+        rejected: &BTreeMap<EntryId, ControlRejection>,
+    ) -> Result<(Tally, bool), NodeError> {
         let saved = self
             .store
             .local(circle, TALLY_KEY)?
@@ -143,7 +157,7 @@ impl EventLoop {
                 from = last.seq + 1;
                 for stored in &page {
                     let cache = self.store.plaintext(stored.id)?;
-                    changed |= fold(&mut tally, stored, cache.as_deref());
+                    changed |= fold(&mut tally, stored, cache.as_deref(), rejected);
                     if upgrade
                         && let Some(ViewBody::Content(content)) = cache.as_deref().and_then(uncache)
                         && let Some(target) = content.target()
@@ -190,8 +204,9 @@ impl EventLoop {
             return;
         };
         let mut changed = false;
+        let rejected = &slot.circle.membership().rejected;
         for (entry, cache) in stored.iter().zip(caches) {
-            changed |= fold(&mut slot.tally, entry, cache.as_deref());
+            changed |= fold(&mut slot.tally, entry, cache.as_deref(), rejected);
         }
         if changed {
             slot.tally_dirty.get_or_insert_with(Instant::now);

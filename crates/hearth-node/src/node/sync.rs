@@ -624,21 +624,6 @@ impl EventLoop {
             (Outgoing::Sync { marks }, PeerResponse::Sync(batch)) => {
                 self.on_sync_response(peer, circle, marks, batch);
             }
-            (Outgoing::Prove { .. }, PeerResponse::Refused)
-                if self
-                    .circles
-                    .get(&circle)
-                    .is_some_and(|s| s.leave_unserved && !s.circle.am_member()) =>
-            {
-                // Its proof held (it is a member we know) and it refused ours: it no longer
-                // counts this device as a member, so it holds the leave already (by gossip,
-                // or from another member).
-                tracing::info!(circle = %circle.short(), %peer, "a member's device already has this device's leave");
-                if let Some(slot) = self.circles.get_mut(&circle) {
-                    slot.leave_unserved = false;
-                }
-                self.refused(peer, circle, "the peer holds our leave");
-            }
             (_, PeerResponse::Refused) => {
                 self.sync.gate.forget(&peer.to_bytes(), circle);
                 self.update_gossip_standing(peer);
