@@ -189,8 +189,12 @@ impl CircleSlot {
     /// Whether this device syncs the circle: as a member, or while its own leave has not
     /// been served to a remaining member and is recent enough to offer (proto's rule).
     pub(crate) fn offers_log(&self) -> bool {
-        self.circle.am_member()
-            || (self.leave_unserved && self.circle.offers_leave(super::now_ms()))
+        self.circle.am_member() || self.offers_leave()
+    }
+
+    /// Whether this device left the circle and still offers its log for its leave.
+    pub(crate) fn offers_leave(&self) -> bool {
+        self.leave_unserved && self.circle.offers_leave(super::now_ms())
     }
 
     pub(crate) fn record(&self) -> CircleRecord {

@@ -780,7 +780,7 @@ impl EventLoop {
     fn some_circle_lacks_peers(&self) -> bool {
         self.circles
             .values()
-            .filter(|s| s.circle.has_other_members() || s.offers_log())
+            .filter(|s| s.circle.has_other_members() || s.offers_leave())
             .any(|s| self.circle_peers(s.circle.id()).is_empty())
     }
 
