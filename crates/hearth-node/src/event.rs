@@ -352,6 +352,10 @@ pub struct NodeStatus {
     pub connections: Vec<ConnectionInfo>,
     /// Direct connections made by hole punching (DCUtR) since start.
     pub hole_punches: u64,
+    /// Redial rounds (remembered peers and a rendezvous lookup) started since start because a
+    /// circle shared with someone had no member's device connected. A circle of one starts
+    /// none.
+    pub peer_searches: u64,
     /// Whether the local store accepts writes (a full disk refuses them until space returns;
     /// entries that arrive meanwhile are fetched again by sync).
     pub storage: hearth_store::StorageHealth,

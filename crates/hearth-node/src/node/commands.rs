@@ -584,6 +584,7 @@ impl EventLoop {
             external_addrs: self.swarm.external_addresses().cloned().collect(),
             connections: self.connection_list(),
             hole_punches: self.hole_punches(),
+            peer_searches: self.peer_searches(),
         }
     }
 }

@@ -534,6 +534,47 @@ mod in_memory_tests {
         }
     }
 
+    /// A circle of one starts no search for peers (nobody else could answer); once its only
+    /// other member's device is gone, the searches start.
+    #[tokio::test]
+    async fn only_a_circle_shared_with_someone_searches_for_peers() {
+        let (ana, _a) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
+        let alone = ana
+            .create_circle("Just me", "Be kind.", CircleSettings::default(), "Ana")
+            .await
+            .unwrap();
+        // The redial schedule runs after 1, 2, 4 s: three rounds in this wait.
+        tokio::time::sleep(Duration::from_millis(4_500)).await;
+        assert_eq!(ana.status().await.unwrap().peer_searches, 0);
+
+        let (ben, ben_task) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
+        let mut ticket = Err(NodeError::Stopped);
+        for _ in 0..100 {
+            if !ana.status().await.unwrap().listen_addrs.is_empty() {
+                ticket = ana
+                    .make_invite(alone, Role::Member, Duration::from_secs(600), 1)
+                    .await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let preview = ben.preview_join(&ticket.unwrap()).await.unwrap();
+        ben.accept_join(preview.join, "Ben").await.unwrap();
+        ben.shutdown().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ben_task)
+            .await
+            .unwrap()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while ana.status().await.unwrap().peer_searches == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Ana never searched for Ben's device"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     #[tokio::test]
     async fn an_in_memory_node_refuses_a_configuration_that_needs_sockets() {
         let mut tcp = NodeConfig::in_memory();

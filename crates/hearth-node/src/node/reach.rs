@@ -80,6 +80,8 @@ pub(crate) struct ReachState {
     next_redial: Instant,
     /// Direct connections made by hole punching since start.
     hole_punches: u64,
+    /// Redial rounds started because a circle shared with someone had no member connected.
+    peer_searches: u64,
     /// Peers whose hole punching failed while they stay reachable only through a relay:
     /// failures in a row and when to try again.
     hole_punch_retries: HashMap<PeerId, HolePunchRetry>,
@@ -104,6 +106,7 @@ impl ReachState {
             redial_backoff: FIRST_BACKOFF,
             next_redial: now + FIRST_BACKOFF,
             hole_punches: 0,
+            peer_searches: 0,
             hole_punch_retries: HashMap::new(),
             retry_dials: HashMap::new(),
             closing: HashMap::new(),
@@ -707,6 +710,7 @@ impl EventLoop {
             self.reach.redial_backoff = (wait * 2).min(MAX_BACKOFF);
             self.reach.next_redial = now + wait;
             if self.some_circle_lacks_peers() {
+                self.reach.peer_searches += 1;
                 self.dial_known_peers();
                 self.discover_soon();
             } else if self.stored_peer_missing() {
@@ -876,6 +880,11 @@ impl EventLoop {
     /// Direct connections made by hole punching since start.
     pub(super) fn hole_punches(&self) -> u64 {
         self.reach.hole_punches
+    }
+
+    /// Redial rounds started for circles lacking peers, since start.
+    pub(super) fn peer_searches(&self) -> u64 {
+        self.reach.peer_searches
     }
 }
 
