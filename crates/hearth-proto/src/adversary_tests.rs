@@ -8,8 +8,11 @@ use rand_core::SeedableRng;
 use rand_core::RngCore;
 
 use super::*;
-use crate::content::Content;
+use crate::content::{Content, SealedPart};
+use crate::entry::EntryKind;
+use crate::epoch;
 use crate::identity::DhPublicKey;
+use crate::membership::Role;
 
 const T0: u64 = 1_750_000_000_000;
 
