@@ -469,6 +469,10 @@ async function main() {
   await A.waitForTimeout(300);
   assert.equal(await focusIn(n110), 'React with ❤️', 'the focus stays on the reaction button');
   assert.deepEqual(await replaced(), [], 'a reaction leaves the other items as they were');
+  // Visually hidden text inside items far down the log must not stretch the page below it
+  // (it did, to 16,681 px, before the log was a positioned box).
+  const pageHeight = await A.evaluate(() => document.documentElement.scrollHeight);
+  assert.ok(pageHeight < 2500, `the page ends below the composer, not ${pageHeight} px down`);
   await scan(A, '23-live-update');
 
   // ----- the front door: a foreign Origin, CSRF without Origin, a stale link, `hearth open` --
