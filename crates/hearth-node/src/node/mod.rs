@@ -461,6 +461,21 @@ mod in_memory_tests {
             .collect()
     }
 
+    /// A one-use invite to `circle`, made once the node listens (its listen address comes from
+    /// the swarm's first events, and a ticket needs it).
+    async fn invite_once_listening(node: &crate::Client, circle: hearth_proto::CircleId) -> String {
+        for _ in 0..100 {
+            if !node.status().await.unwrap().listen_addrs.is_empty() {
+                return node
+                    .make_invite(circle, Role::Member, Duration::from_secs(600), 1)
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the node never listened");
+    }
+
     #[tokio::test]
     async fn a_node_in_memory_creates_a_circle_posts_and_reads_it_back() {
         let (client, task) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
@@ -502,18 +517,7 @@ mod in_memory_tests {
             .create_circle("Walkers", "Be kind.", CircleSettings::default(), "Ana")
             .await
             .unwrap();
-        // The listen address comes from the swarm's first events.
-        let mut ticket = Err(NodeError::Stopped);
-        for _ in 0..100 {
-            if !ana.status().await.unwrap().listen_addrs.is_empty() {
-                ticket = ana
-                    .make_invite(circle, Role::Member, Duration::from_secs(600), 1)
-                    .await;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let ticket = ticket.unwrap();
+        let ticket = invite_once_listening(&ana, circle).await;
         let preview = ben.preview_join(&ticket).await.unwrap();
         assert_eq!(preview.circle, circle);
         assert_eq!(ben.accept_join(preview.join, "Ben").await.unwrap(), circle);
@@ -548,17 +552,8 @@ mod in_memory_tests {
         assert_eq!(ana.status().await.unwrap().peer_searches, 0);
 
         let (ben, ben_task) = spawn_in_memory(NodeConfig::in_memory()).await.unwrap();
-        let mut ticket = Err(NodeError::Stopped);
-        for _ in 0..100 {
-            if !ana.status().await.unwrap().listen_addrs.is_empty() {
-                ticket = ana
-                    .make_invite(alone, Role::Member, Duration::from_secs(600), 1)
-                    .await;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let preview = ben.preview_join(&ticket.unwrap()).await.unwrap();
+        let ticket = invite_once_listening(&ana, alone).await;
+        let preview = ben.preview_join(&ticket).await.unwrap();
         ben.accept_join(preview.join, "Ben").await.unwrap();
         ben.shutdown().await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), ben_task)
