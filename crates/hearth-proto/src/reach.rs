@@ -68,6 +68,19 @@ pub fn drives_hole_punch_retry(me: &[u8], peer: &[u8]) -> bool {
     me < peer
 }
 
+/// How much of a join's time must be left for the joiner to dial the inviter once more
+/// after the first dial failed ([`redials_join`]).
+pub const JOIN_REDIAL_MIN_TIME_LEFT: Duration = Duration::from_secs(3);
+
+/// Whether a join whose dial of the inviter failed dials once more: only once
+/// (`redialed` says it did already) and only with [`JOIN_REDIAL_MIN_TIME_LEFT`] of its time
+/// left. The usual cause is the joiner's own relay connection still being set up (a device
+/// started just before the join): the dial through the relay fails at once, the direct
+/// addresses time out behind the inviter's firewall, and by then the relay is there.
+pub fn redials_join(redialed: bool, time_left: Duration) -> bool {
+    !redialed && time_left >= JOIN_REDIAL_MIN_TIME_LEFT
+}
+
 /// A transport a hole-punching candidate address is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -167,6 +180,14 @@ mod tests {
         assert_eq!(twin_candidate((Quic, 4001), &listening), None);
         // No listener on the other transport.
         assert_eq!(twin_candidate((Tcp, 4001), &[(Tcp, 4001)]), None);
+    }
+
+    #[test]
+    fn a_failed_join_dial_is_tried_once_more_with_time_left() {
+        assert!(redials_join(false, Duration::from_secs(20)));
+        assert!(redials_join(false, JOIN_REDIAL_MIN_TIME_LEFT));
+        assert!(!redials_join(false, Duration::from_secs(2)));
+        assert!(!redials_join(true, Duration::from_secs(20)), "only once");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! answering with the welcome.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::Circle;
@@ -16,6 +16,7 @@ use hearth_proto::invite::{
     AwaitingWelcome, CircleTerms, JoinError, JoinInitiator, JoinResponder, OfferedJoin,
     RejectReason, Ticket, rejection,
 };
+use hearth_proto::reach::redials_join;
 use hearth_proto::wire;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -53,12 +54,6 @@ struct OutgoingJoin {
     step: Option<Step>,
     deadline: Instant,
 }
-
-/// A join whose dial of the inviter failed is tried once more if at least this much of its
-/// time is left. The usual cause is this device's own relay connection still being set up
-/// (a device started just before the join): the dial through the relay fails at once, the
-/// direct addresses time out behind the inviter's firewall, and by then the relay is there.
-const JOIN_REDIAL_MIN_TIME_LEFT: Duration = Duration::from_secs(3);
 
 /// Join bookkeeping of both sides.
 #[derive(Default)]
@@ -254,8 +249,10 @@ impl EventLoop {
         match pending.step.take() {
             Some(Step::AwaitingOffer(initiator, reply))
                 if matches!(response, Err(OutboundFailure::DialFailure))
-                    && !pending.redialed
-                    && Instant::now() + JOIN_REDIAL_MIN_TIME_LEFT <= pending.deadline =>
+                    && redials_join(
+                        pending.redialed,
+                        pending.deadline.saturating_duration_since(Instant::now()),
+                    ) =>
             {
                 // The hello never reached the inviter (no connection), so it is sent again as is.
                 tracing::info!(inviter = %pending.inviter, "the inviter could not be dialed; trying once more");
