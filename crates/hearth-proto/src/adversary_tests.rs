@@ -14,9 +14,9 @@ use crate::epoch;
 use crate::identity::DhPublicKey;
 use crate::membership::Role;
 
-const T0: u64 = 1_750_000_000_000;
+pub(super) const T0: u64 = 1_750_000_000_000;
 
-fn text(body: &str) -> Content {
+pub(super) fn text(body: &str) -> Content {
     Content::Text {
         body: body.into(),
         reply_to: None,
@@ -25,7 +25,7 @@ fn text(body: &str) -> Content {
 }
 
 /// A creator and `n - 1` members she admitted, everyone holding every control entry.
-fn circle_of(n: usize, settings: CircleSettings, rng: &mut ChaCha20Rng) -> Vec<Circle> {
+pub(super) fn circle_of(n: usize, settings: CircleSettings, rng: &mut ChaCha20Rng) -> Vec<Circle> {
     let me = MemberSecret::generate(rng);
     let (ana, _) = Circle::create("c", "be kind", settings, "Ana", me, T0, rng).unwrap();
     let mut all = vec![ana];
@@ -1011,6 +1011,13 @@ fn wire_body(body: &ControlBody) -> Vec<u8> {
 /// timestamps, withholding (she sends to whom she likes), equivocation and floods of entries
 /// that would wait; the stranger floods too. Ana removes Mal at some step and admits Neo at
 /// another. After every step the invariants of issue 9 are checked.
+/// The ids of each author's newest positions a member keeps in memory in the simulation:
+/// small, so duplicates and forks of older positions need their stored ids.
+const LOG_WINDOW: usize = 3;
+
+/// How many times a member of the simulation recalled a forgotten id (every run of a process).
+static RECALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Adversary {
     seed: u64,
     rng: ChaCha20Rng,
@@ -1035,6 +1042,10 @@ impl Adversary {
     fn new(seed: u64) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut all = circle_of(4, CircleSettings::default(), &mut rng);
+        // A small window, so that old positions are forgotten and recalled.
+        for c in &mut all {
+            c.set_log_window(LOG_WINDOW);
+        }
         let mal = all.pop().unwrap();
         let stranger = MemberSecret::generate(&mut rng);
         Adversary {
@@ -1067,7 +1078,15 @@ impl Adversary {
             if to & (1 << i) == 0 {
                 continue;
             }
-            let result = c.receive_at(bytes, self.now);
+            let mut result = c.receive_at(bytes, self.now);
+            // A node looks up the stored id of a position its memory no longer keeps.
+            if let Err(Rejection::NeedsStoredId { author, seq }) = result
+                && let Some(id) = c.logs().stored_id(&author, seq)
+                && c.recall(&author, seq, id)
+            {
+                RECALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                result = c.receive_at(bytes, self.now);
+            }
             match result {
                 Ok(receipt) => {
                     if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some()
@@ -1213,6 +1232,19 @@ impl Adversary {
         self.send(&forged.bytes, to);
     }
 
+    /// Mal (or any peer) sends again an entry the members already took, old or recent.
+    fn replay(&mut self) {
+        if self.seen.is_empty() {
+            return;
+        }
+        let pick = self.roll(self.seen.len() as u32) as usize;
+        let Some(bytes) = self.seen.values().nth(pick).cloned() else {
+            return;
+        };
+        let to = self.roll(1 << self.honest.len());
+        self.send(&bytes, to);
+    }
+
     /// Mal posts with a clock of her choosing: far ahead, at the limit, or backdated.
     fn odd_clock(&mut self) {
         let mut mal = self.mal.clone();
@@ -1345,8 +1377,9 @@ impl Adversary {
         self.seen.insert(commit.id, commit.bytes.clone());
         let all = self.everyone();
         self.send(&commit.bytes, all);
-        let neo = Circle::join(&welcome, neo)
+        let mut neo = Circle::join(&welcome, neo)
             .unwrap_or_else(|e| panic!("Neo cannot join: {e} {}", self.ctx()));
+        neo.set_log_window(LOG_WINDOW);
         self.honest.push(neo);
         self.neo_joined = true;
     }
@@ -1439,6 +1472,7 @@ impl Adversary {
                 }
             }
             18 => self.heal(),
+            19 => self.replay(),
             _ => self.honest_post(honest),
         }
     }
@@ -1653,9 +1687,14 @@ fn adversaries_never_break_the_invariants() {
         .unwrap_or(64u64);
     let started = std::time::Instant::now();
     run_seeds(0..seeds, 40);
+    let recalls = RECALLS.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s",
+        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        recalls > 0,
+        "the simulation never met a position whose id its members no longer keep"
     );
 }
 

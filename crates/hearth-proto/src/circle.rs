@@ -103,6 +103,16 @@ pub enum Rejection {
     /// is not held (it may be a newcomer whose addition has not arrived: sync brings it).
     #[error("the entry's author is not known in this circle")]
     UnknownAuthor,
+    /// Not a fault of the entry: its position in its author's log was filled long ago and
+    /// this member no longer keeps that position's id in memory. Look up the stored entry at
+    /// `(author, seq)`, give its id to [`Circle::recall`] and pass the bytes again.
+    #[error("entry {seq} of its author is held; its stored id is needed to compare")]
+    NeedsStoredId {
+        /// Whose log.
+        author: MemberId,
+        /// The position.
+        seq: u64,
+    },
     /// The entry's Lamport clock breaks a rule of PROTOCOL.md §4.
     #[error("the entry's Lamport clock is invalid: {0}")]
     Lamport(&'static str),
@@ -128,6 +138,7 @@ impl Rejection {
             Rejection::Membership(_)
             | Rejection::PendingFull
             | Rejection::UnknownAuthor
+            | Rejection::NeedsStoredId { .. }
             | Rejection::Fold(_) => false,
         }
     }
@@ -488,6 +499,43 @@ impl Circle {
         &self.logs
     }
 
+    /// Tells this member the id stored at `(author, seq)` of her log, a position whose id she
+    /// no longer keeps in memory ([`Rejection::NeedsStoredId`], [`Circle::positions_to_recall`]).
+    /// A control entry's position stays known from then on. Returns whether it was taken.
+    pub fn recall(&mut self, author: &MemberId, seq: u64, id: EntryId) -> bool {
+        let taken = self.logs.recall(author, seq, id);
+        if taken && self.control.contains_key(&id) {
+            self.logs.pin(author, seq);
+        }
+        taken
+    }
+
+    /// The positions whose stored ids [`Circle::recall`] should be given after
+    /// [`Circle::restore`] from only the newest positions: those of the control entries kept
+    /// with the state that lie in a held part of their author's log with no id in memory.
+    /// The fold tells a control entry on its author's log from another version at the same
+    /// position by these ids.
+    pub fn positions_to_recall(&self) -> Vec<(MemberId, u64)> {
+        let mut positions: Vec<(MemberId, u64)> = self
+            .control
+            .values()
+            .map(|r| (r.entry.unsigned.author, r.entry.unsigned.seq))
+            .filter(|(author, seq)| {
+                self.logs.holds(author, *seq) && self.logs.id_at(author, *seq).is_none()
+            })
+            .collect();
+        positions.sort();
+        positions.dedup();
+        positions
+    }
+
+    /// Keeps the ids of only each author's newest `window` positions (tests exercise
+    /// [`Rejection::NeedsStoredId`] with a small one).
+    #[cfg(test)]
+    pub(crate) fn set_log_window(&mut self, window: usize) {
+        self.logs.set_window(window);
+    }
+
     /// Highest contiguous sequence number per author.
     pub fn marks(&self) -> HighWaterMarks {
         self.logs.marks()
@@ -814,3 +862,7 @@ impl rand_core::CryptoRng for SeedRng {}
 #[cfg(test)]
 #[path = "adversary_tests.rs"]
 mod adversary_tests;
+
+#[cfg(test)]
+#[path = "circle/window_tests.rs"]
+mod window_tests;

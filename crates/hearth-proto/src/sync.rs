@@ -20,7 +20,10 @@ mod plan;
 pub mod proof;
 mod wire;
 
-pub use logs::{AuthorLogs, Equivocation, EquivocationLog, HighWaterMarks, Placement};
+pub use logs::{
+    AuthorLogs, Equivocation, EquivocationLog, HighWaterMarks, MAX_RECALLED_PER_AUTHOR, Placement,
+    RECENT_IDS_PER_AUTHOR,
+};
 pub use plan::{Want, above_horizon, plan_batch, plan_batch_causal, serve_read_share};
 pub use wire::{SyncRequest, SyncResponse};
 

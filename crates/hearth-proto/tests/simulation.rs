@@ -1114,7 +1114,11 @@ fn retention_floors_survive_a_restore_and_old_entries_are_not_taken_back() {
         .collect();
     assert!(old.len() >= 3, "ben held some of what is deleted");
     let mut circle = sim.members[ben].circle.clone();
-    assert_eq!(circle.raise_floors(&BTreeMap::from([(ana_id, floor)])), 1);
+    let floor_id = circle.logs().id_at(&ana_id, floor).unwrap();
+    assert_eq!(
+        circle.raise_floors(&BTreeMap::from([(ana_id, (floor, floor_id))])),
+        1
+    );
     assert_eq!(circle.marks(), marks, "the marks do not move");
     // A restart: the snapshot keeps the floor, the stored entries above it go back in place.
     let positions: Vec<(MemberId, u64, EntryId)> = sim.members[ben]
@@ -1221,7 +1225,12 @@ fn a_newcomer_sharing_history_starts_at_her_inviters_retention_floors() {
     // Ana's node deleted the oldest entries of both logs (retention) and raised floors.
     let (ana_id, ben_id) = (sim.members[ana].circle.me(), sim.members[ben].circle.me());
     let floors = BTreeMap::from([(ana_id, 4), (ben_id, 3)]);
-    assert_eq!(sim.members[ana].circle.raise_floors(&floors), 2);
+    let logs = sim.members[ana].circle.logs();
+    let with_ids = floors
+        .iter()
+        .map(|(author, seq)| (*author, (*seq, logs.id_at(author, *seq).unwrap())))
+        .collect();
+    assert_eq!(sim.members[ana].circle.raise_floors(&with_ids), 2);
     for (author, floor) in &floors {
         for seq in 0..=*floor {
             sim.members[ana].stored.remove(&(*author, seq));

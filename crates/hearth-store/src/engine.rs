@@ -724,6 +724,29 @@ impl<B: Backend> Engine<B> {
         self.entries_for(ids)
     }
 
+    pub(crate) fn author_positions(
+        &self,
+        circle: CircleId,
+        author: MemberId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, EntryId)>, StoreError> {
+        let prefix = key(&[circle.as_bytes(), author.as_bytes()]);
+        let range = (
+            Bound::Included(author_log_key(circle, author, from_seq)),
+            prefix_range(&prefix).1,
+        );
+        self.backend
+            .scan(TreeName::AuthorLog, range, false, limit)?
+            .iter()
+            .map(|(k, v)| {
+                let seq = u64_at(k, 64)
+                    .ok_or_else(|| StoreError::corrupted("an author log key is malformed"))?;
+                Ok((seq, id_from_value(v, TreeName::AuthorLog)?))
+            })
+            .collect()
+    }
+
     pub(crate) fn heads(
         &self,
         circle: CircleId,

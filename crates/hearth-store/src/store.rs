@@ -91,6 +91,16 @@ pub trait Store: Send + Sync {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Up to `limit` positions `(seq, id)` of one author's log from `from_seq` on, by
+    /// ascending seq. Reads the log's index only, not the entries: opening a circle takes
+    /// the newest positions of each author this way.
+    fn author_positions(
+        &self,
+        circle: CircleId,
+        author: MemberId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, EntryId)>, StoreError>;
     /// The highest stored seq of each author, with that entry's id.
     fn heads(&self, circle: CircleId) -> Result<BTreeMap<MemberId, (u64, EntryId)>, StoreError>;
     /// The newest `limit` entries by (lamport, author, seq), newest first.
@@ -297,6 +307,16 @@ macro_rules! delegate_store {
                 limit: usize,
             ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
                 self.engine.timeline_before(circle, before, limit)
+            }
+            fn author_positions(
+                &self,
+                circle: CircleId,
+                author: MemberId,
+                from_seq: u64,
+                limit: usize,
+            ) -> Result<Vec<(u64, EntryId)>, $crate::StoreError> {
+                self.engine
+                    .author_positions(circle, author, from_seq, limit)
             }
             fn plaintext(&self, id: EntryId) -> Result<Option<Vec<u8>>, $crate::StoreError> {
                 self.engine.plaintext(id)

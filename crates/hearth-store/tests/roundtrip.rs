@@ -167,6 +167,14 @@ fn check_everything(s: &dyn Store, entries: &[StoredEntry]) {
     let tail = s.author_log(c, member(1), 18, 2).unwrap();
     assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![18, 19]);
     assert!(s.author_log(c, member(4), 0, 10).unwrap().is_empty());
+    // Positions only: the same seqs and ids as the entries, read from the index.
+    let positions = s.author_positions(c, member(1), 18, 2).unwrap();
+    assert_eq!(
+        positions,
+        tail.iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>()
+    );
+    assert_eq!(s.author_positions(c, member(1), 0, 100).unwrap().len(), 21);
+    assert!(s.author_positions(c, member(4), 0, 10).unwrap().is_empty());
 
     // Heads.
     let heads = s.heads(c).unwrap();

@@ -3,19 +3,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use hearth_proto::circle::{Accepted, Authored, Circle, CircleError, Opened, Receipt};
+use hearth_proto::circle::{Accepted, Authored, Circle, CircleError, Opened, Receipt, Rejection};
 use hearth_proto::content::Content;
 use hearth_proto::entry::{Entry, MAX_ENTRY_LEN};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::{InviteBook, IssuedInvite};
 use hearth_proto::membership::{ControlBody, ControlOp};
 use hearth_proto::progress;
-use hearth_proto::sync::HighWaterMarks;
+use hearth_proto::sync::{HighWaterMarks, RECENT_IDS_PER_AUTHOR};
 use hearth_proto::tally::Tally;
 use hearth_proto::wire;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use hearth_store::{
-    BatchItem, CircleRecord, RESYNC_KEY, SecretBytes, StorageHealth, StoreError, StoredEntry,
+    BatchItem, CircleRecord, RESYNC_KEY, SecretBytes, StorageHealth, Store, StoreError, StoredEntry,
 };
 use libp2p::PeerId;
 use libp2p::gossipsub::IdentTopic;
@@ -258,6 +258,32 @@ pub(crate) fn encode_muted(muted: &BTreeSet<MemberId>) -> Vec<u8> {
     muted.iter().flat_map(|m| m.as_bytes().to_vec()).collect()
 }
 
+/// Passes received bytes to the circle. When it asks for the stored id of an old position of
+/// a log (a duplicate or a fork of an entry older than what it keeps in memory), looks the
+/// position up in the store and passes the bytes once more.
+pub(super) fn receive_entry(
+    store: &dyn Store,
+    circle: &mut Circle,
+    bytes: &[u8],
+) -> Result<Receipt, Rejection> {
+    let first = circle.receive(bytes);
+    let Err(Rejection::NeedsStoredId { author, seq }) = first else {
+        return first;
+    };
+    match store.author_positions(circle.id(), author, seq, 1) {
+        Ok(found) => match found.first() {
+            Some((at, stored)) if *at == seq && circle.recall(&author, seq, *stored) => {
+                circle.receive(bytes)
+            }
+            _ => first,
+        },
+        Err(e) => {
+            tracing::warn!(circle = %circle.id().short(), error = %e, "cannot read a stored log position");
+            first
+        }
+    }
+}
+
 impl EventLoop {
     /// Loads every stored circle and starts serving it.
     pub(super) fn load_circles(&mut self) -> Result<(), NodeError> {
@@ -274,18 +300,34 @@ impl EventLoop {
 
     fn restore_slot(&self, record: &CircleRecord) -> Result<CircleSlot, NodeError> {
         let id = record.circle;
+        // Only each author's newest positions, read from the log index: opening a circle
+        // costs the same whatever its history (PROTOCOL.md §14).
         let mut positions = Vec::new();
-        let mut max_lamport = 0;
-        for entry in self.store.all_entries(id) {
-            let entry = entry?;
-            max_lamport = max_lamport.max(entry.lamport);
-            positions.push((entry.author, entry.seq, entry.id));
+        for (author, (head, _)) in self.store.heads(id)? {
+            let from = head.saturating_sub(RECENT_IDS_PER_AUTHOR as u64 - 1);
+            for (seq, entry) in
+                self.store
+                    .author_positions(id, author, from, RECENT_IDS_PER_AUTHOR)?
+            {
+                positions.push((author, seq, entry));
+            }
         }
-        positions.sort_by_key(|(author, seq, _)| (*author, *seq));
         let mut circle = Circle::restore(record.state.expose(), positions)?;
+        for (author, seq) in circle.positions_to_recall() {
+            if let Some((_, entry)) = self
+                .store
+                .author_positions(id, author, seq, 1)?
+                .into_iter()
+                .find(|(s, _)| *s == seq)
+            {
+                circle.recall(&author, seq, entry);
+            }
+        }
         // The state is saved a moment after entries; after a crash in between, the stored
-        // entries know a later lamport than the state.
-        circle.observe_lamport(max_lamport);
+        // entries know a later lamport than the state. The timeline is ordered by lamport.
+        if let Some(latest) = self.store.timeline_latest(id, 1)?.first() {
+            circle.observe_lamport(latest.lamport);
+        }
         let secret = match self.store.local(id, MEMBER_SECRET_KEY)? {
             Some(bytes) => {
                 let array: [u8; 64] =

@@ -142,7 +142,7 @@ impl EventLoop {
             self.report(&message_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        let receipt = match slot.circle.receive(&data) {
+        let receipt = match super::circles::receive_entry(&*self.store, &mut slot.circle, &data) {
             Ok(receipt) => receipt,
             Err(Rejection::PendingFull) => {
                 self.report(&message_id, &source, MessageAcceptance::Ignore);

@@ -682,6 +682,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_long_history_opens_from_its_newest_positions_and_still_knows_old_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut el = start(dir.path()).await;
+        let circle = create(&mut el);
+        let window = hearth_proto::sync::RECENT_IDS_PER_AUTHOR;
+        let first = el.post(circle, text(0)).unwrap();
+        for i in 1..window + 20 {
+            el.post(circle, text(i)).unwrap();
+        }
+        let (marks, held) = {
+            let slot = el.slot(circle).unwrap();
+            (slot.circle.marks(), slot.circle.logs().len())
+        };
+        el.save_dirty(true);
+        drop(el);
+
+        let mut el = start(dir.path()).await;
+        let store = el.store.clone();
+        let slot = el.circles.get_mut(&circle).unwrap();
+        let me = slot.circle.me();
+        assert_eq!(slot.circle.marks(), marks, "every position up to the head");
+        assert_eq!(slot.circle.logs().len(), held);
+        assert!(
+            slot.circle.logs().kept_ids() <= window + 1,
+            "{} ids in memory for a window of {window}",
+            slot.circle.logs().kept_ids()
+        );
+        // The creation (a control entry) was recalled at open; an old post was not.
+        let creation = store.author_positions(circle, me, 0, 1).unwrap()[0].1;
+        assert_eq!(slot.circle.logs().id_at(&me, 0), Some(creation));
+        let old = store.entry(first).unwrap().unwrap();
+        assert_eq!(slot.circle.logs().id_at(&me, old.seq), None);
+        // It arrives again (a replay): the store tells it is the one held.
+        let receipt = super::super::circles::receive_entry(&*store, &mut slot.circle, &old.bytes)
+            .expect("a duplicate, not a rejection");
+        assert!(receipt.duplicate);
+        assert_eq!(slot.circle.marks(), marks);
+        // And the device writes on.
+        el.post(circle, text(9999)).unwrap();
+    }
+
+    #[tokio::test]
     async fn reading_before_an_entry_of_another_circle_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut el = start(dir.path()).await;

@@ -130,14 +130,18 @@ impl EventLoop {
             return Ok((0, 0));
         };
         let cutoff = now.saturating_sub(retention);
-        let mut floors: BTreeMap<MemberId, u64> = BTreeMap::new();
+        let mut floors: BTreeMap<MemberId, (u64, EntryId)> = BTreeMap::new();
         let mut expired = 0usize;
         for stored in self.store.all_entries(circle) {
             let stored = stored?;
             if stored.timestamp_ms < cutoff {
                 expired += 1;
-                let floor = floors.entry(stored.author).or_insert(stored.seq);
-                *floor = (*floor).max(stored.seq);
+                let floor = floors
+                    .entry(stored.author)
+                    .or_insert((stored.seq, stored.id));
+                if stored.seq > floor.0 {
+                    *floor = (stored.seq, stored.id);
+                }
             }
         }
         let Some(slot) = self.circles.get_mut(&circle) else {

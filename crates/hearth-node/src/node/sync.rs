@@ -649,7 +649,7 @@ impl EventLoop {
         let mut rejected = 0usize;
         if let Some(slot) = self.circles.get_mut(&circle) {
             for bytes in &response.entries {
-                match slot.circle.receive(bytes) {
+                match super::circles::receive_entry(&*self.store, &mut slot.circle, bytes) {
                     Ok(receipt) => receipts.push(receipt),
                     Err(Rejection::PendingFull) => break,
                     Err(e) => {

@@ -1,9 +1,10 @@
 //! Persistence: snapshot, restore and the persisted Lamport clock.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::entry::Entry;
 use crate::identity::MemberSecret;
 use crate::ids::{EntryId, MemberId};
-use crate::sync::Placement;
 use crate::wire::{self, DecodeError};
 
 use super::{Circle, CircleError, Snapshot};
@@ -49,7 +50,11 @@ impl Circle {
     }
 
     /// Rebuilds a circle from [`Circle::snapshot`] and the positions of the stored entries,
-    /// `(author, seq, id)` in ascending seq per author.
+    /// `(author, seq, id)` in ascending seq per author. An author's positions may be only her
+    /// newest ones (a run ending at her head): everything from her anchor or seq 0 up to the
+    /// first position given counts as held, so opening a circle costs the same whatever its
+    /// history. A run is taken up to its first gap. Then give [`Circle::recall`] the stored
+    /// ids of [`Circle::positions_to_recall`].
     pub fn restore(
         snapshot: &[u8],
         log: impl IntoIterator<Item = (MemberId, u64, EntryId)>,
@@ -77,12 +82,26 @@ impl Circle {
             // Anchors were valid when written; a repeated one is ignored.
             let _ = circle.logs.anchor(*author, *seq, *id);
         }
+        let control_ids: BTreeSet<EntryId> = s
+            .control_entries
+            .iter()
+            .filter_map(|bytes| Entry::decode_and_verify(bytes).ok().map(|(_, id)| id))
+            .collect();
+        let mut runs: BTreeMap<MemberId, Vec<(u64, EntryId)>> = BTreeMap::new();
         for (author, seq, id) in log {
-            if circle.logs.classify(&author, seq, None, id) == Placement::BelowHorizon {
-                continue;
+            let run = runs.entry(author).or_default();
+            let next = run.last().map(|(last, _)| last.checked_add(1));
+            // Taken up to the first gap (or a position out of order).
+            if next.is_none() || next == Some(Some(seq)) {
+                run.push((seq, id));
             }
-            // Stored entries were checked when received; their positions go back in order.
-            let _ = circle.logs.append(author, seq, id);
+        }
+        for (author, run) in runs {
+            // Stored entries were checked when received; a run wholly below the author's
+            // anchor (retention deleted the rest) leaves the anchor alone.
+            let _ = circle
+                .logs
+                .resume(author, &run, |id| control_ids.contains(id));
         }
         for bytes in &s.control_entries {
             let (entry, id) =

@@ -95,6 +95,9 @@ impl Circle {
                 return Ok(Ingested::Waiting(Waiting::Gap { author, missing }));
             }
             Placement::Invalid => return Err(Rejection::BadPosition),
+            Placement::Forgotten { author, seq } => {
+                return Err(Rejection::NeedsStoredId { author, seq });
+            }
         }
         if h.epoch == EpochId::GENESIS_PARENT {
             if h.kind != EntryKind::Control || h.seq != 0 {
@@ -144,6 +147,10 @@ impl Circle {
         self.logs
             .append(h.author, h.seq, id)
             .map_err(|_| Rejection::BadPosition)?;
+        if h.kind == EntryKind::Control {
+            // The fold compares other versions with it, however old it grows.
+            self.logs.pin(&h.author, h.seq);
+        }
         self.lamport = self.lamport.max(h.lamport);
         self.raise_head_lamport(h.author, h.lamport);
         let opened = match h.kind {
@@ -354,6 +361,9 @@ impl Circle {
         self.logs
             .append(h.author, h.seq, id)
             .map_err(|_| Rejection::BadPosition)?;
+        if h.kind == EntryKind::Control {
+            self.logs.pin(&h.author, h.seq);
+        }
         // The log's clock moves, this member's does not: a void entry orders nothing.
         self.raise_head_lamport(h.author, h.lamport);
         let opened = match h.kind {

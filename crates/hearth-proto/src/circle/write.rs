@@ -133,6 +133,9 @@ impl Circle {
         self.logs
             .append(h.author, h.seq, authored.id)
             .expect("own entry is the next in own log");
+        if h.kind == EntryKind::Control {
+            self.logs.pin(&h.author, h.seq);
+        }
         self.lamport = self.lamport.max(h.lamport);
         self.head_lamports.insert(h.author, h.lamport);
     }
@@ -699,12 +702,12 @@ impl Circle {
     /// at an anchor at `seq` ([`AuthorLogs::raise_floor`]), so those entries are neither
     /// requested from peers nor accepted again, and are not offered. The anchors are part of
     /// [`Circle::snapshot`], so [`Circle::restore`] places the remaining stored entries after
-    /// them. A floor that is not a held position of the author's log is ignored. Returns how
-    /// many floors moved.
-    pub fn raise_floors(&mut self, floors: &BTreeMap<MemberId, u64>) -> usize {
+    /// them. A floor `(seq, id)` that is not a held position of the author's log, or where
+    /// the log keeps another id, is ignored. Returns how many floors moved.
+    pub fn raise_floors(&mut self, floors: &BTreeMap<MemberId, (u64, EntryId)>) -> usize {
         let mut moved = 0;
-        for (author, seq) in floors {
-            if let Some((seq, id)) = self.logs.raise_floor(author, *seq) {
+        for (author, (seq, id)) in floors {
+            if let Some((seq, id)) = self.logs.raise_floor(author, *seq, *id) {
                 self.anchors.retain(|(a, _, _)| a != author);
                 self.anchors.push((*author, seq, id));
                 moved += 1;

@@ -3,6 +3,7 @@
 //! horizon) and equivocation evidence ([`Equivocation`], [`EquivocationLog`]).
 
 use std::collections::btree_map::{self, BTreeMap};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::RangeInclusive;
 
@@ -67,6 +68,14 @@ pub enum Placement {
     },
     /// The entry is older than this member's horizon for the author: ignore it.
     BelowHorizon,
+    /// The position is held but its id is no longer kept in memory: look up the stored id
+    /// there, give it to [`AuthorLogs::recall`] and classify again.
+    Forgotten {
+        /// Whose log.
+        author: MemberId,
+        /// The position.
+        seq: u64,
+    },
     /// `prev` is present at seq 0 or absent after it: reject it.
     Invalid,
 }
@@ -95,6 +104,11 @@ impl fmt::Display for Placement {
                 missing.end(),
                 author.short()
             ),
+            Placement::Forgotten { author, seq } => write!(
+                f,
+                "entry {seq} of author {} is held but its id is not in memory",
+                author.short()
+            ),
             Placement::BelowHorizon => {
                 f.write_str("it is older than where this member's copy of the log starts")
             }
@@ -105,92 +119,126 @@ impl fmt::Display for Placement {
     }
 }
 
-/// One author's contiguous log: `ids[i]` is the id at seq `start + i`.
-///
-/// Invariants (checked on deserialization): `ids` is not empty, `start + ids.len() - 1`
-/// does not overflow, and an unanchored log starts at 0.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawAuthorLog")]
+/// How many of each author's newest positions [`AuthorLogs`] keeps the ids of, unless built
+/// with [`AuthorLogs::with_window`]. Gossip's duplicates and forks arrive within it; an older
+/// position is [`Placement::Forgotten`] until the caller recalls its stored id.
+pub const RECENT_IDS_PER_AUTHOR: usize = 256;
+
+/// How many ids recalled from storage ([`AuthorLogs::recall`]) a log keeps per author beyond
+/// its window; the oldest recall is forgotten first.
+pub const MAX_RECALLED_PER_AUTHOR: usize = 32;
+
+/// One author's contiguous log from `start` to `head`. Only some ids are kept in memory (the
+/// newest positions, the anchor's, pinned and recalled ones); the rest stay in storage, so
+/// memory and the cost of opening a circle do not grow with its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct AuthorLog {
-    /// The seq of `ids[0]`: the anchor's seq, or 0.
+    /// The first known position: the anchor's seq, or 0.
     start: u64,
-    /// Whether `ids[0]` is an anchor (known id, entry not held) rather than a held entry.
+    /// Whether `start` is an anchor (known id, entry not held) rather than a held entry.
     anchored: bool,
-    ids: Vec<EntryId>,
-}
-
-#[derive(Deserialize)]
-struct RawAuthorLog {
-    start: u64,
-    anchored: bool,
-    ids: Vec<EntryId>,
-}
-
-impl TryFrom<RawAuthorLog> for AuthorLog {
-    type Error = &'static str;
-
-    fn try_from(raw: RawAuthorLog) -> Result<Self, Self::Error> {
-        if raw.ids.is_empty() {
-            return Err("an author's log has no entries");
-        }
-        if !raw.anchored && raw.start != 0 {
-            return Err("an author's log without an anchor does not start at seq 0");
-        }
-        let last = u64::try_from(raw.ids.len() - 1)
-            .ok()
-            .and_then(|n| raw.start.checked_add(n));
-        if last.is_none() {
-            return Err("an author's log runs past the largest sequence number");
-        }
-        Ok(AuthorLog {
-            start: raw.start,
-            anchored: raw.anchored,
-            ids: raw.ids,
-        })
-    }
+    /// The last position (`start <= head`).
+    head: u64,
+    /// The ids kept, by seq: always `head`'s and, when anchored, `start`'s.
+    ids: BTreeMap<u64, EntryId>,
+    /// Positions kept whatever their age ([`AuthorLogs::pin`]).
+    pinned: BTreeSet<u64>,
+    /// Positions recalled from storage, oldest first.
+    recalled: VecDeque<u64>,
 }
 
 impl AuthorLog {
     fn head(&self) -> (u64, EntryId) {
-        // `ids` is never empty and `start + len - 1` never overflows (type invariants).
-        let last = self.ids[self.ids.len() - 1];
-        (self.start + (self.ids.len() as u64 - 1), last)
+        // The head's id is always kept (type invariant); the fallback is unreachable.
+        let id = self.ids.get(&self.head).copied();
+        (self.head, id.unwrap_or(EntryId::from_bytes([0; 32])))
     }
 
     fn id_at(&self, seq: u64) -> Option<EntryId> {
-        let offset = usize::try_from(seq.checked_sub(self.start)?).ok()?;
-        self.ids.get(offset).copied()
+        self.ids.get(&seq).copied()
     }
 
     /// The seqs whose entries are held (an anchor's entry is not).
     fn held(&self) -> Option<RangeInclusive<u64>> {
-        let (head, _) = self.head();
-        match (self.anchored, self.ids.len()) {
-            (true, 1) => None,
-            // At least two ids, so `start + 1 <= head`.
-            (true, _) => Some(self.start + 1..=head),
-            (false, _) => Some(0..=head),
+        match (self.anchored, self.head == self.start) {
+            (true, true) => None,
+            // `start < head`, so `start + 1 <= head`.
+            (true, false) => Some(self.start + 1..=self.head),
+            (false, _) => Some(self.start..=self.head),
         }
     }
 
-    fn held_count(&self) -> usize {
-        self.ids.len() - usize::from(self.anchored)
+    fn held_count(&self) -> u64 {
+        self.head - self.start + u64::from(!self.anchored)
+    }
+
+    /// Whether the id at `seq` stays in memory.
+    fn keeps(&self, seq: u64, window: usize) -> bool {
+        let window = u64::try_from(window).unwrap_or(u64::MAX);
+        seq == self.head
+            || self.head - seq < window
+            || (self.anchored && seq == self.start)
+            || self.pinned.contains(&seq)
+            || self.recalled.contains(&seq)
+    }
+
+    /// Forgets the id at `seq` unless it is kept.
+    fn evict(&mut self, seq: u64, window: usize) {
+        if seq <= self.head && !self.keeps(seq, window) {
+            self.ids.remove(&seq);
+        }
     }
 }
 
-/// Per author, the contiguous log of entry ids this member holds, each optionally starting at
-/// an anchor (a newcomer's horizon).
+/// Per author, the contiguous log of entries this member holds, each optionally starting at
+/// an anchor (a newcomer's horizon or a retention floor).
 ///
-/// Memory: 32 bytes per entry plus a small per-author overhead.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Memory: per author, the ids of the newest [`RECENT_IDS_PER_AUTHOR`] positions (or the
+/// window given to [`AuthorLogs::with_window`]) plus pinned and recalled ones, whatever the
+/// length of the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorLogs {
     logs: BTreeMap<MemberId, AuthorLog>,
+    window: usize,
+    /// Every position appended or resumed: what a node's store holds, for tests that look
+    /// up a forgotten id.
+    #[cfg(test)]
+    stored: BTreeMap<(MemberId, u64), EntryId>,
+}
+
+impl Default for AuthorLogs {
+    fn default() -> Self {
+        Self::with_window(RECENT_IDS_PER_AUTHOR)
+    }
 }
 
 impl AuthorLogs {
-    /// An empty set of logs.
+    /// An empty set of logs keeping [`RECENT_IDS_PER_AUTHOR`] ids per author.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set of logs keeping the ids of each author's newest `window` positions (at
+    /// least 1).
+    pub fn with_window(window: usize) -> Self {
+        AuthorLogs {
+            logs: BTreeMap::new(),
+            window: window.max(1),
+            #[cfg(test)]
+            stored: BTreeMap::new(),
+        }
+    }
+
+    /// Changes how many of each author's newest ids are kept; older unpinned ones are
+    /// forgotten at once.
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window.max(1);
+        for log in self.logs.values_mut() {
+            let seqs: Vec<u64> = log.ids.keys().copied().collect();
+            for seq in seqs {
+                log.evict(seq, self.window);
+            }
+        }
     }
 
     /// Begins `author`'s log at `(seq, id)`, as if everything up to it were known: entries
@@ -207,11 +255,76 @@ impl AuthorLogs {
                 slot.insert(AuthorLog {
                     start: seq,
                     anchored: true,
-                    ids: vec![id],
+                    head: seq,
+                    ids: BTreeMap::from([(seq, id)]),
+                    pinned: BTreeSet::new(),
+                    recalled: VecDeque::new(),
                 });
                 Ok(())
             }
         }
+    }
+
+    /// Resumes `author`'s log from storage: `newest` are her newest stored positions
+    /// `(seq, id)`, ascending and contiguous, the last one her head. Everything from her
+    /// anchor (see [`AuthorLogs::anchor`], called first if she has one) or seq 0 up to the
+    /// head counts as held; positions at or below an anchor are skipped. The ids of the
+    /// newest window of positions are kept, and those `pin` says to keep.
+    ///
+    /// Fails, changing nothing, with [`SyncError::AlreadyStarted`] when the author already
+    /// holds entries, and with [`SyncError::NotNext`] when `newest` (above the anchor) is
+    /// empty or not contiguous.
+    pub fn resume(
+        &mut self,
+        author: MemberId,
+        newest: &[(u64, EntryId)],
+        pin: impl Fn(&EntryId) -> bool,
+    ) -> Result<(), SyncError> {
+        let anchor = self.anchor_of(&author);
+        if self
+            .logs
+            .get(&author)
+            .is_some_and(|log| anchor.is_none() || log.head != log.start)
+        {
+            return Err(SyncError::AlreadyStarted { author });
+        }
+        let floor = anchor.map(|(seq, _)| seq);
+        let run: Vec<(u64, EntryId)> = newest
+            .iter()
+            .copied()
+            .filter(|(seq, _)| floor.is_none_or(|floor| *seq > floor))
+            .collect();
+        let contiguous = run
+            .windows(2)
+            .all(|w| w[0].0.checked_add(1) == Some(w[1].0));
+        let Some(&(head, _)) = run.last() else {
+            return Err(SyncError::NotNext(Box::new(Placement::Invalid)));
+        };
+        if !contiguous {
+            return Err(SyncError::NotNext(Box::new(Placement::Invalid)));
+        }
+        let log = self.logs.entry(author).or_insert_with(|| AuthorLog {
+            start: 0,
+            anchored: false,
+            head,
+            ids: BTreeMap::new(),
+            pinned: BTreeSet::new(),
+            recalled: VecDeque::new(),
+        });
+        log.head = head;
+        for (seq, id) in run {
+            #[cfg(test)]
+            self.stored.insert((author, seq), id);
+            log.ids.insert(seq, id);
+            if pin(&id) {
+                log.pinned.insert(seq);
+            }
+        }
+        let seqs: Vec<u64> = log.ids.keys().copied().collect();
+        for seq in seqs {
+            log.evict(seq, self.window);
+        }
+        Ok(())
     }
 
     /// Says where the entry `(author, seq, prev, id)` fits, changing nothing.
@@ -223,7 +336,8 @@ impl AuthorLogs {
     /// 3. No log for the author: seq 0 is [`Placement::Next`], anything else a
     ///    [`Placement::Gap`] from 0.
     /// 4. `seq` at or below the head: the same id is [`Placement::Duplicate`], another id an
-    ///    [`Placement::Equivocation`] at `seq`.
+    ///    [`Placement::Equivocation`] at `seq`; a position whose id is no longer kept in
+    ///    memory is [`Placement::Forgotten`].
     /// 5. `seq == head + 1`: `prev` equal to the head's id is [`Placement::Next`]; any other
     ///    `prev` is an [`Placement::Equivocation`] at the head's seq between the head and
     ///    `prev` (see [`Equivocation`]).
@@ -264,8 +378,10 @@ impl AuthorLogs {
                     first,
                     second: id,
                 }),
-                // Unreachable: `start <= seq <= head` always has an id.
-                None => Placement::BelowHorizon,
+                None => Placement::Forgotten {
+                    author: *author,
+                    seq,
+                },
             };
         }
         // Here `seq > head_seq`, so `head_seq + 1` does not overflow, and `seq >= 1`, so
@@ -290,7 +406,8 @@ impl AuthorLogs {
     }
 
     /// Appends `(seq, id)` to `author`'s log if it is the next position: `seq == head + 1`,
-    /// or `seq == 0` when the author has no log.
+    /// or `seq == 0` when the author has no log. The id that leaves the window is forgotten
+    /// unless pinned or recalled.
     ///
     /// This checks the position and, for a filled position, the id; it cannot check `prev`,
     /// so call [`AuthorLogs::classify`] first and append only a [`Placement::Next`].
@@ -308,13 +425,28 @@ impl AuthorLogs {
         };
         match self.classify(&author, seq, prev, id) {
             Placement::Next => {
+                #[cfg(test)]
+                self.stored.insert((author, seq), id);
+                let window = self.window;
                 match self.logs.entry(author) {
-                    btree_map::Entry::Occupied(mut log) => log.get_mut().ids.push(id),
+                    btree_map::Entry::Occupied(mut log) => {
+                        let log = log.get_mut();
+                        log.ids.insert(seq, id);
+                        log.head = seq;
+                        if let Some(leaving) =
+                            u64::try_from(window).ok().and_then(|w| seq.checked_sub(w))
+                        {
+                            log.evict(leaving, window);
+                        }
+                    }
                     btree_map::Entry::Vacant(slot) => {
                         slot.insert(AuthorLog {
                             start: 0,
                             anchored: false,
-                            ids: vec![id],
+                            head: 0,
+                            ids: BTreeMap::from([(0, id)]),
+                            pinned: BTreeSet::new(),
+                            recalled: VecDeque::new(),
                         });
                     }
                 }
@@ -324,52 +456,121 @@ impl AuthorLogs {
         }
     }
 
+    /// Keeps the id at `(author, seq)` in memory whatever its age (a control entry on the
+    /// log, which the fold compares with other versions). Returns whether the position is
+    /// held with a known id; nothing changes otherwise.
+    pub fn pin(&mut self, author: &MemberId, seq: u64) -> bool {
+        match self.logs.get_mut(author) {
+            Some(log) if log.ids.contains_key(&seq) => {
+                log.pinned.insert(seq);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Tells the log the id stored at a position it no longer keeps in memory (after a
+    /// [`Placement::Forgotten`]). The id is kept among the author's last
+    /// [`MAX_RECALLED_PER_AUTHOR`] recalls. Returns whether it was taken: the position must
+    /// be held (from the anchor, exclusive, to the head) and its id not already known.
+    pub fn recall(&mut self, author: &MemberId, seq: u64, id: EntryId) -> bool {
+        let window = self.window;
+        let Some(log) = self.logs.get_mut(author) else {
+            return false;
+        };
+        let held = log.held().is_some_and(|held| held.contains(&seq));
+        if !held || log.ids.contains_key(&seq) {
+            return false;
+        }
+        log.ids.insert(seq, id);
+        log.recalled.push_back(seq);
+        if log.recalled.len() > MAX_RECALLED_PER_AUTHOR
+            && let Some(oldest) = log.recalled.pop_front()
+        {
+            log.evict(oldest, window);
+        }
+        true
+    }
+
+    /// The id appended at `(author, seq)`, kept in memory or not: the store of a test.
+    #[cfg(test)]
+    pub(crate) fn stored_id(&self, author: &MemberId, seq: u64) -> Option<EntryId> {
+        self.stored.get(&(*author, seq)).copied()
+    }
+
     /// The author's last known position and id (the anchor if nothing follows it).
     pub fn head(&self, author: &MemberId) -> Option<(u64, EntryId)> {
         self.logs.get(author).map(AuthorLog::head)
     }
 
-    /// The id at `seq` of `author`'s log, if known (the anchor's included).
+    /// The id at `seq` of `author`'s log, if kept in memory (the anchor's included).
     pub fn id_at(&self, author: &MemberId, seq: u64) -> Option<EntryId> {
         self.logs.get(author)?.id_at(seq)
+    }
+
+    /// Whether `seq` is a held position of `author`'s log (after her anchor, up to her
+    /// head), whether or not its id is kept in memory.
+    pub fn holds(&self, author: &MemberId, seq: u64) -> bool {
+        self.logs
+            .get(author)
+            .and_then(AuthorLog::held)
+            .is_some_and(|held| held.contains(&seq))
     }
 
     /// The author's anchor `(seq, id)`, if her log starts at one.
     pub fn anchor_of(&self, author: &MemberId) -> Option<(u64, EntryId)> {
         let log = self.logs.get(author)?;
-        log.anchored.then(|| (log.start, log.ids[0]))
+        if !log.anchored {
+            return None;
+        }
+        log.id_at(log.start).map(|id| (log.start, id))
     }
 
-    /// Raises `author`'s horizon to `seq` (a retention floor): the entry at `seq` becomes the
-    /// anchor (its id is kept, the entry is no longer held) and positions below it are
-    /// forgotten, so entries at or below `seq` are from then on
+    /// Raises `author`'s horizon to `(seq, id)` (a retention floor): the entry at `seq`
+    /// becomes the anchor (its id is kept, the entry is no longer held) and positions below
+    /// it are forgotten, so entries at or below `seq` are from then on
     /// [`Placement::BelowHorizon`] or [`Placement::Duplicate`], are not offered to peers and
     /// are not requested from them. The head and the marks do not change.
     ///
     /// Returns the new anchor `(seq, id)`, or `None` (and changes nothing) when `seq` is not
-    /// a held position of the log: no log, `seq` above the head, or at or below an anchor.
-    pub fn raise_floor(&mut self, author: &MemberId, seq: u64) -> Option<(u64, EntryId)> {
+    /// a held position of the log (no log, `seq` above the head, or at or below an anchor)
+    /// or the log keeps another id there.
+    pub fn raise_floor(
+        &mut self,
+        author: &MemberId,
+        seq: u64,
+        id: EntryId,
+    ) -> Option<(u64, EntryId)> {
         let log = self.logs.get_mut(author)?;
-        let (head, _) = log.head();
-        if seq > head || (log.anchored && seq <= log.start) {
+        if seq > log.head || (log.anchored && seq <= log.start) {
             return None;
         }
-        // `start <= seq <= head` here, so the offset is within `ids`.
-        let offset = usize::try_from(seq - log.start).ok()?;
-        log.ids.drain(..offset);
+        if log.ids.get(&seq).is_some_and(|kept| *kept != id) {
+            return None;
+        }
+        log.ids = log.ids.split_off(&seq);
+        log.ids.insert(seq, id);
+        log.pinned = log.pinned.split_off(&seq);
+        log.recalled.retain(|s| *s >= seq);
         log.start = seq;
         log.anchored = true;
-        Some((seq, log.ids[0]))
+        Some((seq, id))
     }
 
     /// How many entries are held, over all authors (anchors are not counted).
     pub fn len(&self) -> usize {
-        self.logs.values().map(AuthorLog::held_count).sum()
+        let held: u64 = self.logs.values().map(AuthorLog::held_count).sum();
+        usize::try_from(held).unwrap_or(usize::MAX)
     }
 
     /// Whether no entry is held (there may still be anchors).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many ids are kept in memory, over all authors (for memory accounting).
+    pub fn kept_ids(&self) -> usize {
+        self.logs.values().map(|log| log.ids.len()).sum()
     }
 
     /// Every author with a log or an anchor, in ascending order.
@@ -381,7 +582,7 @@ impl AuthorLogs {
     pub fn marks(&self) -> HighWaterMarks {
         self.logs
             .iter()
-            .map(|(author, log)| (*author, log.head().0))
+            .map(|(author, log)| (*author, log.head))
             .collect()
     }
 
