@@ -599,6 +599,50 @@ fn a_member_added_beside_a_branch_folds_its_control_entries_after_the_repair() {
     assert_eq!(ben.membership().members, ana.membership().members);
 }
 
+/// The same when the repair that merges the branch reaches the newcomer before the branch
+/// does: the `extra` secrets for the branch's epochs cannot be judged yet (she does not know
+/// those epochs), so her package waits until they are in her fold instead of being dropped.
+/// Found by the adversarial simulation with Mal's odd-clock commits (seed 575): the package
+/// was settled at once, the branch's secrets refused as unknown, and she never folded the
+/// control entries written on it.
+#[test]
+fn a_merge_that_arrives_before_its_branch_still_gives_the_branchs_secrets() {
+    let mut rng = ChaCha20Rng::seed_from_u64(103);
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
+    // Mal's branch: a rotation, then a key change written in her new epoch.
+    let rotation = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let key = mal.rotate_my_key(T0 + 20, &mut rng).unwrap();
+    // Meanwhile Ana, who has seen neither, adds Neo; then she gets the branch and repairs.
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
+    for bytes in [&add.bytes, &rotation.bytes, &key.bytes] {
+        deliver(bytes, &mut [&mut ben]);
+    }
+    deliver(&rotation.bytes, &mut [&mut ana]);
+    deliver(&key.bytes, &mut [&mut ana]);
+    assert!(ana.repair_due());
+    let repair = ana.rotate(T0 + 30, &mut rng).unwrap();
+    deliver(&repair.bytes, &mut [&mut ben]);
+    // Neo gets the repair first, then the branch it merges.
+    neo.receive(&repair.bytes).unwrap();
+    for bytes in [&rotation.bytes, &key.bytes] {
+        let _ = neo.receive(bytes);
+    }
+    assert!(
+        neo.held_epochs().contains(&EpochId::from(rotation.id)),
+        "the repair's package gave Neo the branch's secret once she knew the branch"
+    );
+    assert_eq!(
+        neo.membership().members,
+        ana.membership().members,
+        "Neo folds the key change written on the branch"
+    );
+    assert_eq!(
+        neo.membership().current_epoch().map(|e| e.id),
+        ana.membership().current_epoch().map(|e| e.id),
+    );
+    assert!(!neo.repair_due());
+}
+
 /// The same when the branch forked from an epoch the newcomer was never given and that she
 /// merged herself without reading it: the repair that merges the branch's next commit must give
 /// her the key of the epoch that commit was written in. Found by the adversarial simulation
@@ -1245,7 +1289,8 @@ impl Adversary {
         self.send(&bytes, to);
     }
 
-    /// Mal posts with a clock of her choosing: far ahead, at the limit, or backdated.
+    /// Mal posts, or commits (a `Rotate`), with a clock of her choosing: far ahead, at the limit,
+    /// or backdated.
     fn odd_clock(&mut self) {
         let mut mal = self.mal.clone();
         mal.lamport = match self.roll(4) {
@@ -1261,11 +1306,17 @@ impl Adversary {
             1 => 0,
             _ => self.now,
         };
+        let commit = self.roll(2) == 0;
         let mut r = self.rng.clone();
-        if let Ok(post) = mal.post(&text("odd clock"), when, &mut r) {
+        let written = if commit {
+            mal.rotate(when, &mut r)
+        } else {
+            mal.post(&text("odd clock"), when, &mut r)
+        };
+        if let Ok(written) = written {
             self.mal = mal;
             let to = self.roll(1 << self.honest.len());
-            self.send(&post.bytes, to);
+            self.send(&written.bytes, to);
         }
         self.rng = r;
     }
@@ -1601,13 +1652,25 @@ impl Adversary {
                     );
                     for e in m.epochs.values() {
                         eprintln!(
-                            "   epoch {:?} parent {:?} merges {:?} author {:?} lamport {} recipients {}",
+                            "   epoch {:?} parent {:?} merges {:?} author {:?} lamport {} recipients {} held {}",
                             e.id,
                             e.parent,
                             e.merges,
                             e.author,
                             e.position.0,
-                            e.recipients.len()
+                            e.recipients.len(),
+                            c.epoch_secrets.contains_key(&e.id)
+                        );
+                    }
+                    for (id, r) in &c.control {
+                        eprintln!(
+                            "   control {id:?} author {:?} seq {} epoch {:?} lamport {} op {:?} rejected {:?}",
+                            r.entry.unsigned.author,
+                            r.entry.unsigned.seq,
+                            r.entry.unsigned.epoch,
+                            r.entry.unsigned.lamport,
+                            r.body.as_ref().map(|b| b.op.name()),
+                            m.rejected.get(id)
                         );
                     }
                 }

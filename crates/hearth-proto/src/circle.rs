@@ -713,12 +713,12 @@ impl Circle {
 
     /// Whether this member is a recipient of the current epoch whose commit is valid but whose
     /// secret she could not take (a missing, broken or mismatching package): only a new
-    /// epoch, started from one she holds, lets her write again.
+    /// epoch, started from one she holds, lets her write again. (Her package may still be
+    /// kept for the `extra` secrets it carries; its own secret was judged once the commit was
+    /// valid in her fold, so a package kept waiting does not unlock her.)
     fn locked_out(&self) -> bool {
         self.membership.current_epoch().is_some_and(|e| {
-            e.recipients.contains(&self.me.id())
-                && !self.epoch_secrets.contains_key(&e.id)
-                && !self.payloads.contains_key(&e.id)
+            e.recipients.contains(&self.me.id()) && !self.epoch_secrets.contains_key(&e.id)
         })
     }
 

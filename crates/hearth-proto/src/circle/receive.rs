@@ -744,14 +744,17 @@ impl Circle {
                     .filter(|(e, _)| {
                         // The parent, the merged branches (a merge loses no message, and
                         // their control entries must fold everywhere), or an epoch she was a
-                        // recipient of (her own package for it may have been broken).
+                        // recipient of (her own package for it may have been broken). An
+                        // epoch not in her fold yet cannot be judged: it may lie on a merged
+                        // branch whose commits have not reached her, so it waits (below) and
+                        // is judged by these same rules once it is in her fold.
                         *e == info.parent
                             || branches.contains(e)
                             || self
                                 .membership
                                 .epochs
                                 .get(e)
-                                .is_some_and(|known| known.recipients.contains(&me))
+                                .is_none_or(|known| known.recipients.contains(&me))
                     })
                     .filter(|(e, _)| before.as_ref().is_some_and(|b| !b.contains(e)));
                 let mut waiting = false;
