@@ -167,9 +167,21 @@ async fn invalid_gossip_is_rejected_and_its_sender_penalised() -> Result<()> {
     // Nothing changed.
     assert_eq!(settled(v.timeline(circle, 1000).await?), before_timeline);
     assert_eq!(v.members(circle).await?, before_members);
-    // The honest member is not affected.
-    let status = v.status().await?;
-    assert!(score_of(&status, &m.peer_id()).unwrap_or(0.0) >= 0.0);
+    // The honest member is not affected. A new connection of hers is scored below zero
+    // until she proves membership on it (the gossip gate), which a loaded machine can
+    // delay; a penalty for the attacks' messages would last far longer than this wait.
+    let mut score = None;
+    for _ in 0..50 {
+        score = score_of(&v.status().await?, &m.peer_id());
+        if score.unwrap_or(0.0) >= 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        score.unwrap_or(0.0) >= 0.0,
+        "the honest member's score stayed at {score:?}"
+    );
     m.post(circle, text("still here")).await?;
     wait_for_texts(&v, circle, 2, Duration::from_secs(10)).await?;
     for node in nodes {
