@@ -3,7 +3,10 @@
 //!
 //! For each size it prints, next to the 1,000-entry figure of the same run (the baseline) as
 //! a ratio:
-//! - open: from starting the node on an existing store until it answers;
+//! - store open, RSS store: opening the sled store alone, and the process's memory then;
+//! - first open: from starting the node on the seeded store until it answers, folding the
+//!   whole history into the tally (as after an upgrade);
+//! - open: the same on the next start, the tally saved (the usual case);
 //! - send p50 / p99: a durable (flushed) text post through the `Client`, 200 of them;
 //! - page: the latest 50 timeline items (median of repeated reads);
 //! - members: the member list (median);
@@ -197,6 +200,9 @@ fn rss_kb() -> u64 {
 /// The figures of one size, in milliseconds (RSS in MB).
 #[derive(Debug, Clone, Copy)]
 struct Figures {
+    store_open: f64,
+    store_rss_mb: f64,
+    first_open: f64,
     open: f64,
     send_p50: f64,
     send_p99: f64,
@@ -206,7 +212,10 @@ struct Figures {
     rss_mb: f64,
 }
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 10] = [
+    "store open (ms)",
+    "RSS, store (MB)",
+    "first open (ms)",
     "open (ms)",
     "send p50 (ms)",
     "send p99 (ms)",
@@ -217,8 +226,11 @@ const NAMES: [&str; 7] = [
 ];
 
 impl Figures {
-    fn values(&self) -> [f64; 7] {
+    fn values(&self) -> [f64; 10] {
         [
+            self.store_open,
+            self.store_rss_mb,
+            self.first_open,
             self.open,
             self.send_p50,
             self.send_p99,
@@ -235,8 +247,22 @@ impl Figures {
             .split_whitespace()
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
-        let [open, send_p50, send_p99, page, members, goals, rss_mb] = v.try_into().ok()?;
+        let [
+            store_open,
+            store_rss_mb,
+            first_open,
+            open,
+            send_p50,
+            send_p99,
+            page,
+            members,
+            goals,
+            rss_mb,
+        ] = v.try_into().ok()?;
         Some(Figures {
+            store_open,
+            store_rss_mb,
+            first_open,
             open,
             send_p50,
             send_p99,
@@ -255,11 +281,52 @@ fn ms(d: Duration) -> f64 {
 /// Opens the node on a seeded store and measures.
 fn measure(dir: &Path) -> Result<Figures> {
     let runtime = tokio::runtime::Runtime::new()?;
+    // The store alone (sled's own recovery reads its whole log), in a process of its own so
+    // its memory is its own.
+    if std::env::args().nth(3).as_deref() == Some("store-only") {
+        let started = Instant::now();
+        let store = SledStore::open(dir, &config(dir).passphrase)?;
+        let elapsed = started.elapsed();
+        let rss = rss_kb();
+        drop(store);
+        return Ok(Figures {
+            store_open: ms(elapsed),
+            store_rss_mb: rss as f64 / 1024.0,
+            first_open: 0.0,
+            open: 0.0,
+            send_p50: 0.0,
+            send_p99: 0.0,
+            page: 0.0,
+            members: 0.0,
+            goals: 0.0,
+            rss_mb: 0.0,
+        });
+    }
+    // The first open after seeding folds the whole history into the tally (as after an
+    // upgrade); every later open folds only what arrived since the tally was saved. Each
+    // runs in a process of its own, so the memory figure is that of a usual open.
+    let first = std::env::args().nth(3).as_deref() == Some("first-open");
     runtime.block_on(async {
         let started = Instant::now();
         let (client, task) = hearth_node::spawn(config(dir)).await?;
         let circles = client.circles().await?;
         let open = started.elapsed();
+        if first {
+            client.shutdown().await?;
+            task.await?;
+            return Ok(Figures {
+                store_open: 0.0,
+                store_rss_mb: 0.0,
+                first_open: ms(open),
+                open: 0.0,
+                send_p50: 0.0,
+                send_p99: 0.0,
+                page: 0.0,
+                members: 0.0,
+                goals: 0.0,
+                rss_mb: 0.0,
+            });
+        }
         let circle: CircleId = circles.first().context("the seeded circle")?.circle;
 
         let mut sends = Vec::with_capacity(SENDS);
@@ -294,6 +361,9 @@ fn measure(dir: &Path) -> Result<Figures> {
         client.shutdown().await?;
         task.await?;
         Ok(Figures {
+            store_open: 0.0,
+            store_rss_mb: 0.0,
+            first_open: 0.0,
             open: ms(open),
             send_p50: ms(percentile(&sends, 0.5)),
             send_p99: ms(percentile(&sends, 0.99)),
@@ -347,11 +417,32 @@ fn main() -> Result<()> {
             "seeded {size} entries in {:.1} s",
             t.elapsed().as_secs_f64()
         );
-        let out = child(&["measure".into(), dir.display().to_string()])?;
-        let figures = out
+        let out = child(&[
+            "measure".into(),
+            dir.display().to_string(),
+            "store-only".into(),
+        ])?;
+        let store = out
             .lines()
             .find_map(Figures::parse)
             .context("the child printed no figures")?;
+        let out = child(&[
+            "measure".into(),
+            dir.display().to_string(),
+            "first-open".into(),
+        ])?;
+        let first = out
+            .lines()
+            .find_map(Figures::parse)
+            .context("the child printed no figures")?;
+        let out = child(&["measure".into(), dir.display().to_string()])?;
+        let mut figures = out
+            .lines()
+            .find_map(Figures::parse)
+            .context("the child printed no figures")?;
+        figures.store_open = store.store_open;
+        figures.store_rss_mb = store.store_rss_mb;
+        figures.first_open = first.first_open;
         results.push((size, figures));
         std::fs::remove_dir_all(&dir)?;
     }
