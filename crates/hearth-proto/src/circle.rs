@@ -314,6 +314,11 @@ impl Pending {
     }
 }
 
+/// How many epochs' gossip topics and rendezvous keys a member uses at once: her current
+/// epoch's and those of the newest others she holds, so that entries written by members one
+/// or two commits behind (or on a concurrent branch) still reach her by gossip.
+pub const LIVE_EPOCHS: usize = 3;
+
 /// One member's view of one circle.
 #[derive(Clone)]
 pub struct Circle {
@@ -431,14 +436,54 @@ impl Circle {
         self.me.public()
     }
 
-    /// The gossip topic of this circle.
-    pub fn topic(&self) -> String {
-        self.secret.topic()
+    /// The epochs whose topics and rendezvous keys this member uses (PROTOCOL.md §13,
+    /// "Topics"): the current epoch, then the newest others of her fold whose secrets she
+    /// holds, at most [`LIVE_EPOCHS`] in all.
+    fn live_epochs(&self) -> Vec<&EpochSecret> {
+        let current = self.membership.current_epoch().map(|e| e.id);
+        let mut held: Vec<(bool, (u64, EntryId), &EpochSecret)> = self
+            .epoch_secrets
+            .iter()
+            .filter_map(|(id, secret)| {
+                let info = self.membership.epochs.get(id)?;
+                Some((Some(*id) == current, info.position, secret))
+            })
+            .collect();
+        held.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
+        held.into_iter()
+            .take(LIVE_EPOCHS)
+            .map(|(_, _, secret)| secret)
+            .collect()
     }
 
-    /// The Kademlia rendezvous key of this circle.
-    pub fn rendezvous_key(&self) -> [u8; 32] {
-        self.secret.rendezvous_key()
+    /// The gossip topics this member subscribes to, the current epoch's first (empty when
+    /// she holds no secret of a folded epoch).
+    pub fn topics(&self) -> Vec<String> {
+        self.live_epochs()
+            .into_iter()
+            .map(EpochSecret::topic)
+            .collect()
+    }
+
+    /// The gossip topic of the current epoch (where this member's next entry goes), if she
+    /// holds a secret.
+    pub fn topic(&self) -> Option<String> {
+        self.topics().into_iter().next()
+    }
+
+    /// The topic of entries written in `epoch`, if this member holds its secret; an entry
+    /// is published on the topic of the epoch it was written in.
+    pub fn topic_of(&self, epoch: &EpochId) -> Option<String> {
+        self.epoch_secrets.get(epoch).map(EpochSecret::topic)
+    }
+
+    /// The Kademlia keys under which this member announces herself and looks for the others:
+    /// those of her live epochs, the current epoch's first.
+    pub fn rendezvous_keys(&self) -> Vec<[u8; 32]> {
+        self.live_epochs()
+            .into_iter()
+            .map(EpochSecret::rendezvous_key)
+            .collect()
     }
 
     /// The folded membership state.
@@ -866,3 +911,7 @@ mod adversary_tests;
 #[cfg(test)]
 #[path = "circle/window_tests.rs"]
 mod window_tests;
+
+#[cfg(test)]
+#[path = "circle/topic_tests.rs"]
+mod topic_tests;

@@ -36,6 +36,10 @@ pub const PACKAGE_PROLOGUE_LABEL: &[u8] = b"hearth v1 epoch package";
 pub const CONFIRMATION_KEY_LABEL: &str = "hearth v1 epoch confirmation";
 /// Label of the circle-secret derivations (topic, rendezvous, genesis control key).
 pub const CIRCLE_SECRET_LABEL: &str = "hearth v1 circle";
+/// Context of an epoch's gossip topic name.
+pub const TOPIC_LABEL: &str = "hearth v2 epoch topic";
+/// Context of an epoch's Kademlia rendezvous key.
+pub const RENDEZVOUS_LABEL: &str = "hearth v2 epoch rendezvous";
 /// The most extra epoch secrets one key package may carry (see [`PackagePayload`]).
 pub const MAX_EXTRA_SECRETS: usize = 16;
 
@@ -119,6 +123,21 @@ impl EpochSecret {
         ControlKey(blake3::derive_key(CONTROL_KEY_LABEL, &self.0))
     }
 
+    /// The gossip topic of entries written in this epoch:
+    /// `"hearth/2/" ‖ hex(derive_key("hearth v2 epoch topic", secret)[..16])`. Only those who
+    /// hold the epoch's secret can name it, and it changes with every commit, so a removed
+    /// member cannot follow the circle and an outsider cannot link its topics over time.
+    pub fn topic(&self) -> String {
+        let full = zeroize::Zeroizing::new(blake3::derive_key(TOPIC_LABEL, &self.0));
+        format!("hearth/2/{}", hex::encode(&full[..16]))
+    }
+
+    /// The Kademlia key under which the members holding this epoch announce themselves:
+    /// `derive_key("hearth v2 epoch rendezvous", secret)`.
+    pub fn rendezvous_key(&self) -> [u8; 32] {
+        blake3::derive_key(RENDEZVOUS_LABEL, &self.0)
+    }
+
     /// The confirmation value that binds this secret to the commit starting its epoch (like
     /// MLS's confirmation tag): `keyed_hash(derive_key("hearth v1 epoch confirmation",
     /// secret), circle ‖ author ‖ seq_le64 ‖ parent)`, the commit's own coordinates (its id
@@ -154,16 +173,6 @@ impl CircleSecret {
     fn derive(&self, purpose: &[u8]) -> [u8; 32] {
         let base = blake3::derive_key(CIRCLE_SECRET_LABEL, &self.0);
         *blake3::keyed_hash(&base, purpose).as_bytes()
-    }
-
-    /// The gossip topic name: outsiders cannot tell which circle a topic belongs to.
-    pub fn topic(&self) -> String {
-        format!("hearth/1/{}", hex::encode(&self.derive(b"topic")[..16]))
-    }
-
-    /// The Kademlia key under which members announce themselves.
-    pub fn rendezvous_key(&self) -> [u8; 32] {
-        self.derive(b"rendezvous")
     }
 
     /// The control key of the creation entry (whose epoch parent is

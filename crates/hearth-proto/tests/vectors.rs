@@ -61,15 +61,9 @@ fn vectors() -> BTreeMap<String, String> {
             &EpochId::from_bytes([0x55; 32]),
         ),
     );
+    put("derive.topic(secret=11..)", secret.topic().as_bytes());
+    put("derive.rendezvous(secret=11..)", &secret.rendezvous_key());
     let circle_secret = CircleSecret::from_bytes([0x33; 32]);
-    put(
-        "derive.topic(circle_secret=33..)",
-        circle_secret.topic().as_bytes(),
-    );
-    put(
-        "derive.rendezvous(circle_secret=33..)",
-        &circle_secret.rendezvous_key(),
-    );
     put(
         "derive.genesis_control_key(circle_secret=33..)",
         circle_secret.genesis_control_key().expose(),

@@ -65,7 +65,12 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub(crate) struct CircleSlot {
     pub circle: Circle,
     pub secret: MemberSecret,
-    pub topic: IdentTopic,
+    /// The circle's live gossip topics (its live epochs'), recognised in `EventLoop::topics`.
+    pub topics: Vec<IdentTopic>,
+    /// The rendezvous keys this device announces for the circle (its live epochs').
+    pub rendezvous: Vec<[u8; 32]>,
+    /// Whether this device is subscribed to `topics` (while a member).
+    pub subscribed: bool,
     pub name: String,
     pub invites: InviteBook,
     pub was_member: bool,
@@ -160,13 +165,14 @@ impl CircleSlot {
         name: String,
         invites: InviteBook,
     ) -> Self {
-        let topic = IdentTopic::new(circle.topic());
         let was_member = circle.am_member();
         let leave_unserved = circle.offers_leave(super::now_ms());
         CircleSlot {
             circle,
             secret,
-            topic,
+            topics: Vec::new(),
+            rendezvous: Vec::new(),
+            subscribed: false,
             name,
             invites,
             was_member,
@@ -383,31 +389,107 @@ impl EventLoop {
     /// Starts serving a circle: topic, peer scoring, DHT rendezvous.
     pub(super) fn register(&mut self, slot: CircleSlot) {
         let id = slot.circle.id();
-        let hash = slot.topic.hash();
-        if slot.circle.am_member() {
-            self.subscribe(&slot);
-        }
-        self.topics.insert(hash, id);
         self.circles.insert(id, slot);
+        self.refresh_topics(id);
         self.count_milestones(id, None, false);
     }
 
-    fn subscribe(&mut self, slot: &CircleSlot) {
+    /// Leaves every topic and rendezvous key of a circle this device forgets.
+    fn leave_topics(&mut self, circle: CircleId) {
+        let Some(slot) = self.circles.get_mut(&circle) else {
+            return;
+        };
         let behaviour = self.swarm.behaviour_mut();
-        if let Err(e) = behaviour.gossipsub.subscribe(&slot.topic) {
-            tracing::warn!(circle = %slot.circle.id().short(), error = %e, "cannot subscribe");
+        for topic in std::mem::take(&mut slot.topics) {
+            if slot.subscribed {
+                behaviour.gossipsub.unsubscribe(&topic);
+            }
+            self.topics.remove(&topic.hash());
         }
-        if let Err(e) = behaviour
-            .gossipsub
-            .set_topic_params(slot.topic.clone(), topic_score_params())
-        {
-            tracing::warn!(error = %e, "invalid topic score parameters");
+        slot.subscribed = false;
+        for key in std::mem::take(&mut slot.rendezvous) {
+            behaviour
+                .kad
+                .stop_providing(&libp2p::kad::RecordKey::new(&key));
         }
-        let key = libp2p::kad::RecordKey::new(&slot.circle.rendezvous_key());
-        if let Err(e) = behaviour.kad.start_providing(key.clone()) {
-            tracing::debug!(error = ?e, "cannot announce the rendezvous key yet");
+    }
+
+    /// Follows the circle's live topics and rendezvous keys as proto names them
+    /// (`Circle::topics`, `Circle::rendezvous_keys`: the current epoch's and the newest others
+    /// held; PROTOCOL.md §13, "Topics"). A member subscribes to the topics and announces the
+    /// keys; a device that is no longer a member only recognises the topics (a leaver still
+    /// offers her log to members subscribed to them). Cheap when nothing changed, so it runs
+    /// after every change of the fold.
+    pub(super) fn refresh_topics(&mut self, circle: CircleId) {
+        let Some(slot) = self.circles.get_mut(&circle) else {
+            return;
+        };
+        let member = slot.circle.am_member();
+        let topics: Vec<IdentTopic> = slot
+            .circle
+            .topics()
+            .into_iter()
+            .map(IdentTopic::new)
+            .collect();
+        let keys = if member {
+            slot.circle.rendezvous_keys()
+        } else {
+            Vec::new()
+        };
+        let same_topics = topics.len() == slot.topics.len()
+            && topics
+                .iter()
+                .zip(&slot.topics)
+                .all(|(a, b)| a.hash() == b.hash());
+        if same_topics && keys == slot.rendezvous && member == slot.subscribed {
+            return;
         }
-        behaviour.kad.get_providers(key);
+        let old_topics = std::mem::replace(&mut slot.topics, topics.clone());
+        let old_keys = std::mem::replace(&mut slot.rendezvous, keys.clone());
+        let was_subscribed = std::mem::replace(&mut slot.subscribed, member);
+        let behaviour = self.swarm.behaviour_mut();
+        for topic in &old_topics {
+            let stays = topics.iter().any(|t| t.hash() == topic.hash());
+            if was_subscribed && (!stays || !member) {
+                behaviour.gossipsub.unsubscribe(topic);
+            }
+            if !stays {
+                self.topics.remove(&topic.hash());
+            }
+        }
+        for topic in &topics {
+            self.topics.insert(topic.hash(), circle);
+            let had = was_subscribed && old_topics.iter().any(|t| t.hash() == topic.hash());
+            if !member || had {
+                continue;
+            }
+            if let Err(e) = behaviour.gossipsub.subscribe(topic) {
+                tracing::warn!(circle = %circle.short(), error = %e, "cannot subscribe");
+            }
+            if let Err(e) = behaviour
+                .gossipsub
+                .set_topic_params(topic.clone(), topic_score_params())
+            {
+                tracing::warn!(error = %e, "invalid topic score parameters");
+            }
+        }
+        for key in &old_keys {
+            if !keys.contains(key) {
+                behaviour
+                    .kad
+                    .stop_providing(&libp2p::kad::RecordKey::new(key));
+            }
+        }
+        for key in &keys {
+            if old_keys.contains(key) {
+                continue;
+            }
+            let key = libp2p::kad::RecordKey::new(key);
+            if let Err(e) = behaviour.kad.start_providing(key.clone()) {
+                tracing::debug!(error = ?e, "cannot announce the rendezvous key yet");
+            }
+            behaviour.kad.get_providers(key);
+        }
     }
 
     /// Persists a new circle (state, member keys) before it is reported.
@@ -483,17 +565,21 @@ impl EventLoop {
         }
         self.tally_stored(circle, std::slice::from_ref(&stored), &[cache]);
         self.gossip.first_seen.insert(authored.id, Instant::now());
-        let topic = self.circles[&circle].topic.clone();
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, authored.bytes.clone())
+        self.refresh_topics(circle);
+        // On the topic of the epoch it was written in (the creation, written before any
+        // epoch, on the first epoch's).
+        let written_in = &self.circles[&circle].circle;
+        let topic = written_in
+            .topic_of(&authored.entry.unsigned.epoch)
+            .or_else(|| written_in.topic());
+        if let Some(topic) = topic
+            && let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(IdentTopic::new(topic), authored.bytes.clone())
         {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(circle = %circle.short(), entry = %authored.id.short(), reason = ?e, "stored; will reach peers by sync")
-            }
+            tracing::debug!(circle = %circle.short(), entry = %authored.id.short(), reason = ?e, "stored; will reach peers by sync");
         }
         if let Some(slot) = self.circles.get_mut(&circle) {
             let seen = slot
@@ -577,6 +663,8 @@ impl EventLoop {
         let record = match self.store.circle(circle) {
             Ok(Some(record)) => record,
             Ok(None) => {
+                // Gone from the store: leave its topics and keys before forgetting it.
+                self.leave_topics(circle);
                 self.circles.remove(&circle);
                 return;
             }
@@ -586,8 +674,15 @@ impl EventLoop {
             }
         };
         match self.restore_slot(&record) {
-            Ok(slot) => {
+            Ok(mut slot) => {
+                // The subscriptions stay with the device: the reloaded state may change them.
+                if let Some(old) = self.circles.get(&circle) {
+                    slot.topics = old.topics.clone();
+                    slot.rendezvous = old.rendezvous.clone();
+                    slot.subscribed = old.subscribed;
+                }
                 self.circles.insert(circle, slot);
+                self.refresh_topics(circle);
                 self.count_milestones(circle, None, false);
             }
             Err(e) => tracing::error!(circle = %circle.short(), error = %e, "cannot reload circle"),
@@ -652,6 +747,10 @@ impl EventLoop {
                 Opened::Sealed | Opened::Unreadable(_) => None,
             });
             staged.accepted.push(a);
+        }
+        if changes_state {
+            // A commit or a new secret may change the live epochs.
+            self.refresh_topics(circle);
         }
         count
     }
@@ -944,10 +1043,7 @@ impl EventLoop {
             .get(&me)
             .is_some_and(|d| d.removed_by.is_some());
         tracing::info!(circle = %circle.short(), removed, "this device is no longer a member");
-        let topic = slot.topic.clone();
-        let key = libp2p::kad::RecordKey::new(&slot.circle.rendezvous_key());
-        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
-        self.swarm.behaviour_mut().kad.stop_providing(&key);
+        self.refresh_topics(circle);
         self.emit(NodeEvent::NoLongerMember { circle, removed });
     }
 

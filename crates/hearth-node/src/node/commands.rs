@@ -287,8 +287,14 @@ impl EventLoop {
                 let result = self
                     .circles
                     .get(&circle)
-                    .map(|s| s.circle.topic())
-                    .ok_or(NodeError::UnknownCircle(circle));
+                    .ok_or(NodeError::UnknownCircle(circle))
+                    .and_then(|s| {
+                        s.circle.topic().ok_or_else(|| {
+                            NodeError::InvalidInput(
+                                "this device holds no key of the circle's epochs".into(),
+                            )
+                        })
+                    });
                 let _ = reply.send(result);
             }
             Command::Shutdown { reply } => {

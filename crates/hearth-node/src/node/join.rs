@@ -574,12 +574,14 @@ impl EventLoop {
         }
         slot.invites = book;
         self.gossip.first_seen.insert(commit.id, Instant::now());
-        let topic = slot.topic.clone();
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, commit.bytes.clone())
+        // On the topic of the epoch the commit was written in, where the members are.
+        let topic = slot.circle.topic_of(&commit.entry.unsigned.epoch);
+        self.refresh_topics(circle);
+        if let Some(topic) = topic
+            && let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(
+                libp2p::gossipsub::IdentTopic::new(topic),
+                commit.bytes.clone(),
+            )
         {
             tracing::debug!(reason = ?e, "admission stored; will reach members by sync");
         }

@@ -364,7 +364,7 @@ impl EventLoop {
             .circles
             .values()
             .filter(|s| s.circle.am_member())
-            .map(|s| s.circle.rendezvous_key())
+            .flat_map(|s| s.rendezvous.iter().copied())
             .collect();
         if keys.is_empty() || self.swarm.connected_peers().next().is_none() {
             return;

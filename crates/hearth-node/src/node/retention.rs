@@ -166,6 +166,10 @@ impl EventLoop {
         for epoch in &forgotten {
             self.store.delete_epoch_secret(circle, *epoch)?;
         }
+        if !forgotten.is_empty() {
+            // A forgotten epoch's topic and rendezvous key are no longer live.
+            self.refresh_topics(circle);
+        }
         Ok((deleted, forgotten.len()))
     }
 }

@@ -135,10 +135,12 @@ impl EventLoop {
         let Some(slot) = self.circles.get(&circle) else {
             return Vec::new();
         };
-        let hash = slot.topic.hash();
+        let hashes: Vec<_> = slot.topics.iter().map(|t| t.hash()).collect();
         self.peer_topics
             .iter()
-            .filter(|(peer, topics)| topics.contains(&hash) && self.swarm.is_connected(peer))
+            .filter(|(peer, topics)| {
+                hashes.iter().any(|h| topics.contains(h)) && self.swarm.is_connected(peer)
+            })
             .map(|(peer, _)| *peer)
             .collect()
     }
