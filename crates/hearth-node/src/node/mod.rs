@@ -538,6 +538,71 @@ mod in_memory_tests {
         }
     }
 
+    /// The circle's gossip topic changes with its epoch (PROTOCOL.md §13 "Topics"): after a
+    /// removal the members meet on the new epoch's topic, which the removed member's device
+    /// cannot name, and live entries still arrive by gossip alone (no periodic sync here).
+    #[tokio::test]
+    async fn gossip_follows_the_topic_of_each_new_epoch() {
+        let quiet = || {
+            let mut config = NodeConfig::in_memory();
+            config.sync_interval = Duration::from_secs(3600);
+            config
+        };
+        let (ana, _a) = spawn_in_memory(quiet()).await.unwrap();
+        let (ben, _b) = spawn_in_memory(quiet()).await.unwrap();
+        let (cy, _c) = spawn_in_memory(quiet()).await.unwrap();
+        let circle = ana
+            .create_circle("Walkers", "Be kind.", CircleSettings::default(), "Ana")
+            .await
+            .unwrap();
+        for (node, name) in [(&ben, "Ben"), (&cy, "Cy")] {
+            let ticket = invite_once_listening(&ana, circle).await;
+            let preview = node.preview_join(&ticket).await.unwrap();
+            node.accept_join(preview.join, name).await.unwrap();
+        }
+        let before = ana.topic(circle).await.unwrap();
+        let wait_for = |node: crate::Client, body: &'static str| async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let items = node.timeline(circle, 50).await.unwrap();
+                if bodies(&items).contains(&body.to_owned()) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{body:?} never arrived"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        // Everyone is on one topic and hears Ana.
+        assert_eq!(ben.topic(circle).await.unwrap(), before);
+        ana.post(circle, text("hello all")).await.unwrap();
+        wait_for(ben.clone(), "hello all").await;
+        wait_for(cy.clone(), "hello all").await;
+
+        let cy_id = cy.circles().await.unwrap()[0].me;
+        ana.remove_member(circle, cy_id).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while ben.members(circle).await.unwrap().members.len() != 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Ben never saw the removal"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = ana.topic(circle).await.unwrap();
+        assert_ne!(after, before, "a new epoch, a new topic");
+        assert_eq!(ben.topic(circle).await.unwrap(), after);
+        assert_ne!(
+            cy.topic(circle).await.unwrap(),
+            after,
+            "the removed member's device cannot name the new topic"
+        );
+        ana.post(circle, text("after the removal")).await.unwrap();
+        wait_for(ben.clone(), "after the removal").await;
+    }
+
     /// A circle of one starts no search for peers (nobody else could answer); once its only
     /// other member's device is gone, the searches start.
     #[tokio::test]
