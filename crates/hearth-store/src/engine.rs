@@ -900,6 +900,30 @@ impl<B: Backend> Engine<B> {
         })
     }
 
+    pub(crate) fn entries_before(
+        &self,
+        circle: CircleId,
+        timestamp_ms: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let lo = circle.as_bytes().to_vec();
+        let hi = key(&[circle.as_bytes(), &timestamp_ms.to_be_bytes()]);
+        let rows = self.backend.scan(
+            TreeName::ByTime,
+            (Bound::Included(lo), Bound::Excluded(hi)),
+            false,
+            usize::MAX,
+        )?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (k, _) in &rows {
+            if let Some(e) =
+                self.entry_for_index(k.get(40..).unwrap_or_default(), TreeName::ByTime)?
+            {
+                entries.push(e);
+            }
+        }
+        Ok(entries)
+    }
+
     pub(crate) fn delete_entries_before(
         &self,
         circle: CircleId,

@@ -137,6 +137,13 @@ pub trait Store: Send + Sync {
     /// Every entry of the circle in timeline order, read a page at a time, for rebuilding state
     /// at load.
     fn all_entries(&self, circle: CircleId) -> EntryIter<'_>;
+    /// The circle's entries with `timestamp_ms` below the given time (read from the time
+    /// index: only those), oldest first.
+    fn entries_before(
+        &self,
+        circle: CircleId,
+        timestamp_ms: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
     /// Deletes the circle's entries with `timestamp_ms` below the given time, with all their
     /// indexes and cached plaintext, in one transaction. Returns how many were deleted.
     fn delete_entries_before(
@@ -339,6 +346,13 @@ macro_rules! delegate_store {
             }
             fn all_entries(&self, circle: CircleId) -> $crate::EntryIter<'_> {
                 self.engine.all_entries(circle)
+            }
+            fn entries_before(
+                &self,
+                circle: CircleId,
+                timestamp_ms: u64,
+            ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
+                self.engine.entries_before(circle, timestamp_ms)
             }
             fn delete_entries_before(
                 &self,

@@ -291,7 +291,22 @@ fn check_deletions(s: &dyn Store, entries: &[StoredEntry]) {
         .filter(|e| e.circle == c && e.timestamp_ms < 1020)
         .collect();
     assert!(!doomed.is_empty());
+    // Read first: exactly the expired ones, oldest first.
+    let expired = s.entries_before(c, 1020).unwrap();
+    let mut expected: Vec<StoredEntry> = doomed.iter().map(|e| (*e).clone()).collect();
+    expected.sort_by_key(|e| (e.timestamp_ms, e.id));
+    assert_eq!(expired, expected);
+    let other = entries
+        .iter()
+        .filter(|e| e.circle == circle(2) && e.timestamp_ms < 1020)
+        .count();
+    assert_eq!(
+        s.entries_before(circle(2), 1020).unwrap().len(),
+        other,
+        "only the circle asked for"
+    );
     assert_eq!(s.delete_entries_before(c, 1020).unwrap(), doomed.len());
+    assert!(s.entries_before(c, 1020).unwrap().is_empty());
     assert_eq!(s.delete_entries_before(c, 1020).unwrap(), 0);
     for e in &doomed {
         assert_eq!(s.entry(e.id).unwrap(), None);

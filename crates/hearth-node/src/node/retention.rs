@@ -132,16 +132,14 @@ impl EventLoop {
         let cutoff = now.saturating_sub(retention);
         let mut floors: BTreeMap<MemberId, (u64, EntryId)> = BTreeMap::new();
         let mut expired = 0usize;
-        for stored in self.store.all_entries(circle) {
-            let stored = stored?;
-            if stored.timestamp_ms < cutoff {
-                expired += 1;
-                let floor = floors
-                    .entry(stored.author)
-                    .or_insert((stored.seq, stored.id));
-                if stored.seq > floor.0 {
-                    *floor = (stored.seq, stored.id);
-                }
+        // Only the expired entries, from the time index: the pass costs what it deletes.
+        for stored in self.store.entries_before(circle, cutoff)? {
+            expired += 1;
+            let floor = floors
+                .entry(stored.author)
+                .or_insert((stored.seq, stored.id));
+            if stored.seq > floor.0 {
+                *floor = (stored.seq, stored.id);
             }
         }
         let Some(slot) = self.circles.get_mut(&circle) else {
