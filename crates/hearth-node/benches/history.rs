@@ -6,7 +6,7 @@
 //! - store open, RSS store: opening the sled store alone, and the process's memory then;
 //! - first open: from starting the node on the seeded store until it answers, folding the
 //!   whole history into the tally (as after an upgrade);
-//! - open: the same on the next start, the tally saved (the usual case);
+//! - open: the same on the next start, the tally saved (the usual case), and RSS then;
 //! - send p50 / p99: a durable (flushed) text post through the `Client`, 200 of them;
 //! - page: the latest 50 timeline items (median of repeated reads);
 //! - members: the member list (median);
@@ -204,6 +204,7 @@ struct Figures {
     store_rss_mb: f64,
     first_open: f64,
     open: f64,
+    open_rss_mb: f64,
     send_p50: f64,
     send_p99: f64,
     page: f64,
@@ -212,11 +213,12 @@ struct Figures {
     rss_mb: f64,
 }
 
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
     "store open (ms)",
     "RSS, store (MB)",
     "first open (ms)",
     "open (ms)",
+    "RSS, opened (MB)",
     "send p50 (ms)",
     "send p99 (ms)",
     "page of 50 (ms)",
@@ -226,12 +228,13 @@ const NAMES: [&str; 10] = [
 ];
 
 impl Figures {
-    fn values(&self) -> [f64; 10] {
+    fn values(&self) -> [f64; 11] {
         [
             self.store_open,
             self.store_rss_mb,
             self.first_open,
             self.open,
+            self.open_rss_mb,
             self.send_p50,
             self.send_p99,
             self.page,
@@ -252,6 +255,7 @@ impl Figures {
             store_rss_mb,
             first_open,
             open,
+            open_rss_mb,
             send_p50,
             send_p99,
             page,
@@ -264,6 +268,7 @@ impl Figures {
             store_rss_mb,
             first_open,
             open,
+            open_rss_mb,
             send_p50,
             send_p99,
             page,
@@ -294,6 +299,7 @@ fn measure(dir: &Path) -> Result<Figures> {
             store_rss_mb: rss as f64 / 1024.0,
             first_open: 0.0,
             open: 0.0,
+            open_rss_mb: 0.0,
             send_p50: 0.0,
             send_p99: 0.0,
             page: 0.0,
@@ -319,6 +325,7 @@ fn measure(dir: &Path) -> Result<Figures> {
                 store_rss_mb: 0.0,
                 first_open: ms(open),
                 open: 0.0,
+                open_rss_mb: 0.0,
                 send_p50: 0.0,
                 send_p99: 0.0,
                 page: 0.0,
@@ -327,6 +334,7 @@ fn measure(dir: &Path) -> Result<Figures> {
                 rss_mb: 0.0,
             });
         }
+        let open_rss = rss_kb();
         let circle: CircleId = circles.first().context("the seeded circle")?.circle;
 
         let mut sends = Vec::with_capacity(SENDS);
@@ -365,6 +373,7 @@ fn measure(dir: &Path) -> Result<Figures> {
             store_rss_mb: 0.0,
             first_open: 0.0,
             open: ms(open),
+            open_rss_mb: open_rss as f64 / 1024.0,
             send_p50: ms(percentile(&sends, 0.5)),
             send_p99: ms(percentile(&sends, 0.99)),
             page: ms(median(page)),
