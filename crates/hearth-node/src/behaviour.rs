@@ -94,7 +94,7 @@ pub struct Behaviour {
 
 /// The content-addressed message id: BLAKE3 of the data, which is the entry id.
 pub fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
-    gossipsub::MessageId::new(blake3::hash(&message.data).as_bytes())
+    gossipsub::MessageId::new(hearth_proto::EntryId::of_encoded(&message.data).as_bytes())
 }
 
 /// Gossipsub settings for small circles: anonymous messages (entries carry their own member

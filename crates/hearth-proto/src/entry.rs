@@ -171,7 +171,7 @@ impl Entry {
 
     /// The entry's id: BLAKE3 of [`Entry::encode`].
     pub fn id(&self) -> EntryId {
-        EntryId::from_bytes(*blake3::hash(&self.encode()).as_bytes())
+        EntryId::of_encoded(&self.encode())
     }
 
     /// Decodes and checks limits and the signature. Membership is not checked here.
@@ -185,7 +185,7 @@ impl Entry {
         )?;
         // The id is the hash of the bytes received; a canonical re-encoding must match them,
         // or two byte strings could name one entry.
-        let id = EntryId::from_bytes(*blake3::hash(bytes).as_bytes());
+        let id = EntryId::of_encoded(bytes);
         if entry.encode() != bytes {
             return Err(EntryError::Decode(DecodeError::Invalid {
                 what: "entry",

@@ -105,6 +105,14 @@ id_type!(
     InviteId, 16, "invite id"
 );
 
+impl EntryId {
+    /// The id of an entry: the BLAKE3 hash of its signed, encoded bytes (PROTOCOL.md §2).
+    /// The one place the formula is written; gossip's message id is the same value.
+    pub fn of_encoded(bytes: &[u8]) -> EntryId {
+        EntryId(*blake3::hash(bytes).as_bytes())
+    }
+}
+
 impl From<EntryId> for EpochId {
     fn from(id: EntryId) -> Self {
         EpochId(id.0)

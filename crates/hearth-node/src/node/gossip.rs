@@ -134,7 +134,7 @@ impl EventLoop {
             );
             return;
         }
-        let id = EntryId::from_bytes(*blake3::hash(&data).as_bytes());
+        let id = EntryId::of_encoded(&data);
         let Some(slot) = self.circles.get_mut(&circle) else {
             return;
         };

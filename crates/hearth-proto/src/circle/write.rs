@@ -80,7 +80,7 @@ impl Circle {
         if bytes.len() > MAX_ENTRY_LEN {
             return Err(CircleError::TooLarge(bytes.len()));
         }
-        let id = EntryId::from_bytes(*blake3::hash(&bytes).as_bytes());
+        let id = EntryId::of_encoded(&bytes);
         Ok(Authored { id, entry, bytes })
     }
 
