@@ -679,6 +679,129 @@ fn a_newcomer_who_merged_a_branch_blind_folds_what_grows_on_it_after_the_next_re
     );
 }
 
+/// A repair that merges a branch the newcomer cannot read may be rejected in her fold for its
+/// clock: the branch's newest commit, which she holds back for its (unreadable) epoch, is what
+/// bounds the repair's clock for everyone else, and she cannot count it. The secrets she lacks
+/// are in that repair's package, so she takes its `extra` secrets (confirmed, none from before
+/// her Add) although the commit is not valid for her yet; then she folds the branch and the
+/// repair fits. Found by the adversarial simulation with Mal's odd-clock commits (seed 722: an
+/// honest repair by Ben; seeds 1259 and 2656: Mal's own merges): she kept another membership for
+/// good.
+#[test]
+fn a_repair_rejected_for_a_clock_she_cannot_see_still_gives_the_branchs_secrets() {
+    let mut rng = ChaCha20Rng::seed_from_u64(104);
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
+    let before = ana.held_epochs();
+    // Mal's branch, each commit as far ahead of its epoch as a writer goes: a rotation, a
+    // key change Neo cannot open (it is written in Mal's epoch), and a rotation she holds back
+    // for its epoch.
+    let mut branch = Vec::new();
+    for t in 0..3 {
+        mal.lamport = mal.lamport.saturating_add(MAX_LAMPORT_JUMP);
+        let now = T0 + 10 + t;
+        branch.push(if t == 1 {
+            mal.rotate_my_key(now, &mut rng).unwrap()
+        } else {
+            mal.rotate(now, &mut rng).unwrap()
+        });
+    }
+    // Meanwhile Ana, who has seen none of it, adds Neo.
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
+    // Ben writes in Mal's newest epoch, then learns of the Add and repairs: his clock is his
+    // own post's, far beyond the Add's, within the bound of the branch tip he merges.
+    for b in &branch {
+        ben.receive(&b.bytes).unwrap();
+    }
+    let post = ben
+        .post(&text("in Mal's epoch"), T0 + 20, &mut rng)
+        .unwrap();
+    ben.receive(&add.bytes).unwrap();
+    assert!(ben.repair_due());
+    let repair = ben.rotate(T0 + 30, &mut rng).unwrap();
+    let tip = EpochId::from(branch[2].id);
+    assert_eq!(
+        ben.membership().epochs[&EpochId::from(repair.id)].merges,
+        vec![tip]
+    );
+    for bytes in branch
+        .iter()
+        .map(|b| &b.bytes)
+        .chain([&post.bytes, &repair.bytes])
+    {
+        deliver(bytes, &mut [&mut ana]);
+    }
+    // Neo gets the branch (she opens its first commit only), Ben's post and his repair.
+    for bytes in branch.iter().map(|b| &b.bytes).chain([&post.bytes]) {
+        let _ = neo.receive(bytes);
+    }
+    assert_ne!(neo.membership().members, ana.membership().members);
+    // Her fold refuses the repair: the tip that bounds its clock is held back.
+    let body = neo.open_control(&repair.entry).unwrap().unwrap();
+    let probe = neo
+        .fold_with(Some((repair.id, &repair.entry.unsigned, &body)))
+        .unwrap();
+    assert_eq!(
+        probe.rejected.get(&repair.id),
+        Some(&ControlRejection::ClockJump)
+    );
+    neo.receive(&repair.bytes).unwrap();
+    assert_eq!(
+        neo.membership().members,
+        ana.membership().members,
+        "Neo folds the branch once the repair gave her its secrets"
+    );
+    assert_eq!(
+        neo.membership().current_epoch().map(|e| e.id),
+        Some(EpochId::from(repair.id)),
+        "the repair is valid for Neo once she folded the branch"
+    );
+    assert_eq!(
+        ana.membership().current_epoch().map(|e| e.id),
+        Some(EpochId::from(repair.id)),
+    );
+    assert!(neo.held_epochs().contains(&tip));
+    assert!(neo.held_epochs().is_disjoint(&before), "Neo holds history");
+    assert!(!neo.repair_due());
+}
+
+/// The other side of the rule above: a commit that is not valid in the recipient's fold gives
+/// her neither its own secret nor one from before her Add, nor one that does not confirm.
+#[test]
+fn a_rejected_commit_gives_no_history_its_own_secret_or_a_planted_one() {
+    let mut rng = ChaCha20Rng::seed_from_u64(105);
+    let (mut ana, mut ben, mut mal) = three(&mut rng);
+    let history = ana.control_epoch().unwrap().0;
+    let real = mal.epoch_secrets[&history].clone();
+    let branch = mal.rotate(T0 + 10, &mut rng).unwrap();
+    let (add, mut neo) = admit_newcomer(&mut ana, "Neo", T0 + 15, &mut rng);
+    deliver(&add.bytes, &mut [&mut ben, &mut mal]);
+    deliver(&branch.bytes, &mut [&mut ana, &mut ben, &mut neo]);
+    // Mal's commit leaves Ben out (rejected by everyone) and carries the history before
+    // Neo's Add and a made-up secret for her own branch.
+    let planted = EpochSecret::generate(&mut rng);
+    let b = EpochId::from(branch.id);
+    let recipients = vec![mal.me(), neo.me()];
+    let forged = forge_commit(
+        &mut mal,
+        ControlOp::Rotate,
+        recipients,
+        vec![b],
+        vec![(history, real), (b, planted)],
+        T0 + 20,
+        &mut rng,
+    )
+    .unwrap();
+    neo.receive(&forged.bytes).unwrap();
+    assert!(
+        neo.membership().rejected.contains_key(&forged.id),
+        "the forged commit is not valid"
+    );
+    let held = neo.held_epochs();
+    assert!(!held.contains(&history), "Neo holds history");
+    assert!(!held.contains(&b), "Neo holds a planted secret");
+    assert!(!held.contains(&EpochId::from(forged.id)));
+}
+
 /// Two versions of a control entry in an epoch a member cannot read: she must keep the second
 /// sealed, as she keeps the first in the log, so that once a repair gives her the epoch's key
 /// she folds both like everyone. Refusing the version she could not open left her with another

@@ -603,7 +603,7 @@ impl Circle {
         opened
     }
 
-    fn open_control(&self, entry: &Entry) -> Result<Option<ControlBody>, String> {
+    pub(super) fn open_control(&self, entry: &Entry) -> Result<Option<ControlBody>, String> {
         let h = &entry.unsigned;
         let Some(key) = self.control_keys.get(&h.epoch) else {
             return Ok(None);
@@ -687,8 +687,9 @@ impl Circle {
     }
 
     /// Learns what opened key packages carry, only as far as the fold vouches for it: a
-    /// commit's own secret once the commit is valid, and `extra` secrets only for the
-    /// commit's parent and the epochs it merges, never from before this member's addition
+    /// commit's own secret once the commit is valid, and `extra` secrets (also from a commit
+    /// the fold refuses for now, by its body) only for the commit's parent, the epochs it
+    /// merges and their branches, never from before this member's addition
     /// unless the circle shares history; every secret must reproduce its commit's
     /// confirmation value, so a planted one is refused and the commit's own package wins.
     /// A parent's control key (one-way, as in a welcome) may be taken before the commit is
@@ -729,14 +730,32 @@ impl Circle {
             let mut learn: Vec<(EpochId, EpochSecret)> = Vec::new();
             let mut done: Vec<EpochId> = Vec::new();
             for (commit, payload) in &self.payloads {
-                let Some(info) = self.membership.epochs.get(commit) else {
-                    continue;
+                // The commit's parent and merges: from the fold when it is valid there, else
+                // from its opened body when it is in the control set but not valid (yet) in her
+                // fold — rejected, for instance for a clock jump past a merged commit she holds
+                // back for an epoch she cannot read, whose key may be exactly what this package
+                // carries (PROTOCOL.md §5, "Key packages"). Such a commit gives `extra`
+                // secrets only, never its own, and never when written after its author's
+                // departure.
+                let valid = self.membership.epochs.get(commit);
+                let (parent, merges) = match valid {
+                    Some(info) => (info.parent, info.merges.clone()),
+                    None => {
+                        let Some(record) = self.control.get(&EntryId::from(*commit)) else {
+                            continue;
+                        };
+                        let h = &record.entry.unsigned;
+                        let Some(body) = &record.body else { continue };
+                        if self.written_after_departure(&h.author, h.seq) {
+                            continue;
+                        }
+                        (h.epoch, body.merges.clone())
+                    }
                 };
                 let me = self.me.id();
-                let branches: BTreeSet<EpochId> = info
-                    .merges
+                let branches: BTreeSet<EpochId> = merges
                     .iter()
-                    .flat_map(|m| self.branch_of(*m, info.parent))
+                    .flat_map(|m| self.branch_of(*m, parent))
                     .collect();
                 let named = payload
                     .extra
@@ -748,7 +767,7 @@ impl Circle {
                         // epoch not in her fold yet cannot be judged: it may lie on a merged
                         // branch whose commits have not reached her, so it waits (below) and
                         // is judged by these same rules once it is in her fold.
-                        *e == info.parent
+                        *e == parent
                             || branches.contains(e)
                             || self
                                 .membership
@@ -757,10 +776,11 @@ impl Circle {
                                 .is_none_or(|known| known.recipients.contains(&me))
                     })
                     .filter(|(e, _)| before.as_ref().is_some_and(|b| !b.contains(e)));
-                let mut waiting = false;
-                for (epoch, secret) in
-                    std::iter::once((commit, &payload.secret)).chain(named.map(|(e, s)| (e, s)))
-                {
+                // A commit not valid in her fold keeps its package: it may become valid
+                // once what it carries is folded, and then its own secret is judged.
+                let mut waiting = valid.is_none();
+                let own = valid.map(|_| (commit, &payload.secret));
+                for (epoch, secret) in own.into_iter().chain(named.map(|(e, s)| (e, s))) {
                     if self.epoch_secrets.contains_key(epoch) {
                         continue;
                     }
