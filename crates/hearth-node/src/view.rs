@@ -28,8 +28,9 @@
 //! - A text's content warning is at [`TimelineItem::content_warning`]: a UI shows the warning
 //!   and reveals the body only when the reader asks.
 //! - Display names: the author's latest profile, else the name she joined with (a former
-//!   member keeps the name the circle last knew her by: the caller brings the tally's names),
-//!   else the first 8 hex characters of her id.
+//!   member keeps the name the circle last knew her by: the caller brings the tally's names,
+//!   read through the current membership so that no profile beyond her cutoff counts), else
+//!   the first 8 hex characters of her id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -167,6 +168,8 @@ pub fn control_subject(op: &ControlOp) -> Option<MemberId> {
 }
 
 /// Display names: each author's latest profile (by lamport) over the names they joined with.
+/// `entries` must be valid under the current membership (as the node's views are), so a
+/// profile a former member wrote beyond her cutoff never counts.
 pub fn display_names(
     entries: &[ViewEntry],
     joined_as: &BTreeMap<MemberId, String>,

@@ -14,6 +14,14 @@
 //!   that name: the timeline still shows her messages and her joining and leaving, and a
 //!   reader should see who they were. Only entries the circle accepted give names, so nobody
 //!   who never was a member is ever named.
+//! - **Names stop at the cutoff.** A departed member's entries beyond her cutoff
+//!   ([`Departure::cutoff`]) never count, but a device may have folded one before it learned
+//!   of the removal or the leave. So the tally keeps, with the latest profile, its seq, and a
+//!   reader names members through the current membership ([`Tally::display_name`]): a profile
+//!   beyond its author's cutoff is not shown, and the name falls back to the one she joined
+//!   with. Only the latest profile is kept (an author can write any number), so a departed
+//!   member whose latest profile lies beyond her cutoff is named by her `Add` or `Create`,
+//!   even if an earlier profile of hers counts.
 //! - **Guidelines accepted by entry.** The versions each member accepted with
 //!   [`Content::GuidelinesAccepted`]; a reader counts the largest that is not above the
 //!   circle's current version ([`Tally::accepted_guidelines`]). At most
@@ -23,7 +31,7 @@
 //!   presented and the progress reducer ([`crate::progress`]) can be fed one goal's entries at
 //!   a time (the store indexes the entries that refer to a goal).
 //!
-//! Memory: per member a name, at most [`MAX_ACCEPTED_VERSIONS`] versions and two integers;
+//! Memory: per member two names, at most [`MAX_ACCEPTED_VERSIONS`] versions and two integers;
 //! per goal 40 bytes. Nothing per text.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,15 +40,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{Content, Visibility};
 use crate::ids::{EntryId, MemberId};
-use crate::membership::{ControlBody, ControlOp};
+use crate::membership::{ControlBody, ControlOp, Departure, Membership};
 use crate::wire::{self, DecodeError};
 
 /// How many accepted guidelines versions the tally keeps per member.
 pub const MAX_ACCEPTED_VERSIONS: usize = 16;
 
 /// The version byte of an encoded tally. Version 1 kept the first name an `Add` gave (which
-/// depends on the folding order); a device that reads a version 1 tally refolds the history.
-pub const TALLY_VERSION: u8 = 2;
+/// depends on the folding order); version 2 kept the latest profile without its seq (so a
+/// profile written beyond its author's cutoff could not be left out). A device that reads a
+/// tally of another version refolds the history.
+pub const TALLY_VERSION: u8 = 3;
 
 /// The largest encoded tally [`Tally::decode`] accepts.
 pub const MAX_TALLY_BYTES: usize = 16 * 1024 * 1024;
@@ -89,11 +99,27 @@ struct Joined {
     name: String,
 }
 
+/// A member's latest profile, and where it stands in her log, so a reader can leave it out
+/// once it lies beyond her cutoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Profile {
+    lamport: u64,
+    seq: u64,
+    name: String,
+}
+
+impl Profile {
+    /// Whether it counts for a member who departed as `departure` says (`None`: she did not).
+    fn counts(&self, departure: Option<&Departure>) -> bool {
+        departure.is_none_or(|d| d.cutoff.is_some_and(|cutoff| self.seq <= cutoff))
+    }
+}
+
 /// The folded summary of a circle's history. See the module documentation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     folded: BTreeMap<MemberId, u64>,
-    profiles: BTreeMap<MemberId, (u64, String)>,
+    profiles: BTreeMap<MemberId, Profile>,
     joined: BTreeMap<MemberId, Joined>,
     accepted: BTreeMap<MemberId, BTreeSet<u32>>,
     last_seen: BTreeMap<MemberId, u64>,
@@ -120,10 +146,16 @@ impl Tally {
                 let newer = self
                     .profiles
                     .get(&at.author)
-                    .is_none_or(|(lamport, _)| *lamport <= at.lamport);
+                    .is_none_or(|p| p.lamport <= at.lamport);
                 if newer {
-                    self.profiles
-                        .insert(at.author, (at.lamport, display_name.clone()));
+                    self.profiles.insert(
+                        at.author,
+                        Profile {
+                            lamport: at.lamport,
+                            seq: at.seq,
+                            name: display_name.clone(),
+                        },
+                    );
                 }
             }
             Folded::Content(Content::GuidelinesAccepted { version }) => {
@@ -183,35 +215,48 @@ impl Tally {
         &self.folded
     }
 
-    /// A member's display name: her latest profile, else `current` (the name she joined with
-    /// in the current membership), else the name the history gave her when she joined (a
-    /// former member keeps it).
-    pub fn display_name(&self, member: &MemberId, current: Option<&str>) -> Option<String> {
-        self.profiles
+    /// A member's display name under `membership` (the circle's current one): her latest
+    /// profile, unless she departed and it lies beyond her cutoff; else the name she joined
+    /// with in `membership`; else the name the history gave her when she joined (a former
+    /// member keeps it).
+    pub fn display_name(&self, member: &MemberId, membership: &Membership) -> Option<String> {
+        let current = membership
+            .members
             .get(member)
-            .map(|(_, name)| name.clone())
-            .or_else(|| current.map(str::to_owned))
-            .or_else(|| self.joined.get(member).map(|j| j.name.clone()))
+            .map(|info| info.display_name.as_str());
+        self.name_of(member, current, membership.departed.get(member))
+            .map(str::to_owned)
     }
 
-    /// Every member, current or former, the tally or `current` (the current membership's
-    /// names) can name, with the name a reader shows.
-    pub fn display_names<'a>(
-        &self,
-        current: impl IntoIterator<Item = (&'a MemberId, &'a str)>,
-    ) -> BTreeMap<MemberId, String> {
-        let mut names: BTreeMap<MemberId, String> = self
+    /// Every member, current or former, the tally or `membership` (the circle's current one)
+    /// can name, with the name a reader shows ([`Tally::display_name`]).
+    pub fn display_names(&self, membership: &Membership) -> BTreeMap<MemberId, String> {
+        let named: BTreeSet<&MemberId> = self
             .joined
-            .iter()
-            .map(|(member, j)| (*member, j.name.clone()))
+            .keys()
+            .chain(membership.members.keys())
+            .chain(self.profiles.keys())
             .collect();
-        for (member, name) in current {
-            names.insert(*member, name.to_owned());
-        }
-        for (member, (_, name)) in &self.profiles {
-            names.insert(*member, name.clone());
-        }
-        names
+        named
+            .into_iter()
+            .filter_map(|member| Some((*member, self.display_name(member, membership)?)))
+            .collect()
+    }
+
+    /// The name rule: the latest profile if it counts under `departure`, else `current`,
+    /// else the latest `Add` or `Create`.
+    fn name_of<'a>(
+        &'a self,
+        member: &MemberId,
+        current: Option<&'a str>,
+        departure: Option<&Departure>,
+    ) -> Option<&'a str> {
+        self.profiles
+            .get(member)
+            .filter(|p| p.counts(departure))
+            .map(|p| p.name.as_str())
+            .or(current)
+            .or_else(|| self.joined.get(member).map(|j| j.name.as_str()))
     }
 
     /// The largest guidelines version `member` accepted by entry that is at most `current`.
@@ -274,21 +319,61 @@ mod tests {
         }
     }
 
+    /// A membership with `current` members (by number and joined name) and `departed` ones
+    /// (by number and cutoff).
+    fn membership(current: &[(u8, &str)], departed: &[(u8, Option<u64>)]) -> Membership {
+        let members = current
+            .iter()
+            .map(|(n, name)| {
+                let info = crate::membership::MemberInfo {
+                    public: crate::identity::MemberPublic {
+                        id: member(*n),
+                        dh: crate::identity::DhPublicKey([*n; 32]),
+                    },
+                    role: crate::membership::Role::Member,
+                    display_name: (*name).into(),
+                    accepted_guidelines: 1,
+                    added_at: (0, EntryId::from_bytes([0; 32])),
+                    horizon: BTreeMap::new(),
+                };
+                (member(*n), info)
+            })
+            .collect();
+        let departed = departed
+            .iter()
+            .map(|(n, cutoff)| {
+                let departure = Departure {
+                    cutoff: *cutoff,
+                    removed_by: None,
+                    epoch: None,
+                    role: crate::membership::Role::Member,
+                };
+                (member(*n), departure)
+            })
+            .collect();
+        Membership {
+            members,
+            departed,
+            ..Membership::default()
+        }
+    }
+
     #[test]
     fn the_latest_profile_names_a_member_whatever_the_folding_order_across_authors() {
         let mut tally = Tally::new();
         assert!(tally.fold(at(1, 1, 0, 1), Folded::Content(&profile("Ana"))));
         assert!(tally.fold(at(2, 1, 1, 5), Folded::Content(&profile("Ana B."))));
         assert!(tally.fold(at(3, 2, 0, 3), Folded::Unreadable));
+        let current = membership(&[(1, "joined"), (2, "Bea")], &[]);
         assert_eq!(
-            tally.display_name(&member(1), Some("joined")).as_deref(),
+            tally.display_name(&member(1), &current).as_deref(),
             Some("Ana B.")
         );
         assert_eq!(
-            tally.display_name(&member(2), Some("Bea")).as_deref(),
+            tally.display_name(&member(2), &current).as_deref(),
             Some("Bea")
         );
-        assert_eq!(tally.display_name(&member(3), None), None);
+        assert_eq!(tally.display_name(&member(3), &current), None);
         assert_eq!(tally.last_seen(&member(1)), Some(5000));
     }
 
@@ -333,22 +418,22 @@ mod tests {
             cutoff: Some(0),
         });
         assert!(tally.fold(at(5, 1, 2, 5), Folded::Control(&removal)));
-        // Nobody is current any more but Ana: Ben keeps his latest name, and the author of an
-        // entry nobody added is named by nothing.
-        let current = [(member(1), "Ana".to_owned())];
-        let names = tally.display_names(current.iter().map(|(m, n)| (m, n.as_str())));
+        // Nobody is current any more but Ana: Ben keeps his latest name (written within his
+        // cutoff), and the author of an entry nobody added is named by nothing.
+        let now = membership(&[(1, "Ana")], &[(2, Some(0))]);
+        let names = tally.display_names(&now);
         assert_eq!(
             names,
             BTreeMap::from([(member(1), "Ana".into()), (member(2), "Benji".into())])
         );
         assert_eq!(
-            tally.display_name(&member(2), None).as_deref(),
+            tally.display_name(&member(2), &now).as_deref(),
             Some("Benji")
         );
-        assert_eq!(tally.display_name(&member(3), None), None);
+        assert_eq!(tally.display_name(&member(3), &now), None);
         let reloaded = Tally::decode(&tally.encode()).unwrap();
         assert_eq!(
-            reloaded.display_name(&member(2), None).as_deref(),
+            reloaded.display_name(&member(2), &now).as_deref(),
             Some("Benji")
         );
     }
@@ -368,20 +453,80 @@ mod tests {
         }
         assert_eq!(one, other);
         assert_eq!(
-            one.display_name(&member(9), None).as_deref(),
+            one.display_name(&member(9), &Membership::default())
+                .as_deref(),
             Some("Benjamin")
         );
+    }
+
+    #[test]
+    fn a_profile_beyond_a_later_cutoff_is_not_shown_and_the_joined_name_comes_back() {
+        // Ben was added as "Ben" and wrote a profile at seq 0. A device folded his profile at
+        // seq 2 before it learned that he was removed with cutoff 1 (or left at seq 1).
+        let mut tally = Tally::new();
+        assert!(tally.fold(at(1, 1, 0, 1), Folded::Control(&add(2, "Ben"))));
+        assert!(tally.fold(at(2, 2, 0, 2), Folded::Content(&profile("Benji"))));
+        assert!(tally.fold(at(3, 2, 1, 3), Folded::Unreadable));
+        let while_member = membership(&[(1, "Ana"), (2, "Ben")], &[]);
+        let within = membership(&[(1, "Ana")], &[(2, Some(0))]);
+        assert_eq!(
+            tally.display_name(&member(2), &while_member).as_deref(),
+            Some("Benji")
+        );
+        assert_eq!(
+            tally.display_name(&member(2), &within).as_deref(),
+            Some("Benji"),
+            "a profile within the cutoff still names him"
+        );
+        assert!(tally.fold(at(4, 2, 2, 4), Folded::Content(&profile("Admin"))));
+        assert_eq!(
+            tally.display_name(&member(2), &while_member).as_deref(),
+            Some("Admin"),
+            "a current member's latest profile names her"
+        );
+        // Only the latest profile is kept: beyond the cutoff, the Add's name is the fallback.
+        for departed in [
+            membership(&[(1, "Ana")], &[(2, Some(1))]),
+            membership(&[(1, "Ana")], &[(2, None)]),
+        ] {
+            assert_eq!(
+                tally.display_name(&member(2), &departed).as_deref(),
+                Some("Ben")
+            );
+            assert_eq!(
+                tally.display_names(&departed),
+                BTreeMap::from([(member(1), "Ana".into()), (member(2), "Ben".into())])
+            );
+            let reloaded = Tally::decode(&tally.encode()).unwrap();
+            assert_eq!(
+                reloaded.display_name(&member(2), &departed).as_deref(),
+                Some("Ben")
+            );
+        }
+        // A cutoff at the profile's own seq keeps it.
+        let at_profile = membership(&[(1, "Ana")], &[(2, Some(2))]);
+        assert_eq!(
+            tally.display_name(&member(2), &at_profile).as_deref(),
+            Some("Admin")
+        );
+        // An author nobody added, with a profile beyond her cutoff, is named by nothing.
+        assert!(tally.fold(at(5, 3, 4, 5), Folded::Content(&profile("Eve"))));
+        let gone = membership(&[(1, "Ana")], &[(3, Some(3))]);
+        assert_eq!(tally.display_name(&member(3), &gone), None);
+        assert!(!tally.display_names(&gone).contains_key(&member(3)));
     }
 
     #[test]
     fn a_tally_of_another_version_is_refused_so_the_history_is_folded_again() {
         let mut bytes = Tally::new().encode();
         assert_eq!(bytes[0], TALLY_VERSION);
-        bytes[0] = 1;
-        assert!(matches!(
-            Tally::decode(&bytes),
-            Err(DecodeError::UnsupportedVersion { version: 1, .. })
-        ));
+        for old in [1, 2] {
+            bytes[0] = old;
+            assert!(matches!(
+                Tally::decode(&bytes),
+                Err(DecodeError::UnsupportedVersion { version, .. }) if version == old
+            ));
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! migrates the old one), then regenerates with `HEARTH_WRITE_VECTORS=1`.
 //!
 //! The committed bytes must also still open with today's code: each is decoded and used.
+//! Bytes of a retired version stay pinned here too ([`RETIRED_TALLIES`]), to show today's code
+//! refuses them (a device then folds the history again) rather than misreading them.
 
 use std::collections::BTreeMap;
 
@@ -14,13 +16,21 @@ use hearth_proto::content::{Cadence, Content, LocalDay, Visibility, WeekdaySet};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::{CircleSettings, Role};
-use hearth_proto::tally::{Folded, FoldedAt, Tally};
-use hearth_proto::wire;
+use hearth_proto::tally::{Folded, FoldedAt, TALLY_VERSION, Tally};
+use hearth_proto::wire::{self, DecodeError};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 const NOW: u64 = 1_750_000_000_000;
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/storage-v1.json");
+
+/// Tallies this scenario gave under earlier versions, by version: today's code refuses them.
+/// Version 2 kept the latest profile without its seq (PROTOCOL.md §13, "Reads cost what they
+/// show"); these bytes are the version 2 tally of the scenario before Ana renamed herself.
+const RETIRED_TALLIES: [(u8, &str); 1] = [(
+    2,
+    "0201cc2d203383d7246631802e62687e7245880d26108a177504789b8364929279010400000001cc2d203383d7246631802e62687e7245880d26108a177504789b83649292790184b883a1f73201de297d962d6f01f5baddf2512e178c555e166ed3055b34ede9595ab05e8b09a5cc2d203383d7246631802e62687e7245880d26108a177504789b83649292790101",
+)];
 
 /// A stored entry's place in its author's log: author, seq, id.
 type Position = (hearth_proto::MemberId, u64, hearth_proto::EntryId);
@@ -33,9 +43,9 @@ fn text(body: &str) -> Content {
     }
 }
 
-/// Ana's circle after she admitted Ben, wrote, set a goal and rotated; her invite book with
-/// one unused invite; her tally of those entries. Also the log positions `Circle::restore`
-/// takes back with the snapshot.
+/// Ana's circle after she admitted Ben, wrote, set a goal, rotated and renamed herself; her
+/// invite book with one unused invite; her tally of those entries. Also the log positions
+/// `Circle::restore` takes back with the snapshot.
 fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
     let mut rng = ChaCha20Rng::seed_from_u64(2027);
     let ana = MemberSecret::generate(&mut rng);
@@ -71,15 +81,23 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
     let mut book = InviteBook::new();
     book.issue(Role::Member, NOW + 86_400_000, 2, NOW, &mut rng)
         .unwrap();
+    // Last, so the invite book's randomness is what it was before the scenario had it.
+    let profile = Content::Profile {
+        display_name: "Ana B.".into(),
+    };
+    let renamed = circle.post(&profile, NOW + 5, &mut rng).unwrap();
 
     let mut tally = Tally::new();
     let mut positions = Vec::new();
-    for (authored, body) in [
-        (&create, None),
-        (&add, None),
-        (&hello, Some(text("welcome, Ben"))),
-        (&goal_entry, Some(goal.clone())),
-        (&rotate, None),
+    let hello_text = text("welcome, Ben");
+    let control = |id| Folded::Control(circle.control_body(id).unwrap());
+    for (authored, folded) in [
+        (&create, control(&create.id)),
+        (&add, control(&add.id)),
+        (&hello, Folded::Content(&hello_text)),
+        (&goal_entry, Folded::Content(&goal)),
+        (&rotate, control(&rotate.id)),
+        (&renamed, Folded::Content(&profile)),
     ] {
         let unsigned = &authored.entry.unsigned;
         let at = FoldedAt {
@@ -88,10 +106,6 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
             seq: unsigned.seq,
             lamport: unsigned.lamport,
             timestamp_ms: unsigned.timestamp_ms,
-        };
-        let folded = match &body {
-            Some(content) => Folded::Content(content),
-            None => Folded::Unreadable,
         };
         assert!(tally.fold(at, folded));
         positions.push((unsigned.author, unsigned.seq, authored.id));
@@ -147,5 +161,24 @@ fn stored_state_keeps_its_bytes_and_the_committed_bytes_still_open() {
     assert_eq!(wire::encode(&book), bytes("invite_book"));
     let tally = Tally::decode(&bytes("tally")).unwrap();
     assert_eq!(tally.goals().len(), 1);
+    let mut names: Vec<String> = tally
+        .display_names(circle.membership())
+        .into_values()
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Ana B.", "Ben"]);
     assert_eq!(tally.encode(), bytes("tally"));
+}
+
+#[test]
+fn a_tally_of_a_retired_version_is_refused_so_the_history_is_folded_again() {
+    for (version, hex) in RETIRED_TALLIES {
+        assert!(version < TALLY_VERSION);
+        let bytes = hex::decode(hex).unwrap();
+        assert_eq!(bytes[0], version);
+        assert!(matches!(
+            Tally::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion { version: found, .. }) if found == version
+        ));
+    }
 }

@@ -213,16 +213,12 @@ impl CircleSlot {
     }
 
     /// The display name of every member the circle can name, current or former, as the
-    /// tally's rule gives it ([`Tally::display_names`]): a removed or departed member keeps
-    /// hers, so her old messages and her membership items still say who she was.
+    /// tally's rule gives it under the current membership ([`Tally::display_names`]): a
+    /// removed or departed member keeps hers, so her old messages and her membership items
+    /// still say who she was, but never one she gave herself beyond her cutoff.
     pub(crate) fn names(&self) -> HashMap<MemberId, String> {
-        let members = &self.circle.membership().members;
         self.tally
-            .display_names(
-                members
-                    .iter()
-                    .map(|(id, info)| (id, info.display_name.as_str())),
-            )
+            .display_names(self.circle.membership())
             .into_iter()
             .collect()
     }

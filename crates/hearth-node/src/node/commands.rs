@@ -483,10 +483,7 @@ impl EventLoop {
         // Names from profiles override the joined names; guidelines accepted later by entry
         // count too (both from the circle's tally: no history is read).
         for member in &mut members {
-            if let Some(name) = slot
-                .tally
-                .display_name(&member.member, Some(&member.display_name))
-            {
+            if let Some(name) = slot.tally.display_name(&member.member, membership) {
                 member.display_name = name;
             }
             if let Some(version) = slot.tally.accepted_guidelines(&member.member, current) {
@@ -500,10 +497,11 @@ impl EventLoop {
             settings: membership.settings.clone(),
             members,
             departed: membership.departed.keys().copied().collect(),
+            // Through the membership: a profile beyond a former member's cutoff is not shown.
             departed_names: membership
                 .departed
                 .keys()
-                .filter_map(|m| Some((*m, slot.tally.display_name(m, None)?)))
+                .filter_map(|m| Some((*m, slot.tally.display_name(m, membership)?)))
                 .collect(),
             epochs: membership.epochs.len(),
         })

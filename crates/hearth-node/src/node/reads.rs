@@ -436,8 +436,12 @@ impl EventLoop {
 mod tests {
     use std::collections::BTreeMap;
 
+    use hearth_proto::circle::Circle;
     use hearth_proto::content::{Cadence, Outcome, WeekdaySet};
-    use hearth_proto::membership::CircleSettings;
+    use hearth_proto::identity::MemberSecret;
+    use hearth_proto::membership::{CircleSettings, ControlOp, Role};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
     use tokio::sync::oneshot;
 
     use super::*;
@@ -679,6 +683,119 @@ mod tests {
             el.members(circle).unwrap().members[0].display_name,
             "Ana B."
         );
+    }
+
+    /// Admits `who` as `name` into the node's circle (the node writes and stores the `Add`):
+    /// the commit's bytes and the welcome.
+    fn admit(
+        el: &mut EventLoop,
+        circle: CircleId,
+        who: &MemberSecret,
+        name: &str,
+        role: Role,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let public = who.public();
+        let cache = super::super::commands::control(ControlOp::Add {
+            member: public,
+            role,
+            display_name: name.into(),
+            accepted_guidelines: 1,
+            horizon: Vec::new(),
+        });
+        let mut welcome = None;
+        let commit = el
+            .write_own(
+                circle,
+                |_| cache,
+                |c, now, rng| {
+                    let (commit, bytes) = c.admit(public, role, name, 1, now, rng)?;
+                    welcome = Some(bytes);
+                    Ok(commit)
+                },
+            )
+            .expect("the node admits");
+        (commit.bytes, welcome.expect("a welcome"))
+    }
+
+    /// Hands the node an entry as if a peer sent it, and stores it.
+    fn deliver(el: &mut EventLoop, circle: CircleId, bytes: &[u8]) {
+        let store = el.store.clone();
+        let slot = el.circles.get_mut(&circle).unwrap();
+        let receipt = super::super::circles::receive_entry(&*store, &mut slot.circle, bytes)
+            .expect("the node accepts the entry");
+        assert_eq!(el.apply_receipt(circle, vec![receipt], None), 1);
+        el.flush_received();
+    }
+
+    #[tokio::test]
+    async fn a_removed_member_cannot_rename_herself_with_a_profile_beyond_her_cutoff() {
+        // Ana's node adds Cleo (a facilitator) and Ben. Cleo removes Ben after his "hello";
+        // Ben, not knowing it yet, renames himself "Admin". Ana's node stores the rename
+        // first (it is valid as far as it knows), then the removal.
+        let dir = tempfile::tempdir().unwrap();
+        let mut el = start(dir.path()).await;
+        let circle = create(&mut el);
+        let mut rng = StdRng::seed_from_u64(9);
+        let (cleo, ben) = (
+            MemberSecret::generate(&mut rng),
+            MemberSecret::generate(&mut rng),
+        );
+        let ben_id = ben.public().id;
+        let (_, to_cleo) = admit(&mut el, circle, &cleo, "Cleo", Role::Facilitator);
+        let (add_ben, to_ben) = admit(&mut el, circle, &ben, "Ben", Role::Member);
+        let mut cleo = Circle::join(&to_cleo, cleo).unwrap();
+        cleo.receive(&add_ben).unwrap();
+        let mut ben = Circle::join(&to_ben, ben).unwrap();
+        let now = super::super::now_ms();
+        let hello = ben.post(&text(1), now, &mut rng).unwrap();
+        deliver(&mut el, circle, &hello.bytes);
+        cleo.receive(&hello.bytes).unwrap();
+        let removal = cleo.remove_member(&ben_id, now + 1, &mut rng).unwrap();
+        let rename = ben
+            .post(
+                &Content::Profile {
+                    display_name: "Admin".into(),
+                },
+                now + 2,
+                &mut rng,
+            )
+            .unwrap();
+        deliver(&mut el, circle, &rename.bytes);
+        let ben_named = |el: &EventLoop| {
+            let view = el.members(circle).unwrap();
+            let current = view.members.iter().find(|m| m.member == ben_id);
+            current
+                .map(|m| m.display_name.clone())
+                .or_else(|| view.departed_names.get(&ben_id).cloned())
+        };
+        assert_eq!(ben_named(&el).as_deref(), Some("Admin"), "a member renames");
+        deliver(&mut el, circle, &removal.bytes);
+
+        let check = |el: &EventLoop, when: &str| {
+            let view = el.members(circle).unwrap();
+            assert_eq!(view.departed, [ben_id], "{when}");
+            assert_eq!(ben_named(el).as_deref(), Some("Ben"), "{when}");
+            let names = el.slot(circle).unwrap().names();
+            assert_eq!(
+                names.get(&ben_id).map(String::as_str),
+                Some("Ben"),
+                "{when}"
+            );
+            let page = el.timeline_page(circle, 100, None).unwrap();
+            let said_hello = page.items.iter().find(|i| i.id == hello.id).expect("hello");
+            assert_eq!(said_hello.author_name, "Ben", "{when}");
+            assert!(!format!("{page:?}").contains("Admin"), "{when}: {page:?}");
+        };
+        check(&el, "once the removal arrives");
+        el.save_dirty(true);
+        drop(el);
+        let mut el = start(dir.path()).await;
+        check(&el, "after a restart");
+        el.store.delete_local(circle, TALLY_KEY).unwrap();
+        el.circles.clear();
+        drop(el);
+        let el = start(dir.path()).await;
+        check(&el, "after the history is folded again");
     }
 
     #[tokio::test]
