@@ -220,6 +220,11 @@ impl Tally {
     /// with in `membership`; else the name the history gave her when she joined (a former
     /// member keeps it).
     pub fn display_name(&self, member: &MemberId, membership: &Membership) -> Option<String> {
+        // Someone who never was a member is never named: an `Add` folded before its author's
+        // removal was known, written beyond her cutoff, named a person the circle never took.
+        if !membership.members.contains_key(member) && !membership.departed.contains_key(member) {
+            return None;
+        }
         let current = membership
             .members
             .get(member)
@@ -452,9 +457,10 @@ mod tests {
             }
         }
         assert_eq!(one, other);
+        // Once he left, his name comes from the Adds.
+        let left = membership(&[], &[(9, Some(0))]);
         assert_eq!(
-            one.display_name(&member(9), &Membership::default())
-                .as_deref(),
+            one.display_name(&member(9), &left).as_deref(),
             Some("Benjamin")
         );
     }
@@ -514,6 +520,29 @@ mod tests {
         let gone = membership(&[(1, "Ana")], &[(3, Some(3))]);
         assert_eq!(tally.display_name(&member(3), &gone), None);
         assert!(!tally.display_names(&gone).contains_key(&member(3)));
+    }
+
+    #[test]
+    fn someone_the_circle_never_took_is_never_named() {
+        // A facilitator's `Add` of Zed, folded before this device learned she had been removed
+        // (the Add lies beyond her cutoff, so the circle never took Zed).
+        let mut tally = Tally::new();
+        assert!(tally.fold(at(1, 1, 0, 1), Folded::Control(&add(2, "Ben"))));
+        assert!(tally.fold(at(2, 1, 1, 2), Folded::Control(&add(9, "Zed"))));
+        let now = membership(&[(2, "Ben")], &[(1, Some(0))]);
+        assert_eq!(tally.display_name(&member(9), &now), None);
+        assert!(!tally.display_names(&now).contains_key(&member(9)));
+        assert_eq!(
+            tally.display_name(&member(2), &now).as_deref(),
+            Some("Ben"),
+            "a member she did add keeps his name"
+        );
+        // Once the circle took Zed, he is named.
+        let taken = membership(&[(2, "Ben"), (9, "Zed")], &[(1, Some(0))]);
+        assert_eq!(
+            tally.display_name(&member(9), &taken).as_deref(),
+            Some("Zed")
+        );
     }
 
     #[test]
