@@ -197,8 +197,9 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// The figures of one size, in milliseconds (RSS in MB).
-#[derive(Debug, Clone, Copy)]
+/// The figures of one size, in milliseconds (RSS in MB); a child that measures only some
+/// leaves the others at zero.
+#[derive(Debug, Clone, Copy, Default)]
 struct Figures {
     store_open: f64,
     store_rss_mb: f64,
@@ -297,15 +298,7 @@ fn measure(dir: &Path) -> Result<Figures> {
         return Ok(Figures {
             store_open: ms(elapsed),
             store_rss_mb: rss as f64 / 1024.0,
-            first_open: 0.0,
-            open: 0.0,
-            open_rss_mb: 0.0,
-            send_p50: 0.0,
-            send_p99: 0.0,
-            page: 0.0,
-            members: 0.0,
-            goals: 0.0,
-            rss_mb: 0.0,
+            ..Figures::default()
         });
     }
     // The first open after seeding folds the whole history into the tally (as after an
@@ -321,17 +314,8 @@ fn measure(dir: &Path) -> Result<Figures> {
             client.shutdown().await?;
             task.await?;
             return Ok(Figures {
-                store_open: 0.0,
-                store_rss_mb: 0.0,
                 first_open: ms(open),
-                open: 0.0,
-                open_rss_mb: 0.0,
-                send_p50: 0.0,
-                send_p99: 0.0,
-                page: 0.0,
-                members: 0.0,
-                goals: 0.0,
-                rss_mb: 0.0,
+                ..Figures::default()
             });
         }
         let open_rss = rss_kb();
@@ -369,9 +353,6 @@ fn measure(dir: &Path) -> Result<Figures> {
         client.shutdown().await?;
         task.await?;
         Ok(Figures {
-            store_open: 0.0,
-            store_rss_mb: 0.0,
-            first_open: 0.0,
             open: ms(open),
             open_rss_mb: open_rss as f64 / 1024.0,
             send_p50: ms(percentile(&sends, 0.5)),
@@ -380,6 +361,7 @@ fn measure(dir: &Path) -> Result<Figures> {
             members: ms(median(members)),
             goals: ms(median(goals)),
             rss_mb: rss as f64 / 1024.0,
+            ..Figures::default()
         })
     })
 }

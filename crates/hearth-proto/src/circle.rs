@@ -472,9 +472,14 @@ impl Circle {
     }
 
     /// The topic of entries written in `epoch`, if this member holds its secret; an entry
-    /// is published on the topic of the epoch it was written in.
+    /// is published on the topic of the epoch it was written in. The creation entry, written
+    /// before any epoch, goes on the current topic.
     pub fn topic_of(&self, epoch: &EpochId) -> Option<String> {
-        self.epoch_secrets.get(epoch).map(EpochSecret::topic)
+        match self.epoch_secrets.get(epoch) {
+            Some(secret) => Some(secret.topic()),
+            None if *epoch == EpochId::GENESIS_PARENT => self.topic(),
+            None => None,
+        }
     }
 
     /// The Kademlia keys under which this member announces herself and looks for the others:

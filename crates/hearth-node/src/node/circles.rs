@@ -561,13 +561,14 @@ impl EventLoop {
         }
         self.tally_stored(circle, std::slice::from_ref(&stored), &[cache]);
         self.gossip.first_seen.insert(authored.id, Instant::now());
-        self.refresh_topics(circle);
-        // On the topic of the epoch it was written in (the creation, written before any
-        // epoch, on the first epoch's).
-        let written_in = &self.circles[&circle].circle;
-        let topic = written_in
-            .topic_of(&authored.entry.unsigned.epoch)
-            .or_else(|| written_in.topic());
+        if authored.entry.unsigned.kind == hearth_proto::entry::EntryKind::Control {
+            // A commit changes the live epochs; a post never does.
+            self.refresh_topics(circle);
+        }
+        // On the topic of the epoch it was written in.
+        let topic = self.circles[&circle]
+            .circle
+            .topic_of(&authored.entry.unsigned.epoch);
         if let Some(topic) = topic
             && let Err(e) = self
                 .swarm

@@ -48,6 +48,8 @@ fn topics_follow_the_epochs_and_a_removed_member_cannot_name_the_new_ones() {
     let post = ana.post(&text("after"), T0 + 20, &mut rng).unwrap();
     assert_eq!(ana.topic_of(&post.entry.unsigned.epoch), Some(current));
     assert_eq!(cy.topic_of(&post.entry.unsigned.epoch), None);
+    // The creation entry, written before any epoch, goes on the current topic.
+    assert_eq!(ana.topic_of(&EpochId::GENESIS_PARENT), ana.topic());
 
     // Older epochs fall out: at most LIVE_EPOCHS topics and keys.
     for i in 0..LIVE_EPOCHS as u64 {
