@@ -45,6 +45,9 @@ struct Round {
     in_flight: bool,
     again: bool,
     total: usize,
+    /// Whether this round already proved membership again after the peer refused a sync
+    /// request (it had lost our proof).
+    proved_again: bool,
 }
 
 /// What an outbound sync request was.
@@ -153,6 +156,7 @@ impl EventLoop {
             return;
         }
         round.total = 0;
+        round.proved_again = false;
         self.send_sync_request(peer, circle);
     }
 
@@ -625,6 +629,24 @@ impl EventLoop {
             }
             (Outgoing::Sync { marks }, PeerResponse::Sync(batch)) => {
                 self.on_sync_response(peer, circle, marks, batch);
+            }
+            (Outgoing::Sync { .. }, PeerResponse::Refused)
+                if !self
+                    .sync
+                    .rounds
+                    .get(&(peer, circle))
+                    .is_some_and(|r| r.proved_again) =>
+            {
+                // The peer no longer counts the proof we hold for it: it restarted, and this
+                // device still had its old connection when the new one came (seen in the
+                // stock-relay scenario: no catch-up for 45 s). Prove again at once, once a
+                // round, instead of waiting out the refusal spacing.
+                self.sync.gate.forget(&peer.to_bytes(), circle);
+                self.update_gossip_standing(peer);
+                if let Some(round) = self.sync.rounds.get_mut(&(peer, circle)) {
+                    round.proved_again = true;
+                }
+                self.send_hello(peer, circle);
             }
             (_, PeerResponse::Refused) => {
                 self.sync.gate.forget(&peer.to_bytes(), circle);
