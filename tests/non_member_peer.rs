@@ -17,8 +17,11 @@ use hearth_node::libp2p::request_response::{self, OutboundRequestId, ProtocolSup
 use hearth_node::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use hearth_node::libp2p::{self, Multiaddr, PeerId, Swarm, noise, tcp, yamux};
 use hearth_node::protocol::{SyncRequestFrame, SyncResponseFrame};
-use hearth_proto::identity::{MemberSecret, Signature};
-use hearth_proto::sync::proof::{self, Binding, PeerRequest, PeerResponse, Proof, Side};
+use hearth_proto::epoch::CircleSecret;
+use hearth_proto::identity::MemberSecret;
+use hearth_proto::sync::proof::{
+    self, Binding, PeerRequest, PeerResponse, SEALED_PROOF_LEN, SealedProof, Side,
+};
 use hearth_proto::sync::{HighWaterMarks, SyncRequest, Want};
 use rand::SeedableRng;
 use tokio::sync::{mpsc, oneshot};
@@ -91,8 +94,6 @@ impl OutsiderPeer {
                 OutboundRequestId,
                 oneshot::Sender<Result<PeerResponse, String>>,
             > = Default::default();
-            let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-            let forger = MemberSecret::generate(&mut rng);
             loop {
                 tokio::select! {
                     cmd = rx.recv() => match cmd {
@@ -112,11 +113,8 @@ impl OutsiderPeer {
                             request_response::Message::Request { request, channel, .. } => {
                                 let answer = match &request.0 {
                                     PeerRequest::Hello { .. } => PeerResponse::Challenge { challenge: [5; 32] },
-                                    // A "proof" by a key that is no member's, over nothing.
-                                    PeerRequest::Prove(_) => PeerResponse::Proved(Proof {
-                                        member: forger.id(),
-                                        signature: forger.sign(b"not the transcript"),
-                                    }),
+                                    // A "proof" it cannot seal: it never held the circle secret.
+                                    PeerRequest::Prove(_) => PeerResponse::Proved(SealedProof(vec![0x5a; SEALED_PROOF_LEN])),
                                     PeerRequest::Sync(_) => PeerResponse::Refused,
                                 };
                                 seen.inbound_requests.push(request.0);
@@ -243,8 +241,12 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
         requester_challenge: [1; 32],
         responder_challenge: challenge,
     };
-    let mut forged = proof::prove(&stranger, Side::Requester, &circle, &binding)?;
+    // It knows the circle id (a test shortcut) but not the circle secret, so it seals under
+    // a key of its own guessing.
+    let guessed = CircleSecret::from_bytes([0x77; 32]).proof_seal_key();
+    let mut forged = proof::sign(&stranger, Side::Requester, &circle, &binding)?;
     forged.member = member_ids[0];
+    let forged = proof::seal(&forged, &guessed, Side::Requester, &circle, &binding)?;
     answers.push(outsider.request(a_peer, PeerRequest::Prove(forged)).await?);
     answers.push(
         outsider
@@ -264,7 +266,7 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
         responder_challenge: challenge,
         ..binding
     };
-    let own = proof::prove(&stranger, Side::Requester, &circle, &binding)?;
+    let own = proof::prove(&stranger, &guessed, Side::Requester, &circle, &binding)?;
     answers.push(outsider.request(a_peer, PeerRequest::Prove(own)).await?);
     answers.push(outsider.request(a_peer, PeerRequest::Sync(ranges)).await?);
     // 4. A garbage signature with a member's id, without asking for a challenge first.
@@ -272,10 +274,7 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
         outsider
             .request(
                 a_peer,
-                PeerRequest::Prove(Proof {
-                    member: member_ids[1],
-                    signature: Signature([0; 64]),
-                }),
+                PeerRequest::Prove(SealedProof(vec![0; SEALED_PROOF_LEN])),
             )
             .await?,
     );
@@ -299,6 +298,14 @@ async fn non_member_peer_gets_no_entry_no_marks_and_no_circle_id() -> Result<()>
             "a member sent its marks to a peer that did not prove membership"
         );
         assert!(!contains(&request.encode(), circle_bytes));
+        // The member proves first, sealed: the unproven subscriber cannot read who she is
+        // (a member id is stable for the circle's life, so it would link her across epochs).
+        for member in &member_ids {
+            assert!(
+                !contains(&request.encode(), member.as_bytes()),
+                "a member id reached a peer that did not prove membership"
+            );
+        }
     }
     for response in &seen.responses {
         assert!(!matches!(response, PeerResponse::Sync(_)), "no entry");

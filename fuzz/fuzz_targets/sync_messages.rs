@@ -1,4 +1,4 @@
-//! Sync messages: the catch-up request and batch, and `/hearth/sync/2`'s request and response
+//! Sync messages: the catch-up request and batch, and `/hearth/sync/3`'s request and response
 //! (hello, membership proof, refusal). Whatever decodes re-encodes to the same bytes.
 #![no_main]
 

@@ -25,7 +25,7 @@ use crate::protocol::{JoinRequest, JoinResponse, SyncRequestFrame, SyncResponseF
 /// The protocol of the join handshake.
 pub const JOIN_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/join/1");
 /// The protocol of catch-up sync.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/sync/2");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/sync/3");
 /// Hearth's private Kademlia DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/hearth/kad/1");
 /// The identify protocol version string.

@@ -1,4 +1,4 @@
-//! The request-response codec of Hearth's own protocols (`/hearth/sync/2`, `/hearth/join/1`).
+//! The request-response codec of Hearth's own protocols (`/hearth/sync/3`, `/hearth/join/1`).
 //!
 //! Each request and each response is one frame on its own stream: a 4-byte big-endian length,
 //! then that many bytes of a versioned postcard message ([`hearth_proto::wire`]). The length is

@@ -25,7 +25,7 @@
 //! Network: TCP and QUIC with Noise and Yamux; identify and ping; gossipsub with one topic per
 //! circle (anonymous messages, message id = entry id, every message validated by proto before
 //! it is forwarded, peer scoring); request-response protocols `/hearth/join/1` and
-//! `/hearth/sync/2`; Kademlia rendezvous, mDNS, stored addresses and bootstrap peers for
+//! `/hearth/sync/3`; Kademlia rendezvous, mDNS, stored addresses and bootstrap peers for
 //! discovery; AutoNAT, circuit relay v2 (client, and optionally server for circle peers) and
 //! DCUtR for reachability; per-peer rate limits. PROTOCOL.md §13 is the exact
 //! description.

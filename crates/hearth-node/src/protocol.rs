@@ -1,4 +1,4 @@
-//! The frames of `/hearth/join/1` and `/hearth/sync/2`.
+//! The frames of `/hearth/join/1` and `/hearth/sync/3`.
 //!
 //! Join: the joiner opens one stream per handshake step and sends a [`JoinRequest`] naming a
 //! random session id (so the inviter can keep the handshake state between the two steps) and

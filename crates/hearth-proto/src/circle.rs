@@ -426,6 +426,11 @@ impl Circle {
         self.id
     }
 
+    /// The key this circle's sync membership proofs are sealed under.
+    pub fn proof_seal_key(&self) -> crate::epoch::ProofSealKey {
+        self.secret.proof_seal_key()
+    }
+
     /// This member's id.
     pub fn me(&self) -> MemberId {
         self.me.id()

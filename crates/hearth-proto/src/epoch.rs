@@ -85,6 +85,11 @@ secret_type!(
     ControlKey
 );
 secret_type!(
+    /// The key a circle's members seal their sync membership proofs under (one-way from the
+    /// circle secret): a peer that never held the circle secret cannot read who proves.
+    ProofSealKey
+);
+secret_type!(
     /// A circle's long-lived secret: names its gossip topic and rendezvous key and opens the
     /// creation entry. Known to everyone who ever joined, so it protects nothing said later.
     CircleSecret
@@ -179,6 +184,11 @@ impl CircleSecret {
     /// [`EpochId::GENESIS_PARENT`]).
     pub fn genesis_control_key(&self) -> ControlKey {
         ControlKey(self.derive(b"genesis control"))
+    }
+
+    /// The key membership proofs of this circle are sealed under (PROTOCOL.md §11).
+    pub fn proof_seal_key(&self) -> ProofSealKey {
+        ProofSealKey(self.derive(b"sync proof seal"))
     }
 }
 

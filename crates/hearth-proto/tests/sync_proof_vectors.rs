@@ -1,9 +1,10 @@
-//! Test vectors of `/hearth/sync/2`'s membership proof and messages: exact bytes built from
+//! Test vectors of `/hearth/sync/3`'s sealed membership proof and messages: exact bytes built from
 //! fixed seeds and compared with `tests/vectors/sync-proof.json` (referenced by PROTOCOL.md
 //! §11). Regenerate deliberately with `HEARTH_WRITE_VECTORS=1`.
 
 use std::collections::BTreeMap;
 
+use hearth_proto::epoch::CircleSecret;
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::ids::CircleId;
 use hearth_proto::sync::proof::{self, Binding, PeerRequest, PeerResponse, Side};
@@ -27,6 +28,10 @@ fn vectors() -> BTreeMap<String, String> {
     let requester = [0xa0u8; 38];
     let responder = [0xb0u8; 38];
     put("input.circle", circle.as_bytes());
+    let circle_secret = CircleSecret::from_bytes([0x5e; 32]);
+    put("input.circle_secret", circle_secret.expose());
+    let key = circle_secret.proof_seal_key();
+    put("proof.seal_key", key.expose());
     put("input.requester_peer", &requester);
     put("input.responder_peer", &responder);
     let binding = Binding {
@@ -43,8 +48,12 @@ fn vectors() -> BTreeMap<String, String> {
         "proof.transcript.responder",
         &proof::transcript(Side::Responder, &circle, &binding).unwrap(),
     );
-    let ana_proof = proof::prove(&ana, Side::Requester, &circle, &binding).unwrap();
-    let ben_proof = proof::prove(&ben, Side::Responder, &circle, &binding).unwrap();
+    let ana_signed = proof::sign(&ana, Side::Requester, &circle, &binding).unwrap();
+    put("proof.signature.requester(ana)", &ana_signed.signature.0);
+    let ana_proof = proof::seal(&ana_signed, &key, Side::Requester, &circle, &binding).unwrap();
+    let ben_proof = proof::prove(&ben, &key, Side::Responder, &circle, &binding).unwrap();
+    put("proof.sealed.requester(ana)", &ana_proof.0);
+    put("proof.sealed.responder(ben)", &ben_proof.0);
     put(
         "message.hello",
         &PeerRequest::Hello {
@@ -89,7 +98,7 @@ fn sync_proof_matches_the_committed_test_vectors() {
     let computed = vectors();
     if std::env::var_os("HEARTH_WRITE_VECTORS").is_some() {
         let json = serde_json::json!({
-            "description": "Hearth /hearth/sync/2 membership proof vectors: hex of exact bytes, built by crates/hearth-proto/tests/sync_proof_vectors.rs from ChaCha20 seed 2026. See PROTOCOL.md §11.",
+            "description": "Hearth /hearth/sync/3 sealed membership proof vectors: hex of exact bytes, built by crates/hearth-proto/tests/sync_proof_vectors.rs from ChaCha20 seed 2026. See PROTOCOL.md §11.",
             "vectors": computed,
         });
         std::fs::write(PATH, serde_json::to_string_pretty(&json).unwrap() + "\n").unwrap();
@@ -100,7 +109,7 @@ fn sync_proof_matches_the_committed_test_vectors() {
     let committed: BTreeMap<String, String> =
         serde_json::from_value(json["vectors"].clone()).unwrap();
     assert_eq!(computed, committed, "a sync proof encoding changed");
-    // The committed messages decode, and the proofs check against their transcripts.
+    // The committed messages decode, and the sealed proofs open and check.
     for (name, bytes) in &committed {
         let bytes = hex::decode(bytes).unwrap();
         if name.starts_with("message.") {
@@ -110,4 +119,24 @@ fn sync_proof_matches_the_committed_test_vectors() {
             );
         }
     }
+    let secret: [u8; 32] = hex::decode(&committed["input.circle_secret"])
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = CircleSecret::from_bytes(secret).proof_seal_key();
+    let circle = CircleId::from_bytes([0xc1; 32]);
+    let (requester, responder) = ([0xa0u8; 38], [0xb0u8; 38]);
+    let binding = Binding {
+        requester: &requester,
+        responder: &responder,
+        requester_challenge: [0x01; 32],
+        responder_challenge: [0x02; 32],
+    };
+    let sealed =
+        proof::SealedProof(hex::decode(&committed["proof.sealed.requester(ana)"]).unwrap());
+    let opened = proof::open(&sealed, &key, Side::Requester, &circle, &binding).unwrap();
+    assert_eq!(
+        hex::encode(opened.signature.0),
+        committed["proof.signature.requester(ana)"]
+    );
 }

@@ -1,4 +1,4 @@
-//! Catch-up sync over `/hearth/sync/2`.
+//! Catch-up sync over `/hearth/sync/3`.
 //!
 //! Before anything of a circle is exchanged, the two peers prove membership to each other
 //! ([`hearth_proto::sync::proof`]): hello → challenge, proof → proof. Only then does the
@@ -374,21 +374,27 @@ impl EventLoop {
         }
     }
 
-    /// Checks a requester's proof; if it holds, answers with this member's own proof.
-    fn answer_proof(&mut self, peer: PeerId, their_proof: &proof::Proof) -> PeerResponse {
+    /// Checks a requester's sealed proof; if it holds, answers with this member's own.
+    fn answer_proof(&mut self, peer: PeerId, their_proof: &proof::SealedProof) -> PeerResponse {
         let now = self.gate_ms();
         let peer_bytes = peer.to_bytes();
         let me = self.swarm.local_peer_id().to_bytes();
-        let circles = self
+        let keys: Vec<_> = self
             .circles
             .iter()
             .filter(|(_, slot)| slot.offers_log())
-            .map(|(id, slot)| (*id, slot.circle.membership()));
+            .map(|(id, slot)| (*id, slot.circle.proof_seal_key()))
+            .collect();
+        let circles = keys.iter().filter_map(|(id, key)| {
+            self.circles
+                .get(id)
+                .map(|slot| (*id, slot.circle.membership(), key))
+        });
         let admitted = self
             .sync
             .gate
             .admit_requester(&peer_bytes, &me, their_proof, circles, now);
-        let (circle, binding) = match admitted {
+        let (circle, member, binding) = match admitted {
             Ok(found) => found,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "sync proof refused");
@@ -398,17 +404,14 @@ impl EventLoop {
         let Some(slot) = self.circles.get(&circle) else {
             return PeerResponse::Refused;
         };
-        let current = slot
-            .circle
-            .membership()
-            .members
-            .contains_key(&their_proof.member);
-        match proof::prove(&slot.secret, Side::Responder, &circle, &binding) {
+        let current = slot.circle.membership().members.contains_key(&member);
+        let key = slot.circle.proof_seal_key();
+        match proof::prove(&slot.secret, &key, Side::Responder, &circle, &binding) {
             Ok(mine) => {
                 // A removed member may fetch up to her removal (the gate recorded her), but
                 // nothing more: no relay.
                 if current {
-                    self.admit_peer(peer, circle, their_proof.member);
+                    self.admit_peer(peer, circle, member);
                 }
                 PeerResponse::Proved(mine)
             }
@@ -588,7 +591,8 @@ impl EventLoop {
                     self.sync.rounds.remove(&(peer, circle));
                     return;
                 };
-                match proof::prove(&slot.secret, Side::Requester, &circle, &binding) {
+                let key = slot.circle.proof_seal_key();
+                match proof::prove(&slot.secret, &key, Side::Requester, &circle, &binding) {
                     Ok(mine) => self.send(
                         peer,
                         circle,
@@ -610,6 +614,7 @@ impl EventLoop {
                 let checked = self.circles.get(&circle).map(|slot| {
                     proof::check(
                         slot.circle.membership(),
+                        &slot.circle.proof_seal_key(),
                         &their_proof,
                         Side::Responder,
                         &circle,
@@ -617,8 +622,8 @@ impl EventLoop {
                     )
                 });
                 match checked {
-                    Some(Ok(())) => {
-                        self.admit_peer(peer, circle, their_proof.member);
+                    Some(Ok(member)) => {
+                        self.admit_peer(peer, circle, member);
                         self.send_sync_request(peer, circle);
                     }
                     Some(Err(e)) => self.refused(peer, circle, &e.to_string()),

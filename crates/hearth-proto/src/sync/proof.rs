@@ -1,17 +1,18 @@
 //! Who may sync: a peer proves that it holds the key of a current member before it gets
-//! anything of a circle.
+//! anything of a circle, and says who it is only to a peer that holds the circle's secret.
 //!
-//! Catch-up runs over `/hearth/sync/2` as three exchanges on one connection, each one
+//! Catch-up runs over `/hearth/sync/3` as three exchanges on one connection, each one
 //! request and one response ([`PeerRequest`], [`PeerResponse`]):
 //!
 //! 1. `Hello { challenge: c_q }` → `Challenge { challenge: c_r }`. The hello names no circle;
 //!    the responder remembers `(c_q, c_r)` for this peer ([`Gate::challenge`]).
-//! 2. `Prove(P_q)` → `Proved(P_r)` or `Refused`. `P_q` is the requester's member signature
+//! 2. `Prove(S_q)` → `Proved(S_r)` or `Refused`. `S_q` is the requester's member signature
 //!    over the [`transcript`] (role "requester", the circle, both libp2p peer ids, both
-//!    challenges); the member id in it tells the responder which circle. The responder checks
-//!    it against its own membership view ([`Gate::admit_requester`]) and answers with its own
-//!    signature (role "responder") over the same values, which the requester checks with
-//!    [`check`].
+//!    challenges), **sealed** ([`seal`]) under a key derived from the circle's seal key and
+//!    that transcript. The responder finds the circle by the seal that opens, checks the
+//!    member against its own membership view ([`Gate::admit_requester`]) and answers with its
+//!    own sealed signature (role "responder") over the same values, which the requester
+//!    checks with [`check`].
 //! 3. `Sync(SyncRequest)` → `Sync(SyncResponse)` or `Refused`, served only to a peer that
 //!    proved membership of that circle on this connection ([`Gate::proven`]). A member whom a
 //!    `Remove` removed is admitted as well ([`Gate::proven_removed`]), and served only up to
@@ -22,15 +23,18 @@
 //! soon as the Remove is folded (a MAC would have to accept the previous epoch's key while a
 //! rotation propagates, so a removed member would keep access until the next commit); it
 //! needs no epoch secret, so a member whose re-key is still pending can sync to catch up on
-//! it; and it keeps the circle's secrets out of the transport. The cost is one Ed25519
+//! it; and it keeps the epoch secrets out of the transport. The cost is one Ed25519
 //! verification (about 30 µs) per connection and circle, after a challenge this device made.
 //!
+//! Why sealed: the requester proves first, to a responder that has proved nothing yet (any
+//! peer that subscribed to a topic it saw announced). A member id is stable for the circle's
+//! whole life, so a bare proof would let such a peer link one member across epochs and
+//! topics. Sealed under a key only holders of the circle secret can derive (members and
+//! former members), the proof is 112 bytes that look random to everyone else and differ in
+//! every exchange.
+//!
 //! What a peer that has not proved membership gets: a random challenge, and `Refused` (the
-//! same bytes whatever the reason). Never an entry, marks, the circle id or a member id. The
-//! requester proves first, so an unproven *responder* learns the requester's member id and a
-//! signature it can only check if it already knows the circle id and that member's key; it
-//! learns nothing more, because the requester sends its marks only after the responder
-//! proved membership too.
+//! same bytes whatever the reason). Never an entry, marks, the circle id or a member id.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +42,7 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_SYNC_BATCH_BYTES, MAX_SYNC_REQUEST_BYTES, SyncRequest, SyncResponse, canonical};
+use crate::epoch::{self as crypto, ProofSealKey};
 use crate::identity::{self, MemberSecret, Signature};
 use crate::ids::{CircleId, MemberId};
 use crate::membership::Membership;
@@ -45,6 +50,8 @@ use crate::wire::{self, DecodeError};
 
 /// Domain separation label in front of every membership proof transcript.
 pub const PROOF_LABEL: &[u8] = b"hearth v2 sync membership proof";
+/// The length of a sealed proof: member id (32) and signature (64) under a 16-byte AEAD tag.
+pub const SEALED_PROOF_LEN: usize = 32 + 64 + 16;
 /// The length of a challenge.
 pub const CHALLENGE_LEN: usize = 32;
 /// The longest libp2p peer id (its multihash bytes) a transcript takes.
@@ -103,6 +110,12 @@ pub struct Proof {
     pub signature: Signature,
 }
 
+/// A [`Proof`] as it travels: ChaCha20-Poly1305 of `member ‖ signature` under
+/// `keyed_hash(seal key, transcript)` with a zero nonce (each key seals once: the transcript
+/// holds the side and two fresh challenges). Exactly [`SEALED_PROOF_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedProof(pub Vec<u8>);
+
 /// Why a membership proof was not accepted. The peer is told only `Refused`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
@@ -112,6 +125,10 @@ pub enum ProofError {
     /// The peer sent a proof without an open challenge (none asked, expired or already used).
     #[error("the peer sent a membership proof without an open challenge")]
     NoChallenge,
+    /// The proof does not open under the seal key of any circle this device is in (a
+    /// stranger's, another circle's, or altered).
+    #[error("the membership proof is not sealed for any circle this device is in")]
+    Unsealed,
     /// The named member is not a current member of any circle this device is in.
     #[error("the proof names someone who is not a current member")]
     NotAMember,
@@ -141,8 +158,8 @@ pub fn transcript(side: Side, circle: &CircleId, binding: &Binding) -> Result<Ve
     Ok(out)
 }
 
-/// This member's proof for one side of an exchange in `circle`.
-pub fn prove(
+/// This member's signature for one side of an exchange in `circle`, not yet sealed.
+pub fn sign(
     me: &MemberSecret,
     side: Side,
     circle: &CircleId,
@@ -155,19 +172,89 @@ pub fn prove(
     })
 }
 
-/// Checks `proof` for `side` in `circle`: it names a current member of `membership` and
-/// her signature verifies over the transcript.
-pub fn check(
-    membership: &Membership,
-    proof: &Proof,
+/// The one-use key a proof for `side` of this exchange is sealed under.
+fn exchange_key(
+    key: &ProofSealKey,
     side: Side,
     circle: &CircleId,
     binding: &Binding,
-) -> Result<(), ProofError> {
+) -> Result<zeroize::Zeroizing<[u8; 32]>, ProofError> {
+    let message = transcript(side, circle, binding)?;
+    Ok(zeroize::Zeroizing::new(
+        *blake3::keyed_hash(key.expose(), &message).as_bytes(),
+    ))
+}
+
+/// Seals `proof` for `side` of this exchange under the circle's seal key.
+pub fn seal(
+    proof: &Proof,
+    key: &ProofSealKey,
+    side: Side,
+    circle: &CircleId,
+    binding: &Binding,
+) -> Result<SealedProof, ProofError> {
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(96));
+    plain.extend_from_slice(proof.member.as_bytes());
+    plain.extend_from_slice(&proof.signature.0);
+    let key = exchange_key(key, side, circle, binding)?;
+    Ok(SealedProof(crypto::seal(&key, &[0; 12], &[], &plain)))
+}
+
+/// Opens a sealed proof for `side` of this exchange; `Unsealed` if it was not sealed under
+/// this circle's key for exactly these values.
+pub fn open(
+    sealed: &SealedProof,
+    key: &ProofSealKey,
+    side: Side,
+    circle: &CircleId,
+    binding: &Binding,
+) -> Result<Proof, ProofError> {
+    if sealed.0.len() != SEALED_PROOF_LEN {
+        return Err(ProofError::Unsealed);
+    }
+    let key = exchange_key(key, side, circle, binding)?;
+    let plain = crypto::open(&key, &[0; 12], &[], &sealed.0).map_err(|_| ProofError::Unsealed)?;
+    let member: [u8; 32] = plain[..32].try_into().map_err(|_| ProofError::Unsealed)?;
+    let signature: [u8; 64] = plain[32..].try_into().map_err(|_| ProofError::Unsealed)?;
+    Ok(Proof {
+        member: MemberId::from_bytes(member),
+        signature: Signature(signature),
+    })
+}
+
+/// This member's sealed proof for one side of an exchange in `circle`.
+pub fn prove(
+    me: &MemberSecret,
+    key: &ProofSealKey,
+    side: Side,
+    circle: &CircleId,
+    binding: &Binding,
+) -> Result<SealedProof, ProofError> {
+    seal(
+        &sign(me, side, circle, binding)?,
+        key,
+        side,
+        circle,
+        binding,
+    )
+}
+
+/// Opens `sealed` for `side` in `circle` and checks it: it names a current member of
+/// `membership` and her signature verifies over the transcript. Returns that member.
+pub fn check(
+    membership: &Membership,
+    key: &ProofSealKey,
+    sealed: &SealedProof,
+    side: Side,
+    circle: &CircleId,
+    binding: &Binding,
+) -> Result<MemberId, ProofError> {
+    let proof = open(sealed, key, side, circle, binding)?;
     if !membership.members.contains_key(&proof.member) {
         return Err(ProofError::NotAMember);
     }
-    verify(proof, side, circle, binding)
+    verify(&proof, side, circle, binding)?;
+    Ok(proof.member)
 }
 
 /// Checks only the signature of `proof` (its member id is her verifying key).
@@ -191,8 +278,8 @@ pub enum PeerRequest {
         /// 32 random bytes.
         challenge: Challenge,
     },
-    /// 1: the requester's proof over the responder's challenge.
-    Prove(Proof),
+    /// 1: the requester's sealed proof over both challenges.
+    Prove(SealedProof),
     /// 2: a catch-up request, answered only after the requester proved membership.
     Sync(SyncRequest),
 }
@@ -205,8 +292,8 @@ pub enum PeerResponse {
         /// 32 random bytes.
         challenge: Challenge,
     },
-    /// 1: the responder's own proof, answering a valid `Prove`.
-    Proved(Proof),
+    /// 1: the responder's own sealed proof, answering a valid `Prove`.
+    Proved(SealedProof),
     /// 2: no: an invalid or unexpected proof, or a `Sync` from a peer that has not proved
     /// membership of that circle. The same bytes whatever the reason.
     Refused,
@@ -225,11 +312,13 @@ impl PeerRequest {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         const WHAT: &str = "sync request";
         let request: PeerRequest = wire::decode(bytes, MAX_PEER_REQUEST_BYTES, WHAT)?;
-        if let PeerRequest::Sync(inner) = &request {
-            inner.check().map_err(|e| DecodeError::Invalid {
+        match &request {
+            PeerRequest::Sync(inner) => inner.check().map_err(|e| DecodeError::Invalid {
                 what: WHAT,
                 reason: e.to_string(),
-            })?;
+            })?,
+            PeerRequest::Prove(sealed) => sealed.check_len(WHAT)?,
+            PeerRequest::Hello { .. } => {}
         }
         canonical(&request, bytes, WHAT)?;
         Ok(request)
@@ -247,13 +336,31 @@ impl PeerResponse {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         const WHAT: &str = "sync response";
         let response: PeerResponse = wire::decode(bytes, MAX_PEER_RESPONSE_BYTES, WHAT)?;
-        if let PeerResponse::Sync(inner) = &response {
-            inner
+        match &response {
+            PeerResponse::Sync(inner) => inner
                 .check()
-                .map_err(|reason| DecodeError::Invalid { what: WHAT, reason })?;
+                .map_err(|reason| DecodeError::Invalid { what: WHAT, reason })?,
+            PeerResponse::Proved(sealed) => sealed.check_len(WHAT)?,
+            PeerResponse::Challenge { .. } | PeerResponse::Refused => {}
         }
         canonical(&response, bytes, WHAT)?;
         Ok(response)
+    }
+}
+
+impl SealedProof {
+    fn check_len(&self, what: &'static str) -> Result<(), DecodeError> {
+        if self.0.len() == SEALED_PROOF_LEN {
+            Ok(())
+        } else {
+            Err(DecodeError::Invalid {
+                what,
+                reason: format!(
+                    "a sealed proof is {} bytes, not {SEALED_PROOF_LEN}",
+                    self.0.len()
+                ),
+            })
+        }
     }
 }
 
@@ -319,39 +426,49 @@ impl Gate {
         Ok(responder_challenge)
     }
 
-    /// Checks `peer`'s proof against the challenge this device gave it (used up either way)
-    /// and every circle in `circles`. On success the peer is proven for that circle and the
-    /// circle and the exchange's binding are returned, for the responder's own proof.
+    /// Checks `peer`'s sealed proof against the challenge this device gave it (used up
+    /// either way) and every circle in `circles` (each with its membership and seal key): the
+    /// circle whose key opens it is the one it is for. On success the peer is proven for that
+    /// circle, and the circle, the member and the exchange's binding are returned, for the
+    /// responder's own proof.
     pub fn admit_requester<'a, 'm>(
         &mut self,
         peer: &'a [u8],
         me: &'a [u8],
-        proof: &Proof,
-        circles: impl IntoIterator<Item = (CircleId, &'m Membership)>,
+        sealed: &SealedProof,
+        circles: impl IntoIterator<Item = (CircleId, &'m Membership, &'m ProofSealKey)>,
         now_ms: u64,
-    ) -> Result<(CircleId, Binding<'a>), ProofError> {
-        let open = self.open.remove(peer).ok_or(ProofError::NoChallenge)?;
-        if now_ms.saturating_sub(open.issued_ms) >= CHALLENGE_LIFETIME_MS {
+    ) -> Result<(CircleId, MemberId, Binding<'a>), ProofError> {
+        let open_challenge = self.open.remove(peer).ok_or(ProofError::NoChallenge)?;
+        if now_ms.saturating_sub(open_challenge.issued_ms) >= CHALLENGE_LIFETIME_MS {
             return Err(ProofError::NoChallenge);
         }
         let binding = Binding {
             requester: peer,
             responder: me,
-            requester_challenge: open.requester_challenge,
-            responder_challenge: open.responder_challenge,
+            requester_challenge: open_challenge.requester_challenge,
+            responder_challenge: open_challenge.responder_challenge,
         };
-        // Member ids are per circle, so at most one circle knows this member; the signature
-        // is checked only there. A member who was removed is admitted too, to learn of her
-        // removal: she is served nothing written after it (`Circle::serving`).
-        let (circle, _) = circles
+        // The seal names the circle: its key is derived from that circle's secret and the
+        // transcript holds the circle id. One AEAD open per circle this device is in.
+        let (circle, membership, proof) = circles
             .into_iter()
-            .find(|(_, m)| {
-                m.members.contains_key(&proof.member) || m.removal_of(&proof.member).is_some()
+            .find_map(|(circle, membership, key)| {
+                open(sealed, key, Side::Requester, &circle, &binding)
+                    .ok()
+                    .map(|proof| (circle, membership, proof))
             })
-            .ok_or(ProofError::NotAMember)?;
-        verify(proof, Side::Requester, &circle, &binding)?;
+            .ok_or(ProofError::Unsealed)?;
+        // A member who was removed is admitted too, to learn of her removal: she is served
+        // nothing written after it (`Circle::serving`).
+        if !membership.members.contains_key(&proof.member)
+            && membership.removal_of(&proof.member).is_none()
+        {
+            return Err(ProofError::NotAMember);
+        }
+        verify(&proof, Side::Requester, &circle, &binding)?;
         self.admit(peer, circle, proof.member, now_ms);
-        Ok((circle, binding))
+        Ok((circle, proof.member, binding))
     }
 
     /// Records that `peer` proved it holds `member`'s key in `circle` (the requester does
@@ -470,6 +587,10 @@ mod tests {
         m
     }
 
+    fn seal_key(n: u8) -> ProofSealKey {
+        crate::epoch::CircleSecret::from_bytes([n; 32]).proof_seal_key()
+    }
+
     const REQUESTER: &[u8] = b"peer-requester";
     const RESPONDER: &[u8] = b"peer-responder";
 
@@ -491,27 +612,48 @@ mod tests {
             requester_challenge: rc,
             responder_challenge: sc,
         };
-        let proof = prove(&alice, Side::Requester, &circle, &binding).unwrap();
+        let key = seal_key(7);
+        let proof = prove(&alice, &key, Side::Requester, &circle, &binding).unwrap();
         let other = CircleId::from_bytes([8; 32]);
         let empty = Membership::default();
-        let (found, back) = gate
+        let other_key = seal_key(6);
+        let (found, member, back) = gate
             .admit_requester(
                 REQUESTER,
                 RESPONDER,
                 &proof,
-                [(other, &empty), (circle, &members)],
+                [(other, &empty, &other_key), (circle, &members, &key)],
                 2_000,
             )
             .unwrap();
         assert_eq!(found, circle);
+        assert_eq!(member, alice.id());
         assert_eq!(back, binding);
         assert_eq!(gate.proven(REQUESTER, circle, &members), Some(alice.id()));
         assert_eq!(gate.proven(REQUESTER, other, &members), None);
         // The responder's proof checks on the requester's side, and is not a requester's.
-        let answer = prove(&bob, Side::Responder, &circle, &binding).unwrap();
-        check(&members, &answer, Side::Responder, &circle, &binding).unwrap();
+        let answer = prove(&bob, &key, Side::Responder, &circle, &binding).unwrap();
         assert_eq!(
-            check(&members, &answer, Side::Requester, &circle, &binding),
+            check(&members, &key, &answer, Side::Responder, &circle, &binding),
+            Ok(bob.id())
+        );
+        // Sealed for the responder's side only; re-sealed as a requester's, the signature
+        // still says "responder".
+        assert_eq!(
+            check(&members, &key, &answer, Side::Requester, &circle, &binding),
+            Err(ProofError::Unsealed)
+        );
+        let signed = sign(&bob, Side::Responder, &circle, &binding).unwrap();
+        let resealed = seal(&signed, &key, Side::Requester, &circle, &binding).unwrap();
+        assert_eq!(
+            check(
+                &members,
+                &key,
+                &resealed,
+                Side::Requester,
+                &circle,
+                &binding
+            ),
             Err(ProofError::BadSignature)
         );
         // A removal ends the proof.
@@ -540,6 +682,7 @@ mod tests {
         };
         members.departed.insert(cy.id(), departure(Some(ana.id())));
         members.departed.insert(dee.id(), departure(None));
+        let key = seal_key(7);
         let mut gate = Gate::new();
         let mut try_admit = |who: &MemberSecret, gate: &mut Gate| {
             let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
@@ -549,9 +692,9 @@ mod tests {
                 requester_challenge: [1; 32],
                 responder_challenge: sc,
             };
-            let proof = prove(who, Side::Requester, &circle, &binding).unwrap();
-            gate.admit_requester(REQUESTER, RESPONDER, &proof, [(circle, &members)], 0)
-                .map(|(c, _)| c)
+            let proof = prove(who, &key, Side::Requester, &circle, &binding).unwrap();
+            gate.admit_requester(REQUESTER, RESPONDER, &proof, [(circle, &members, &key)], 0)
+                .map(|(c, _, _)| c)
         };
         assert_eq!(try_admit(&dee, &mut gate), Err(ProofError::NotAMember));
         assert_eq!(try_admit(&cy, &mut gate), Ok(circle));
@@ -568,9 +711,9 @@ mod tests {
             requester_challenge: [1; 32],
             responder_challenge: [2; 32],
         };
-        let answer = prove(&cy, Side::Responder, &circle, &binding).unwrap();
+        let answer = prove(&cy, &key, Side::Responder, &circle, &binding).unwrap();
         assert_eq!(
-            check(&members, &answer, Side::Responder, &circle, &binding),
+            check(&members, &key, &answer, Side::Responder, &circle, &binding),
             Err(ProofError::NotAMember)
         );
     }
@@ -610,6 +753,8 @@ mod tests {
         let mallory = MemberSecret::generate(&mut rng);
         let circle = CircleId::from_bytes([9; 32]);
         let members = membership_of(&[&alice]);
+        let key = seal_key(7);
+        let circles = || [(circle, &members, &key)];
         let mut gate = Gate::new();
         let binding = |sc| Binding {
             requester: REQUESTER,
@@ -618,56 +763,107 @@ mod tests {
             responder_challenge: sc,
         };
         // No challenge asked.
-        let proof = prove(&alice, Side::Requester, &circle, &binding([0; 32])).unwrap();
+        let proof = prove(&alice, &key, Side::Requester, &circle, &binding([0; 32])).unwrap();
         assert_eq!(
-            gate.admit_requester(REQUESTER, RESPONDER, &proof, [(circle, &members)], 0),
+            gate.admit_requester(REQUESTER, RESPONDER, &proof, circles(), 0),
             Err(ProofError::NoChallenge)
         );
-        // A non-member's key.
+        // A non-member's key, sealed by someone who holds the circle secret.
         let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
-        let proof = prove(&mallory, Side::Requester, &circle, &binding(sc)).unwrap();
+        let proof = prove(&mallory, &key, Side::Requester, &circle, &binding(sc)).unwrap();
         assert_eq!(
-            gate.admit_requester(REQUESTER, RESPONDER, &proof, [(circle, &members)], 0),
+            gate.admit_requester(REQUESTER, RESPONDER, &proof, circles(), 0),
             Err(ProofError::NotAMember)
+        );
+        // A member's proof sealed under a key that is not the circle's.
+        let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
+        let proof = prove(&alice, &seal_key(8), Side::Requester, &circle, &binding(sc)).unwrap();
+        assert_eq!(
+            gate.admit_requester(REQUESTER, RESPONDER, &proof, circles(), 0),
+            Err(ProofError::Unsealed)
         );
         // A member's id with a forged signature.
         let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
-        let mut forged = prove(&mallory, Side::Requester, &circle, &binding(sc)).unwrap();
+        let mut forged = sign(&mallory, Side::Requester, &circle, &binding(sc)).unwrap();
         forged.member = alice.id();
+        let forged = seal(&forged, &key, Side::Requester, &circle, &binding(sc)).unwrap();
         assert_eq!(
-            gate.admit_requester(REQUESTER, RESPONDER, &forged, [(circle, &members)], 0),
+            gate.admit_requester(REQUESTER, RESPONDER, &forged, circles(), 0),
             Err(ProofError::BadSignature)
         );
-        // A valid proof for an old challenge (a replay), and from another peer id.
+        // A flipped bit anywhere in the sealed bytes.
+        let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
+        let mut flipped = prove(&alice, &key, Side::Requester, &circle, &binding(sc)).unwrap();
+        flipped.0[40] ^= 1;
+        assert_eq!(
+            gate.admit_requester(REQUESTER, RESPONDER, &flipped, circles(), 0),
+            Err(ProofError::Unsealed)
+        );
+        // A valid proof for an old challenge (a replay), and from another peer id: the seal
+        // is bound to both, so neither opens.
         let old = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
-        let replay = prove(&alice, Side::Requester, &circle, &binding(old)).unwrap();
+        let replay = prove(&alice, &key, Side::Requester, &circle, &binding(old)).unwrap();
         gate.challenge(REQUESTER, [1; 32], 10, &mut rng).unwrap();
         assert_eq!(
-            gate.admit_requester(REQUESTER, RESPONDER, &replay, [(circle, &members)], 10),
-            Err(ProofError::BadSignature)
+            gate.admit_requester(REQUESTER, RESPONDER, &replay, circles(), 10),
+            Err(ProofError::Unsealed)
         );
         let sc = gate
             .challenge(b"someone-else", [1; 32], 0, &mut rng)
             .unwrap();
-        let proof = prove(&alice, Side::Requester, &circle, &binding(sc)).unwrap();
+        let proof = prove(&alice, &key, Side::Requester, &circle, &binding(sc)).unwrap();
         assert_eq!(
-            gate.admit_requester(b"someone-else", RESPONDER, &proof, [(circle, &members)], 0),
-            Err(ProofError::BadSignature)
+            gate.admit_requester(b"someone-else", RESPONDER, &proof, circles(), 0),
+            Err(ProofError::Unsealed)
         );
         // An expired challenge.
         let sc = gate.challenge(REQUESTER, [1; 32], 0, &mut rng).unwrap();
-        let proof = prove(&alice, Side::Requester, &circle, &binding(sc)).unwrap();
+        let proof = prove(&alice, &key, Side::Requester, &circle, &binding(sc)).unwrap();
         assert_eq!(
             gate.admit_requester(
                 REQUESTER,
                 RESPONDER,
                 &proof,
-                [(circle, &members)],
+                circles(),
                 CHALLENGE_LIFETIME_MS
             ),
             Err(ProofError::NoChallenge)
         );
         assert_eq!(gate.proven(REQUESTER, circle, &members), None);
+    }
+
+    #[test]
+    fn a_sealed_proof_shows_no_member_id_and_differs_in_every_exchange() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let alice = MemberSecret::generate(&mut rng);
+        let circle = CircleId::from_bytes([9; 32]);
+        let key = seal_key(7);
+        let mut seen = Vec::new();
+        for n in 0..8u8 {
+            let binding = Binding {
+                requester: REQUESTER,
+                responder: RESPONDER,
+                requester_challenge: [n; 32],
+                responder_challenge: [n.wrapping_add(100); 32],
+            };
+            let sealed = prove(&alice, &key, Side::Requester, &circle, &binding).unwrap();
+            assert_eq!(sealed.0.len(), SEALED_PROOF_LEN);
+            let bytes = PeerRequest::Prove(sealed.clone()).encode();
+            // Neither the member id nor the circle id, nor any 8-byte piece of them, appears.
+            for secret in [
+                alice.id().as_bytes().as_slice(),
+                circle.as_bytes().as_slice(),
+            ] {
+                for piece in secret.chunks(8) {
+                    assert!(!bytes.windows(8).any(|w| w == piece));
+                }
+            }
+            // Who holds the key reads who proves.
+            let opened = open(&sealed, &key, Side::Requester, &circle, &binding).unwrap();
+            assert_eq!(opened.member, alice.id());
+            assert!(!seen.contains(&sealed.0));
+            seen.push(sealed.0);
+        }
     }
 
     #[test]
@@ -699,6 +895,7 @@ mod tests {
         let circle = CircleId::from_bytes([9; 32]);
         let proof = prove(
             &alice,
+            &seal_key(7),
             Side::Requester,
             &circle,
             &Binding {
@@ -734,6 +931,12 @@ mod tests {
             let bytes = response.encode();
             assert_eq!(PeerResponse::decode(&bytes).unwrap(), response);
             assert!(PeerResponse::decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+        // A sealed proof of any other length is refused before any key is tried.
+        for len in [0, SEALED_PROOF_LEN - 1, SEALED_PROOF_LEN + 1] {
+            let short = SealedProof(vec![7; len]);
+            assert!(PeerRequest::decode(&PeerRequest::Prove(short.clone()).encode()).is_err());
+            assert!(PeerResponse::decode(&PeerResponse::Proved(short).encode()).is_err());
         }
         // `Refused` is two bytes and carries nothing.
         assert_eq!(PeerResponse::Refused.encode(), vec![wire::WIRE_VERSION, 2]);
