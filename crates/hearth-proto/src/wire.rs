@@ -85,6 +85,24 @@ pub fn encode_bare<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("postcard encoding of an in-memory value")
 }
 
+/// Rejects an encoding other than the one this implementation produces (unsorted or repeated
+/// map keys, over-long varints, bits beyond a varint's width), so one message has one byte
+/// string: call it with the decoded value and the versioned bytes it came from.
+pub fn canonical<T: Serialize>(
+    value: &T,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    if encode(value) == bytes {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid {
+            what,
+            reason: "the encoding is not canonical".into(),
+        })
+    }
+}
+
 /// Decodes a versioned message of kind `what`, at most `max` bytes long.
 pub fn decode<T: DeserializeOwned>(
     bytes: &[u8],

@@ -217,6 +217,50 @@ fn ticket_test_vector() {
     assert_eq!(Ticket::parse(VECTOR_TEXT).unwrap(), ticket);
 }
 
+/// A ticket text from any payload, with the right checksum.
+fn text_of_payload(payload: &[u8]) -> String {
+    let mut bytes = payload.to_vec();
+    bytes.extend_from_slice(&ticket_checksum(payload));
+    format!(
+        "{TICKET_PREFIX}{}",
+        BASE32_NOPAD.encode(&bytes).to_lowercase()
+    )
+}
+
+/// One ticket has one text: an expiry written as an over-long varint, or with bits beyond
+/// 64 (found by the ticket fuzz target), decodes to the same ticket and is refused.
+#[test]
+fn a_non_canonical_ticket_payload_is_refused() {
+    let ticket = vector_ticket();
+    let payload = wire::encode(&ticket);
+    let expiry = wire::encode_bare(&ticket.expires_at_ms);
+    // The expiry follows the version byte, circle (32), invite (16) and secret (32).
+    let at = 1 + 32 + 16 + 32;
+    assert_eq!(&payload[at..at + expiry.len()], expiry.as_slice());
+    let with = |varint: &[u8]| {
+        let mut changed = payload[..at].to_vec();
+        changed.extend_from_slice(varint);
+        changed.extend_from_slice(&payload[at + expiry.len()..]);
+        text_of_payload(&changed)
+    };
+    assert_eq!(Ticket::parse(&with(&expiry)).unwrap(), ticket);
+    // The same value with one more continuation byte of zero bits.
+    let mut longer = expiry.clone();
+    *longer.last_mut().unwrap() |= 0x80;
+    longer.push(0x00);
+    // u64::MAX's ten bytes with more bits set in the tenth than a u64 has.
+    let mut wide = vec![0xff; 9];
+    wide.push(0x09);
+    for varint in [longer, wide] {
+        let text = with(&varint);
+        assert!(
+            matches!(Ticket::parse(&text), Err(TicketError::Decode(_))),
+            "{varint:02x?} gave {:?}",
+            Ticket::parse(&text)
+        );
+    }
+}
+
 #[test]
 fn every_single_character_change_is_an_error_never_another_ticket() {
     let (_, _, ticket) = setup(2, 1);

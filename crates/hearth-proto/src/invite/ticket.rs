@@ -232,6 +232,9 @@ impl Ticket {
             return Err(TicketError::Checksum);
         }
         let ticket: Ticket = wire::decode(payload, MAX_TICKET_LEN, "ticket")?;
+        // One ticket, one text: found by fuzzing, a 10-byte varint with bits beyond 64
+        // decoded to the same expiry as the canonical one.
+        wire::canonical(&ticket, payload, "ticket")?;
         ticket.check_limits()?;
         Ok(ticket)
     }

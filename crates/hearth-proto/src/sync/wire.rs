@@ -205,19 +205,4 @@ fn same_circle(expected: CircleId, got: CircleId) -> Result<(), SyncError> {
     }
 }
 
-/// Rejects an encoding other than the one this implementation produces (unsorted or repeated
-/// map keys, over-long varints), so one message has one byte string.
-pub(super) fn canonical<T: Serialize>(
-    value: &T,
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<(), DecodeError> {
-    if wire::encode(value) == bytes {
-        Ok(())
-    } else {
-        Err(DecodeError::Invalid {
-            what,
-            reason: "the encoding is not canonical".into(),
-        })
-    }
-}
+pub(super) use crate::wire::canonical;
