@@ -88,7 +88,7 @@ impl NodeConfig {
             sync_interval: Duration::from_secs(30),
             discovery_interval: Duration::from_secs(300),
             repair_delay: Duration::from_secs(20),
-            replay_window: Duration::from_secs(120),
+            replay_window: Duration::from_millis(hearth_proto::gossip::DEFAULT_REPLAY_WINDOW_MS),
             gossip_heartbeat: Duration::from_millis(700),
             join_timeout: Duration::from_secs(30),
             rate_limits: RateLimits::default(),

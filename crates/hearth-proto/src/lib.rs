@@ -9,6 +9,7 @@ pub mod circle;
 pub mod content;
 pub mod entry;
 pub mod epoch;
+pub mod gossip;
 pub mod identity;
 pub mod ids;
 pub mod invite;

@@ -1,22 +1,14 @@
-//! Live delivery: every gossip message is validated by proto before gossipsub may forward it.
-//!
-//! | proto says | gossipsub is told |
-//! |---|---|
-//! | accepted | Accept (forwarded) |
-//! | held for a missing predecessor or epoch | nothing yet; Accept when it is accepted, else it expires from the cache |
-//! | duplicate, first seen within the replay window | Ignore |
-//! | duplicate, held longer than the replay window (a replay) | Reject |
-//! | a control entry that equivocates but passes every other rule (taken into the fold) | Accept (forwarded) |
-//! | invalid, forged, oversized, wrong circle, non-member, after removal, content equivocation | Reject |
-//! | too many entries waiting (our limit) | Ignore |
-//! | sender over its rate limit | Ignore (and its application score drops; then a ban) |
+//! Live delivery: every gossip message is judged by proto (`hearth_proto::gossip`, the
+//! verdict table of PROTOCOL.md §13 "Validation") before gossipsub may forward it. This file
+//! carries the verdicts out: it reports them to gossipsub, starts the syncs they ask for, and
+//! keeps the sender's rate limit, which counts peers rather than entries.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hearth_proto::EntryId;
-use hearth_proto::circle::{Rejection, Waiting};
-use hearth_proto::entry::MAX_ENTRY_LEN;
+use hearth_proto::circle::Waiting;
+use hearth_proto::gossip::{ReplayWindow, Verdict as GossipVerdict};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::{PeerId, Swarm};
 
@@ -28,16 +20,49 @@ use crate::rate::{Kind, Verdict};
 /// How long a held message waits for validation before it is forgotten.
 const PENDING_VALIDATION: Duration = Duration::from_secs(10);
 
+/// When this process first held each recent entry, for proto's replay window; times are
+/// milliseconds since the process started.
+#[derive(Debug)]
+pub(crate) struct FirstSeen {
+    started: Instant,
+    pub(crate) window: ReplayWindow,
+}
+
+impl FirstSeen {
+    /// Records that this device holds `id` (accepted or written) since `at`.
+    pub(crate) fn insert(&mut self, id: EntryId, at: Instant) {
+        let ms = self.ms(at);
+        self.window.held(id, ms);
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// Gossip bookkeeping.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GossipState {
     /// When this process first accepted (or wrote) each recent entry.
-    pub first_seen: HashMap<EntryId, Instant>,
+    pub first_seen: FirstSeen,
     /// Messages held by proto, waiting for a verdict.
     pending: HashMap<EntryId, (MessageId, PeerId, Instant)>,
 }
 
 impl GossipState {
+    /// Gossip bookkeeping for a process that started at `started`, with proto's replay
+    /// window of `replay_window`.
+    pub(crate) fn new(started: Instant, replay_window: Duration) -> Self {
+        let window_ms = u64::try_from(replay_window.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            first_seen: FirstSeen {
+                started,
+                window: ReplayWindow::new(window_ms, 0),
+            },
+            pending: HashMap::new(),
+        }
+    }
+
     /// Reports Accept for a held message that proto has now accepted.
     pub(crate) fn accept_pending(&mut self, swarm: &mut Swarm<Behaviour>, id: EntryId) {
         if let Some((message_id, source, _)) = self.pending.remove(&id) {
@@ -117,84 +142,91 @@ impl EventLoop {
                 return;
             }
         }
-        let Some(circle) = self.topics.get(&message.topic).copied() else {
-            self.report(&message_id, &source, MessageAcceptance::Ignore);
-            return;
-        };
+        let circle = self.topics.get(&message.topic).copied();
         let data = message.data;
-        if data.len() > MAX_ENTRY_LEN {
-            self.reject(
+        let ours = circle.is_some_and(|c| {
+            self.circles
+                .get(&c)
+                .is_some_and(|slot| slot.circle.am_member())
+        });
+        let early = hearth_proto::gossip::before_receive(data.len(), ours);
+        let (Some(circle), None) = (circle, &early) else {
+            self.carry_out(
                 circle,
+                early.unwrap_or(GossipVerdict::Ignore),
                 &message_id,
                 source,
-                format!(
-                    "the message is {} bytes, more than an entry may be",
-                    data.len()
-                ),
             );
             return;
-        }
+        };
         let id = EntryId::of_encoded(&data);
         let Some(slot) = self.circles.get_mut(&circle) else {
             return;
         };
-        if !slot.circle.am_member() {
-            self.report(&message_id, &source, MessageAcceptance::Ignore);
-            return;
-        }
-        let receipt = match super::circles::receive_entry(&*self.store, &mut slot.circle, &data) {
-            Ok(receipt) => receipt,
-            Err(Rejection::PendingFull) => {
-                self.report(&message_id, &source, MessageAcceptance::Ignore);
-                self.request_sync(source, circle);
-                return;
-            }
-            // Not the sender's fault (e.g. a newcomer whose addition has not arrived yet):
-            // dropped without a penalty; sync brings it again.
-            Err(rejection) if !rejection.penalise() => {
+        let outcome = super::circles::receive_entry(&*self.store, &mut slot.circle, &data);
+        let now_ms = self.gossip.first_seen.ms(now);
+        let verdict = hearth_proto::gossip::after_receive(
+            &outcome,
+            &id,
+            &self.gossip.first_seen.window,
+            now_ms,
+        );
+        let Ok(receipt) = outcome else {
+            if let Err(rejection) = &outcome
+                && !rejection.penalise()
+            {
                 tracing::debug!(circle = %circle.short(), error = %rejection, "entry ignored");
-                self.report(&message_id, &source, MessageAcceptance::Ignore);
-                return;
             }
-            Err(rejection) => {
-                self.reject(circle, &message_id, source, rejection.to_string());
-                return;
-            }
-        };
-        if receipt.duplicate {
-            if self.is_replay(&id, now) {
-                self.reject(
-                    circle,
-                    &message_id,
-                    source,
-                    "the entry is a replay of one held for a long time".into(),
-                );
-            } else {
-                self.report(&message_id, &source, MessageAcceptance::Ignore);
-            }
+            self.carry_out(Some(circle), verdict, &message_id, source);
             return;
-        }
-        // An equivocating control entry taken into the fold is forwarded too, so every
-        // member folds the same set (PROTOCOL.md §6, "Equivocation").
-        let accepted_now = receipt.accepted.iter().any(|a| a.id == id)
-            || receipt.equivocating_control.iter().any(|(e, _)| *e == id);
-        if let Some(waiting) = &receipt.waiting {
-            match waiting {
-                Waiting::Gap { author, missing } => {
+        };
+        if verdict == GossipVerdict::Hold {
+            match &receipt.waiting {
+                Some(Waiting::Gap { author, missing }) => {
                     tracing::debug!(circle = %circle.short(), author = %author.short(), from = missing.start(), to = missing.end(), "gap; syncing")
                 }
-                Waiting::Epoch(epoch) => {
+                Some(Waiting::Epoch(epoch)) => {
                     tracing::debug!(circle = %circle.short(), epoch = %epoch.short(), "unknown epoch; syncing")
                 }
+                None => {}
             }
             self.gossip
                 .pending
                 .insert(id, (message_id.clone(), source, now));
             self.request_gap_sync(circle, source);
         }
-        self.apply_receipt(circle, vec![receipt], Some(source));
-        if accepted_now {
-            self.report(&message_id, &source, MessageAcceptance::Accept);
+        if !receipt.duplicate {
+            self.apply_receipt(circle, vec![receipt], Some(source));
+        }
+        self.carry_out(Some(circle), verdict, &message_id, source);
+    }
+
+    /// Reports proto's verdict on a message to gossipsub, and does what it asks for.
+    fn carry_out(
+        &mut self,
+        circle: Option<hearth_proto::CircleId>,
+        verdict: GossipVerdict,
+        message_id: &MessageId,
+        source: PeerId,
+    ) {
+        match (verdict, circle) {
+            (GossipVerdict::Accept, _) => {
+                self.report(message_id, &source, MessageAcceptance::Accept)
+            }
+            (GossipVerdict::Ignore, _) | (GossipVerdict::Reject(_), None) => {
+                self.report(message_id, &source, MessageAcceptance::Ignore)
+            }
+            (GossipVerdict::IgnoreAndSync, circle) => {
+                self.report(message_id, &source, MessageAcceptance::Ignore);
+                if let Some(circle) = circle {
+                    self.request_sync(source, circle);
+                }
+            }
+            (GossipVerdict::Reject(reason), Some(circle)) => {
+                self.reject(circle, message_id, source, reason)
+            }
+            // Reported when proto accepts it (`accept_pending`), else it expires.
+            (GossipVerdict::Hold, _) => {}
         }
     }
 
@@ -215,15 +247,6 @@ impl EventLoop {
         });
     }
 
-    /// A duplicate is a replay if this process has held the entry for longer than the replay
-    /// window (or held it before it started, and started longer ago than the window).
-    fn is_replay(&self, id: &EntryId, now: Instant) -> bool {
-        match self.gossip.first_seen.get(id) {
-            Some(first) => now.duration_since(*first) > self.config.replay_window,
-            None => now.duration_since(self.started) > self.config.replay_window,
-        }
-    }
-
     /// Disconnects and blocks a flooding peer for the ban duration.
     pub(super) fn ban(&mut self, peer: PeerId) {
         tracing::info!(%peer, "peer flooded; disconnected and blocked for a while");
@@ -232,11 +255,9 @@ impl EventLoop {
     }
 
     pub(super) fn gossip_housekeeping(&mut self, now: Instant) {
-        let window = self.config.replay_window;
-        // Entries not in the map are treated as old (a replay), which they then are.
-        self.gossip
-            .first_seen
-            .retain(|_, first| now.duration_since(*first) <= window + Duration::from_secs(1));
+        // Entries forgotten are treated as old (a replay), which they then are.
+        let now_ms = self.gossip.first_seen.ms(now);
+        self.gossip.first_seen.window.expire(now_ms);
         self.gossip
             .pending
             .retain(|_, (_, _, at)| now.duration_since(*at) <= PENDING_VALIDATION);

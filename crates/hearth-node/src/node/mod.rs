@@ -216,7 +216,7 @@ async fn assemble(
         relay_allow,
         listen_addrs: Vec::new(),
         peer_topics: HashMap::new(),
-        gossip: gossip::GossipState::default(),
+        gossip: gossip::GossipState::new(now, config.replay_window),
         sync: sync::SyncState::default(),
         joins: join::JoinState::default(),
         net: network::NetState::default(),
