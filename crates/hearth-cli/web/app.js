@@ -208,12 +208,13 @@ function closeEvents() {
 }
 
 /** Re-reads what the current screen shows. A tab with a half-filled form is left alone, so
- *  live updates never wipe what someone is typing (the conversation keeps its composer). */
+ *  live updates never wipe what someone is typing (the conversation keeps its composer),
+ *  unless she is no longer in the circle: then nothing she types could be sent any more. */
 async function refreshView() {
   try {
     const body = document.getElementById('tab-body');
     const typing = body && (state.tab !== 'talk' ? body.querySelector('form[data-dirty]') : body.querySelector('#timeline form.edit'));
-    if (state.circle && !typing) await renderCircleBody(false, true);
+    if (state.circle) await renderCircleBody(false, true, Boolean(typing));
     else if (main.dataset.view === 'circles' && !main.querySelector('form[data-dirty]')) await showCircles(false);
   } catch (e) {
     if (e instanceof ApiError && e.code === 'locked') await start();
@@ -268,10 +269,18 @@ function createCircleForm() {
 
 // ----- one circle ------------------------------------------------------------------------------
 
+// [tab, label, only for members]. Someone no longer in the circle keeps what she saw before,
+// read only (the conversation, members, goals, rounds, guidelines); inviting and the circle's
+// settings are gone, since nothing there can be done any more.
 const TABS = [
   ['talk', 'Conversation'], ['members', 'Members'], ['goals', 'Goals'], ['rounds', 'Rounds'],
-  ['guidelines', 'Guidelines'], ['invite', 'Invite'], ['settings', 'Circle settings'],
+  ['guidelines', 'Guidelines'], ['invite', 'Invite', true], ['settings', 'Circle settings', true],
 ];
+
+/** The tabs a circle shows: all of them to a member, the read-only ones to a former member. */
+function tabsFor(detail) {
+  return TABS.filter(([, , membersOnly]) => detail.member || !membersOnly);
+}
 
 async function openCircle(circleId, tab = 'talk') {
   navigate();
@@ -283,19 +292,32 @@ async function openCircle(circleId, tab = 'talk') {
   await renderCircleBody(true);
 }
 
-async function renderCircleBody(full, live = false) {
+/** Draws the open circle's current tab; `full` redraws the whole circle and focuses it.
+ *  `onlyIfLeft` (a live update while she is typing) draws only if she is no longer in the
+ *  circle. */
+async function renderCircleBody(full, live = false, onlyIfLeft = false) {
   const nav0 = state.nav;
   const circleId = state.circle;
-  const tab = state.tab;
+  let tab = state.tab;
   const detail = await api('GET', `/circles/${seg(circleId)}`);
   // Another circle, tab or screen was chosen meanwhile: that render draws the page.
   if (state.nav !== nav0 || state.circle !== circleId || state.tab !== tab) return;
-  localStorage.setItem(seenKey(circleId), String(detail.entries));
-  const section = document.getElementById('tab-body');
   // Being removed (or leaving) redraws the whole circle: the banner, no composer, no actions.
   const lostMembership = !detail.member && !main.querySelector('p.note[role=status]');
-  if (full || !section || lostMembership) {
-    const tabs = h('nav', { class: 'tabs', 'aria-label': 'Circle' }, h('ul', {}, TABS.map(([t, label]) =>
+  if (onlyIfLeft && !lostMembership) return;
+  localStorage.setItem(seenKey(circleId), String(detail.entries));
+  const section = document.getElementById('tab-body');
+  const shown = tabsFor(detail);
+  // A tab that only a member has (Invite, Circle settings) closes: she goes to the conversation.
+  const closed = shown.some(([t]) => t === tab) ? null : TABS.find(([t]) => t === tab);
+  if (closed) {
+    state.tab = 'talk';
+    tab = 'talk';
+  }
+  if (full || !section || lostMembership || closed) {
+    // The focus was on something this redraw takes away: it goes to the tab shown instead.
+    const hadFocus = document.activeElement !== main && main.contains(document.activeElement);
+    const tabs = h('nav', { class: 'tabs', 'aria-label': 'Circle' }, h('ul', {}, shown.map(([t, label]) =>
       h('li', {}, h('button', {
         type: 'button',
         'aria-current': state.tab === t ? 'page' : null,
@@ -306,7 +328,9 @@ async function renderCircleBody(full, live = false) {
       tabs,
       h('section', { id: 'tab-body', tabindex: '-1', 'aria-label': TABS.find(([t]) => t === state.tab)[1] }));
     if (full) focusMain();
-    else if (lostMembership) announce('You are no longer in this circle.');
+    else if (hadFocus) document.getElementById('tab-body').focus({ preventScroll: true });
+    if (!full && closed) announce(`You are no longer in this circle, so “${closed[1]}” is closed. You are back in the conversation.`);
+    else if (!full && lostMembership) announce('You are no longer in this circle.');
     full = true;
   }
   const body = document.getElementById('tab-body');
@@ -769,8 +793,10 @@ async function renderMembers(body, detail) {
         m.last_seen_ms ? ` · last seen ${when(m.last_seen_ms)}` : '', mutedIds.has(m.id) ? ' · muted here' : ''),
       acts.length ? h('div', { class: 'actions' }, acts) : null);
   });
-  fill(body, h('h2', {}, 'Members'), h('ul', { class: 'members' }, rows),
-    h('p', { class: 'hint' }, 'Muting hides someone’s messages on this computer only; nobody is told.'), box);
+  fill(body, h('h2', {}, 'Members'),
+    detail.member ? null : h('p', { class: 'hint' }, 'These are the members as this computer last knew them. The list no longer changes here.'),
+    h('ul', { class: 'members' }, rows),
+    detail.member ? h('p', { class: 'hint' }, 'Muting hides someone’s messages on this computer only; nobody is told.') : null, box);
 }
 
 // ----- goals -----------------------------------------------------------------------------------
@@ -944,7 +970,7 @@ async function renderGuidelines(body, detail) {
 // ----- invite ----------------------------------------------------------------------------------
 
 async function renderInvite(body, detail) {
-  if (!detail.member || detail.role !== 'facilitator') {
+  if (detail.role !== 'facilitator') {
     fill(body, h('h2', {}, 'Invite'), h('p', {}, 'Only a facilitator can invite people to this circle. Ask one of them for an invite.'));
     return;
   }
@@ -1017,10 +1043,6 @@ async function showReachNote(note) {
 
 async function renderCircleSettings(body, detail) {
   const parts = [h('h2', {}, 'Circle settings')];
-  if (!detail.member) {
-    fill(body, parts, h('p', {}, 'You are no longer in this circle, so there is nothing to change here.'));
-    return;
-  }
   const me = detail.members.find((m) => m.me);
   const name = h('input', { type: 'text', required: true, maxlength: 64, value: me ? me.name : '' });
   const nbox = errorBox();

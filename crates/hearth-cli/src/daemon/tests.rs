@@ -323,6 +323,103 @@ async fn members_are_resolved_and_you_cannot_remove_yourself() {
     assert_eq!(members.as_array().unwrap().len(), 1);
 }
 
+/// A former member (here a facilitator, so that her role is not why) is refused every action
+/// that only a member can take: an invite, the circle settings (retention, her name, leaving
+/// again), writing, and the facilitator's actions. Each answer says why, and nothing changes.
+#[tokio::test]
+async fn a_former_member_is_refused_invites_settings_and_writes_and_nothing_changes() {
+    let (ana, c) = ana_with("Walkers").await;
+    let (ben, _) = join(ana.client(), c, "Ben", Role::Facilitator).await;
+    let ben_app = app(ben);
+    let app = app(ana);
+    let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ben", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually("Ben's node learns he was removed", || async {
+        get(&ben_app, "/v1/circles/Walkers").await.1["member"] == false
+    })
+    .await;
+    // What the refused actions would change (entries from others that were under way may
+    // still land here, so the whole detail is not compared).
+    let state = || async {
+        let (_, d) = get(&ben_app, "/v1/circles/Walkers").await;
+        let mine = whole_timeline(&ben_app, "Walkers")
+            .await
+            .into_iter()
+            .filter(|i| i["mine"] == true)
+            .count();
+        let members: Vec<Value> = d["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| json!([m["name"], m["role"]]))
+            .collect();
+        json!([
+            d["name"],
+            d["member"],
+            d["retention_secs"],
+            d["guidelines"],
+            members,
+            mine
+        ])
+    };
+    let before = state().await;
+    let week = 7 * 86_400;
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/circles/Walkers/invites",
+            json!({ "expires_in_secs": 3600, "uses": 1, "role": "member" }),
+        ),
+        (
+            "PUT",
+            "/v1/circles/Walkers/retention",
+            json!({ "retention_secs": week }),
+        ),
+        (
+            "POST",
+            "/v1/circles/Walkers/entries",
+            json!({ "type": "profile", "display_name": "Benjamin" }),
+        ),
+        ("POST", "/v1/circles/Walkers/leave", json!({})),
+        (
+            "POST",
+            "/v1/circles/Walkers/entries",
+            json!({ "type": "text", "body": "still here?" }),
+        ),
+        (
+            "PUT",
+            "/v1/circles/Walkers/guidelines",
+            json!({ "text": "mine now" }),
+        ),
+        (
+            "POST",
+            "/v1/circles/Walkers/rounds",
+            json!({ "question": "How are you?" }),
+        ),
+        ("POST", "/v1/circles/Walkers/members/Ana/promote", json!({})),
+        ("DELETE", "/v1/circles/Walkers/members/Ana", json!({})),
+        ("POST", "/v1/circles/Walkers/guidelines/accept", json!({})),
+    ] {
+        let (status, answer) = send(&ben_app, method, path, body.clone()).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (StatusCode::FORBIDDEN, "not_permitted"),
+            "{method} {path} {body}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no longer a member"),
+            "{method} {path}: {answer}"
+        );
+    }
+    assert_eq!(state().await, before, "nothing changed on Ben's device");
+    let (_, detail) = get(&app, "/v1/circles/Walkers").await;
+    assert_eq!(detail["retention_secs"], Value::Null);
+    assert_eq!(detail["members"].as_array().unwrap().len(), 1);
+}
+
 // ----- entries --------------------------------------------------------------------------------
 
 #[tokio::test]

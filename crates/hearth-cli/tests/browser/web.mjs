@@ -303,10 +303,42 @@ async function main() {
   await heading(A, 'Your circles');
 
   // ----- removal: Ben's page says he is no longer in the circle and shows nothing new -------
+  // Ben is changing his name in Circle settings when Ana removes him: the tab closes, as does
+  // Invite, and he is taken to the conversation and told so, with the focus on it.
+  await B.getByRole('button', { name: 'Circle settings' }).click();
+  await B.getByLabel('Name the others see').waitFor({ timeout: WAIT_MS });
+  // Let a live redraw that was already under way finish before filling the form.
+  await B.waitForTimeout(300);
+  await B.getByLabel('Name the others see').fill('Benjamin');
   await A.getByRole('button', { name: /Tuesday circle/ }).click();
   await A.getByRole('button', { name: 'Members' }).click();
   await A.getByRole('button', { name: 'Remove Ben' }).click();
   await A.getByRole('button', { name: 'Remove Ben' }).waitFor({ state: 'detached', timeout: WAIT_MS });
+  await B.locator('main p.note', { hasText: 'You are no longer in this circle' }).waitFor({ timeout: WAIT_MS });
+  const circleTabs = B.getByRole('navigation', { name: 'Circle' });
+  assert.equal(await circleTabs.getByRole('button', { name: 'Circle settings' }).count(), 0, 'no Circle settings tab once removed');
+  assert.equal(await circleTabs.getByRole('button', { name: 'Invite' }).count(), 0, 'no Invite tab once removed');
+  assert.deepEqual(await circleTabs.getByRole('button').allInnerTexts(), ['Conversation', 'Members', 'Goals', 'Rounds', 'Guidelines']);
+  assert.equal(await circleTabs.getByRole('button', { name: 'Conversation' }).getAttribute('aria-current'), 'page');
+  await B.locator('#live').getByText('You are no longer in this circle, so “Circle settings” is closed. You are back in the conversation.', { exact: true }).waitFor({ timeout: WAIT_MS });
+  await B.locator('#timeline').waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.evaluate(() => document.activeElement && document.activeElement.id), 'tab-body', 'the focus is on the conversation shown instead');
+  assert.equal(await B.getByLabel('Name the others see').count(), 0, 'the settings form is gone');
+  // The tabs that stay are read only: what he saw before, with no action that would fail.
+  await circleTabs.getByRole('button', { name: 'Members' }).click();
+  await B.getByRole('heading', { name: 'Members' }).waitFor({ timeout: WAIT_MS });
+  await B.getByText('These are the members as this computer last knew them.').waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.locator('#tab-body button').count(), 0, 'no member actions once removed');
+  await scan(B, '17a-removed-members');
+  await circleTabs.getByRole('button', { name: 'Goals' }).click();
+  await B.getByRole('heading', { name: 'Your goal: Walk 20 minutes' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.locator('#tab-body form').count(), 0, 'no check-in and no new goal once removed');
+  await circleTabs.getByRole('button', { name: 'Rounds' }).click();
+  await B.getByRole('heading', { name: 'How is everyone this week?' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.locator('#tab-body form').count(), 0, 'no answer once removed');
+  await circleTabs.getByRole('button', { name: 'Guidelines' }).click();
+  await B.getByRole('heading', { name: 'Guidelines (version 1)' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await B.locator('#tab-body button, #tab-body form').count(), 0, 'nothing to accept or change once removed');
   await B.getByRole('button', { name: 'Conversation' }).click();
   await B.locator('main p.note', { hasText: 'You are no longer in this circle' }).waitFor({ timeout: WAIT_MS });
   assert.equal(await B.getByLabel('Your message').count(), 0, 'no composer once removed');
