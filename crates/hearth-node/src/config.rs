@@ -87,7 +87,9 @@ impl NodeConfig {
             public_ranges: Vec::new(),
             sync_interval: Duration::from_secs(30),
             discovery_interval: Duration::from_secs(300),
-            repair_delay: Duration::from_secs(20),
+            repair_delay: Duration::from_millis(
+                hearth_proto::circle::upkeep::DEFAULT_REPAIR_DELAY_MS,
+            ),
             replay_window: Duration::from_millis(hearth_proto::gossip::DEFAULT_REPLAY_WINDOW_MS),
             gossip_heartbeat: Duration::from_millis(700),
             join_timeout: Duration::from_secs(30),

@@ -23,6 +23,7 @@ use crate::wire::DecodeError;
 
 mod persist;
 mod receive;
+pub mod upkeep;
 mod welcome;
 mod write;
 

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use hearth_proto::CircleId;
+use hearth_proto::circle::upkeep::EpochCommit;
 use hearth_proto::membership::{ControlBody, ControlOp};
-use hearth_proto::{CircleId, MemberId};
 
 use super::cache_control;
 use crate::node::{EventLoop, now_ms};
@@ -49,27 +50,12 @@ impl EventLoop {
             if !slot.circle.am_member() {
                 continue;
             }
-            let me = slot.circle.me();
-            let designated = slot.circle.designated_repairer() == Some(me);
-            let repair = slot.circle.repair_due();
-            if repair {
-                slot.repair_since.get_or_insert(now);
-            } else {
-                slot.repair_since = None;
-            }
-            let waited = slot
-                .repair_since
-                .is_some_and(|t| now.duration_since(t) >= self.config.repair_delay + jitter(&me));
-            let rotate = slot.circle.rotation_due(ms)
-                && (designated || slot.circle.membership().members.len() == 1);
-            let due = (repair && (designated || waited)) || (!repair && rotate);
-            let recently = slot
-                .last_commit_attempt
-                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(3));
-            if !due || recently {
+            let delay_ms = u64::try_from(self.config.repair_delay.as_millis()).unwrap_or(u64::MAX);
+            // Proto decides whether and why (PROTOCOL.md §13, "Membership upkeep").
+            let Some(why) = slot.upkeep.due(&slot.circle, ms, delay_ms) else {
                 continue;
-            }
-            slot.last_commit_attempt = Some(now);
+            };
+            let repair = why == EpochCommit::Repair;
             let op = ControlBody {
                 op: ControlOp::Rotate,
                 recipients: Vec::new(),
@@ -104,10 +90,4 @@ impl EventLoop {
             }
         }
     }
-}
-
-/// A member-specific delay so members who are not the designated repairer do not all step in
-/// at the same moment.
-fn jitter(me: &MemberId) -> Duration {
-    Duration::from_millis(u64::from(me.as_bytes()[0]) * 8)
 }

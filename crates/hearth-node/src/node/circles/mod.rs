@@ -83,8 +83,8 @@ pub(crate) struct CircleSlot {
     pub invites: InviteBook,
     pub was_member: bool,
     pub dirty_since: Option<Instant>,
-    pub repair_since: Option<Instant>,
-    pub last_commit_attempt: Option<Instant>,
+    /// When to repair or rotate (proto's timers).
+    pub upkeep: hearth_proto::circle::upkeep::Upkeep,
     pub last_seen: HashMap<MemberId, u64>,
     pub peer_marks: HashMap<PeerId, HighWaterMarks>,
     /// What proven devices reported holding, merged per member (proto's delivery rule);
@@ -177,8 +177,7 @@ impl CircleSlot {
             invites,
             was_member,
             dirty_since: None,
-            repair_since: None,
-            last_commit_attempt: None,
+            upkeep: Default::default(),
             last_seen: HashMap::new(),
             peer_marks: HashMap::new(),
             member_marks: BTreeMap::new(),
