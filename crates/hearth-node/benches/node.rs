@@ -11,8 +11,9 @@
 //! of the same size. Then catch-up speed: a member that was offline gets 10,000 and 100,000
 //! missing entries from one peer.
 //!
-//! Run: `cargo bench -p hearth-node --bench node` (add `-- quick` for a short run, or
-//! `-- n=20` for one circle size without catch-up).
+//! Run: `cargo bench -p hearth-node --bench node` (add `-- quick` for a short run,
+//! `-- n=20` for one circle size without catch-up, or `-- catch-up` for catch-up alone,
+//! `-- catch-up entries=20000` for one catch-up size).
 //! Prints figures; asserts nothing about time. A Hearth "send" is durable (flushed) before the
 //! call returns, and every receiver persists every entry, so Hearth pays for fsyncs that plain
 //! gossipsub does not.
@@ -512,8 +513,10 @@ fn main() -> Result<()> {
         println!("hearth-node benchmark: loopback, one process, {} cores", std::thread::available_parallelism()?.get());
         println!("{:>3}  {:>28}  {:>28}  {:>22}", "N", "hearth p50 / p99 / rate", "gossipsub p50 / p99 / rate", "ratio p50 / p99 / rate");
         let only: Option<usize> = std::env::args().find_map(|a| a.strip_prefix("n=").and_then(|n| n.parse().ok()));
+        let catch_up_only = std::env::args().any(|a| a == "catch-up");
         let sizes: Vec<usize> = match only {
             Some(n) => vec![n],
+            None if catch_up_only => Vec::new(),
             None if quick => vec![2, 5],
             None => vec![2, 5, 10, 20],
         };
@@ -540,7 +543,11 @@ fn main() -> Result<()> {
             );
         }
         println!("catch-up from one peer (entries/s, including verification, decryption and durable storage):");
-        let counts: &[u64] = if only.is_some() {
+        let one: Option<u64> = std::env::args().find_map(|a| a.strip_prefix("entries=").and_then(|n| n.parse().ok()));
+        let one = one.map(|n| [n]);
+        let counts: &[u64] = if let Some(one) = &one {
+            one
+        } else if only.is_some() {
             &[]
         } else if quick {
             &[2_000]
