@@ -515,12 +515,8 @@ impl EventLoop {
         };
         if let Err(e) = verified.check_invite(&slot.invites, now) {
             tracing::info!(circle = %circle.short(), error = %e, "join refused at admission");
-            let reason = match e {
-                JoinError::Expired { .. } => RejectReason::Expired,
-                JoinError::AlreadyUsed => RejectReason::AlreadyUsed,
-                _ => RejectReason::UnknownInvite,
-            };
-            return verified.refuse(reason);
+            // Proto's reply for the error (expired, used up, unknown).
+            return hearth_proto::invite::Refused::from(e).reply;
         }
         let request = verified.request().clone();
         let role = verified.role();
