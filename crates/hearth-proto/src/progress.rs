@@ -189,6 +189,15 @@ pub struct WeeklySummary {
     pub members: Vec<MemberWeek>,
 }
 
+/// The `today` a reader's device counts check-ins up to at `now_ms` (ms since the Unix epoch):
+/// the UTC day plus one, so (with the reducer's own [`FUTURE_TOLERANCE_DAYS`]) a check-in dated
+/// by an author anywhere on Earth counts as soon as it arrives (PROTOCOL.md §13). The reducer
+/// reads no clock; the caller passes its own.
+pub fn reader_today(now_ms: u64) -> LocalDay {
+    let days = i32::try_from(now_ms / 86_400_000).unwrap_or(i32::MAX);
+    LocalDay(days).plus(1)
+}
+
 /// The progress of every goal in `events`, as of `today` (the reader's view of each author's
 /// local day), by goal id. See the module documentation for the rules.
 pub fn goal_progress(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalProgress> {
@@ -557,6 +566,17 @@ impl GoalTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readers_today_is_the_utc_day_plus_one() {
+        assert_eq!(reader_today(0), LocalDay(1));
+        assert_eq!(reader_today(86_400_000 - 1), LocalDay(1));
+        assert_eq!(reader_today(86_400_000), LocalDay(2));
+        // Kiribati (UTC+14) is already on the next day for half of the UTC day: its
+        // check-ins count at once.
+        let noon_utc = 20_000 * 86_400_000 + 43_200_000;
+        assert_eq!(reader_today(noon_utc), LocalDay(20_001));
+    }
     use crate::content::{Outcome, Weekday};
     use proptest::prelude::*;
 

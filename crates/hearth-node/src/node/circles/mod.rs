@@ -237,13 +237,10 @@ impl CircleSlot {
     }
 }
 
-/// The day the progress reducer counts check-ins up to on this device: the UTC day plus one,
-/// so (with the reducer's own day of tolerance) a check-in dated by an author anywhere on
-/// Earth counts as soon as it arrives. The reducer reads no clock; this is the only place the
-/// node picks a day for it.
+/// The day the progress reducer counts check-ins up to on this device, as proto decides it
+/// from this device's clock (`progress::reader_today`).
 pub(crate) fn reader_today() -> hearth_proto::content::LocalDay {
-    let days = i32::try_from(now_ms() / 86_400_000).unwrap_or(i32::MAX);
-    hearth_proto::content::LocalDay(days).plus(1)
+    hearth_proto::progress::reader_today(now_ms())
 }
 
 /// Decodes the muted members stored under [`MUTED_KEY`].
