@@ -3,7 +3,8 @@
 //!
 //! Rules (the same on every device, for the same entries in any order):
 //! 1. A [`Content::RoundOpen`] opens a round if its author is one of the `facilitators` the
-//!    caller passes (the circle's current facilitators); others are ignored.
+//!    caller passes ([`openers`]: the circle's facilitators, and those who left or were
+//!    removed while facilitators, so their rounds stay open); others are ignored.
 //! 2. A [`Content::RoundAnswer`] counts if it names an open round. Each member has at most one
 //!    answer per round: her latest (largest seq, then entry id), so she may revise it.
 //! 3. A [`Content::Delete`] by an entry's own author removes that round or answer.
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::content::Content;
 use crate::ids::{EntryId, MemberId};
+use crate::membership::{Membership, Role};
 use crate::progress::ProgressEvent;
 
 /// One round and its answers.
@@ -63,6 +65,32 @@ impl RoundView {
     pub fn has_answered(&self, member: &MemberId) -> bool {
         self.answers.iter().any(|a| a.member == *member)
     }
+}
+
+/// Who may have opened a round: the current facilitators, and members who were facilitators
+/// when they left or were removed (a round stays open when its opener is gone).
+pub fn openers(membership: &Membership) -> BTreeSet<MemberId> {
+    let current = membership
+        .members
+        .iter()
+        .filter(|(_, m)| m.role == Role::Facilitator)
+        .map(|(id, _)| *id);
+    let departed = membership
+        .departed
+        .iter()
+        .filter(|(_, d)| d.role == Role::Facilitator)
+        .map(|(id, _)| *id);
+    current.chain(departed).collect()
+}
+
+/// The current members of `membership` who have not answered `round`, by member id.
+pub fn not_answered(round: &RoundView, membership: &Membership) -> Vec<MemberId> {
+    membership
+        .members
+        .keys()
+        .filter(|m| !round.has_answered(m))
+        .copied()
+        .collect()
 }
 
 /// Folds rounds and answers from `events` (any order, duplicates allowed).
@@ -142,6 +170,84 @@ mod tests {
             made_at_ms: u64::from(entry),
             content,
         }
+    }
+
+    #[test]
+    fn a_departed_facilitators_round_stays_open_and_only_current_members_are_missing() {
+        use crate::identity::MemberSecret;
+        use crate::membership::{Departure, MemberInfo};
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let keys: Vec<MemberSecret> = (0..4).map(|_| MemberSecret::generate(&mut rng)).collect();
+        let mut membership = Membership::default();
+        for (key, role) in keys[..3]
+            .iter()
+            .zip([Role::Facilitator, Role::Member, Role::Member])
+        {
+            membership.members.insert(
+                key.id(),
+                MemberInfo {
+                    public: key.public(),
+                    role,
+                    display_name: "x".into(),
+                    accepted_guidelines: 1,
+                    added_at: (0, id(0)),
+                    horizon: Default::default(),
+                },
+            );
+        }
+        membership.departed.insert(
+            keys[3].id(),
+            Departure {
+                cutoff: Some(4),
+                removed_by: None,
+                epoch: None,
+                role: Role::Facilitator,
+            },
+        );
+        let openers = openers(&membership);
+        assert_eq!(openers, BTreeSet::from([keys[0].id(), keys[3].id()]));
+        // The departed facilitator's round, answered by a current member and by herself.
+        let round = |entry, author: &MemberSecret| ProgressEvent {
+            entry: id(entry),
+            author: author.id(),
+            seq: 1,
+            made_at_ms: 1,
+            content: Content::RoundOpen {
+                question: "How is everyone?".into(),
+            },
+        };
+        let answer = |entry, author: &MemberSecret| ProgressEvent {
+            entry: id(entry),
+            author: author.id(),
+            seq: 2,
+            made_at_ms: 2,
+            content: Content::RoundAnswer {
+                round: id(10),
+                mood: 3,
+                note: None,
+            },
+        };
+        let views = rounds(
+            &[
+                round(10, &keys[3]),
+                answer(11, &keys[1]),
+                answer(12, &keys[3]),
+            ],
+            &openers,
+        );
+        assert_eq!(views.len(), 1);
+        assert_eq!(
+            not_answered(&views[0], &membership),
+            [keys[0].id(), keys[2].id()]
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        // A member's round opens nothing.
+        assert!(rounds(&[round(20, &keys[1])], &openers).is_empty());
     }
 
     #[test]

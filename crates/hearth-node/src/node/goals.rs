@@ -8,11 +8,8 @@
 //! - Rounds are folded by `hearth_proto::rounds` over the circle's content, without hidden
 //!   entries; "not answered" is the current members minus those who answered.
 
-use std::collections::BTreeSet;
-
 use hearth_proto::circle::CircleError;
 use hearth_proto::content::{Content, GoalState, LocalDay, Outcome, PrivatePart, Visibility};
-use hearth_proto::membership::Role;
 use hearth_proto::rounds;
 use hearth_proto::{CircleId, EntryId, MemberId};
 
@@ -163,20 +160,7 @@ impl EventLoop {
         entries.retain(|e| {
             !membership.hidden.contains_key(&e.id) && matches!(e.body, ViewBody::Content(_))
         });
-        // A round stays open when its opener left or was removed while a facilitator.
-        let facilitators: BTreeSet<MemberId> = membership
-            .members
-            .iter()
-            .filter(|(_, m)| m.role == Role::Facilitator)
-            .map(|(id, _)| *id)
-            .chain(
-                membership
-                    .departed
-                    .iter()
-                    .filter(|(_, d)| d.role == Role::Facilitator)
-                    .map(|(id, _)| *id),
-            )
-            .collect();
+        let facilitators = rounds::openers(membership);
         let views = rounds::rounds(&view::progress_events(&entries), &facilitators);
         Ok(views
             .into_iter()
@@ -187,12 +171,7 @@ impl EventLoop {
                     }
                 }
                 let answered: Vec<MemberId> = round.answers.iter().map(|a| a.member).collect();
-                let not_answered = membership
-                    .members
-                    .keys()
-                    .filter(|m| !answered.contains(m))
-                    .copied()
-                    .collect();
+                let not_answered = rounds::not_answered(&round, membership);
                 RoundStatus {
                     round,
                     answered,
