@@ -432,6 +432,29 @@ impl Circle {
         self.secret.proof_seal_key()
     }
 
+    /// This member's sealed membership proof for `side` of a sync exchange (PROTOCOL.md §11),
+    /// signed with her member key, which never leaves the circle's state.
+    pub fn prove_membership(
+        &self,
+        side: crate::sync::proof::Side,
+        binding: &crate::sync::proof::Binding,
+    ) -> Result<crate::sync::proof::SealedProof, crate::sync::proof::ProofError> {
+        crate::sync::proof::prove(&self.me, &self.proof_seal_key(), side, &self.id, binding)
+    }
+
+    /// Answers a joiner's hello as this member, the inviter
+    /// ([`crate::invite::JoinResponder::read_hello`] with her member key).
+    pub fn answer_join_hello(
+        &self,
+        book: &crate::invite::InviteBook,
+        terms: &crate::invite::CircleTerms,
+        hello: &[u8],
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(crate::invite::JoinResponder, Vec<u8>), crate::invite::Refused> {
+        crate::invite::JoinResponder::read_hello(book, self.id, &self.me, terms, hello, now_ms, rng)
+    }
+
     /// This member's id.
     pub fn me(&self) -> MemberId {
         self.me.id()

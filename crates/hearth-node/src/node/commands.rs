@@ -345,12 +345,12 @@ impl EventLoop {
             guidelines,
             settings,
             display_name,
-            me.clone(),
+            me,
             now_ms(),
             &mut self.rng,
         )?;
         let id = circle.id();
-        let mut slot = CircleSlot::new(circle, me, name.to_owned(), Default::default());
+        let mut slot = CircleSlot::new(circle, name.to_owned(), Default::default());
         self.persist_new_circle(&mut slot, Some(&authored), control(op))?;
         self.gossip
             .first_seen

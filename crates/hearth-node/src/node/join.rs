@@ -327,12 +327,7 @@ impl EventLoop {
         }
         let id = circle.id();
         let name = circle.membership().name.clone();
-        let mut slot = CircleSlot::new(
-            circle,
-            pending.member.clone(),
-            name.clone(),
-            Default::default(),
-        );
+        let mut slot = CircleSlot::new(circle, name.clone(), Default::default());
         self.persist_new_circle(&mut slot, None, None)?;
         self.register(slot);
         tracing::info!(circle = %id.short(), "joined");
@@ -476,15 +471,10 @@ impl EventLoop {
             guidelines: membership.guidelines.1.clone(),
         };
         let circle = slot.circle.id();
-        match JoinResponder::read_hello(
-            &slot.invites,
-            circle,
-            &slot.secret,
-            &terms,
-            hello,
-            now,
-            &mut self.rng,
-        ) {
+        match slot
+            .circle
+            .answer_join_hello(&slot.invites, &terms, hello, now, &mut self.rng)
+        {
             Ok((responder, offer)) => {
                 tracing::info!(circle = %circle.short(), %peer, invite = %invite.short(), "join: offer sent");
                 self.joins

@@ -840,6 +840,48 @@ mod tests {
         el.post(circle, text(9999)).unwrap();
     }
 
+    /// The member key lives only in the circle's state: nothing writes a second copy, and one
+    /// an earlier version wrote is deleted at open; proofs still verify after a restart.
+    #[tokio::test]
+    async fn the_member_key_has_one_copy_and_an_old_second_copy_is_deleted() {
+        use crate::node::circles::MEMBER_SECRET_KEY;
+        use hearth_proto::sync::proof::{self, Binding, Side};
+        let dir = tempfile::tempdir().unwrap();
+        let mut el = start(dir.path()).await;
+        let circle = create(&mut el);
+        let store = el.store.clone();
+        assert_eq!(store.local(circle, MEMBER_SECRET_KEY).unwrap(), None);
+        store
+            .put_local(circle, MEMBER_SECRET_KEY, &[7; 64])
+            .unwrap();
+        el.save_dirty(true);
+        drop(store);
+        drop(el);
+        let el = start(dir.path()).await;
+        assert_eq!(el.store.local(circle, MEMBER_SECRET_KEY).unwrap(), None);
+        let slot = el.slot(circle).unwrap();
+        let binding = Binding {
+            requester: b"requester",
+            responder: b"responder",
+            requester_challenge: [1; 32],
+            responder_challenge: [2; 32],
+        };
+        let sealed = slot
+            .circle
+            .prove_membership(Side::Requester, &binding)
+            .unwrap();
+        let member = proof::check(
+            slot.circle.membership(),
+            &slot.circle.proof_seal_key(),
+            &sealed,
+            Side::Requester,
+            &circle,
+            &binding,
+        )
+        .unwrap();
+        assert_eq!(member, slot.circle.me());
+    }
+
     #[tokio::test]
     async fn reading_before_an_entry_of_another_circle_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -405,8 +405,7 @@ impl EventLoop {
             return PeerResponse::Refused;
         };
         let current = slot.circle.membership().members.contains_key(&member);
-        let key = slot.circle.proof_seal_key();
-        match proof::prove(&slot.secret, &key, Side::Responder, &circle, &binding) {
+        match slot.circle.prove_membership(Side::Responder, &binding) {
             Ok(mine) => {
                 // A removed member may fetch up to her removal (the gate recorded her), but
                 // nothing more: no relay.
@@ -591,8 +590,7 @@ impl EventLoop {
                     self.sync.rounds.remove(&(peer, circle));
                     return;
                 };
-                let key = slot.circle.proof_seal_key();
-                match proof::prove(&slot.secret, &key, Side::Requester, &circle, &binding) {
+                match slot.circle.prove_membership(Side::Requester, &binding) {
                     Ok(mine) => self.send(
                         peer,
                         circle,

@@ -20,7 +20,6 @@ use std::time::Instant;
 use hearth_proto::circle::{Accepted, Circle};
 use hearth_proto::content::Content;
 use hearth_proto::entry::{Entry, MAX_ENTRY_LEN};
-use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::ControlBody;
 use hearth_proto::sync::HighWaterMarks;
@@ -38,6 +37,8 @@ pub(super) use receive::receive_entry;
 
 /// The circle-local key under which this device keeps a copy of its member keys (sealed at
 /// rest), for the join handshake it runs as an inviter.
+/// Where earlier versions kept a second copy of the member key beside the circle's state;
+/// deleted at open (the state holds the only copy).
 pub(crate) const MEMBER_SECRET_KEY: &str = "hearth-node/member-secret";
 /// The circle-local key under which this device keeps the members it muted: their ids, 32
 /// bytes each (sealed at rest; never sent).
@@ -72,7 +73,6 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// One circle this device is in, with the node's bookkeeping around proto's state machine.
 pub(crate) struct CircleSlot {
     pub circle: Circle,
-    pub secret: MemberSecret,
     /// The circle's live gossip topics (its live epochs'), recognised in `EventLoop::topics`.
     pub topics: Vec<IdentTopic>,
     /// The rendezvous keys this device announces for the circle (its live epochs').
@@ -159,17 +159,11 @@ pub(crate) fn stored_entry(
 }
 
 impl CircleSlot {
-    pub(crate) fn new(
-        circle: Circle,
-        secret: MemberSecret,
-        name: String,
-        invites: InviteBook,
-    ) -> Self {
+    pub(crate) fn new(circle: Circle, name: String, invites: InviteBook) -> Self {
         let was_member = circle.am_member();
         let leave_unserved = circle.offers_leave(super::now_ms());
         CircleSlot {
             circle,
-            secret,
             topics: Vec::new(),
             rendezvous: Vec::new(),
             subscribed: false,

@@ -6,11 +6,10 @@ use std::time::Instant;
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::Circle;
-use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::{InviteBook, IssuedInvite};
 use hearth_proto::sync::RECENT_IDS_PER_AUTHOR;
 use hearth_proto::wire;
-use hearth_store::{CircleRecord, RESYNC_KEY, StorageHealth, StoreError};
+use hearth_store::{CircleRecord, RESYNC_KEY, StorageHealth};
 
 use super::{CircleSlot, MEMBER_SECRET_KEY, MUTED_KEY, blocking, decode_muted};
 use crate::error::NodeError;
@@ -60,24 +59,10 @@ impl EventLoop {
         if let Some(latest) = self.store.timeline_latest(id, 1)?.first() {
             circle.observe_lamport(latest.lamport);
         }
-        let secret = match self.store.local(id, MEMBER_SECRET_KEY)? {
-            Some(bytes) => {
-                let array: [u8; 64] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupted {
-                            detail: "a stored member key has the wrong length".into(),
-                        })?;
-                MemberSecret::from_bytes(&array)
-            }
-            None => {
-                return Err(NodeError::Setup(format!(
-                    "circle {} has no stored member key",
-                    id.short()
-                )));
-            }
-        };
+        // The circle's state holds the member key; an older copy kept beside it goes.
+        if self.store.local(id, MEMBER_SECRET_KEY)?.is_some() {
+            self.store.delete_local(id, MEMBER_SECRET_KEY)?;
+        }
         let mut issued: Vec<IssuedInvite> = Vec::new();
         for (_, record) in self.store.invites(id)? {
             match wire::decode::<IssuedInvite>(record.expose(), 64 * 1024, "invite") {
@@ -90,7 +75,7 @@ impl EventLoop {
         // An invite book serializes as the sequence of its invites.
         let invites: InviteBook =
             wire::decode(&wire::encode(&issued), usize::MAX, "invite book").unwrap_or_default();
-        let mut slot = CircleSlot::new(circle, secret, record.name.clone(), invites);
+        let mut slot = CircleSlot::new(circle, record.name.clone(), invites);
         let (tally, changed) = self.load_tally(id, &slot.circle.membership().rejected)?;
         slot.last_seen = tally
             .last_seen_all()

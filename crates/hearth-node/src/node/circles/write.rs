@@ -9,7 +9,7 @@ use hearth_store::StoreError;
 use libp2p::gossipsub::IdentTopic;
 use rand::rngs::StdRng;
 
-use super::{CircleSlot, MEMBER_SECRET_KEY, blocking, stored_entry};
+use super::{CircleSlot, blocking, stored_entry};
 use crate::error::NodeError;
 use crate::node::{EventLoop, now_ms, reads};
 
@@ -22,8 +22,6 @@ impl EventLoop {
         first_body: Option<Vec<u8>>,
     ) -> Result<(), NodeError> {
         let id = slot.circle.id();
-        self.store
-            .put_local(id, MEMBER_SECRET_KEY, slot.secret.to_bytes().as_ref())?;
         let record = slot.record();
         match first {
             Some(authored) => {
