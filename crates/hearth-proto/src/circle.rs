@@ -608,10 +608,11 @@ impl Circle {
         positions
     }
 
-    /// Keeps the ids of only each author's newest `window` positions (tests exercise
-    /// [`Rejection::NeedsStoredId`] with a small one).
-    #[cfg(test)]
-    pub(crate) fn set_log_window(&mut self, window: usize) {
+    /// Keeps the ids of only each author's newest `window` positions (the default is
+    /// [`crate::sync::RECENT_IDS_PER_AUTHOR`]). Tests and the network simulator exercise
+    /// [`Rejection::NeedsStoredId`] with a small one; it changes no rule, only how often a
+    /// stored id has to be recalled.
+    pub fn set_log_window(&mut self, window: usize) {
         self.logs.set_window(window);
     }
 
