@@ -82,6 +82,19 @@ impl ReplayWindow {
         self.by_time.insert((now_ms, id));
     }
 
+    /// Records every entry `receipt` says this device now holds: the accepted ones and the
+    /// equivocating (or ahead-of-a-gap) control entries taken into the fold outside a log.
+    /// Recording only the accepted ones judged an honest copy of such a control entry, a
+    /// moment later, a replay (found by the network simulator, seeds 64 and 186).
+    pub fn record(&mut self, receipt: &Receipt, now_ms: u64) {
+        for accepted in &receipt.accepted {
+            self.held(accepted.id, now_ms);
+        }
+        for (id, _) in &receipt.equivocating_control {
+            self.held(*id, now_ms);
+        }
+    }
+
     /// Whether a copy of `id` arriving at `now_ms` is a replay: this device has held it for
     /// longer than the window, or held it before this process started (or forgot it) and
     /// the process has run longer than the window.

@@ -29,7 +29,13 @@ pub(crate) struct FirstSeen {
 }
 
 impl FirstSeen {
-    /// Records that this device holds `id` (accepted or written) since `at`.
+    /// Records what a receipt says this device now holds (proto's `ReplayWindow::record`).
+    pub(crate) fn record(&mut self, receipt: &hearth_proto::circle::Receipt, at: Instant) {
+        let ms = self.ms(at);
+        self.window.record(receipt, ms);
+    }
+
+    /// Records that this device holds `id` (written by itself) since `at`.
     pub(crate) fn insert(&mut self, id: EntryId, at: Instant) {
         let ms = self.ms(at);
         self.window.held(id, ms);

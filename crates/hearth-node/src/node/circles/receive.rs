@@ -68,6 +68,10 @@ impl EventLoop {
                 tracing::error!(circle = %circle.short(), error = %e, "could not save circle state");
             }
         }
+        let now = Instant::now();
+        for receipt in &receipts {
+            self.gossip.first_seen.record(receipt, now);
+        }
         for (id, _) in receipts.iter().flat_map(|r| &r.equivocating_control) {
             self.gossip.accept_pending(&mut self.swarm, *id);
         }
@@ -82,9 +86,7 @@ impl EventLoop {
             || accepted
                 .iter()
                 .any(|a| a.entry.unsigned.kind == hearth_proto::entry::EntryKind::Control);
-        let now = Instant::now();
         for a in &accepted {
-            self.gossip.first_seen.insert(a.id, now);
             self.gossip.accept_pending(&mut self.swarm, a.id);
         }
         let count = accepted.len();
