@@ -283,8 +283,9 @@ pub struct Serving {
     /// was entitled to and the removal itself, nothing written after.
     pub lamport_limit: Option<u64>,
     /// Positions beyond this device's log where it keeps control entries off the log (taken
-    /// ahead of a gap its log cannot fill) that the peer's marks do not cover: catch-up
-    /// carries those with [`Circle::equivocating_controls`], since no planned entry would.
+    /// ahead of a gap its log cannot fill), and positions past a former member's cutoff, that
+    /// the peer's marks do not cover: catch-up carries the control entries there with
+    /// [`Circle::equivocating_controls`], since no planned entry would.
     pub ahead: Vec<Want>,
 }
 
@@ -642,8 +643,11 @@ impl Circle {
         } else {
             return Serving::default();
         };
-        let wants = self.logs.serving(request);
-        let ahead = self.controls_ahead(&request.marks);
+        let (wants, beyond) = self.split_at_cutoffs(self.logs.serving(request));
+        // A former member's control entries past her cutoff still travel (every member needs
+        // them to recognise the epochs they name as void, §6); her content there does not.
+        let mut ahead = self.controls_ahead(&request.marks);
+        ahead.extend(beyond);
         let (wants, ahead) = if self.membership.settings.share_history {
             (wants, ahead)
         } else {
@@ -685,6 +689,49 @@ impl Circle {
             .collect()
     }
 
+    /// Splits `wants` at departed authors' cutoffs: what may be served from the logs, and the
+    /// spans past a cutoff. Nothing a former member wrote after her cutoff counts anywhere;
+    /// devices that took some of it before they learned of her departure keep it hidden, and
+    /// serving it again would only be refused (found by the network simulator: with her
+    /// posts re-sent on every sync, the logs never agreed).
+    fn split_at_cutoffs(&self, wants: Vec<Want>) -> (Vec<Want>, Vec<Want>) {
+        let mut kept = Vec::with_capacity(wants.len());
+        let mut beyond = Vec::new();
+        for want in wants {
+            let Some(departure) = self.membership.departed.get(&want.author) else {
+                kept.push(want);
+                continue;
+            };
+            let first_beyond = departure.cutoff.map_or(0, |c| c.saturating_add(1));
+            if want.from_seq < first_beyond {
+                kept.push(Want {
+                    to_seq: want.to_seq.min(first_beyond - 1),
+                    ..want
+                });
+            }
+            if want.to_seq >= first_beyond {
+                beyond.push(Want {
+                    from_seq: want.from_seq.max(first_beyond),
+                    ..want
+                });
+            }
+        }
+        (kept, beyond)
+    }
+
+    /// What this device holds that a peer with `theirs` lacks and may be served: nothing a
+    /// former member wrote after her cutoff (see [`Circle::serving`]). Catch-up uses it to
+    /// tell whether the peer is behind.
+    pub fn servable_lacking(&self, theirs: &HighWaterMarks) -> Vec<Want> {
+        self.split_at_cutoffs(self.logs.lacking(theirs)).0
+    }
+
+    /// What a peer with `theirs` holds that this device lacks and may fetch: nothing a former
+    /// member wrote after her cutoff.
+    pub fn servable_wants_from(&self, theirs: &HighWaterMarks) -> Vec<Want> {
+        self.split_at_cutoffs(self.logs.wants_from(theirs)).0
+    }
+
     /// The lamport of the Remove that ended `member`'s membership, if she was removed and
     /// the entry is at hand.
     fn removal_lamport(&self, member: &MemberId) -> Option<u64> {
@@ -721,12 +768,12 @@ impl Circle {
             .iter()
             .filter(|(id, r)| {
                 let h = &r.entry.unsigned;
-                serving
-                    .wants
-                    .iter()
-                    .chain(&serving.ahead)
-                    .any(|w| w.author == h.author && w.seqs().contains(&h.seq))
-                    && self.logs.id_at(&h.author, h.seq) != Some(**id)
+                let within = |w: &Want| w.author == h.author && w.seqs().contains(&h.seq);
+                // In a served range the log carries its own entry; only other versions go
+                // here. Ahead of the log, or past a former member's cutoff, nothing else does.
+                (serving.wants.iter().any(within)
+                    && self.logs.id_at(&h.author, h.seq) != Some(**id))
+                    || serving.ahead.iter().any(within)
             })
             .map(|(_, r)| r.entry.encode())
             .collect()

@@ -469,7 +469,7 @@ impl EventLoop {
                 tracing::debug!(error = %e, "could not save peer marks");
             }
         }
-        let theirs_ahead = !slot.circle.logs().wants_from(&request.marks).is_empty();
+        let theirs_ahead = !slot.circle.servable_wants_from(&request.marks).is_empty();
         let slot_equivocations = if removed {
             Vec::new()
         } else {
