@@ -1176,14 +1176,24 @@ fn wire_body(body: &ControlBody) -> Vec<u8> {
 /// Neo who gets no shared history. Mal mixes honest posts with forged commits (subset
 /// recipients, planted extras, bogus merges), extreme and backdated Lamport clocks, absurd
 /// timestamps, withholding (she sends to whom she likes), equivocation and floods of entries
-/// that would wait; the stranger floods too. Ana removes Mal at some step and admits Neo at
-/// another. After every step the invariants of issue 9 are checked.
+/// that would wait; the stranger floods too. Ana removes Mal at some step (from then on Mal's
+/// device and stale copies of it ask honest members for catch-up) and admits Neo at another.
+/// After every step the invariants of issue 9 are checked.
 /// The ids of each author's newest positions a member keeps in memory in the simulation:
 /// small, so duplicates and forks of older positions need their stored ids.
 const LOG_WINDOW: usize = 3;
 
 /// How many times a member of the simulation recalled a forgotten id (every run of a process).
 static RECALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many syncs of the removed member's device lacked her `Remove` and were served by a
+/// member whose log holds it, and in how many she learnt it.
+static REMOVE_DUE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static REMOVE_LEARNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many of the others left her a member only because what she needed was kept off the
+/// serving member's logs (see `removed_sync`).
+static WITHHELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Adversary {
     seed: u64,
@@ -1245,16 +1255,7 @@ impl Adversary {
             if to & (1 << i) == 0 {
                 continue;
             }
-            let mut result = c.receive_at(bytes, self.now);
-            // A node looks up the stored id of a position its memory no longer keeps.
-            if let Err(Rejection::NeedsStoredId { author, seq }) = result
-                && let Some(id) = c.logs().stored_id(&author, seq)
-                && c.recall(&author, seq, id)
-            {
-                RECALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                result = c.receive_at(bytes, self.now);
-            }
-            match result {
+            match take(c, bytes, self.now) {
                 Ok(receipt) => {
                     if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some()
                         && let Some(w) = &receipt.waiting
@@ -1623,6 +1624,287 @@ impl Adversary {
         }
     }
 
+    /// The lamport and bytes of what honest member `i`'s log holds at `(author, seq)`, as
+    /// her node's store keeps them: the bytes are in `seen` (or, for the founding commits
+    /// written before the simulation, in her control set).
+    fn stored(&self, i: usize, author: &MemberId, seq: u64) -> (u64, Vec<u8>) {
+        let server = &self.honest[i];
+        let id = server.logs().stored_id(author, seq).unwrap_or_else(|| {
+            panic!(
+                "harness: member {i} holds seq {seq} with no id {}",
+                self.ctx()
+            )
+        });
+        let bytes = self
+            .seen
+            .get(&id)
+            .cloned()
+            .or_else(|| server.control.get(&id).map(|r| r.entry.encode()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "harness: no bytes for member {i}'s seq {seq} {}",
+                    self.ctx()
+                )
+            });
+        let entry: Entry = crate::wire::decode(&bytes, MAX_ENTRY_LEN, "entry").unwrap();
+        (entry.unsigned.lamport, bytes)
+    }
+
+    /// Whether `mal` would learn her removal if honest member `i` gave her every entry of her
+    /// logs up to `limit` (and with `off_log`, every control entry she keeps off them too),
+    /// in lamport order, again until nothing more is taken.
+    fn could_learn(&self, i: usize, mut mal: Circle, limit: u64, off_log: bool) -> bool {
+        let server = &self.honest[i];
+        let mut all: Vec<(u64, Vec<u8>)> = server
+            .logs()
+            .lacking(&HighWaterMarks::new())
+            .iter()
+            .flat_map(|w| w.seqs().map(move |seq| (w.author, seq)))
+            .map(|(author, seq)| self.stored(i, &author, seq))
+            .chain(
+                server
+                    .control
+                    .values()
+                    .filter(|_| off_log)
+                    .map(|r| (r.entry.unsigned.lamport, r.entry.encode())),
+            )
+            .filter(|(lamport, _)| *lamport <= limit)
+            .collect();
+        all.sort();
+        for _ in 0..4 {
+            let before = (mal.marks(), mal.control.len());
+            for (_, bytes) in &all {
+                let _ = take(&mut mal, bytes, self.now);
+            }
+            if !mal.am_member() || (mal.marks(), mal.control.len()) == before {
+                break;
+            }
+        }
+        !mal.am_member()
+    }
+
+    /// The batch honest member `i` answers `request` with when the peer proved she is (or
+    /// was) `member`: proto's part of a node's `serve_sync`. The other versions of
+    /// equivocated control entries first (never for a removed member), then what her log
+    /// holds in the served ranges, each author's share read from the store, planned in
+    /// causal order, every author's stream stopped at its first entry above the limit.
+    fn serve(&self, i: usize, member: &MemberId, request: &SyncRequest) -> (Serving, Vec<Vec<u8>>) {
+        let server = &self.honest[i];
+        let serving = server.serving(member, request);
+        let mut response = crate::sync::SyncResponse::new(request.circle);
+        let max = (request.max_entries as usize).min(crate::sync::MAX_SYNC_BATCH_ENTRIES);
+        if max == 0 {
+            return (serving, Vec::new());
+        }
+        if serving.lamport_limit.is_none() {
+            for extra in server.equivocating_controls(&serving) {
+                if response.try_push(extra).is_err() {
+                    break;
+                }
+            }
+        }
+        // The node's store: every position her log took, its bytes kept in `seen` (or, for
+        // the founding commits written before the simulation, in her control set).
+        let share = crate::sync::serve_read_share(serving.wants.len(), max);
+        let mut fetched: BTreeMap<(MemberId, u64), (u64, Vec<u8>)> = BTreeMap::new();
+        for w in &serving.wants {
+            for seq in (w.from_seq..=w.to_seq).take(share) {
+                fetched.insert((w.author, seq), self.stored(i, &w.author, seq));
+            }
+        }
+        let limit = serving.lamport_limit.unwrap_or(u64::MAX);
+        let plan = crate::sync::plan_batch_causal(&serving.wants, max, |author, seq| {
+            fetched
+                .get(&(author, seq))
+                .map(|(lamport, _)| *lamport)
+                .filter(|lamport| *lamport <= limit)
+        });
+        for key in &plan {
+            let Some((_, bytes)) = fetched.remove(key) else {
+                break;
+            };
+            if response.try_push(bytes).is_err() {
+                break;
+            }
+        }
+        (serving, response.entries)
+    }
+
+    /// Once Ana removed her, Mal's device asks an honest member for catch-up as a node does,
+    /// and takes every entry served; sometimes it is one of her stale copies (a device that
+    /// missed its removal), synced on a copy so `forge` keeps its old views. Checks the rule
+    /// of PROTOCOL.md §11 "The exchange", step 2: nothing above her removal's lamport nor
+    /// written in an epoch that descends from it; a device that lacked the `Remove` learns it;
+    /// a member who left and a stranger are served nothing.
+    fn removed_sync(&mut self) {
+        let Some(removal) = self.removal else {
+            return;
+        };
+        let ctx = self.ctx();
+        let i = self.roll(self.honest.len() as u32) as usize;
+        // Which of her states: her device (0), or a stale copy (1 + its index).
+        let which = if self.roll(2) == 0 {
+            1 + self.roll(self.mal_stale.len() as u32) as usize
+        } else {
+            0
+        };
+        let stale = which > 0;
+        let mut mal = if stale {
+            self.mal_stale[which - 1].clone()
+        } else {
+            self.mal.clone()
+        };
+        // Mostly a node's whole batch; sometimes a small one, so rounds end mid-stream.
+        let max = if self.roll(4) == 0 { 16 } else { 512 };
+        let mal_id = mal.me();
+        let removal_id = EntryId::from_bytes(*removal.as_bytes());
+        let remove = self.honest[0].control[&removal_id].entry.unsigned.clone();
+        let server = &self.honest[i];
+        let removed_here = server.membership().removal_of(&mal_id).is_some();
+        let on_log = server.logs().holds(&remove.author, remove.seq)
+            && server.logs().stored_id(&remove.author, remove.seq) == Some(removal_id);
+        let lacked = mal
+            .marks()
+            .get(&remove.author)
+            .is_none_or(|m| *m < remove.seq);
+        let after: Vec<BTreeSet<EpochId>> = self
+            .honest
+            .iter()
+            .map(|c| descendants(c, removal))
+            .collect();
+        let unsynced = mal.clone();
+        let mut served_remove = false;
+        let mut rounds = 0;
+        for _ in 0..8 {
+            rounds += 1;
+            let request = SyncRequest::new(mal.id(), mal.marks(), Vec::new(), max).unwrap();
+            let (serving, batch) = self.serve(i, &mal_id, &request);
+            // Checked against her Remove itself, whatever limit the serving member applied.
+            for bytes in batch.iter().filter(|_| removed_here) {
+                let (entry, id) = Entry::decode_and_verify(bytes).unwrap();
+                let h = &entry.unsigned;
+                assert!(
+                    h.lamport <= remove.lamport,
+                    "member {i} served the removed member an entry above her removal: seq {} \
+                     of {:?}, lamport {} > {} {ctx}",
+                    h.seq,
+                    h.author,
+                    h.lamport,
+                    remove.lamport
+                );
+                assert!(
+                    after.iter().all(|a| !a.contains(&h.epoch)),
+                    "member {i} served the removed member an entry written after her removal \
+                     (seq {} of {:?}) {ctx}",
+                    h.seq,
+                    h.author
+                );
+                served_remove |= id == removal_id;
+            }
+            if removed_here {
+                assert_eq!(
+                    serving.lamport_limit,
+                    Some(remove.lamport),
+                    "member {i} serves the removed member without her removal's limit {ctx}"
+                );
+            }
+            let before = mal.marks();
+            for bytes in &batch {
+                let _ = take(&mut mal, bytes, self.now);
+            }
+            if batch.is_empty() || mal.marks() == before {
+                break;
+            }
+        }
+        if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+            eprintln!(
+                "removed sync from member {i}: state {which} max {max} rounds {rounds} removed \
+                 there {removed_here} on log {on_log} lacked {lacked} served {served_remove} \
+                 still a member {}",
+                mal.am_member()
+            );
+        }
+        // The limit never stops her removal's author's stream before it: every entry before
+        // it in that log has a lower lamport. A whole batch holds all this simulation writes;
+        // small ones may stop early when she can take nothing (as below).
+        if removed_here && on_log && lacked {
+            REMOVE_DUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert!(
+                served_remove || max < 512,
+                "member {i} never served the removed member her Remove {ctx}"
+            );
+            // Unless her device cannot open it even given all of the member's logs up to the
+            // limit: what it needs is kept off them (other versions and control entries
+            // ahead of a gap are withheld from a removed member; Neo's anchor, the Add that
+            // starts her copy of Ana's log, is served to nobody), or it broke itself (Mal's
+            // modified client keeps no commit it forged in its own fold, a forged key change
+            // threw her key away, a stale copy lacks her own entries).
+            if !mal.am_member() {
+                REMOVE_LEARNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                assert!(
+                    !self.could_learn(i, unsynced.clone(), remove.lamport, false),
+                    "the removed member synced with member {i}, whose log holds her Remove, \
+                     and still counts herself a member {ctx}"
+                );
+                let withheld = self.could_learn(i, unsynced, remove.lamport, true);
+                if withheld {
+                    WITHHELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+                    eprintln!("removed sync: not learnt; what she lacked was withheld {withheld}");
+                }
+            }
+        }
+        // Her own commits aside: one she forged after her removal may merge its epoch, and a
+        // member who has not folded the removal serves it back to her (seed 3244).
+        for (a, c) in after.iter().zip(&self.honest) {
+            let hers =
+                |e: &EpochId| c.membership.epochs.get(e).map(|info| info.author) == Some(mal_id);
+            assert!(
+                mal.epoch_secrets.keys().all(|e| !a.contains(e) || hers(e)),
+                "the removed member's sync gave her a later secret {ctx}"
+            );
+        }
+        if !stale {
+            self.mal = mal;
+        }
+        // A stranger, and a member who left (copies: a member leaves and the server takes it),
+        // are served nothing.
+        let server = &self.honest[i];
+        let request =
+            SyncRequest::new(server.id(), HighWaterMarks::new(), Vec::new(), 512).unwrap();
+        assert_eq!(
+            server.serving(&self.stranger.id(), &request),
+            Serving::default(),
+            "member {i} serves a stranger {ctx}"
+        );
+        let j = (i + 1 + self.roll(self.honest.len() as u32 - 1) as usize) % self.honest.len();
+        let mut leaver = self.honest[j].clone();
+        let mut server = self.honest[i].clone();
+        let mut r = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
+        if let Ok(leave) = leaver.leave(self.now, &mut r) {
+            let _ = take(&mut server, &leave.bytes, self.now);
+            let left = server
+                .membership()
+                .departed
+                .get(&leaver.me())
+                .is_some_and(|d| d.removed_by.is_none());
+            if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+                eprintln!("removed sync: member {j} left in member {i}'s copy: {left}");
+            }
+            if left {
+                let request =
+                    SyncRequest::new(server.id(), leaver.marks(), Vec::new(), 512).unwrap();
+                assert_eq!(
+                    server.serving(&leaver.me(), &request),
+                    Serving::default(),
+                    "member {i} serves member {j} who left {ctx}"
+                );
+            }
+        }
+    }
+
     fn step(&mut self) {
         self.now += 1000 + u64::from(self.roll(60_000));
         let honest = self.roll(self.honest.len() as u32) as usize;
@@ -1639,6 +1921,8 @@ impl Adversary {
             12 if self.removal.is_none() => self.equivocate(),
             13..=14 => self.flood(),
             15 if self.removal.is_none() => self.remove_mal(),
+            // Once she was removed, action 15 (an honest post until then) is her sync.
+            15 => self.removed_sync(),
             16 if !self.neo_joined => self.admit_neo(),
             17 => {
                 for c in &mut self.honest {
@@ -1814,6 +2098,20 @@ impl Adversary {
     }
 }
 
+/// `c` receives `bytes`; a position whose id its memory no longer keeps is looked up in the
+/// store, as a node does.
+fn take(c: &mut Circle, bytes: &[u8], now: u64) -> Result<Receipt, Rejection> {
+    let result = c.receive_at(bytes, now);
+    if let Err(Rejection::NeedsStoredId { author, seq }) = result
+        && let Some(id) = c.logs().stored_id(&author, seq)
+        && c.recall(&author, seq, id)
+    {
+        RECALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return c.receive_at(bytes, now);
+    }
+    result
+}
+
 /// `root` and every epoch that descends from it in `c`'s tree.
 fn descendants(c: &Circle, root: EpochId) -> BTreeSet<EpochId> {
     let mut found = BTreeSet::from([root]);
@@ -1874,13 +2172,20 @@ fn adversaries_never_break_the_invariants() {
     let started = std::time::Instant::now();
     run_seeds(0..seeds, 40);
     let recalls = RECALLS.load(std::sync::atomic::Ordering::Relaxed);
+    let due = REMOVE_DUE.load(std::sync::atomic::Ordering::Relaxed);
+    let learnt = REMOVE_LEARNT.load(std::sync::atomic::Ordering::Relaxed);
+    let withheld = WITHHELD.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled",
+        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled; {due} syncs owed the removed member her Remove, {learnt} taught her, {withheld} could not as what she lacked was kept off the server's logs",
         started.elapsed().as_secs_f64()
     );
     assert!(
         recalls > 0,
         "the simulation never met a position whose id its members no longer keep"
+    );
+    assert!(
+        learnt > 0 || seeds < 64,
+        "the simulation never had a removed member's device learn its removal by sync"
     );
 }
 
