@@ -7,6 +7,7 @@ use rand_core::SeedableRng;
 
 use rand_core::RngCore;
 
+use super::upkeep::{DEFAULT_REPAIR_DELAY_MS, Upkeep};
 use super::*;
 use crate::content::{Content, SealedPart};
 use crate::entry::EntryKind;
@@ -1185,6 +1186,8 @@ const LOG_WINDOW: usize = 3;
 
 /// How many times a member of the simulation recalled a forgotten id (every run of a process).
 static RECALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// How many repairs a member who was not the designated repairer wrote, after her delay.
+static STAND_INS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How many syncs of the removed member's device lacked her `Remove` and were served by a
 /// member whose log holds it, and in how many she learnt it.
@@ -1201,6 +1204,8 @@ struct Adversary {
     now: u64,
     /// Honest members: Ana (facilitator), Ben, Cat, and Neo once admitted.
     honest: Vec<Circle>,
+    /// Each honest member's repair timers (proto's, as her node keeps them).
+    upkeep: Vec<Upkeep>,
     /// Mal's own (honest-looking) circle, and her stale copies used to forge.
     mal: Circle,
     mal_stale: Vec<Circle>,
@@ -1229,6 +1234,7 @@ impl Adversary {
             seed,
             rng,
             now: T0 + 1000,
+            upkeep: vec![Upkeep::default(); all.len()],
             honest: all,
             mal_stale: vec![mal.clone()],
             mal,
@@ -1556,6 +1562,7 @@ impl Adversary {
             .unwrap_or_else(|e| panic!("Neo cannot join: {e} {}", self.ctx()));
         neo.set_log_window(LOG_WINDOW);
         self.honest.push(neo);
+        self.upkeep.push(Upkeep::default());
         self.neo_joined = true;
     }
 
@@ -1582,41 +1589,45 @@ impl Adversary {
                     break;
                 }
             }
+            // Each honest member asks proto's upkeep, as a node does every 250 ms: the
+            // designated repairer commits at once; when she is Mal, or sees no fork herself,
+            // time moves on in 250 ms steps until another member's delay and jitter are up.
             let mut repaired = false;
-            // When no member with a repair due is her own designated repairer (the designated
-            // one is Mal, or sees no fork herself), the first honest member with a repair due
-            // steps in, as a node does after `repair_delay`.
-            let due_and_designated = self
-                .honest
-                .iter()
-                .any(|c| c.repair_due() && c.designated_repairer() == Some(c.me()));
-            let stand_in = if due_and_designated {
-                None
-            } else {
-                (0..self.honest.len()).find(|i| self.honest[*i].repair_due())
-            };
-            for i in 0..self.honest.len() {
-                let c = &self.honest[i];
-                if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
-                    eprintln!(
-                        "heal: member {i} repair_due {} designated {:?} me {:?}",
-                        c.repair_due(),
-                        c.designated_repairer(),
-                        c.me()
-                    );
-                }
-                if c.repair_due()
-                    && (c.designated_repairer() == Some(c.me()) || stand_in == Some(i))
-                {
+            let mut waited = 0;
+            while waited <= DEFAULT_REPAIR_DELAY_MS + 2_100 {
+                for i in 0..self.honest.len() {
+                    if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some() {
+                        let c = &self.honest[i];
+                        eprintln!(
+                            "heal: member {i} repair_due {} designated {:?} me {:?}",
+                            c.repair_due(),
+                            c.designated_repairer(),
+                            c.me()
+                        );
+                    }
+                    if self.upkeep[i]
+                        .due(&self.honest[i], self.now, DEFAULT_REPAIR_DELAY_MS)
+                        .is_none()
+                    {
+                        continue;
+                    }
                     let mut r = self.rng.clone();
                     if let Ok(repair) = self.honest[i].rotate(self.now, &mut r) {
                         self.seen.insert(repair.id, repair.bytes.clone());
                         let all = self.everyone();
                         self.send(&repair.bytes, all);
                         repaired = true;
+                        if waited > 0 {
+                            STAND_INS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                     self.rng = r;
                 }
+                if repaired || !self.honest.iter().any(Circle::repair_due) {
+                    break;
+                }
+                self.now += 250;
+                waited += 250;
             }
             if !repaired {
                 break;
@@ -2175,13 +2186,18 @@ fn adversaries_never_break_the_invariants() {
     let due = REMOVE_DUE.load(std::sync::atomic::Ordering::Relaxed);
     let learnt = REMOVE_LEARNT.load(std::sync::atomic::Ordering::Relaxed);
     let withheld = WITHHELD.load(std::sync::atomic::Ordering::Relaxed);
+    let stand_ins = STAND_INS.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled; {due} syncs owed the removed member her Remove, {learnt} taught her, {withheld} could not as what she lacked was kept off the server's logs",
+        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled, {stand_ins} repairs by a member standing in after her delay; {due} syncs owed the removed member her Remove, {learnt} taught her, {withheld} could not as what she lacked was kept off the server's logs",
         started.elapsed().as_secs_f64()
     );
     assert!(
         recalls > 0,
         "the simulation never met a position whose id its members no longer keep"
+    );
+    assert!(
+        stand_ins > 0 || seeds < 64,
+        "no member ever stood in for a designated repairer (upkeep's delay never ran out)"
     );
     assert!(
         learnt > 0 || seeds < 64,
