@@ -1781,7 +1781,7 @@ impl Adversary {
         let after: Vec<BTreeSet<EpochId>> = self
             .honest
             .iter()
-            .map(|c| descendants(c, removal))
+            .map(|c| c.membership().descendants(removal))
             .collect();
         let unsynced = mal.clone();
         let mut served_remove = false;
@@ -2032,7 +2032,7 @@ impl Adversary {
         // (1) Mal holds no secret of an epoch that descends from her removal.
         if let Some(removal) = self.removal {
             for c in &self.honest {
-                let after = descendants(c, removal);
+                let after = c.membership().descendants(removal);
                 for mal in std::iter::once(&self.mal).chain(&self.mal_stale) {
                     assert!(
                         mal.epoch_secrets.keys().all(|e| !after.contains(e)),
@@ -2121,27 +2121,6 @@ fn take(c: &mut Circle, bytes: &[u8], now: u64) -> Result<Receipt, Rejection> {
         return c.receive_at(bytes, now);
     }
     result
-}
-
-/// `root` and every epoch that descends from it in `c`'s tree.
-fn descendants(c: &Circle, root: EpochId) -> BTreeSet<EpochId> {
-    let mut found = BTreeSet::from([root]);
-    loop {
-        let more: Vec<EpochId> = c
-            .membership
-            .epochs
-            .values()
-            .filter(|e| {
-                !found.contains(&e.id)
-                    && (found.contains(&e.parent) || e.merges.iter().any(|m| found.contains(m)))
-            })
-            .map(|e| e.id)
-            .collect();
-        if more.is_empty() {
-            return found;
-        }
-        found.extend(more);
-    }
 }
 
 fn run_adversary(seed: u64, steps: usize) {

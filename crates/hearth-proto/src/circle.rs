@@ -719,13 +719,6 @@ impl Circle {
         (kept, beyond)
     }
 
-    /// What this device holds that a peer with `theirs` lacks and may be served: nothing a
-    /// former member wrote after her cutoff (see [`Circle::serving`]). Catch-up uses it to
-    /// tell whether the peer is behind.
-    pub fn servable_lacking(&self, theirs: &HighWaterMarks) -> Vec<Want> {
-        self.split_at_cutoffs(self.logs.lacking(theirs)).0
-    }
-
     /// What a peer with `theirs` holds that this device lacks and may fetch: nothing a former
     /// member wrote after her cutoff.
     pub fn servable_wants_from(&self, theirs: &HighWaterMarks) -> Vec<Want> {

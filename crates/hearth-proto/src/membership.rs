@@ -803,6 +803,26 @@ impl Membership {
             .is_some_and(|m| m.role == Role::Facilitator)
     }
 
+    /// `root` and every epoch that descends from it (by parent or merge) in this tree.
+    pub fn descendants(&self, root: EpochId) -> BTreeSet<EpochId> {
+        let mut found = BTreeSet::from([root]);
+        loop {
+            let more: Vec<EpochId> = self
+                .epochs
+                .values()
+                .filter(|e| {
+                    !found.contains(&e.id)
+                        && (found.contains(&e.parent) || e.merges.iter().any(|m| found.contains(m)))
+                })
+                .map(|e| e.id)
+                .collect();
+            if more.is_empty() {
+                return found;
+            }
+            found.extend(more);
+        }
+    }
+
     /// Epochs that no valid commit names as parent or merges.
     pub fn leaves(&self) -> Vec<&EpochInfo> {
         let mut covered = BTreeSet::new();

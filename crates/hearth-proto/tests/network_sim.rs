@@ -299,27 +299,6 @@ fn text(body: &str) -> Content {
     }
 }
 
-/// `root` and every epoch descending from it in `c`'s tree.
-fn descendants(c: &Circle, root: EpochId) -> BTreeSet<EpochId> {
-    let mut found = BTreeSet::from([root]);
-    loop {
-        let more: Vec<EpochId> = c
-            .membership()
-            .epochs
-            .values()
-            .filter(|e| {
-                !found.contains(&e.id)
-                    && (found.contains(&e.parent) || e.merges.iter().any(|m| found.contains(m)))
-            })
-            .map(|e| e.id)
-            .collect();
-        if more.is_empty() {
-            return found;
-        }
-        found.extend(more);
-    }
-}
-
 /// `Circle::receive_at`, looking up a forgotten position's id in the device's store as a
 /// node does (`node/circles/receive.rs`).
 fn receive(
@@ -1091,7 +1070,12 @@ impl Sim {
         let device = &self.devices[self.removed];
         let held = device.circle.as_ref().unwrap().held_epochs();
         for &i in &self.current() {
-            let after = descendants(self.devices[i].circle.as_ref().unwrap(), removal);
+            let after = self.devices[i]
+                .circle
+                .as_ref()
+                .unwrap()
+                .membership()
+                .descendants(removal);
             if !held.is_disjoint(&after) {
                 return Some(
                     "the removed member's device holds a secret of an epoch after her removal"
