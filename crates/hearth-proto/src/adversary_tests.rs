@@ -940,7 +940,13 @@ fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
     // Dee leaves (she is not removed); Ana takes it.
     let leave = dee.leave(T0 + 60, &mut rng).unwrap();
     ana.receive(&leave.bytes).unwrap();
+    assert_eq!(
+        dee.my_departure().map(|d| d.removed_by),
+        Some(None),
+        "dee left by herself"
+    );
     assert!(cy.am_member(), "cy has not heard of her removal yet");
+    assert_eq!(cy.my_departure(), None);
 
     let request = SyncRequest::new(cy.id(), cy.marks(), Vec::new(), 512).unwrap();
     let serving = ana.serving(&cy.me(), &request);
@@ -948,13 +954,21 @@ fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
         .lamport_limit
         .expect("a removed member is served up to her removal");
     assert_eq!(limit, removal.entry.unsigned.lamport);
-    let plan = crate::sync::plan_batch_causal(&serving.wants, 512, |author, seq| {
+    let answer = ana.answer_sync(&serving, &request, |author, from, at_most| {
         written
-            .get(&(author, seq))
-            .map(|(lamport, _)| *lamport)
-            .filter(|lamport| *lamport <= limit)
+            .range((author, from)..=(author, u64::MAX))
+            .take(at_most)
+            .map(
+                |(&(_, seq), (lamport, bytes))| crate::circle::StoredPosition {
+                    seq,
+                    lamport: *lamport,
+                    bytes: bytes.clone(),
+                },
+            )
+            .collect()
     });
-    let served: Vec<&Vec<u8>> = plan.iter().map(|k| &written[k].1).collect();
+    assert!(!answer.ask_back, "a removed member is no peer to sync from");
+    let served: Vec<&Vec<u8>> = answer.response.entries.iter().collect();
     assert!(
         served.contains(&&removal.bytes),
         "the removal itself is served"
@@ -968,6 +982,12 @@ fn a_removed_member_who_missed_her_removal_is_served_up_to_it_and_no_further() {
         cy.receive(bytes).unwrap();
     }
     assert!(!cy.am_member(), "cy learns she was removed");
+    assert_eq!(
+        cy.my_departure().map(|d| d.removed_by),
+        Some(Some(ana.me())),
+        "and by whom"
+    );
+    assert_eq!(ana.my_departure(), None, "a member has not departed");
     assert!(
         !cy.membership().members.contains_key(&cy.me()),
         "and her view agrees"
@@ -1695,50 +1715,25 @@ impl Adversary {
     }
 
     /// The batch honest member `i` answers `request` with when the peer proved she is (or
-    /// was) `member`: proto's part of a node's `serve_sync`. The other versions of
-    /// equivocated control entries first (never for a removed member), then what her log
-    /// holds in the served ranges, each author's share read from the store, planned in
-    /// causal order, every author's stream stopped at its first entry above the limit.
+    /// was) `member`: `Circle::answer_sync`, as a node's `serve_sync` calls it, over the
+    /// harness's store (every position her log took, its bytes kept in `seen` or, for the
+    /// founding commits written before the simulation, in her control set).
     fn serve(&self, i: usize, member: &MemberId, request: &SyncRequest) -> (Serving, Vec<Vec<u8>>) {
         let server = &self.honest[i];
         let serving = server.serving(member, request);
-        let mut response = crate::sync::SyncResponse::new(request.circle);
-        let max = (request.max_entries as usize).min(crate::sync::MAX_SYNC_BATCH_ENTRIES);
-        if max == 0 {
-            return (serving, Vec::new());
-        }
-        if serving.lamport_limit.is_none() {
-            for extra in server.equivocating_controls(&serving) {
-                if response.try_push(extra).is_err() {
-                    break;
-                }
-            }
-        }
-        // The node's store: every position her log took, its bytes kept in `seen` (or, for
-        // the founding commits written before the simulation, in her control set).
-        let share = crate::sync::serve_read_share(serving.wants.len(), max);
-        let mut fetched: BTreeMap<(MemberId, u64), (u64, Vec<u8>)> = BTreeMap::new();
-        for w in &serving.wants {
-            for seq in (w.from_seq..=w.to_seq).take(share) {
-                fetched.insert((w.author, seq), self.stored(i, &w.author, seq));
-            }
-        }
-        let limit = serving.lamport_limit.unwrap_or(u64::MAX);
-        let plan = crate::sync::plan_batch_causal(&serving.wants, max, |author, seq| {
-            fetched
-                .get(&(author, seq))
-                .map(|(lamport, _)| *lamport)
-                .filter(|lamport| *lamport <= limit)
+        let answer = server.answer_sync(&serving, request, |author, from, at_most| {
+            (from..from.saturating_add(at_most as u64))
+                .map(|seq| {
+                    let (lamport, bytes) = self.stored(i, &author, seq);
+                    crate::circle::StoredPosition {
+                        seq,
+                        lamport,
+                        bytes,
+                    }
+                })
+                .collect()
         });
-        for key in &plan {
-            let Some((_, bytes)) = fetched.remove(key) else {
-                break;
-            };
-            if response.try_push(bytes).is_err() {
-                break;
-            }
-        }
-        (serving, response.entries)
+        (serving, answer.response.entries)
     }
 
     /// Once Ana removed her, Mal's device asks an honest member for catch-up as a node does,

@@ -21,11 +21,15 @@ use crate::membership::{
 use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, SyncRequest, Want};
 use crate::wire::DecodeError;
 
+mod answer;
 mod persist;
+mod prepare;
 mod receive;
 pub mod upkeep;
 mod welcome;
 mod write;
+
+pub use answer::{StoredPosition, SyncAnswer};
 
 /// How long after her `Leave` a member's device keeps offering its log for it
 /// ([`Circle::offers_leave`]): a week, long enough for a circle that meets weekly.
@@ -177,6 +181,12 @@ pub enum CircleError {
     /// This member's Lamport clock cannot advance any further.
     #[error("this circle's clock cannot advance any further; nothing was written")]
     ClockExhausted,
+    /// A check-in or goal status about a goal this device does not know.
+    #[error("there is no goal {} in this circle", .0.short())]
+    UnknownGoal(EntryId),
+    /// A check-in or goal status about someone else's goal.
+    #[error("that goal is someone else's: you can check in only to your own goals")]
+    NotYourGoal,
 }
 
 /// What the body of an accepted entry turned out to be.
@@ -529,6 +539,16 @@ impl Circle {
     /// Whether this member is still in the circle.
     pub fn am_member(&self) -> bool {
         self.membership.members.contains_key(&self.me.id())
+    }
+
+    /// How this member left the circle (removed, or by her own leave), once her device knows
+    /// it; `None` while she is a member. A device tells its user once, when this turns from
+    /// `None` to `Some`.
+    pub fn my_departure(&self) -> Option<&crate::membership::Departure> {
+        if self.am_member() {
+            return None;
+        }
+        self.membership.departed.get(&self.me.id())
     }
 
     /// Whether this member is in the circle with someone else. Only then does the circle

@@ -30,9 +30,12 @@
 //! - **Goals.** Every goal entry, with its author and visibility, so a check-in can be
 //!   presented and the progress reducer ([`crate::progress`]) can be fed one goal's entries at
 //!   a time (the store indexes the entries that refer to a goal).
+//! - **Rounds.** Every [`Content::RoundOpen`] entry, whoever wrote it (the rounds reducer,
+//!   [`crate::rounds`], decides which count), so the rounds screen reads each round and the
+//!   entries that refer to it, not the history.
 //!
 //! Memory: per member two names, at most [`MAX_ACCEPTED_VERSIONS`] versions and two integers;
-//! per goal 40 bytes. Nothing per text.
+//! per goal 40 bytes; per round 32 bytes. Nothing per text.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,9 +51,9 @@ pub const MAX_ACCEPTED_VERSIONS: usize = 16;
 
 /// The version byte of an encoded tally. Version 1 kept the first name an `Add` gave (which
 /// depends on the folding order); version 2 kept the latest profile without its seq (so a
-/// profile written beyond its author's cutoff could not be left out). A device that reads a
-/// tally of another version refolds the history.
-pub const TALLY_VERSION: u8 = 3;
+/// profile written beyond its author's cutoff could not be left out); version 3 did not list
+/// the rounds. A device that reads a tally of another version refolds the history.
+pub const TALLY_VERSION: u8 = 4;
 
 /// The largest encoded tally [`Tally::decode`] accepts.
 pub const MAX_TALLY_BYTES: usize = 16 * 1024 * 1024;
@@ -124,6 +127,7 @@ pub struct Tally {
     accepted: BTreeMap<MemberId, BTreeSet<u32>>,
     last_seen: BTreeMap<MemberId, u64>,
     goals: BTreeMap<EntryId, TalliedGoal>,
+    rounds: BTreeSet<EntryId>,
 }
 
 impl Tally {
@@ -164,6 +168,9 @@ impl Tally {
                 while versions.len() > MAX_ACCEPTED_VERSIONS {
                     versions.pop_first();
                 }
+            }
+            Folded::Content(Content::RoundOpen { .. }) => {
+                self.rounds.insert(at.id);
             }
             Folded::Content(Content::Goal { visibility, .. }) => {
                 self.goals.insert(
@@ -286,6 +293,11 @@ impl Tally {
     /// Every goal of the circle.
     pub fn goals(&self) -> &BTreeMap<EntryId, TalliedGoal> {
         &self.goals
+    }
+
+    /// Every entry that opened a check-in round, whoever wrote it.
+    pub fn rounds(&self) -> &BTreeSet<EntryId> {
+        &self.rounds
     }
 
     /// The tally's bytes, for a device to persist (version byte [`TALLY_VERSION`]).
@@ -594,6 +606,24 @@ mod tests {
             tally.accepted.get(&member(1)).unwrap().len(),
             MAX_ACCEPTED_VERSIONS
         );
+    }
+
+    #[test]
+    fn rounds_are_remembered_whoever_opened_them() {
+        let mut tally = Tally::new();
+        let round = Content::RoundOpen {
+            question: "how was your week?".into(),
+        };
+        tally.fold(at(6, 2, 0, 1), Folded::Content(&round));
+        tally.fold(at(7, 3, 0, 2), Folded::Content(&round));
+        tally.fold(at(8, 3, 1, 3), Folded::Content(&profile("Cy")));
+        let ids: Vec<EntryId> = tally.rounds().iter().copied().collect();
+        assert_eq!(
+            ids,
+            [EntryId::from_bytes([6; 32]), EntryId::from_bytes([7; 32])]
+        );
+        let back = Tally::decode(&tally.encode()).unwrap();
+        assert_eq!(back.rounds(), tally.rounds());
     }
 
     #[test]

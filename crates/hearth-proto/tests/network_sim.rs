@@ -6,7 +6,7 @@
 //! would take from proto is taken from proto here too: the gossip verdict
 //! (`gossip::before_receive` / `after_receive` with a `ReplayWindow`), when to write a repair
 //! or a rotation (`Upkeep::due`), what to serve a sync peer (`Circle::serving`,
-//! `plan_batch_causal`, `Circle::equivocating_controls`), and how a forgotten log position is
+//! `Circle::answer_sync`), and how a forgotten log position is
 //! resolved (`Rejection::NeedsStoredId` → `Circle::recall` from the device's own store). The
 //! simulator only carries them out, as `crates/hearth-node` does (`node/gossip.rs`,
 //! `node/sync.rs`, `node/circles/maintenance.rs`).
@@ -24,16 +24,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use hearth_proto::circle::upkeep::{DEFAULT_REPAIR_DELAY_MS, EpochCommit, Upkeep};
-use hearth_proto::circle::{Authored, Circle, CircleError, Receipt, Rejection};
+use hearth_proto::circle::{Authored, Circle, CircleError, Receipt, Rejection, StoredPosition};
 use hearth_proto::content::Content;
 use hearth_proto::entry::Entry;
 use hearth_proto::gossip::{self, DEFAULT_REPLAY_WINDOW_MS, ReplayWindow, Verdict};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::membership::{CircleSettings, Role};
-use hearth_proto::sync::{
-    HighWaterMarks, MAX_SERVE_READ_BYTES, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse, Want,
-    plan_batch_causal, serve_read_share,
-};
+use hearth_proto::sync::{HighWaterMarks, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse};
 use hearth_proto::{EntryId, EpochId, MemberId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -738,7 +735,7 @@ impl Sim {
         );
     }
 
-    /// Answers a sync request as `serve_sync` and `read_for_serving` in node/sync.rs do.
+    /// Answers a sync request through `Circle::answer_sync`, as `serve_sync` in node/sync.rs does.
     fn serve(&mut self, responder: usize, requester: usize, id: u64, request: SyncRequest) {
         let member = self.devices[requester].member;
         let d = &self.devices[responder];
@@ -753,48 +750,22 @@ impl Sim {
             return;
         }
         let circle = d.circle.as_ref().unwrap();
-        let serving = circle.serving(&member, &request);
-        let removed = serving.lamport_limit.is_some();
-        let theirs_ahead = !circle.servable_wants_from(&request.marks).is_empty();
-        let equivocating = if removed {
-            Vec::new()
-        } else {
-            circle.equivocating_controls(&serving)
-        };
-        let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
-        let fetched = if max == 0 {
-            BTreeMap::new()
-        } else {
-            read_for_serving(&d.store, &serving.wants, max)
-        };
-        let limit = match self.fault {
-            Fault::IgnoreLamportLimit => u64::MAX,
-            _ => serving.lamport_limit.unwrap_or(u64::MAX),
-        };
-        let plan = plan_batch_causal(&serving.wants, max, |author, seq| {
-            fetched
-                .get(&(author, seq))
-                .map(|s| s.lamport)
-                .filter(|lamport| *lamport <= limit)
+        let mut serving = circle.serving(&member, &request);
+        if self.fault == Fault::IgnoreLamportLimit {
+            serving.lamport_limit = None;
+        }
+        let answer = circle.answer_sync(&serving, &request, |author, from, at_most| {
+            d.store
+                .range((author, from)..=(author, u64::MAX))
+                .take(at_most)
+                .map(|(&(_, seq), stored)| StoredPosition {
+                    seq,
+                    lamport: stored.lamport,
+                    bytes: stored.bytes.clone(),
+                })
+                .collect()
         });
-        let mut response = SyncResponse::new(request.circle);
-        if max > 0 {
-            for extra in equivocating {
-                if response.try_push(extra).is_err() {
-                    break;
-                }
-            }
-        }
-        for key in &plan {
-            let Some(stored) = fetched.get(key) else {
-                break;
-            };
-            if response.try_push(stored.bytes.clone()).is_err() {
-                break;
-            }
-        }
-        let total: u64 = serving.wants.iter().map(Want::count).sum();
-        response.more = (response.entries.len() as u64) < total && !response.entries.is_empty();
+        let response = answer.response;
         self.send(
             responder,
             requester,
@@ -803,7 +774,7 @@ impl Sim {
                 response: Some(response),
             },
         );
-        if theirs_ahead && max > 0 && !removed {
+        if answer.ask_back {
             self.request_sync(responder, requester);
         }
     }
@@ -1297,32 +1268,6 @@ impl Sim {
 }
 
 /// What a node reads to serve `wants`: each author's share, from the first wanted seq.
-fn read_for_serving<'a>(
-    store: &'a BTreeMap<(MemberId, u64), Stored>,
-    wants: &[Want],
-    max: usize,
-) -> BTreeMap<(MemberId, u64), &'a Stored> {
-    let share = serve_read_share(wants.len(), max);
-    let mut fetched = BTreeMap::new();
-    let mut bytes = 0usize;
-    for want in wants {
-        if bytes >= MAX_SERVE_READ_BYTES {
-            break;
-        }
-        let limit = usize::try_from(want.count())
-            .unwrap_or(usize::MAX)
-            .min(share);
-        for (key, stored) in store
-            .range((want.author, want.from_seq)..=(want.author, want.to_seq))
-            .take(limit)
-        {
-            bytes += stored.bytes.len();
-            fetched.insert(*key, stored);
-        }
-    }
-    fetched
-}
-
 fn run_seed(seed: u64, fault: Fault) -> Sim {
     let mut sim = Sim::new(seed, fault);
     sim.run();

@@ -293,7 +293,10 @@ pub fn node_error(e: NodeError) -> ApiError {
 
 fn circle_error_code(e: &CircleError) -> ErrorCode {
     match e {
-        CircleError::Content(_) | CircleError::TooLarge(_) => ErrorCode::InvalidInput,
+        CircleError::Content(_)
+        | CircleError::TooLarge(_)
+        | CircleError::UnknownGoal(_)
+        | CircleError::NotYourGoal => ErrorCode::InvalidInput,
         CircleError::Control(_) | CircleError::NotAMember | CircleError::NotFacilitator => {
             ErrorCode::NotPermitted
         }

@@ -1,42 +1,22 @@
 //! Goals, check-ins and check-in rounds: what a member writes about her own goals, and the
 //! rounds a facilitator opens.
 //!
-//! - A check-in to a goal whose visibility is `DoneOnly` is sealed before it is written
-//!   (`Circle::seal_private_check_in`): only `done` is readable by the circle.
-//! - Check-ins and goal statuses are accepted only for the member's own goals (the reducer
-//!   would ignore the others anyway; refusing them tells the caller).
-//! - Rounds are folded by `hearth_proto::rounds` over the circle's content, without hidden
-//!   entries; "not answered" is the current members minus those who answered.
+//! - What is written is what proto's `Circle::prepare_content` makes of it (in `post`): a
+//!   check-in to a `DoneOnly` goal sealed, check-ins and goal statuses only for the member's
+//!   own goals, rounds opened only by facilitators.
+//! - Rounds are folded by `hearth_proto::rounds` over each round the tally lists and the
+//!   entries the store indexes under it, without hidden entries; "not answered" is the current
+//!   members minus those who answered.
 
-use hearth_proto::circle::CircleError;
-use hearth_proto::content::{Content, GoalState, LocalDay, Outcome, PrivatePart, Visibility};
+use hearth_proto::content::{Content, GoalState, LocalDay, Outcome};
 use hearth_proto::rounds;
 use hearth_proto::{CircleId, EntryId, MemberId};
 
 use super::EventLoop;
 use crate::error::NodeError;
 use crate::event::RoundStatus;
-use crate::view::{self, ViewBody};
 
 impl EventLoop {
-    /// The visibility of one of this member's own goals; an error for a goal that is unknown
-    /// here or someone else's.
-    fn own_goal(&self, circle: CircleId, goal: EntryId) -> Result<Visibility, NodeError> {
-        let slot = self.slot(circle)?;
-        match self.stored_content(slot, goal) {
-            Some((author, Content::Goal { visibility, .. })) if author == slot.circle.me() => {
-                Ok(visibility)
-            }
-            Some((_, Content::Goal { .. })) => Err(NodeError::InvalidInput(
-                "that goal is someone else's: you can check in only to your own goals".into(),
-            )),
-            _ => Err(NodeError::InvalidInput(format!(
-                "there is no goal {} in this circle",
-                goal.short()
-            ))),
-        }
-    }
-
     pub(super) fn check_in(
         &mut self,
         circle: CircleId,
@@ -46,7 +26,6 @@ impl EventLoop {
         note: Option<String>,
         mood: Option<u8>,
     ) -> Result<EntryId, NodeError> {
-        self.own_goal(circle, goal)?;
         self.post(
             circle,
             Content::CheckIn {
@@ -66,7 +45,6 @@ impl EventLoop {
         status: GoalState,
         since: LocalDay,
     ) -> Result<EntryId, NodeError> {
-        self.own_goal(circle, goal)?;
         self.post(
             circle,
             Content::GoalStatus {
@@ -77,59 +55,11 @@ impl EventLoop {
         )
     }
 
-    /// A check-in to one of this member's own `DoneOnly` goals becomes a sealed
-    /// `PrivateCheckIn`; any other content is returned as it is.
-    pub(super) fn seal_if_done_only(
-        &mut self,
-        circle: CircleId,
-        content: Content,
-    ) -> Result<Content, NodeError> {
-        let Content::CheckIn {
-            goal,
-            day,
-            outcome,
-            note,
-            mood,
-        } = content
-        else {
-            return Ok(content);
-        };
-        let done_only = matches!(self.own_goal(circle, goal), Ok(Visibility::DoneOnly));
-        if !done_only {
-            return Ok(Content::CheckIn {
-                goal,
-                day,
-                outcome,
-                note,
-                mood,
-            });
-        }
-        let slot = self
-            .circles
-            .get(&circle)
-            .ok_or(NodeError::UnknownCircle(circle))?;
-        let part = PrivatePart {
-            outcome,
-            note,
-            mood,
-        };
-        Ok(slot
-            .circle
-            .seal_private_check_in(goal, day, &part, &mut self.rng)?)
-    }
-
     pub(super) fn open_round(
         &mut self,
         circle: CircleId,
         question: String,
     ) -> Result<EntryId, NodeError> {
-        let slot = self.slot(circle)?;
-        if !slot.circle.am_member() {
-            return Err(CircleError::NotAMember.into());
-        }
-        if !slot.circle.membership().is_facilitator(&slot.circle.me()) {
-            return Err(CircleError::NotFacilitator.into());
-        }
         self.post(circle, Content::RoundOpen { question })
     }
 
@@ -156,12 +86,14 @@ impl EventLoop {
     pub(super) fn rounds(&self, circle: CircleId) -> Result<Vec<RoundStatus>, NodeError> {
         let slot = self.slot(circle)?;
         let membership = slot.circle.membership();
-        let mut entries = self.view_entries(slot)?;
-        entries.retain(|e| {
-            !membership.hidden.contains_key(&e.id) && matches!(e.body, ViewBody::Content(_))
-        });
+        // Each round and what refers to it, through the store's index: never the history.
+        let mut events = Vec::new();
+        for round in slot.tally.rounds() {
+            events.extend(self.round_events(slot, *round)?);
+        }
+        events.retain(|e| !membership.hidden.contains_key(&e.entry));
         let facilitators = rounds::openers(membership);
-        let views = rounds::rounds(&view::progress_events(&entries), &facilitators);
+        let views = rounds::rounds(&events, &facilitators);
         Ok(views
             .into_iter()
             .map(|mut round| {

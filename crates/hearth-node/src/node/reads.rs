@@ -214,15 +214,45 @@ impl EventLoop {
     }
 
     /// The progress reducer's input for one goal: the goal, the entries indexed under it,
-    /// and the deletions of those.
+    /// and the deletions of its check-ins and statuses.
     pub(super) fn goal_events(
         &self,
         slot: &CircleSlot,
         goal: EntryId,
     ) -> Result<Vec<ProgressEvent>, NodeError> {
+        self.indexed_events(slot, goal, |content| {
+            matches!(
+                content,
+                Content::CheckIn { .. }
+                    | Content::PrivateCheckIn { .. }
+                    | Content::GoalStatus { .. }
+            )
+        })
+    }
+
+    /// The rounds reducer's input for one round: its opening entry, the entries indexed under
+    /// it (answers, its deletion) and the deletions of the answers.
+    pub(super) fn round_events(
+        &self,
+        slot: &CircleSlot,
+        round: EntryId,
+    ) -> Result<Vec<ProgressEvent>, NodeError> {
+        self.indexed_events(slot, round, |content| {
+            matches!(content, Content::RoundAnswer { .. })
+        })
+    }
+
+    /// `root` as an event, every entry the store indexes under it, and the deletions of those
+    /// of them that `deletable` names; nothing if `root` is not stored or not readable here.
+    fn indexed_events(
+        &self,
+        slot: &CircleSlot,
+        root: EntryId,
+        deletable: impl Fn(&Content) -> bool,
+    ) -> Result<Vec<ProgressEvent>, NodeError> {
         let circle = slot.circle.id();
         let mut out = Vec::new();
-        let Some(stored) = self.store.entry(goal)? else {
+        let Some(stored) = self.store.entry(root)?.filter(|e| e.circle == circle) else {
             return Ok(out);
         };
         let Some(event) = self
@@ -233,19 +263,14 @@ impl EventLoop {
             return Ok(out);
         };
         out.push(event);
-        for stored in self.store.goal_checkins(circle, goal)? {
+        for stored in self.store.goal_checkins(circle, root)? {
             let Some(entry) = self.view_entry(slot, &stored)? else {
                 continue;
             };
             let Some(event) = progress_event(&entry) else {
                 continue;
             };
-            if matches!(
-                event.content,
-                Content::CheckIn { .. }
-                    | Content::PrivateCheckIn { .. }
-                    | Content::GoalStatus { .. }
-            ) {
+            if deletable(&event.content) {
                 for later in self.store.goal_checkins(circle, entry.id)? {
                     if let Some(delete) = self
                         .view_entry(slot, &later)?
@@ -440,6 +465,7 @@ mod tests {
     use hearth_proto::content::{Cadence, Outcome, WeekdaySet};
     use hearth_proto::identity::MemberSecret;
     use hearth_proto::membership::{CircleSettings, ControlOp, Role};
+    use hearth_proto::rounds;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use tokio::sync::oneshot;
@@ -687,6 +713,62 @@ mod tests {
 
     /// Admits `who` as `name` into the node's circle (the node writes and stores the `Add`):
     /// the commit's bytes and the welcome.
+    /// The rounds screen reads each round the tally lists and what the store indexes under
+    /// it, and shows what a walk over the whole history shows, also after the tally is lost.
+    #[tokio::test]
+    async fn rounds_read_through_the_index_are_the_rounds_of_the_whole_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut el = start(dir.path()).await;
+        let circle = create(&mut el);
+        write_history(&mut el, circle);
+        let first = el.open_round(circle, "how was your week?".into()).unwrap();
+        let second = el.open_round(circle, "one word for today?".into()).unwrap();
+        let gone = el.open_round(circle, "asked by mistake".into()).unwrap();
+        el.answer_round(circle, first, 3, Some("tired".into()))
+            .unwrap();
+        el.answer_round(circle, first, 4, Some("better now".into()))
+            .unwrap();
+        let withdrawn = el.answer_round(circle, second, 2, None).unwrap();
+        el.post(circle, Content::Delete { target: withdrawn })
+            .unwrap();
+        el.post(circle, Content::Delete { target: gone }).unwrap();
+
+        let expected = |el: &EventLoop| {
+            let slot = el.slot(circle).unwrap();
+            let membership = slot.circle.membership();
+            let mut entries = el.view_entries(slot).unwrap();
+            entries.retain(|e| !membership.hidden.contains_key(&e.id));
+            rounds::rounds(
+                &view::progress_events(&entries),
+                &rounds::openers(membership),
+            )
+        };
+        let shown: Vec<_> = el
+            .rounds(circle)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.round)
+            .collect();
+        assert_eq!(shown, expected(&el));
+        assert_eq!(shown.len(), 2, "the deleted round is gone");
+        assert_eq!(shown[0].answers.len(), 1, "her latest answer counts");
+        assert_eq!(shown[0].answers[0].note.as_deref(), Some("better now"));
+        assert!(shown[1].answers.is_empty(), "the withdrawn answer is gone");
+
+        // Without a saved tally the history is folded again at load: the same rounds.
+        el.save_dirty(true);
+        el.store.delete_local(circle, TALLY_KEY).unwrap();
+        drop(el);
+        let el = start(dir.path()).await;
+        let again: Vec<_> = el
+            .rounds(circle)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.round)
+            .collect();
+        assert_eq!(again, shown);
+    }
+
     fn admit(
         el: &mut EventLoop,
         circle: CircleId,

@@ -17,14 +17,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hearth_proto::CircleId;
-use hearth_proto::circle::Rejection;
+use hearth_proto::circle::{Rejection, StoredPosition};
 use hearth_proto::sync::delivery;
 use hearth_proto::sync::proof::{self, Binding, Challenge, Gate, PeerRequest, PeerResponse, Side};
 use hearth_proto::sync::{
-    HighWaterMarks, MAX_PEER_MARKS, MAX_SERVE_READ_BYTES, MAX_SYNC_BATCH_ENTRIES, SERVE_READ_CHUNK,
-    SyncRequest, SyncResponse, plan_batch_causal, serve_read_share,
+    HighWaterMarks, MAX_PEER_MARKS, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse,
 };
-use hearth_store::StoredEntry;
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId};
 use rand::RngCore;
@@ -454,7 +452,6 @@ impl EventLoop {
         if !removed {
             delivery::merge_reported(&mut slot.member_marks, member, &request.marks);
         }
-        let mut response = SyncResponse::new(circle);
         // Marks only of proven peers, at most MAX_PEER_MARKS per circle.
         let known = slot.peer_marks.contains_key(&peer);
         if !removed
@@ -469,107 +466,34 @@ impl EventLoop {
                 tracing::debug!(error = %e, "could not save peer marks");
             }
         }
-        let theirs_ahead = !slot.circle.servable_wants_from(&request.marks).is_empty();
-        let slot_equivocations = if removed {
-            Vec::new()
-        } else {
-            slot.circle.equivocating_controls(&serving)
-        };
-        let wants = serving.wants;
-        let max = (request.max_entries as usize).min(MAX_SYNC_BATCH_ENTRIES);
-        let fetched = if max == 0 {
-            HashMap::new()
-        } else {
-            self.read_for_serving(circle, &wants, max)
-        };
-        let mut fetched = fetched;
-        // A removed member gets nothing above her removal: each author's stream stops there.
-        let limit = serving.lamport_limit.unwrap_or(u64::MAX);
-        let plan = plan_batch_causal(&wants, max, |author, seq| {
-            fetched
-                .get(&(author, seq))
-                .map(|e| e.lamport)
-                .filter(|lamport| *lamport <= limit)
-        });
-        // First the other versions of equivocated control entries in these ranges (few):
-        // marks compare seqs only, so nothing else would carry them, and before the commits
-        // that merge them.
-        if max > 0 {
-            for extra in slot_equivocations {
-                if response.try_push(extra).is_err() {
-                    break;
+        let store = &self.store;
+        let answer = slot.circle.answer_sync(&serving, &request, |author, from, at_most| {
+            match store.author_log(circle, author, from, at_most) {
+                Ok(entries) => entries
+                    .into_iter()
+                    .map(|e| StoredPosition {
+                        seq: e.seq,
+                        lamport: e.lamport,
+                        bytes: e.bytes,
+                    })
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(circle = %circle.short(), error = %e, "cannot read entries to serve");
+                    Vec::new()
                 }
             }
-        }
-        let mut served_leave = false;
-        for key in &plan {
-            let Some(entry) = fetched.remove(key) else {
-                break;
-            };
-            if response.try_push(entry.bytes).is_err() {
-                break;
-            }
-            served_leave |= Some(*key) == own_leave;
-        }
-        if served_leave && !removed {
+        });
+        if !removed && own_leave.is_some_and(|(author, seq)| answer.carries(&author, seq)) {
             // A remaining member's device asked for it and gets it now: the leave is out.
             tracing::info!(circle = %circle.short(), %peer, "this device's leave reached a member's device");
-            if let Some(slot) = self.circles.get_mut(&circle) {
-                slot.leave_unserved = false;
-            }
+            slot.leave_unserved = false;
         }
-        let total: u64 = wants.iter().map(|w| w.count()).sum();
-        response.more = (response.entries.len() as u64) < total && !response.entries.is_empty();
+        let response = answer.response;
         tracing::debug!(circle = %circle.short(), %peer, entries = response.entries.len(), more = response.more, "serving sync");
-        if theirs_ahead && request.max_entries > 0 && !removed {
+        if answer.ask_back {
             self.request_sync(peer, circle);
         }
         PeerResponse::Sync(response)
-    }
-
-    /// Reads what `wants` asks for, bounded: each author's share of
-    /// [`hearth_proto::sync::MAX_SERVE_READ_ENTRIES`], in chunks, stopping once
-    /// [`MAX_SERVE_READ_BYTES`] have been read.
-    fn read_for_serving(
-        &self,
-        circle: CircleId,
-        wants: &[hearth_proto::sync::Want],
-        max: usize,
-    ) -> HashMap<(hearth_proto::MemberId, u64), StoredEntry> {
-        let share = serve_read_share(wants.len(), max);
-        let mut fetched = HashMap::new();
-        let mut bytes = 0usize;
-        'authors: for want in wants {
-            let limit = usize::try_from(want.count())
-                .unwrap_or(usize::MAX)
-                .min(share);
-            let mut next = want.from_seq;
-            let mut read = 0usize;
-            while read < limit {
-                if bytes >= MAX_SERVE_READ_BYTES {
-                    break 'authors;
-                }
-                let chunk = (limit - read).min(SERVE_READ_CHUNK);
-                let entries = match self.store.author_log(circle, want.author, next, chunk) {
-                    Ok(entries) => entries,
-                    Err(e) => {
-                        tracing::warn!(circle = %circle.short(), error = %e, "cannot read entries to serve");
-                        break;
-                    }
-                };
-                let got = entries.len();
-                for entry in entries {
-                    bytes += entry.bytes.len();
-                    next = entry.seq.saturating_add(1);
-                    fetched.insert((entry.author, entry.seq), entry);
-                }
-                read += got;
-                if got < chunk {
-                    break;
-                }
-            }
-        }
-        fetched
     }
 
     fn on_response(&mut self, request_id: OutboundRequestId, peer: PeerId, response: PeerResponse) {

@@ -425,7 +425,7 @@ impl Circle {
         Ok(())
     }
 
-    fn require_facilitator(&self) -> Result<(), CircleError> {
+    pub(super) fn require_facilitator(&self) -> Result<(), CircleError> {
         if !self.am_member() {
             return Err(CircleError::NotAMember);
         }

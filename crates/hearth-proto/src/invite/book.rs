@@ -110,6 +110,16 @@ impl<'de> Deserialize<'de> for InviteBook {
     }
 }
 
+/// A book of the invites a device kept one by one (its store keys them by id, so none is
+/// listed twice; if one were, its last copy counts).
+impl FromIterator<IssuedInvite> for InviteBook {
+    fn from_iter<I: IntoIterator<Item = IssuedInvite>>(iter: I) -> Self {
+        Self {
+            invites: iter.into_iter().map(|i| (i.invite, i)).collect(),
+        }
+    }
+}
+
 impl InviteBook {
     /// An empty book.
     pub fn new() -> Self {

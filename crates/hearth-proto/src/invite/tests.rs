@@ -1031,3 +1031,23 @@ proptest! {
         prop_assert!(awaiting.read_welcome(&rejection(RejectReason::Other)).is_err());
     }
 }
+
+/// A device keeps each invite on its own; the book it builds from them at load is the book
+/// it saved, and a book with an invite listed twice still refuses to decode.
+#[test]
+fn a_book_collected_from_its_invites_is_the_book_that_was_kept() {
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let mut book = InviteBook::new();
+    for uses in 1..4 {
+        book.issue(Role::Member, NOW + HOUR, uses, NOW, &mut rng)
+            .unwrap();
+    }
+    let kept: Vec<IssuedInvite> = book.iter().cloned().collect();
+    let again: InviteBook = kept.iter().cloned().collect();
+    assert_eq!(again, book);
+    let twice = [kept[0].clone(), kept[0].clone()];
+    assert!(
+        crate::wire::decode::<InviteBook>(&crate::wire::encode(&twice), 64 * 1024, "invite book")
+            .is_err()
+    );
+}

@@ -23,13 +23,6 @@ impl EventLoop {
         accepted: &[Accepted],
         _from: Option<PeerId>,
     ) {
-        let Some(slot) = self.circles.get_mut(&circle) else {
-            return;
-        };
-        for a in accepted {
-            let seen = slot.last_seen.entry(a.entry.unsigned.author).or_default();
-            *seen = (*seen).max(a.entry.unsigned.timestamp_ms);
-        }
         let Some(slot) = self.circles.get(&circle) else {
             return;
         };

@@ -85,7 +85,6 @@ pub(crate) struct CircleSlot {
     pub dirty_since: Option<Instant>,
     /// When to repair or rotate (proto's timers).
     pub upkeep: hearth_proto::circle::upkeep::Upkeep,
-    pub last_seen: HashMap<MemberId, u64>,
     pub peer_marks: HashMap<PeerId, HighWaterMarks>,
     /// What proven devices reported holding, merged per member (proto's delivery rule);
     /// in memory only, at most one entry per current member.
@@ -172,7 +171,6 @@ impl CircleSlot {
             was_member,
             dirty_since: None,
             upkeep: Default::default(),
-            last_seen: HashMap::new(),
             peer_marks: HashMap::new(),
             member_marks: BTreeMap::new(),
             next_sync: Instant::now(),

@@ -72,16 +72,9 @@ impl EventLoop {
                 }
             }
         }
-        // An invite book serializes as the sequence of its invites.
-        let invites: InviteBook =
-            wire::decode(&wire::encode(&issued), usize::MAX, "invite book").unwrap_or_default();
+        let invites: InviteBook = issued.into_iter().collect();
         let mut slot = CircleSlot::new(circle, record.name.clone(), invites);
         let (tally, changed) = self.load_tally(id, &slot.circle.membership().rejected)?;
-        slot.last_seen = tally
-            .last_seen_all()
-            .iter()
-            .map(|(m, t)| (*m, *t))
-            .collect();
         slot.tally = tally;
         slot.tally_dirty = changed.then(Instant::now);
         slot.catching_up = self.store.local(id, RESYNC_KEY)?.is_some();

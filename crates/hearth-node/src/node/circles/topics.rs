@@ -117,12 +117,9 @@ impl EventLoop {
             return;
         }
         slot.was_member = false;
-        let me = slot.circle.me();
         let removed = slot
             .circle
-            .membership()
-            .departed
-            .get(&me)
+            .my_departure()
             .is_some_and(|d| d.removed_by.is_some());
         tracing::info!(circle = %circle.short(), removed, "this device is no longer a member");
         self.refresh_topics(circle);

@@ -102,13 +102,6 @@ impl EventLoop {
         {
             tracing::debug!(circle = %circle.short(), entry = %authored.id.short(), reason = ?e, "stored; will reach peers by sync");
         }
-        if let Some(slot) = self.circles.get_mut(&circle) {
-            let seen = slot
-                .last_seen
-                .entry(authored.entry.unsigned.author)
-                .or_default();
-            *seen = (*seen).max(authored.entry.unsigned.timestamp_ms);
-        }
         Ok(())
     }
 

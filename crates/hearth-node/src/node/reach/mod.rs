@@ -67,6 +67,16 @@ struct RelaySlot {
     next_try: Instant,
 }
 
+impl RelaySlot {
+    /// Counts a failed attempt and puts the next one off by proto's backoff; returns the wait.
+    fn failed(&mut self, now: Instant) -> Duration {
+        let wait = hearth_proto::reach::backoff(self.failures);
+        self.failures = self.failures.saturating_add(1);
+        self.next_try = now + wait;
+        wait
+    }
+}
+
 /// Reachability bookkeeping of the event loop.
 #[derive(Debug)]
 pub(crate) struct ReachState {

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use hearth_proto::reach::backoff;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -62,9 +61,7 @@ impl EventLoop {
         };
         slot.listener = None;
         slot.circuit = None;
-        let wait = backoff(slot.failures);
-        slot.failures = slot.failures.saturating_add(1);
-        slot.next_try = Instant::now() + wait;
+        let wait = slot.failed(Instant::now());
         let why = match reason {
             Ok(()) => "the relay ended the reservation or the connection to it closed".to_owned(),
             Err(e) => e,
@@ -112,9 +109,7 @@ impl EventLoop {
                 tracing::debug!(%relay, error = %e, "cannot dial relay");
             }
             if let Some(slot) = self.reach.relays.get_mut(&relay) {
-                let wait = backoff(slot.failures);
-                slot.failures = slot.failures.saturating_add(1);
-                slot.next_try = now + wait;
+                slot.failed(now);
             }
             return;
         }
@@ -127,9 +122,7 @@ impl EventLoop {
             Err(e) => {
                 tracing::warn!(%relay, error = %e, "cannot listen through relay; retrying");
                 if let Some(slot) = self.reach.relays.get_mut(&relay) {
-                    let wait = backoff(slot.failures);
-                    slot.failures = slot.failures.saturating_add(1);
-                    slot.next_try = now + wait;
+                    slot.failed(now);
                 }
             }
         }
