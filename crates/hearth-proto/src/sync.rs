@@ -18,6 +18,7 @@ pub mod delivery;
 mod logs;
 mod plan;
 pub mod proof;
+mod round;
 mod wire;
 
 pub use logs::{
@@ -25,6 +26,7 @@ pub use logs::{
     RECENT_IDS_PER_AUTHOR,
 };
 pub use plan::{Want, above_horizon, plan_batch, plan_batch_causal, serve_read_share};
+pub use round::SyncRound;
 pub use wire::{SyncRequest, SyncResponse};
 
 use wire::canonical;

@@ -30,7 +30,9 @@ use hearth_proto::entry::Entry;
 use hearth_proto::gossip::{self, DEFAULT_REPLAY_WINDOW_MS, ReplayWindow, Verdict};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::membership::{CircleSettings, Role};
-use hearth_proto::sync::{HighWaterMarks, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse};
+use hearth_proto::sync::{
+    HighWaterMarks, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse, SyncRound,
+};
 use hearth_proto::{EntryId, EpochId, MemberId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -82,13 +84,6 @@ struct Stored {
     bytes: Vec<u8>,
 }
 
-/// One sync round with one peer (`Round` in node/sync.rs).
-#[derive(Default)]
-struct Round {
-    in_flight: bool,
-    again: bool,
-}
-
 /// A held gossip message: its topic, bytes, the peer it came from and when.
 struct HeldMessage {
     topic: String,
@@ -107,7 +102,8 @@ struct Device {
     window: ReplayWindow,
     upkeep: Upkeep,
     held: BTreeMap<EntryId, HeldMessage>,
-    rounds: BTreeMap<usize, Round>,
+    /// Catch-up rounds by peer: proto's `SyncRound`, as in node/sync.rs.
+    rounds: BTreeMap<usize, SyncRound>,
     /// Outstanding sync requests: id → (peer, marks sent).
     requests: BTreeMap<u64, (usize, HighWaterMarks)>,
     last_gap_sync: Option<u64>,
@@ -696,8 +692,7 @@ impl Sim {
             return;
         }
         let round = self.devices[device].rounds.entry(peer).or_default();
-        if round.in_flight {
-            round.again = true;
+        if !round.wanted() {
             return;
         }
         self.send_sync_request(device, peer);
@@ -725,9 +720,7 @@ impl Sim {
         self.next_request += 1;
         let id = self.next_request;
         d.requests.insert(id, (peer, marks));
-        let round = d.rounds.entry(peer).or_default();
-        round.in_flight = true;
-        round.again = false;
+        d.rounds.entry(peer).or_default().sent();
         self.send(device, peer, Msg::Request { id, request });
         self.at(
             self.now + REQUEST_TIMEOUT_MS,
@@ -811,14 +804,14 @@ impl Sim {
                 }
             }
         }
+        let taken = receipts.len();
         for receipt in receipts {
             self.apply(device, receipt, true);
         }
         let d = &mut self.devices[device];
         let progressed = d.circle.as_ref().is_some_and(|c| c.marks() != marks_before);
         let round = d.rounds.entry(peer).or_default();
-        round.in_flight = false;
-        if (response.more && progressed) || round.again {
+        if round.answered(taken, response.more, progressed) {
             self.send_sync_request(device, peer);
         } else {
             d.rounds.remove(&peer);

@@ -21,7 +21,7 @@ use hearth_proto::circle::{Rejection, StoredPosition};
 use hearth_proto::sync::delivery;
 use hearth_proto::sync::proof::{self, Binding, Challenge, Gate, PeerRequest, PeerResponse, Side};
 use hearth_proto::sync::{
-    HighWaterMarks, MAX_PEER_MARKS, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse,
+    HighWaterMarks, MAX_PEER_MARKS, MAX_SYNC_BATCH_ENTRIES, SyncRequest, SyncResponse, SyncRound,
 };
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundRequestId};
@@ -40,9 +40,8 @@ const REFUSED_SPACING: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Round {
-    in_flight: bool,
-    again: bool,
-    total: usize,
+    /// Proto's round: one request in flight, when to ask again.
+    sync: SyncRound,
     /// Whether this round already proved membership again after the peer refused a sync
     /// request (it had lost our proof).
     proved_again: bool,
@@ -149,12 +148,10 @@ impl EventLoop {
     /// Starts (or queues) a sync round with `peer` for `circle`.
     pub(super) fn request_sync(&mut self, peer: PeerId, circle: CircleId) {
         let round = self.sync.rounds.entry((peer, circle)).or_default();
-        if round.in_flight {
-            round.again = true;
+        if !round.sync.wanted() {
             return;
         }
-        round.total = 0;
-        round.proved_again = false;
+        *round = Round::default();
         self.send_sync_request(peer, circle);
     }
 
@@ -222,9 +219,12 @@ impl EventLoop {
             .sync
             .send_request(&peer, SyncRequestFrame(request));
         self.sync.requests.insert(id, (peer, circle, what));
-        let round = self.sync.rounds.entry((peer, circle)).or_default();
-        round.in_flight = true;
-        round.again = false;
+        self.sync
+            .rounds
+            .entry((peer, circle))
+            .or_default()
+            .sync
+            .sent();
     }
 
     /// Ends a round with a peer that refused us or did not prove membership, and waits
@@ -623,11 +623,9 @@ impl EventLoop {
             .circles
             .get(&circle)
             .is_some_and(|s| s.circle.marks() != marks_before);
-        let round = self.sync.rounds.entry((peer, circle)).or_default();
-        round.in_flight = false;
-        round.total += accepted;
-        let total = round.total;
-        let again = round.again;
+        let round = &mut self.sync.rounds.entry((peer, circle)).or_default().sync;
+        let again = round.answered(accepted, response.more, progressed);
+        let total = round.taken();
         if accepted > 0 || response.more {
             self.emit(NodeEvent::SyncProgress {
                 circle,
@@ -637,7 +635,7 @@ impl EventLoop {
                 more: response.more && progressed,
             });
         }
-        if (response.more && progressed) || again {
+        if again {
             self.send_sync_request(peer, circle);
         } else {
             self.sync.rounds.remove(&(peer, circle));
