@@ -182,8 +182,9 @@ pub struct TimelineItem {
     /// The milestone this check-in reached (it made its goal's n-th done day), computed by
     /// the progress reducer. Set only in [`crate::Client::timeline`].
     pub milestone: Option<Milestone>,
-    /// For my own entries: how many of the other members' devices reported holding it in
-    /// sync (best effort). Set only in [`crate::Client::timeline`].
+    /// For my own entries while I am a member: how many of the other members' devices
+    /// reported holding it in sync (best effort). Set only in [`crate::Client::timeline`];
+    /// `None` once I left or was removed (my device no longer hears from theirs).
     pub delivery: Option<Delivery>,
 }
 

@@ -332,12 +332,26 @@ async fn a_former_member_is_refused_invites_settings_and_writes_and_nothing_chan
     let (ben, _) = join(ana.client(), c, "Ben", Role::Facilitator).await;
     let ben_app = app(ben);
     let app = app(ana);
+    let (status, body) = send(
+        &ben_app,
+        "POST",
+        "/v1/circles/Walkers/entries",
+        json!({ "type": "text", "body": "before" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = send(&app, "DELETE", "/v1/circles/Walkers/members/Ben", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     eventually("Ben's node learns he was removed", || async {
         get(&ben_app, "/v1/circles/Walkers").await.1["member"] == false
     })
     .await;
+    // His own message no longer claims anything about delivery: his device hears from no
+    // member's device now.
+    let timeline = whole_timeline(&ben_app, "Walkers").await;
+    let mine: Vec<&Value> = timeline.iter().filter(|i| i["mine"] == true).collect();
+    assert_eq!(mine.len(), 1, "{timeline:?}");
+    assert!(mine[0]["delivery"].is_null(), "{:?}", mine[0]);
     // What the refused actions would change (entries from others that were under way may
     // still land here, so the whole detail is not compared).
     let state = || async {

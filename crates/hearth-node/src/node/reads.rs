@@ -441,9 +441,11 @@ impl EventLoop {
         let mut items =
             slot.with_view_options(|options| view::build_timeline(&entries, &context, options));
         // Delivery of my own entries, from the marks members' devices reported (in memory).
+        // A former member's device no longer hears from theirs: nothing is claimed.
         let me = slot.circle.me();
         let members = &slot.circle.membership().members;
-        for item in items.iter_mut().filter(|i| i.author == me) {
+        let member = slot.circle.am_member();
+        for item in items.iter_mut().filter(|i| member && i.author == me) {
             if let Some(seq) = seqs.get(&item.id) {
                 item.delivery = Some(delivery::delivery(
                     me,
