@@ -153,7 +153,7 @@ impl Tally {
                         Profile {
                             lamport: at.lamport,
                             seq: at.seq,
-                            name: display_name.clone(),
+                            name: display_name.to_string(),
                         },
                     );
                 }
@@ -320,7 +320,7 @@ mod tests {
 
     fn profile(name: &str) -> Content {
         Content::Profile {
-            display_name: name.into(),
+            display_name: name.parse().unwrap(),
         }
     }
 
@@ -600,7 +600,7 @@ mod tests {
     fn goals_are_remembered_with_their_author_and_visibility() {
         let mut tally = Tally::new();
         let goal = Content::Goal {
-            title: "walk".into(),
+            title: "walk".parse().unwrap(),
             why: None,
             cadence: crate::content::Cadence::Daily,
             visibility: Visibility::DoneOnly,

@@ -9,7 +9,9 @@
 //!   entries; "not answered" is the current members minus those who answered.
 
 use hearth_proto::circle::CircleError;
-use hearth_proto::content::{Content, GoalState, LocalDay, Outcome, PrivatePart, Visibility};
+use hearth_proto::content::{
+    Content, GoalState, LocalDay, Mood, Note, Outcome, PrivatePart, Question, Visibility,
+};
 use hearth_proto::rounds;
 use hearth_proto::{CircleId, EntryId, MemberId};
 
@@ -43,8 +45,8 @@ impl EventLoop {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
     ) -> Result<EntryId, NodeError> {
         self.own_goal(circle, goal)?;
         self.post(
@@ -121,7 +123,7 @@ impl EventLoop {
     pub(super) fn open_round(
         &mut self,
         circle: CircleId,
-        question: String,
+        question: Question,
     ) -> Result<EntryId, NodeError> {
         let slot = self.slot(circle)?;
         if !slot.circle.am_member() {
@@ -137,8 +139,8 @@ impl EventLoop {
         &mut self,
         circle: CircleId,
         round: EntryId,
-        mood: u8,
-        note: Option<String>,
+        mood: Mood,
+        note: Option<Note>,
     ) -> Result<EntryId, NodeError> {
         let slot = self.slot(circle)?;
         if !matches!(

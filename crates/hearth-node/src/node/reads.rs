@@ -451,7 +451,7 @@ mod tests {
 
     fn text(i: usize) -> Content {
         Content::Text {
-            body: format!("message {i}"),
+            body: format!("message {i}").parse().unwrap(),
             reply_to: None,
             content_warning: None,
         }
@@ -525,7 +525,7 @@ mod tests {
         el.post(
             circle,
             Content::Profile {
-                display_name: "Ana B.".into(),
+                display_name: "Ana B.".parse().unwrap(),
             },
         )
         .unwrap();
@@ -534,7 +534,7 @@ mod tests {
             .post(
                 circle,
                 Content::Goal {
-                    title: "walk".into(),
+                    title: "walk".parse().unwrap(),
                     why: None,
                     cadence: Cadence::Daily,
                     visibility: Visibility::Circle,
@@ -554,8 +554,8 @@ mod tests {
                         goal,
                         LocalDay(today.0 - 30 + i as i32 / 6),
                         Outcome::Done,
-                        Some("good".into()),
-                        Some(4),
+                        Some("good".parse().unwrap()),
+                        Some(hearth_proto::content::Mood::new(4).unwrap()),
                     )
                     .unwrap(),
                 3 if last_text.is_some() => el
@@ -563,7 +563,7 @@ mod tests {
                         circle,
                         Content::Reaction {
                             target: last_text.unwrap(),
-                            emoji: "❤".into(),
+                            emoji: "❤".parse().unwrap(),
                         },
                     )
                     .unwrap(),
@@ -588,7 +588,7 @@ mod tests {
             circle,
             Content::Edit {
                 target: edited,
-                body: "edited".into(),
+                body: "edited".parse().unwrap(),
             },
         )
         .unwrap();
@@ -603,7 +603,7 @@ mod tests {
             circle,
             Content::Encouragement {
                 target: ids["check-in"],
-                note: Some("I see you".into()),
+                note: Some("I see you".parse().unwrap()),
             },
         )
         .unwrap();
@@ -613,7 +613,7 @@ mod tests {
                 circle,
                 Content::Reaction {
                     target: edited,
-                    emoji: "🌱".into(),
+                    emoji: "🌱".parse().unwrap(),
                 },
             )
             .unwrap(),
@@ -754,7 +754,7 @@ mod tests {
         let rename = ben
             .post(
                 &Content::Profile {
-                    display_name: "Admin".into(),
+                    display_name: "Admin".parse().unwrap(),
                 },
                 now + 2,
                 &mut rng,
