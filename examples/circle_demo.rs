@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use hearth::node::{Client, ItemBody, NodeConfig, TimelineItem};
-use hearth::proto::content::{Cadence, Content, LocalDay, Outcome, Visibility, WeekdaySet};
+use hearth::proto::content::{
+    Cadence, Content, LocalDay, Mood, Note, Outcome, Visibility, WeekdaySet,
+};
 use hearth::proto::ids::{CircleId, EntryId, MemberId};
 use hearth::proto::membership::{CircleSettings, Role};
 use hearth::store::{KdfParams, Passphrase};
@@ -136,7 +138,7 @@ async fn main() -> Result<()> {
         circle,
         Content::Encouragement {
             target: first,
-            note: Some("I see you, Ben.".into()),
+            note: Some("I see you, Ben.".parse().unwrap()),
         },
     )
     .await?;
@@ -145,7 +147,7 @@ async fn main() -> Result<()> {
         circle,
         Content::Reaction {
             target: first,
-            emoji: "💛".into(),
+            emoji: "💛".parse().unwrap(),
         },
     )
     .await?;
@@ -156,8 +158,8 @@ async fn main() -> Result<()> {
         &chloe,
         circle,
         Content::Goal {
-            title: "Walk 20 minutes a day".into(),
-            why: Some("It clears my head.".into()),
+            title: "Walk 20 minutes a day".parse().unwrap(),
+            why: Some("It clears my head.".parse().unwrap()),
             cadence: Cadence::Daily,
             visibility: Visibility::Circle,
             grace_days: 1,
@@ -167,13 +169,13 @@ async fn main() -> Result<()> {
     )
     .await?;
     for back in [6, 5, 4, 2, 1, 0] {
-        let note = (back == 0).then(|| "Around the lake with my dog.".to_owned());
+        let note = (back == 0).then(|| Note::parse("Around the lake with my dog.").unwrap());
         let check_in = Content::CheckIn {
             goal: walk,
             day: today.plus(-back),
             outcome: Outcome::Done,
             note,
-            mood: Some(4),
+            mood: Some(Mood::new(4).unwrap()),
         };
         post(&chloe, circle, check_in).await?;
     }
@@ -185,7 +187,7 @@ async fn main() -> Result<()> {
         &ben,
         circle,
         Content::Goal {
-            title: "Three meetings a week".into(),
+            title: "Three meetings a week".parse().unwrap(),
             why: None,
             cadence: Cadence::TimesPerWeek(3),
             visibility: Visibility::Circle,
@@ -203,7 +205,7 @@ async fn main() -> Result<()> {
             day: today,
             outcome: Outcome::Done,
             note: None,
-            mood: Some(3),
+            mood: Some(Mood::new(3).unwrap()),
         },
     )
     .await?;
@@ -251,7 +253,7 @@ async fn main() -> Result<()> {
         &dev,
         circle,
         Content::Goal {
-            title: "One day at a time".into(),
+            title: "One day at a time".parse().unwrap(),
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::DoneOnly,
@@ -268,8 +270,8 @@ async fn main() -> Result<()> {
             sober,
             today,
             Outcome::Done,
-            Some(private_note.into()),
-            Some(2),
+            Some(private_note.parse()?),
+            Some(Mood::new(2)?),
         )
         .await?;
     say(
@@ -298,7 +300,7 @@ async fn main() -> Result<()> {
     }
     let round = ana
         .client
-        .open_round(circle, "How is everyone this week?")
+        .open_round(circle, "How is everyone this week?".parse()?)
         .await?;
     say(
         "Ana",
@@ -315,9 +317,17 @@ async fn main() -> Result<()> {
         .await?;
     }
     ben.client
-        .answer_round(circle, round, 3, Some("Tired but hopeful.".into()))
+        .answer_round(
+            circle,
+            round,
+            Mood::new(3)?,
+            Some("Tired but hopeful.".parse()?),
+        )
         .await?;
-    chloe.client.answer_round(circle, round, 4, None).await?;
+    chloe
+        .client
+        .answer_round(circle, round, Mood::new(4)?, None)
+        .await?;
     wait_for("Ana to see two answers", || async {
         Ok(ana
             .client
@@ -501,9 +511,9 @@ async fn start(name: &'static str, root: &Path) -> Result<Member> {
 
 fn text(body: &str, reply_to: Option<EntryId>, warning: Option<&str>) -> Content {
     Content::Text {
-        body: body.into(),
+        body: body.parse().unwrap(),
         reply_to,
-        content_warning: warning.map(Into::into),
+        content_warning: warning.map(|w| w.parse().unwrap()),
     }
 }
 
@@ -615,7 +625,9 @@ async fn goal_title(client: &Client, circle: CircleId, goal: EntryId) -> Result<
     Ok(timeline
         .iter()
         .find_map(|i| match &i.body {
-            ItemBody::Content(Content::Goal { title, .. }) if i.id == goal => Some(title.clone()),
+            ItemBody::Content(Content::Goal { title, .. }) if i.id == goal => {
+                Some(title.to_string())
+            }
             _ => None,
         })
         .unwrap_or_else(|| goal.short()))

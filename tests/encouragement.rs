@@ -31,9 +31,9 @@ async fn replies_and_encouragements_arrive_linked_to_their_targets() -> Result<(
         .post(
             circle,
             Content::Text {
-                body: "the anniversary was hard".into(),
+                body: "the anniversary was hard".parse().unwrap(),
                 reply_to: None,
-                content_warning: Some("grief".into()),
+                content_warning: Some("grief".parse().unwrap()),
             },
         )
         .await?;
@@ -50,8 +50,8 @@ async fn replies_and_encouragements_arrive_linked_to_their_targets() -> Result<(
             goal,
             today,
             Outcome::Done,
-            Some("walked by the sea".into()),
-            Some(4),
+            Some("walked by the sea".parse()?),
+            Some(hearth_proto::content::Mood::new(4)?),
         )
         .await?;
     wait_until(
@@ -73,7 +73,7 @@ async fn replies_and_encouragements_arrive_linked_to_their_targets() -> Result<(
         .post(
             circle,
             Content::Text {
-                body: "I'm here for you".into(),
+                body: "I'm here for you".parse().unwrap(),
                 reply_to: Some(hard),
                 content_warning: None,
             },
@@ -83,7 +83,7 @@ async fn replies_and_encouragements_arrive_linked_to_their_targets() -> Result<(
         circle,
         Content::Encouragement {
             target: hard,
-            note: Some("I see you".into()),
+            note: Some("I see you".parse().unwrap()),
         },
     )
     .await?;
@@ -99,7 +99,7 @@ async fn replies_and_encouragements_arrive_linked_to_their_targets() -> Result<(
         circle,
         Content::Reaction {
             target: hard,
-            emoji: "🤍".into(),
+            emoji: "🤍".parse().unwrap(),
         },
     )
     .await?;

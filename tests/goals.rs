@@ -96,8 +96,8 @@ async fn a_done_only_note_is_sealed_from_other_members_and_milestones_are_announ
             goal,
             today.plus(-1),
             Outcome::Value(2500),
-            Some(NOTE.into()),
-            Some(2),
+            Some(NOTE.parse()?),
+            Some(hearth_proto::content::Mood::new(2)?),
         )
         .await?;
     let skipped = ana
@@ -107,8 +107,8 @@ async fn a_done_only_note_is_sealed_from_other_members_and_milestones_are_announ
                 goal,
                 day: today,
                 outcome: Outcome::Skipped,
-                note: Some(format!("{NOTE} (skip)")),
-                mood: Some(1),
+                note: Some(format!("{NOTE} (skip)").parse()?),
+                mood: Some(hearth_proto::content::Mood::new(1).unwrap()),
             },
         )
         .await?;
@@ -142,8 +142,8 @@ async fn a_done_only_note_is_sealed_from_other_members_and_milestones_are_announ
             goal,
             day: today.plus(-1),
             outcome: Outcome::Value(2500),
-            note: Some(NOTE.into()),
-            mood: Some(2)
+            note: Some(NOTE.parse()?),
+            mood: Some(hearth_proto::content::Mood::new(2).unwrap())
         })
     );
     assert!(matches!(
@@ -231,8 +231,8 @@ async fn a_done_only_note_is_sealed_from_other_members_and_milestones_are_announ
     // in its files or decrypted with its passphrase and its member keys.
     let part = PrivatePart {
         outcome: Outcome::Value(2500),
-        note: Some(NOTE.into()),
-        mood: Some(2),
+        note: Some(NOTE.parse()?),
+        mood: Some(hearth_proto::content::Mood::new(2).unwrap()),
     };
     let sealed_plaintext = wire::encode(&part);
     let dirs: Vec<_> = {
@@ -300,8 +300,8 @@ async fn progress_and_weekly_summary_are_the_same_on_every_device() -> Result<()
                     goal,
                     today.plus(-back),
                     outcome,
-                    Some(format!("note {back}")),
-                    Some(3),
+                    Some(format!("note {back}").parse()?),
+                    Some(hearth_proto::content::Mood::new(3)?),
                 )
                 .await?;
             if outcome.is_done() {

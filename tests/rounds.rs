@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use common::*;
 use hearth_node::NodeError;
 use hearth_proto::circle::CircleError;
+use hearth_proto::content::Mood;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_shows_who_has_answered_on_every_node() -> Result<()> {
@@ -27,11 +28,16 @@ async fn a_round_shows_who_has_answered_on_every_node() -> Result<()> {
         member_id(&cy, circle).await?,
     );
 
-    match ben.open_round(circle, "Who wants to facilitate?").await {
+    match ben
+        .open_round(circle, "Who wants to facilitate?".parse()?)
+        .await
+    {
         Err(NodeError::Circle(CircleError::NotFacilitator)) => {}
         other => panic!("only facilitators open rounds: {other:?}"),
     }
-    let round = ana.open_round(circle, "How is everyone this week?").await?;
+    let round = ana
+        .open_round(circle, "How is everyone this week?".parse()?)
+        .await?;
     wait_until("ben sees the round", Duration::from_secs(10), || {
         let ben = ben.clone();
         async move {
@@ -43,12 +49,22 @@ async fn a_round_shows_who_has_answered_on_every_node() -> Result<()> {
         }
     })
     .await?;
-    ben.answer_round(circle, round, 4, Some("better than last week".into()))
-        .await?;
+    ben.answer_round(
+        circle,
+        round,
+        Mood::new(4)?,
+        Some("better than last week".parse()?),
+    )
+    .await?;
     assert!(
-        cy.answer_round(circle, hearth_proto::EntryId::from_bytes([7; 32]), 3, None)
-            .await
-            .is_err(),
+        cy.answer_round(
+            circle,
+            hearth_proto::EntryId::from_bytes([7; 32]),
+            Mood::new(3)?,
+            None
+        )
+        .await
+        .is_err(),
         "no such round"
     );
 
@@ -78,11 +94,11 @@ async fn a_round_shows_who_has_answered_on_every_node() -> Result<()> {
         assert_eq!((r.answered.clone(), r.not_answered.clone()), first);
         let answer = r.round.answers.first().context("an answer")?;
         assert_eq!(
-            (answer.mood, answer.note.as_deref()),
+            (answer.mood.get(), answer.note.as_deref()),
             (4, Some("better than last week"))
         );
     }
-    cy.answer_round(circle, round, 2, None).await?;
+    cy.answer_round(circle, round, Mood::new(2)?, None).await?;
     for node in &nodes {
         let client = node.client.clone();
         wait_until("cy's answer everywhere", Duration::from_secs(10), || {

@@ -38,7 +38,7 @@ async fn three_nodes_messages_arrive_once_in_causal_order() -> Result<()> {
             .await?;
         }
         let content = Content::Text {
-            body: body.clone(),
+            body: body.parse()?,
             reply_to: previous,
             content_warning: None,
         };
@@ -78,7 +78,7 @@ async fn three_nodes_messages_arrive_once_in_causal_order() -> Result<()> {
             if let NodeEvent::Entry { item, .. } = event
                 && let ItemBody::Content(Content::Text { body, .. }) = item.body
             {
-                *seen.entry(body).or_default() += 1;
+                *seen.entry(body.into_string()).or_default() += 1;
             }
         }
         for body in &sent {

@@ -165,7 +165,7 @@ impl World {
 
 fn text(n: u8) -> Content {
     Content::Text {
-        body: format!("post {n}"),
+        body: format!("post {n}").parse().expect("a valid message body"),
         reply_to: None,
         content_warning: None,
     }

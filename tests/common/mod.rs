@@ -109,7 +109,7 @@ where
 /// A text message.
 pub fn text(body: &str) -> Content {
     Content::Text {
-        body: body.to_owned(),
+        body: body.parse().unwrap(),
         reply_to: None,
         content_warning: None,
     }
@@ -120,7 +120,7 @@ pub fn bodies(items: &[TimelineItem]) -> Vec<String> {
     items
         .iter()
         .filter_map(|i| match &i.body {
-            ItemBody::Content(Content::Text { body, .. }) => Some(body.clone()),
+            ItemBody::Content(Content::Text { body, .. }) => Some(body.to_string()),
             _ => None,
         })
         .collect()
@@ -419,7 +419,7 @@ pub fn goal(
     start: hearth_proto::content::LocalDay,
 ) -> Content {
     Content::Goal {
-        title: title.to_owned(),
+        title: title.parse().unwrap(),
         why: None,
         cadence,
         visibility,

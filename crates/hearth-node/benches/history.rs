@@ -66,7 +66,9 @@ fn config(dir: &Path) -> NodeConfig {
 fn text(i: usize) -> Content {
     let head = format!("message {i:08} ");
     Content::Text {
-        body: format!("{head}{}", "x".repeat(200 - head.len())),
+        body: format!("{head}{}", "x".repeat(200 - head.len()))
+            .parse()
+            .unwrap(),
         reply_to: None,
         content_warning: None,
     }
@@ -110,10 +112,10 @@ fn seed(dir: &Path, size: usize) -> Result<()> {
     for i in 1..size {
         let content = match i {
             1 => Content::Profile {
-                display_name: "Ana B.".into(),
+                display_name: "Ana B.".parse().unwrap(),
             },
             2 => Content::Goal {
-                title: "walk".into(),
+                title: "walk".parse().unwrap(),
                 why: None,
                 cadence: Cadence::Daily,
                 visibility: Visibility::Circle,
@@ -125,12 +127,12 @@ fn seed(dir: &Path, size: usize) -> Result<()> {
                 goal: goal.context("the goal comes first")?,
                 day: LocalDay(today.0 - (CHECK_INS + 3 - i) as i32),
                 outcome: Outcome::Done,
-                note: Some("a good walk".into()),
-                mood: Some(4),
+                note: Some("a good walk".parse().unwrap()),
+                mood: Some(hearth_proto::content::Mood::new(4).unwrap()),
             },
             i if i % 20 == 0 && last_text.is_some() => Content::Reaction {
                 target: last_text.context("a text")?,
-                emoji: "❤".into(),
+                emoji: "❤".parse().unwrap(),
             },
             i => text(i),
         };

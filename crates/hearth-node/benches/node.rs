@@ -202,7 +202,7 @@ impl HearthNet {
 
 fn text(body: &str) -> Content {
     Content::Text {
-        body: body.to_owned(),
+        body: body.parse().unwrap(),
         reply_to: None,
         content_warning: None,
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hearth_proto::content::{Content, GoalState, LocalDay, Outcome};
+use hearth_proto::content::{Content, GoalState, LocalDay, Mood, Note, Outcome, Question};
 use hearth_proto::membership::{CircleSettings, Role};
 use hearth_proto::progress::{GoalProgress, WeeklySummary};
 use hearth_proto::{CircleId, EntryId, MemberId};
@@ -81,8 +81,8 @@ pub(crate) enum Command {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
         reply: Reply<EntryId>,
     },
     SetGoalStatus {
@@ -121,14 +121,14 @@ pub(crate) enum Command {
     },
     OpenRound {
         circle: CircleId,
-        question: String,
+        question: Question,
         reply: Reply<EntryId>,
     },
     AnswerRound {
         circle: CircleId,
         round: EntryId,
-        mood: u8,
-        note: Option<String>,
+        mood: Mood,
+        note: Option<Note>,
         reply: Reply<EntryId>,
     },
     Rounds {
@@ -339,8 +339,8 @@ impl Client {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
         key: &[u8],
     ) -> Result<EntryId, NodeError> {
         let key = key.to_vec();
@@ -375,8 +375,8 @@ impl Client {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
     ) -> Result<EntryId, NodeError> {
         self.call(|reply| Command::CheckIn {
             circle,
@@ -474,8 +474,11 @@ impl Client {
     }
 
     /// Opens a check-in round with a question (facilitators only). Returns the round's id.
-    pub async fn open_round(&self, circle: CircleId, question: &str) -> Result<EntryId, NodeError> {
-        let question = question.to_owned();
+    pub async fn open_round(
+        &self,
+        circle: CircleId,
+        question: Question,
+    ) -> Result<EntryId, NodeError> {
         self.call(|reply| Command::OpenRound {
             circle,
             question,
@@ -484,14 +487,14 @@ impl Client {
         .await
     }
 
-    /// Answers a round with a mood (1–5) and an optional note; answering again replaces the
-    /// earlier answer.
+    /// Answers a round with a mood and an optional note; answering again replaces the earlier
+    /// answer.
     pub async fn answer_round(
         &self,
         circle: CircleId,
         round: EntryId,
-        mood: u8,
-        note: Option<String>,
+        mood: Mood,
+        note: Option<Note>,
     ) -> Result<EntryId, NodeError> {
         self.call(|reply| Command::AnswerRound {
             circle,

@@ -17,7 +17,8 @@
 //! let config = NodeConfig::new("/tmp/hearth-demo", "a passphrase".into());
 //! let (client, _task) = spawn(config).await?;
 //! let circle = client.create_circle("Tuesday group", "Be kind.", CircleSettings::default(), "Ana").await?;
-//! let text = Content::Text { body: "Hello".into(), reply_to: None, content_warning: None };
+//! let body = "Hello".parse().expect("a valid message body"); // a blank body would not parse
+//! let text = Content::Text { body, reply_to: None, content_warning: None };
 //! client.post(circle, text).await?; // returns once the entry is durable
 //! # Ok(()) }
 //! ```

@@ -185,7 +185,7 @@ pub fn display_names(
                     .is_none_or(|l| *l <= entry.lamport) =>
             {
                 latest.insert(entry.author, entry.lamport);
-                names.insert(entry.author, display_name.clone());
+                names.insert(entry.author, display_name.to_string());
             }
             ViewBody::Control(ControlBody {
                 op:
@@ -305,11 +305,11 @@ pub fn build_timeline(
                     continue;
                 }
                 Content::Reaction { target, emoji } => {
-                    reactions.push((entry, *target, emoji.clone()));
+                    reactions.push((entry, *target, emoji.to_string()));
                     continue;
                 }
                 Content::Encouragement { target, note } => {
-                    encouragements.push((entry, *target, note.clone()));
+                    encouragements.push((entry, *target, note.clone().map(String::from)));
                     continue;
                 }
                 Content::Profile { .. } => continue,
@@ -540,7 +540,7 @@ mod tests {
 
     fn text(body: &str) -> Content {
         Content::Text {
-            body: body.into(),
+            body: body.parse().unwrap(),
             reply_to: None,
             content_warning: None,
         }
@@ -586,7 +586,7 @@ mod tests {
 
     fn goal(visibility: Visibility) -> Content {
         Content::Goal {
-            title: "walk".into(),
+            title: "walk".parse().unwrap(),
             why: None,
             cadence: Cadence::Daily,
             visibility,
@@ -605,7 +605,7 @@ mod tests {
                 3,
                 Content::Edit {
                     target: id(1),
-                    body: "hello, edited".into(),
+                    body: "hello, edited".parse().unwrap(),
                 },
             ),
             entry(1, 1, 1, text("hello")),
@@ -616,7 +616,7 @@ mod tests {
                 4,
                 Content::Edit {
                     target: id(2),
-                    body: "hi again".into(),
+                    body: "hi again".parse().unwrap(),
                 },
             ),
             entry(5, 1, 5, Content::Delete { target: id(1) }),
@@ -626,7 +626,7 @@ mod tests {
                 6,
                 Content::Reaction {
                     target: id(2),
-                    emoji: "❤".into(),
+                    emoji: "❤".parse().unwrap(),
                 },
             ),
             entry(
@@ -635,7 +635,7 @@ mod tests {
                 7,
                 Content::Reaction {
                     target: id(2),
-                    emoji: "❤".into(),
+                    emoji: "❤".parse().unwrap(),
                 },
             ),
             entry(
@@ -643,7 +643,7 @@ mod tests {
                 2,
                 8,
                 Content::Profile {
-                    display_name: "Bea".into(),
+                    display_name: "Bea".parse().unwrap(),
                 },
             ),
             entry(
@@ -676,8 +676,8 @@ mod tests {
             goal: id(1),
             day: LocalDay(5),
             outcome,
-            note: Some("private note".into()),
-            mood: Some(2),
+            note: Some("private note".parse().unwrap()),
+            mood: Some(hearth_proto::content::Mood::new(2).unwrap()),
         };
         let entries = vec![
             entry(1, 1, 1, goal),
@@ -712,7 +712,7 @@ mod tests {
                 4,
                 Content::Reaction {
                     target: id(1),
-                    emoji: "❤".into(),
+                    emoji: "❤".parse().unwrap(),
                 },
             ),
             entry(
@@ -721,7 +721,7 @@ mod tests {
                 5,
                 Content::Reaction {
                     target: id(2),
-                    emoji: "❤".into(),
+                    emoji: "❤".parse().unwrap(),
                 },
             ),
         ];
@@ -768,7 +768,7 @@ mod tests {
                 4,
                 Content::Encouragement {
                     target: id(2),
-                    note: Some("I see you".into()),
+                    note: Some("I see you".parse().unwrap()),
                 },
             ),
         ];
@@ -779,8 +779,8 @@ mod tests {
                 } else {
                     Outcome::Skipped
                 },
-                note: Some("the note".into()),
-                mood: Some(4),
+                note: Some("the note".parse().unwrap()),
+                mood: Some(hearth_proto::content::Mood::new(4).unwrap()),
             }),
             _ => None,
         };
@@ -800,8 +800,8 @@ mod tests {
                 goal: id(1),
                 day: LocalDay(2),
                 outcome: Outcome::Value(3),
-                note: Some("the note".into()),
-                mood: Some(4)
+                note: Some("the note".parse().unwrap()),
+                mood: Some(hearth_proto::content::Mood::new(4).unwrap())
             })
         );
         assert_eq!(
@@ -822,9 +822,9 @@ mod tests {
     #[test]
     fn a_content_warning_is_exposed_on_the_item() {
         let warned = Content::Text {
-            body: "hard day".into(),
+            body: "hard day".parse().unwrap(),
             reply_to: None,
-            content_warning: Some("grief".into()),
+            content_warning: Some("grief".parse().unwrap()),
         };
         let items = timeline_of(
             &[entry(1, 1, 1, warned), entry(2, 1, 2, text("plain"))],

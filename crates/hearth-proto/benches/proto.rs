@@ -51,7 +51,7 @@ fn entries(c: &mut Criterion) {
     let (mut author, mut reader) = circle_with(2, &mut rng);
     for size in [256usize, 4096] {
         let content = Content::Text {
-            body: "x".repeat(size),
+            body: "x".repeat(size).parse().unwrap(),
             reply_to: None,
             content_warning: None,
         };

@@ -19,7 +19,7 @@ pub(super) const T0: u64 = 1_750_000_000_000;
 
 pub(super) fn text(body: &str) -> Content {
     Content::Text {
-        body: body.into(),
+        body: body.parse().unwrap(),
         reply_to: None,
         content_warning: None,
     }
@@ -2184,7 +2184,9 @@ fn adversaries_never_break_the_invariants() {
 /// zeros is refused.
 #[test]
 fn sealed_check_ins_all_have_one_length() {
-    use crate::content::{MAX_NOTE_BYTES, Outcome, PrivatePart};
+    use crate::content::{MAX_NOTE_BYTES, Mood, Note, Outcome, PrivatePart};
+    let note = |text: String| Some(Note::parse(text).unwrap());
+    let mood = |m| Some(Mood::new(m).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(0x1a2);
     let circles = circle_of(1, CircleSettings::default(), &mut rng);
     let c = &circles[0];
@@ -2199,22 +2201,22 @@ fn sealed_check_ins_all_have_one_length() {
         PrivatePart {
             outcome: Outcome::Value(1),
             note: None,
-            mood: Some(1),
+            mood: mood(1),
         },
         PrivatePart {
             outcome: Outcome::Value(i64::MAX),
-            note: Some("x".repeat(MAX_NOTE_BYTES)),
-            mood: Some(5),
+            note: note("x".repeat(MAX_NOTE_BYTES)),
+            mood: mood(5),
         },
         PrivatePart {
             outcome: Outcome::Value(i64::MIN),
-            note: Some("é".repeat(MAX_NOTE_BYTES / 2)),
+            note: note("é".repeat(MAX_NOTE_BYTES / 2)),
             mood: None,
         },
         PrivatePart {
             outcome: Outcome::Skipped,
-            note: Some("ok".into()),
-            mood: Some(3),
+            note: note("ok".into()),
+            mood: mood(3),
         },
     ];
     let mut lengths = BTreeSet::new();

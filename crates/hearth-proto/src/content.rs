@@ -2,22 +2,32 @@
 //!
 //! A [`Content`] is encoded with [`crate::wire::encode`] (version byte, then postcard) and
 //! encrypted under the epoch's content key by the entry layer. [`Content::decode`] checks the
-//! size ([`MAX_CONTENT_LEN`]), the version, trailing bytes, and then every limit of this module
-//! through [`Content::validate`]; authors call [`Content::validate`] before encoding, so a member
-//! never publishes what the others would reject.
+//! size ([`MAX_CONTENT_LEN`]), the version, trailing bytes, and then every limit of this module,
+//! field by field in declaration order, with the error of the first rule broken.
+//!
+//! # Parsed, not validated
+//!
+//! What a member writes is held in types that only exist valid ([`MessageBody`],
+//! [`ContentWarning`], [`Emoji`], [`Note`], [`DisplayName`], [`GoalTitle`], [`Why`],
+//! [`Question`], [`Mood`]): a text is parsed once, where it enters (an app's input, or bytes
+//! from a peer), and whoever holds a [`Content`] checks none of it again. [`Content::validate`]
+//! is left with the rules of the fields whose types are shared with the rest of the protocol
+//! (a [`LocalDay`] in range, a goal's cadence, grace days and rest days, a sealed part's
+//! length); it reads no text, so it costs the same for every content.
 //!
 //! # Stability
 //!
 //! Postcard encodes an enum variant as its index, so the variants of every enum in this module
 //! ([`Content`], [`Outcome`], [`Cadence`], [`Visibility`], [`GoalState`]) are **only ever
 //! appended**, never reordered or removed, and struct fields are never reordered. The tests pin
-//! exact bytes.
+//! exact bytes. Each parsed field is encoded exactly as the `String` or `u8` it holds.
 //!
 //! # Text rules
 //!
-//! - *Single-line* fields (display name, goal title, content warning, emoji) are counted in
-//!   Unicode scalar values ("characters"), except the emoji which is counted in bytes; they must
-//!   not be blank and must not contain any control character (Unicode general category `Cc`).
+//! - *Single-line* fields (display name, goal title, round question, content warning, emoji)
+//!   are counted in Unicode scalar values ("characters"), except the emoji which is counted in
+//!   bytes; they must not be blank and must not contain any control character (Unicode general
+//!   category `Cc`).
 //! - *Multi-line* fields (text and edited body, notes, a goal's why) are counted in UTF-8 bytes;
 //!   they must not be blank and must not contain control characters other than line feed,
 //!   carriage return and tab (so a member cannot send terminal escape sequences).
@@ -25,21 +35,27 @@
 //!   that has nothing to say is `None`, never `Some("")`.
 //!
 //! The code follows those pieces: the [`Content`] enum, its payload types and their checks
-//! (`schema`), the part of a done-only check-in only its author reads ([`PrivatePart`],
-//! `private_part`), days and weekdays ([`LocalDay`], [`WeekdaySet`], `calendar`) and the
-//! text rules (`text_rules`). This file keeps the limits and [`ContentError`], which every
-//! check returns.
+//! (`schema`), the parsed fields (`fields`), the plain form content takes on the wire before
+//! its fields are parsed (`wire_form`), the part of a done-only check-in only its author reads
+//! ([`PrivatePart`], `private_part`), days and weekdays ([`LocalDay`], [`WeekdaySet`],
+//! `calendar`) and the text rules (`text_rules`). This file keeps the limits and
+//! [`ContentError`], which every check returns.
 
 use crate::wire::DecodeError;
 
 mod calendar;
+mod fields;
 mod private_part;
 mod schema;
 #[cfg(test)]
 mod tests;
 mod text_rules;
+mod wire_form;
 
 pub use calendar::{LocalDay, Weekday, WeekdaySet};
+pub use fields::{
+    ContentWarning, DisplayName, Emoji, GoalTitle, MessageBody, Mood, Note, Question, Why,
+};
 pub use private_part::{
     PADDED_PRIVATE_PART_LEN, PRIVATE_PART_VERSION, PrivatePart, SEALED_PRIVATE_PART_LEN, SealedPart,
 };
@@ -130,4 +146,27 @@ pub enum ContentError {
     /// A sealed check-in's plaintext is not padded as PROTOCOL.md §9 says.
     #[error("the sealed check-in is not padded correctly: {0}")]
     BadPadding(String),
+}
+
+impl ContentError {
+    /// The same error, naming `field` if it is about a text field ([`ContentError::TooLong`],
+    /// [`ContentError::Blank`], [`ContentError::ControlCharacter`]); any other error unchanged.
+    /// A parsed field names itself generically (a [`Note`] is "note"); where it sits says more
+    /// ("check-in note"), and [`Content::decode`] names every field as PROTOCOL.md §9 lists.
+    #[must_use]
+    pub fn in_field(self, field: &'static str) -> ContentError {
+        match self {
+            ContentError::TooLong { len, max, unit, .. } => ContentError::TooLong {
+                field,
+                len,
+                max,
+                unit,
+            },
+            ContentError::Blank { .. } => ContentError::Blank { field },
+            ContentError::ControlCharacter { code, .. } => {
+                ContentError::ControlCharacter { field, code }
+            }
+            other => other,
+        }
+    }
 }

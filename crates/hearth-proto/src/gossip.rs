@@ -214,7 +214,7 @@ mod tests {
             .unwrap();
         let mut ben = Circle::join(&welcome, ben_key).unwrap();
         let text = Content::Text {
-            body: "hello".into(),
+            body: "hello".parse().unwrap(),
             reply_to: None,
             content_warning: None,
         };

@@ -15,7 +15,8 @@
 //!
 //! 1. **Canonical order.** Events are de-duplicated by entry id (the same id is the same
 //!    entry) and then read in ascending entry-id order; nothing depends on arrival order.
-//!    Events whose content fails [`Content::validate`] are ignored.
+//!    Events whose content fails [`Content::validate`] (a day out of range, a goal's schedule)
+//!    are ignored; texts and moods are valid by their types.
 //! 2. **Deletion.** A [`Content::Delete`] removes its target if and only if the target was
 //!    written by the author of the delete. A deleted goal disappears with all its check-ins;
 //!    a deleted check-in or status is as if never written.
@@ -302,7 +303,8 @@ fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalT
             }
         }
     }
-    // Only these kinds matter; checking them first spares validating every message body.
+    // Only these kinds matter. Their texts are valid by their types; what `validate` still
+    // checks (days in range, the goal's schedule, a sealed part's size) reads no text.
     let valid: Vec<&ProgressEvent> = unique
         .into_values()
         .filter(|e| {
@@ -577,7 +579,7 @@ mod tests {
         let noon_utc = 20_000 * 86_400_000 + 43_200_000;
         assert_eq!(reader_today(noon_utc), LocalDay(20_001));
     }
-    use crate::content::{Outcome, Weekday};
+    use crate::content::{Mood, Outcome, Weekday};
     use proptest::prelude::*;
 
     /// Monday 2026-11-16.
@@ -627,7 +629,7 @@ mod tests {
             self.push(
                 author,
                 Content::Goal {
-                    title: "Walk".into(),
+                    title: "Walk".parse().unwrap(),
                     why: None,
                     cadence,
                     visibility: Visibility::Circle,
@@ -652,7 +654,7 @@ mod tests {
                     day,
                     outcome,
                     note: None,
-                    mood: Some(3),
+                    mood: Some(Mood::new(3).unwrap()),
                 },
             )
         }
@@ -932,14 +934,15 @@ mod tests {
         let a = member(1);
         let mut log = Log::default();
         let g = log.goal(a, Cadence::Daily, 0, WeekdaySet::EMPTY);
+        // A day outside the calendar (a mood or note cannot be invalid: their types hold).
         log.push(
             a,
             Content::CheckIn {
                 goal: g,
-                day: monday(),
+                day: LocalDay(-1),
                 outcome: Outcome::Done,
                 note: None,
-                mood: Some(9),
+                mood: None,
             },
         );
         log.done(a, g, &[-29]);
@@ -1052,7 +1055,7 @@ mod tests {
         let hidden = log.push(
             a,
             Content::Goal {
-                title: "Private".into(),
+                title: "Private".parse().unwrap(),
                 why: None,
                 cadence: Cadence::Daily,
                 visibility: Visibility::DoneOnly,

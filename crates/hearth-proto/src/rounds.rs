@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::content::Content;
+use crate::content::{Content, Mood, Note, Question};
 use crate::ids::{EntryId, MemberId};
 use crate::membership::{Membership, Role};
 use crate::progress::ProgressEvent;
@@ -26,7 +26,7 @@ pub struct RoundView {
     /// The round (its opening entry).
     pub round: EntryId,
     /// The question.
-    pub question: String,
+    pub question: Question,
     /// Who opened it.
     pub opened_by: MemberId,
     /// When the opener says she opened it.
@@ -42,10 +42,10 @@ pub struct RoundAnswerView {
     pub member: MemberId,
     /// The answer entry.
     pub entry: EntryId,
-    /// Mood 1–5.
-    pub mood: u8,
+    /// Her mood.
+    pub mood: Mood,
     /// Her note, if any.
-    pub note: Option<String>,
+    pub note: Option<Note>,
 }
 
 impl std::fmt::Debug for RoundAnswerView {
@@ -93,22 +93,23 @@ pub fn not_answered(round: &RoundView, membership: &Membership) -> Vec<MemberId>
         .collect()
 }
 
-/// Folds rounds and answers from `events` (any order, duplicates allowed).
+/// Folds rounds and answers from `events` (any order, duplicates allowed). A question, mood
+/// and note are valid by their types: nothing here is checked again.
 pub fn rounds(events: &[ProgressEvent], facilitators: &BTreeSet<MemberId>) -> Vec<RoundView> {
     let unique: BTreeMap<EntryId, &ProgressEvent> = events.iter().map(|e| (e.entry, e)).collect();
-    let valid = || {
-        unique
-            .values()
-            .copied()
-            .filter(|e| e.content.validate().is_ok())
-    };
-    let deleted: BTreeSet<(MemberId, EntryId)> = valid()
+    let deleted: BTreeSet<(MemberId, EntryId)> = unique
+        .values()
         .filter_map(|e| match e.content {
             Content::Delete { target } => Some((e.author, target)),
             _ => None,
         })
         .collect();
-    let live = || valid().filter(|e| !deleted.contains(&(e.author, e.entry)));
+    let live = || {
+        unique
+            .values()
+            .copied()
+            .filter(|e| !deleted.contains(&(e.author, e.entry)))
+    };
     let mut opened: BTreeMap<EntryId, RoundView> = live()
         .filter_map(|e| match &e.content {
             Content::RoundOpen { question } if facilitators.contains(&e.author) => Some((
@@ -215,7 +216,7 @@ mod tests {
             seq: 1,
             made_at_ms: 1,
             content: Content::RoundOpen {
-                question: "How is everyone?".into(),
+                question: "How is everyone?".parse().unwrap(),
             },
         };
         let answer = |entry, author: &MemberSecret| ProgressEvent {
@@ -225,7 +226,7 @@ mod tests {
             made_at_ms: 2,
             content: Content::RoundAnswer {
                 round: id(10),
-                mood: 3,
+                mood: Mood::new(3).unwrap(),
                 note: None,
             },
         };
@@ -259,7 +260,7 @@ mod tests {
                 a,
                 0,
                 Content::RoundOpen {
-                    question: "How is everyone this week?".into(),
+                    question: "How is everyone this week?".parse().unwrap(),
                 },
             )
         };
@@ -270,7 +271,7 @@ mod tests {
                 seq,
                 Content::RoundAnswer {
                     round: id(10),
-                    mood,
+                    mood: Mood::new(mood).unwrap(),
                     note: None,
                 },
             )
@@ -287,11 +288,10 @@ mod tests {
                 2,
                 Content::RoundAnswer {
                     round: id(11),
-                    mood: 2,
+                    mood: Mood::new(2).unwrap(),
                     note: None,
                 },
             ), // not a round
-            answer(24, 4, 1, 9), // invalid mood: ignored
         ];
         let mut shuffled = events.clone();
         shuffled.reverse();
@@ -314,7 +314,7 @@ mod tests {
                 1,
                 0,
                 Content::RoundOpen {
-                    question: "Check in?".into(),
+                    question: "Check in?".parse().unwrap(),
                 },
             ),
             event(
@@ -323,8 +323,8 @@ mod tests {
                 1,
                 Content::RoundAnswer {
                     round: id(10),
-                    mood: 3,
-                    note: Some("tired".into()),
+                    mood: Mood::new(3).unwrap(),
+                    note: Some("tired".parse().unwrap()),
                 },
             ),
             event(21, 2, 2, Content::Delete { target: id(20) }),

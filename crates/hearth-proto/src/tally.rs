@@ -157,7 +157,7 @@ impl Tally {
                         Profile {
                             lamport: at.lamport,
                             seq: at.seq,
-                            name: display_name.clone(),
+                            name: display_name.to_string(),
                         },
                     );
                 }
@@ -332,7 +332,7 @@ mod tests {
 
     fn profile(name: &str) -> Content {
         Content::Profile {
-            display_name: name.into(),
+            display_name: name.parse().unwrap(),
         }
     }
 
@@ -612,7 +612,7 @@ mod tests {
     fn rounds_are_remembered_whoever_opened_them() {
         let mut tally = Tally::new();
         let round = Content::RoundOpen {
-            question: "how was your week?".into(),
+            question: "how was your week?".parse().unwrap(),
         };
         tally.fold(at(6, 2, 0, 1), Folded::Content(&round));
         tally.fold(at(7, 3, 0, 2), Folded::Content(&round));
@@ -630,7 +630,7 @@ mod tests {
     fn goals_are_remembered_with_their_author_and_visibility() {
         let mut tally = Tally::new();
         let goal = Content::Goal {
-            title: "walk".into(),
+            title: "walk".parse().unwrap(),
             why: None,
             cadence: crate::content::Cadence::Daily,
             visibility: Visibility::DoneOnly,

@@ -286,7 +286,7 @@ struct Sim {
 
 fn text(body: &str) -> Content {
     Content::Text {
-        body: body.into(),
+        body: body.parse().unwrap(),
         reply_to: None,
         content_warning: None,
     }

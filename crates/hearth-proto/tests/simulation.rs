@@ -165,7 +165,7 @@ impl Sim {
     fn post(&mut self, idx: usize, text: &str) -> EntryId {
         self.counter += 1;
         let content = Content::Text {
-            body: format!("{text} #{}", self.counter),
+            body: format!("{text} #{}", self.counter).parse().unwrap(),
             reply_to: None,
             content_warning: None,
         };
@@ -419,7 +419,7 @@ fn removed_member_reads_nothing_new_and_her_entries_are_rejected() {
         // Her new entries (written in the only epoch she still has) are rejected by everyone.
         let forged = sim.members[eli].circle.post(
             &Content::Text {
-                body: "I am still here".into(),
+                body: "I am still here".parse().unwrap(),
                 reply_to: None,
                 content_warning: None,
             },
@@ -436,7 +436,7 @@ fn removed_member_reads_nothing_new_and_her_entries_are_rejected() {
         let stale = eli_stale
             .post(
                 &Content::Text {
-                    body: "still here".into(),
+                    body: "still here".parse().unwrap(),
                     reply_to: None,
                     content_warning: None,
                 },
@@ -784,8 +784,8 @@ fn recorded_history(seed: u64) -> (Circle, Vec<Vec<u8>>, Sim, usize) {
         sim.post(i, "hello");
     }
     let goal = Content::Goal {
-        title: "Walk every day".into(),
-        why: Some("for my head".into()),
+        title: "Walk every day".parse().unwrap(),
+        why: Some("for my head".parse().unwrap()),
         cadence: hearth_proto::content::Cadence::Daily,
         visibility: hearth_proto::content::Visibility::Circle,
         grace_days: 1,
@@ -804,7 +804,7 @@ fn recorded_history(seed: u64) -> (Circle, Vec<Vec<u8>>, Sim, usize) {
             day: hearth_proto::content::LocalDay(20_000 + day),
             outcome: hearth_proto::content::Outcome::Done,
             note: None,
-            mood: Some(4),
+            mood: Some(hearth_proto::content::Mood::new(4).unwrap()),
         };
         let a = sim.members[chloe]
             .circle
@@ -970,7 +970,7 @@ fn a_done_only_note_opens_for_its_author_and_no_one_else() {
         &mut sim,
         chloe,
         &Content::Goal {
-            title: "No drinking".into(),
+            title: "No drinking".parse().unwrap(),
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::DoneOnly,
@@ -981,8 +981,8 @@ fn a_done_only_note_opens_for_its_author_and_no_one_else() {
     );
     let part = PrivatePart {
         outcome: Outcome::Done,
-        note: Some("hard evening, called my sponsor".into()),
-        mood: Some(2),
+        note: Some("hard evening, called my sponsor".parse().unwrap()),
+        mood: Some(hearth_proto::content::Mood::new(2).unwrap()),
     };
     let sealed = sim.members[chloe]
         .circle
@@ -1291,7 +1291,7 @@ fn a_restore_from_a_stale_snapshot_still_writes_after_everything_seen() {
     let mut restored = Circle::restore(&stale, positions).unwrap();
     restored.observe_lamport(max_lamport);
     let text = Content::Text {
-        body: "back after a crash".into(),
+        body: "back after a crash".parse().unwrap(),
         reply_to: None,
         content_warning: None,
     };

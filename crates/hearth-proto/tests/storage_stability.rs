@@ -44,7 +44,7 @@ type Position = (hearth_proto::MemberId, u64, hearth_proto::EntryId);
 
 fn text(body: &str) -> Content {
     Content::Text {
-        body: body.into(),
+        body: body.parse().unwrap(),
         reply_to: None,
         content_warning: None,
     }
@@ -74,8 +74,8 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
         .post(&text("welcome, Ben"), NOW + 2, &mut rng)
         .unwrap();
     let goal = Content::Goal {
-        title: "Walk daily".into(),
-        why: Some("clear head".into()),
+        title: "Walk daily".parse().unwrap(),
+        why: Some("clear head".parse().unwrap()),
         cadence: Cadence::TimesPerWeek(3),
         visibility: Visibility::DoneOnly,
         grace_days: 1,
@@ -90,7 +90,7 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
         .unwrap();
     // Last, so the invite book's randomness is what it was before the scenario had it.
     let profile = Content::Profile {
-        display_name: "Ana B.".into(),
+        display_name: "Ana B.".parse().unwrap(),
     };
     let renamed = circle.post(&profile, NOW + 5, &mut rng).unwrap();
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hearth_proto::circle::Circle;
 use hearth_proto::content::{
-    Cadence, Content, GoalState, LocalDay, Outcome, Visibility, WeekdaySet,
+    Cadence, Content, GoalState, LocalDay, Mood, Outcome, Visibility, WeekdaySet,
 };
 use hearth_proto::entry::Entry;
 use hearth_proto::epoch::{self, CircleSecret, EpochSecret, PackagePayload};
@@ -114,7 +114,7 @@ fn vectors() -> BTreeMap<String, String> {
     let text = circle
         .post(
             &Content::Text {
-                body: "Hello, circle.".into(),
+                body: "Hello, circle.".parse().unwrap(),
                 reply_to: None,
                 content_warning: None,
             },
@@ -184,37 +184,37 @@ fn vectors() -> BTreeMap<String, String> {
         (
             "text",
             Content::Text {
-                body: "I made it to the meeting".into(),
+                body: "I made it to the meeting".parse().unwrap(),
                 reply_to: Some(target),
-                content_warning: Some("relapse".into()),
+                content_warning: Some("relapse".parse().unwrap()),
             },
         ),
         (
             "reaction",
             Content::Reaction {
                 target,
-                emoji: "💛".into(),
+                emoji: "💛".parse().unwrap(),
             },
         ),
         (
             "encouragement",
             Content::Encouragement {
                 target,
-                note: Some("I see you".into()),
+                note: Some("I see you".parse().unwrap()),
             },
         ),
         (
             "edit",
             Content::Edit {
                 target,
-                body: "fixed".into(),
+                body: "fixed".parse().unwrap(),
             },
         ),
         ("delete", Content::Delete { target }),
         (
             "profile",
             Content::Profile {
-                display_name: "Ana".into(),
+                display_name: "Ana".parse().unwrap(),
             },
         ),
         (
@@ -224,8 +224,8 @@ fn vectors() -> BTreeMap<String, String> {
         (
             "goal",
             Content::Goal {
-                title: "Walk daily".into(),
-                why: Some("clear head".into()),
+                title: "Walk daily".parse().unwrap(),
+                why: Some("clear head".parse().unwrap()),
                 cadence: Cadence::TimesPerWeek(3),
                 visibility: Visibility::DoneOnly,
                 grace_days: 1,
@@ -239,8 +239,8 @@ fn vectors() -> BTreeMap<String, String> {
                 goal: target,
                 day: LocalDay(20_000),
                 outcome: Outcome::Done,
-                note: Some("20 min".into()),
-                mood: Some(4),
+                note: Some("20 min".parse().unwrap()),
+                mood: Some(Mood::new(4).unwrap()),
             },
         ),
         (
@@ -254,8 +254,8 @@ fn vectors() -> BTreeMap<String, String> {
     ];
     let part = hearth_proto::content::PrivatePart {
         outcome: Outcome::Done,
-        note: Some("hard day".into()),
-        mood: Some(2),
+        note: Some("hard day".parse().unwrap()),
+        mood: Some(Mood::new(2).unwrap()),
     };
     let private = circle
         .seal_private_check_in(target, LocalDay(20_000), &part, &mut rng)
@@ -274,15 +274,15 @@ fn vectors() -> BTreeMap<String, String> {
         (
             "round_open",
             Content::RoundOpen {
-                question: "How is everyone this week?".into(),
+                question: "How is everyone this week?".parse().unwrap(),
             },
         ),
         (
             "round_answer",
             Content::RoundAnswer {
                 round: target,
-                mood: 3,
-                note: Some("ok".into()),
+                mood: Mood::new(3).unwrap(),
+                note: Some("ok".parse().unwrap()),
             },
         ),
     ]);

@@ -11,7 +11,9 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use hearth_node::{Client, ItemBody, NodeConfig, NodeError, NodeEvent};
 use hearth_proto::circle::CircleError;
-use hearth_proto::content::{Cadence, Content, GoalState, LocalDay, Outcome, Visibility};
+use hearth_proto::content::{
+    Cadence, Content, GoalState, LocalDay, Mood, Note, Outcome, Question, Visibility,
+};
 use hearth_proto::invite::{JoinError, Ticket};
 use hearth_proto::membership::{CircleSettings, Role};
 use hearth_proto::{CircleId, EntryId, MemberId};
@@ -128,7 +130,9 @@ impl NodeBackend {
         Ok(goals
             .into_iter()
             .filter_map(|(id, goal)| match goal {
-                Content::Goal { title, why, .. } => Some((id, (title, why))),
+                Content::Goal { title, why, .. } => {
+                    Some((id, (title.into_string(), why.map(String::from))))
+                }
                 _ => None,
             })
             .collect())
@@ -164,7 +168,7 @@ pub fn round_view(
     let r = &status.round;
     RoundView {
         id: r.round.to_string(),
-        question: r.question.clone(),
+        question: r.question.to_string(),
         opened_by: member_ref(r.opened_by, me, names),
         opened_at_ms: r.opened_at_ms,
         answers: r
@@ -173,8 +177,8 @@ pub fn round_view(
             .map(|a| RoundAnswerView {
                 member: member_ref(a.member, me, names),
                 entry: a.entry.to_string(),
-                mood: a.mood,
-                note: a.note.clone(),
+                mood: a.mood.get(),
+                note: a.note.as_ref().map(ToString::to_string),
             })
             .collect(),
         answered: status
@@ -698,8 +702,8 @@ impl NodeBackend {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
     ) -> BackendResult<EntryRef> {
         let id = match super::idempotency::current() {
             Some(key) => {
@@ -789,10 +793,14 @@ impl NodeBackend {
     }
 
     /// Opens a check-in round (facilitators only).
-    pub async fn open_round(&self, circle: CircleId, question: String) -> BackendResult<EntryRef> {
+    pub async fn open_round(
+        &self,
+        circle: CircleId,
+        question: Question,
+    ) -> BackendResult<EntryRef> {
         let id = self
             .client
-            .open_round(circle, &question)
+            .open_round(circle, question)
             .await
             .map_err(node_error)?;
         Ok(EntryRef { id: id.to_string() })
@@ -803,8 +811,8 @@ impl NodeBackend {
         &self,
         circle: CircleId,
         round: EntryId,
-        mood: u8,
-        note: Option<String>,
+        mood: Mood,
+        note: Option<Note>,
     ) -> BackendResult<EntryRef> {
         let id = self
             .client

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router, middleware};
 use futures::{Stream, StreamExt};
-use hearth_proto::content::{Content, LocalDay};
+use hearth_proto::content::{Content, ContentError, LocalDay, Mood};
 use hearth_proto::invite::Ticket;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use serde::Deserialize;
@@ -362,7 +362,9 @@ async fn resolve_my_goal(
 }
 
 /// Builds the content to write from its API form: resolves names and short ids, fills in
-/// today, and validates every limit.
+/// today, and parses every text and mood (a broken rule is `invalid_input`, named as
+/// `Content::decode` names it). Ids, days and names are read first, then the texts in field
+/// order; last, `Content::validate` checks the goal's schedule, which no type holds.
 pub async fn build_content(
     b: &NodeBackend,
     circle: CircleId,
@@ -380,27 +382,29 @@ pub async fn build_content(
                 None => None,
             };
             Content::Text {
-                body,
+                body: parsed("text body", body)?,
                 reply_to,
-                content_warning,
+                content_warning: parsed_optional("content warning", content_warning)?,
             }
         }
         ContentView::Reaction { target, emoji } => Content::Reaction {
             target: resolve_entry(b, circle, &target).await?,
-            emoji,
+            emoji: parsed("emoji", emoji)?,
         },
         ContentView::Encouragement { target, note } => Content::Encouragement {
             target: resolve_entry(b, circle, &target).await?,
-            note,
+            note: parsed_optional("encouragement note", note)?,
         },
         ContentView::Edit { target, body } => Content::Edit {
             target: resolve_entry(b, circle, &target).await?,
-            body,
+            body: parsed("edited body", body)?,
         },
         ContentView::Delete { target } => Content::Delete {
             target: resolve_entry(b, circle, &target).await?,
         },
-        ContentView::Profile { display_name } => Content::Profile { display_name },
+        ContentView::Profile { display_name } => Content::Profile {
+            display_name: parsed("display name", display_name)?,
+        },
         ContentView::GuidelinesAccepted { version } => Content::GuidelinesAccepted { version },
         ContentView::Goal {
             title,
@@ -411,13 +415,13 @@ pub async fn build_content(
             rest_days,
             start,
         } => Content::Goal {
-            title,
-            why,
             cadence: views::cadence(cadence),
             visibility: views::parse_visibility(&visibility)?,
             grace_days,
             rest_days: days::parse_weekdays(&rest_days).map_err(ApiError::invalid)?,
             start: views::day_or_today(start.as_deref(), today)?,
+            title: parsed("goal title", title)?,
+            why: parsed_optional("goal's why", why)?,
         },
         ContentView::CheckIn {
             goal,
@@ -429,8 +433,8 @@ pub async fn build_content(
             goal: resolve_my_goal(b, circle, &goal, today).await?,
             day: views::day_or_today(day.as_deref(), today)?,
             outcome: views::outcome(outcome),
-            note,
-            mood,
+            note: parsed_optional("check-in note", note)?,
+            mood: mood.map(parsed_mood).transpose()?,
         },
         ContentView::GoalStatus {
             goal,
@@ -441,11 +445,13 @@ pub async fn build_content(
             status: views::parse_state(&status)?,
             since: views::day_or_today(since.as_deref(), today)?,
         },
-        ContentView::RoundOpen { question } => Content::RoundOpen { question },
+        ContentView::RoundOpen { question } => Content::RoundOpen {
+            question: parsed("round question", question)?,
+        },
         ContentView::RoundAnswer { round, mood, note } => Content::RoundAnswer {
             round: resolve_entry(b, circle, &round).await?,
-            mood,
-            note,
+            mood: parsed_mood(mood)?,
+            note: parsed_optional("round answer note", note)?,
         },
         ContentView::PrivateCheckIn { .. }
         | ContentView::Unreadable { .. }
@@ -460,6 +466,28 @@ pub async fn build_content(
         .validate()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(content)
+}
+
+/// Parses a text the caller wrote into its content type; a broken rule is `invalid_input`
+/// naming `field` ("check-in note").
+fn parsed<T>(field: &'static str, text: String) -> Result<T, ApiError>
+where
+    T: TryFrom<String, Error = ContentError>,
+{
+    T::try_from(text).map_err(|e| ApiError::invalid(e.in_field(field).to_string()))
+}
+
+/// [`parsed`] for an optional text.
+fn parsed_optional<T>(field: &'static str, text: Option<String>) -> Result<Option<T>, ApiError>
+where
+    T: TryFrom<String, Error = ContentError>,
+{
+    text.map(|t| parsed(field, t)).transpose()
+}
+
+/// A mood the caller gave; out of range is `invalid_input`.
+fn parsed_mood(mood: u8) -> Result<Mood, ApiError> {
+    Mood::new(mood).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 // ----- handlers -------------------------------------------------------------------------------
@@ -937,12 +965,7 @@ async fn open_round(
     Body(req): Body<OpenRound>,
 ) -> Result<Response, ApiError> {
     let (id, _) = resolve_circle(&*s.node().await?, &circle).await?;
-    let question = req.question.trim().to_owned();
-    Content::RoundOpen {
-        question: question.clone(),
-    }
-    .validate()
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let question = parsed("round question", req.question.trim().to_owned())?;
     let written = s.node().await?.open_round(id, question).await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
@@ -978,19 +1001,12 @@ async fn answer_round(
         .id
         .parse()
         .map_err(|_| ApiError::internal("the node listed a round with a malformed id"))?;
-    let note = req.note.filter(|n| !n.trim().is_empty());
-    Content::RoundAnswer {
-        round,
-        mood: req.mood,
-        note: note.clone(),
-    }
-    .validate()
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let written = s
-        .node()
-        .await?
-        .answer_round(id, round, req.mood, note)
-        .await?;
+    let mood = parsed_mood(req.mood)?;
+    let note = parsed_optional(
+        "round answer note",
+        req.note.filter(|n| !n.trim().is_empty()),
+    )?;
+    let written = s.node().await?.answer_round(id, round, mood, note).await?;
     Ok((StatusCode::CREATED, Json(written)).into_response())
 }
 

@@ -120,27 +120,27 @@ pub fn content_view(content: &Content) -> ContentView {
             reply_to,
             content_warning,
         } => ContentView::Text {
-            body: body.clone(),
+            body: body.to_string(),
             reply_to: reply_to.map(|r| r.to_string()),
-            content_warning: content_warning.clone(),
+            content_warning: plain(content_warning),
         },
         Content::Reaction { target, emoji } => ContentView::Reaction {
             target: target.to_string(),
-            emoji: emoji.clone(),
+            emoji: emoji.to_string(),
         },
         Content::Encouragement { target, note } => ContentView::Encouragement {
             target: target.to_string(),
-            note: note.clone(),
+            note: plain(note),
         },
         Content::Edit { target, body } => ContentView::Edit {
             target: target.to_string(),
-            body: body.clone(),
+            body: body.to_string(),
         },
         Content::Delete { target } => ContentView::Delete {
             target: target.to_string(),
         },
         Content::Profile { display_name } => ContentView::Profile {
-            display_name: display_name.clone(),
+            display_name: display_name.to_string(),
         },
         Content::GuidelinesAccepted { version } => {
             ContentView::GuidelinesAccepted { version: *version }
@@ -154,8 +154,8 @@ pub fn content_view(content: &Content) -> ContentView {
             rest_days,
             start,
         } => ContentView::Goal {
-            title: title.clone(),
-            why: why.clone(),
+            title: title.to_string(),
+            why: plain(why),
             cadence: cadence_view(*cadence),
             visibility: visibility_name(*visibility).to_owned(),
             grace_days: *grace_days,
@@ -172,8 +172,8 @@ pub fn content_view(content: &Content) -> ContentView {
             goal: goal.to_string(),
             day: Some(day.to_string()),
             outcome: outcome_view(*outcome),
-            note: note.clone(),
-            mood: *mood,
+            note: plain(note),
+            mood: mood.map(u8::from),
         },
         Content::GoalStatus {
             goal,
@@ -195,14 +195,19 @@ pub fn content_view(content: &Content) -> ContentView {
             done: *done,
         },
         Content::RoundOpen { question } => ContentView::RoundOpen {
-            question: question.clone(),
+            question: question.to_string(),
         },
         Content::RoundAnswer { round, mood, note } => ContentView::RoundAnswer {
             round: round.to_string(),
-            mood: *mood,
-            note: note.clone(),
+            mood: mood.get(),
+            note: plain(note),
         },
     }
+}
+
+/// An optional parsed text as the API's plain string.
+fn plain<T: ToString>(text: &Option<T>) -> Option<String> {
+    text.as_ref().map(ToString::to_string)
 }
 
 #[cfg(test)]
@@ -214,7 +219,7 @@ mod tests {
     #[test]
     fn goal_view_names_days_and_enums() {
         let goal = Content::Goal {
-            title: "Walk".into(),
+            title: "Walk".parse().unwrap(),
             why: None,
             cadence: Cadence::TimesPerWeek(3),
             visibility: Visibility::DoneOnly,

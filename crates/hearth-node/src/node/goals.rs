@@ -8,7 +8,7 @@
 //!   entries the store indexes under it, without hidden entries; "not answered" is the current
 //!   members minus those who answered.
 
-use hearth_proto::content::{Content, GoalState, LocalDay, Outcome};
+use hearth_proto::content::{Content, GoalState, LocalDay, Mood, Note, Outcome, Question};
 use hearth_proto::rounds;
 use hearth_proto::{CircleId, EntryId, MemberId};
 
@@ -23,8 +23,8 @@ impl EventLoop {
         goal: EntryId,
         day: LocalDay,
         outcome: Outcome,
-        note: Option<String>,
-        mood: Option<u8>,
+        note: Option<Note>,
+        mood: Option<Mood>,
     ) -> Result<EntryId, NodeError> {
         self.post(
             circle,
@@ -58,7 +58,7 @@ impl EventLoop {
     pub(super) fn open_round(
         &mut self,
         circle: CircleId,
-        question: String,
+        question: Question,
     ) -> Result<EntryId, NodeError> {
         self.post(circle, Content::RoundOpen { question })
     }
@@ -67,8 +67,8 @@ impl EventLoop {
         &mut self,
         circle: CircleId,
         round: EntryId,
-        mood: u8,
-        note: Option<String>,
+        mood: Mood,
+        note: Option<Note>,
     ) -> Result<EntryId, NodeError> {
         let slot = self.slot(circle)?;
         if !matches!(

@@ -445,7 +445,7 @@ mod in_memory_tests {
 
     fn text(body: &str) -> Content {
         Content::Text {
-            body: body.into(),
+            body: body.parse().unwrap(),
             reply_to: None,
             content_warning: None,
         }
@@ -455,7 +455,7 @@ mod in_memory_tests {
         items
             .iter()
             .filter_map(|i| match &i.body {
-                ItemBody::Content(Content::Text { body, .. }) => Some(body.clone()),
+                ItemBody::Content(Content::Text { body, .. }) => Some(body.to_string()),
                 _ => None,
             })
             .collect()

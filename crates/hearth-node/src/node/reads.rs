@@ -479,7 +479,7 @@ mod tests {
 
     fn text(i: usize) -> Content {
         Content::Text {
-            body: format!("message {i}"),
+            body: format!("message {i}").parse().unwrap(),
             reply_to: None,
             content_warning: None,
         }
@@ -553,7 +553,7 @@ mod tests {
         el.post(
             circle,
             Content::Profile {
-                display_name: "Ana B.".into(),
+                display_name: "Ana B.".parse().unwrap(),
             },
         )
         .unwrap();
@@ -562,7 +562,7 @@ mod tests {
             .post(
                 circle,
                 Content::Goal {
-                    title: "walk".into(),
+                    title: "walk".parse().unwrap(),
                     why: None,
                     cadence: Cadence::Daily,
                     visibility: Visibility::Circle,
@@ -582,8 +582,8 @@ mod tests {
                         goal,
                         LocalDay(today.0 - 30 + i as i32 / 6),
                         Outcome::Done,
-                        Some("good".into()),
-                        Some(4),
+                        Some("good".parse().unwrap()),
+                        Some(hearth_proto::content::Mood::new(4).unwrap()),
                     )
                     .unwrap(),
                 3 if last_text.is_some() => el
@@ -591,7 +591,7 @@ mod tests {
                         circle,
                         Content::Reaction {
                             target: last_text.unwrap(),
-                            emoji: "❤".into(),
+                            emoji: "❤".parse().unwrap(),
                         },
                     )
                     .unwrap(),
@@ -616,7 +616,7 @@ mod tests {
             circle,
             Content::Edit {
                 target: edited,
-                body: "edited".into(),
+                body: "edited".parse().unwrap(),
             },
         )
         .unwrap();
@@ -631,7 +631,7 @@ mod tests {
             circle,
             Content::Encouragement {
                 target: ids["check-in"],
-                note: Some("I see you".into()),
+                note: Some("I see you".parse().unwrap()),
             },
         )
         .unwrap();
@@ -641,7 +641,7 @@ mod tests {
                 circle,
                 Content::Reaction {
                     target: edited,
-                    emoji: "🌱".into(),
+                    emoji: "🌱".parse().unwrap(),
                 },
             )
             .unwrap(),
@@ -719,18 +719,25 @@ mod tests {
     /// it, and shows what a walk over the whole history shows, also after the tally is lost.
     #[tokio::test]
     async fn rounds_read_through_the_index_are_the_rounds_of_the_whole_history() {
+        let mood = |n| hearth_proto::content::Mood::new(n).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut el = start(dir.path()).await;
         let circle = create(&mut el);
         write_history(&mut el, circle);
-        let first = el.open_round(circle, "how was your week?".into()).unwrap();
-        let second = el.open_round(circle, "one word for today?".into()).unwrap();
-        let gone = el.open_round(circle, "asked by mistake".into()).unwrap();
-        el.answer_round(circle, first, 3, Some("tired".into()))
+        let first = el
+            .open_round(circle, "how was your week?".parse().unwrap())
             .unwrap();
-        el.answer_round(circle, first, 4, Some("better now".into()))
+        let second = el
+            .open_round(circle, "one word for today?".parse().unwrap())
             .unwrap();
-        let withdrawn = el.answer_round(circle, second, 2, None).unwrap();
+        let gone = el
+            .open_round(circle, "asked by mistake".parse().unwrap())
+            .unwrap();
+        el.answer_round(circle, first, mood(3), Some("tired".parse().unwrap()))
+            .unwrap();
+        el.answer_round(circle, first, mood(4), Some("better now".parse().unwrap()))
+            .unwrap();
+        let withdrawn = el.answer_round(circle, second, mood(2), None).unwrap();
         el.post(circle, Content::Delete { target: withdrawn })
             .unwrap();
         el.post(circle, Content::Delete { target: gone }).unwrap();
@@ -838,7 +845,7 @@ mod tests {
         let rename = ben
             .post(
                 &Content::Profile {
-                    display_name: "Admin".into(),
+                    display_name: "Admin".parse().unwrap(),
                 },
                 now + 2,
                 &mut rng,

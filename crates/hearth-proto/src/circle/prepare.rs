@@ -86,7 +86,7 @@ mod tests {
 
     fn goal(title: &str, visibility: Visibility) -> Content {
         Content::Goal {
-            title: title.into(),
+            title: title.parse().unwrap(),
             why: None,
             cadence: Cadence::Daily,
             visibility,
@@ -121,8 +121,8 @@ mod tests {
             goal,
             day: LocalDay(3),
             outcome: Outcome::Value(2500),
-            note: Some("a hard day".into()),
-            mood: Some(2),
+            note: Some("a hard day".parse().unwrap()),
+            mood: Some(crate::content::Mood::new(2).unwrap()),
         }
     }
 
@@ -205,7 +205,7 @@ mod tests {
         let ana = all.pop().unwrap();
         let tally = Tally::new();
         let round = Content::RoundOpen {
-            question: "how was your week?".into(),
+            question: "how was your week?".parse().unwrap(),
         };
         assert!(ana.membership().is_facilitator(&ana.me()));
         assert_eq!(

@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(upkeep.repair_since_ms, None);
         // Posting still works in the repaired epoch.
         let text = Content::Text {
-            body: "hi".into(),
+            body: "hi".parse().unwrap(),
             reply_to: None,
             content_warning: None,
         };

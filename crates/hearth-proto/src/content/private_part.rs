@@ -6,10 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::wire_form::WirePrivatePart;
+use super::{ContentError, MAX_NOTE_BYTES, Mood, Note, Outcome};
 #[cfg(doc)]
-use super::MAX_SEALED_BYTES;
-use super::text_rules::multi_line;
-use super::{ContentError, MAX_MOOD, MAX_NOTE_BYTES, MIN_MOOD, Outcome};
+use super::{MAX_MOOD, MAX_SEALED_BYTES, MIN_MOOD};
 use crate::wire::{self, DecodeError};
 
 /// The version byte of a padded [`PrivatePart`] plaintext ([`PrivatePart::encode_padded`]).
@@ -31,15 +31,17 @@ pub struct SealedPart {
     pub ciphertext: Vec<u8>,
 }
 
-/// What a "done / not done only" check-in keeps for its author alone.
+/// What a "done / not done only" check-in keeps for its author alone. Its note and mood obey
+/// the check-in rules by their types.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WirePrivatePart")]
 pub struct PrivatePart {
     /// What happened that day.
     pub outcome: Outcome,
     /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
-    pub note: Option<String>,
+    pub note: Option<Note>,
     /// An optional mood, [`MIN_MOOD`]`..=`[`MAX_MOOD`].
-    pub mood: Option<u8>,
+    pub mood: Option<Mood>,
 }
 
 impl fmt::Debug for PrivatePart {
@@ -52,13 +54,13 @@ impl PrivatePart {
     /// The plaintext that is sealed: `0x02 ‖ body length (u16 big-endian) ‖ body ‖ zeros`,
     /// [`PADDED_PRIVATE_PART_LEN`] bytes in all, where `body` is bare postcard of the part.
     /// Every part pads to the same length, so the sealed length tells nothing of the note,
-    /// the mood or the value. Call [`PrivatePart::validate`] first; a part that breaks the
-    /// limits may not fit.
+    /// the mood or the value: every part fits, its note and mood being valid by their types.
     pub fn encode_padded(&self) -> Zeroizing<Vec<u8>> {
         let body = Zeroizing::new(wire::encode_bare(self));
         let mut out = Zeroizing::new(Vec::with_capacity(PADDED_PRIVATE_PART_LEN));
         out.push(PRIVATE_PART_VERSION);
-        // A valid body is at most 2 064 bytes; a longer one saturates and fails to decode.
+        // Every body is at most 2 064 bytes (its note and mood are valid by their types); the
+        // saturation is a guard that is never reached.
         out.extend_from_slice(&u16::try_from(body.len()).unwrap_or(u16::MAX).to_be_bytes());
         out.extend_from_slice(&body);
         let len = PADDED_PRIVATE_PART_LEN.max(out.len());
@@ -70,7 +72,8 @@ impl PrivatePart {
     /// Errors, in order: the length is not [`PADDED_PRIVATE_PART_LEN`] (`BadPadding`), the
     /// version is not `0x02` (`Decode(UnsupportedVersion)`), the body length runs past the
     /// end or a padding byte is not zero (`BadPadding`), the body does not parse or has
-    /// trailing bytes (`Decode`), a limit is broken ([`PrivatePart::validate`]).
+    /// trailing bytes (`Decode`), the note or the mood breaks a check-in rule (the note is
+    /// named "check-in note").
     pub fn decode_padded(bytes: &[u8]) -> Result<PrivatePart, ContentError> {
         const WHAT: &str = "private check-in";
         if bytes.len() != PADDED_PRIVATE_PART_LEN {
@@ -99,21 +102,7 @@ impl PrivatePart {
                 3 + len + at
             )));
         }
-        let part: PrivatePart = wire::decode_bare(body, PADDED_PRIVATE_PART_LEN, WHAT)?;
-        part.validate()?;
-        Ok(part)
-    }
-
-    /// Checks the note and mood limits.
-    pub fn validate(&self) -> Result<(), ContentError> {
-        if let Some(note) = &self.note {
-            multi_line("check-in note", note, MAX_NOTE_BYTES)?;
-        }
-        if let Some(mood) = self.mood
-            && !(MIN_MOOD..=MAX_MOOD).contains(&mood)
-        {
-            return Err(ContentError::MoodOutOfRange(mood));
-        }
-        Ok(())
+        let part: WirePrivatePart = wire::decode_bare(body, PADDED_PRIVATE_PART_LEN, WHAT)?;
+        PrivatePart::try_from(part)
     }
 }

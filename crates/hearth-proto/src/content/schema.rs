@@ -1,5 +1,6 @@
 //! The [`Content`] enum and its payload types ([`Outcome`], [`Cadence`], [`Visibility`],
-//! [`GoalState`]): encoding, decoding and the check of every limit ([`Content::validate`]).
+//! [`GoalState`]): encoding, decoding, and the rules its field types do not hold
+//! ([`Content::validate`]).
 
 use std::fmt;
 
@@ -7,12 +8,17 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
 use super::PrivatePart;
-use super::text_rules::{multi_line, single_line, single_line_chars, too_long};
+use super::text_rules::too_long;
+use super::wire_form::WireContent;
 use super::{
-    ContentError, LocalDay, MAX_BODY_BYTES, MAX_CONTENT_LEN, MAX_CONTENT_WARNING_CHARS,
-    MAX_EMOJI_BYTES, MAX_GRACE_DAYS, MAX_MOOD, MAX_NAME_CHARS, MAX_NOTE_BYTES, MAX_SEALED_BYTES,
-    MAX_TIMES_PER_WEEK, MAX_TITLE_CHARS, MAX_WHY_BYTES, MIN_MOOD, MIN_TIMES_PER_WEEK, SealedPart,
-    WeekdaySet,
+    ContentError, ContentWarning, DisplayName, Emoji, GoalTitle, LocalDay, MAX_CONTENT_LEN,
+    MAX_GRACE_DAYS, MAX_SEALED_BYTES, MAX_TIMES_PER_WEEK, MIN_TIMES_PER_WEEK, MessageBody, Mood,
+    Note, Question, SealedPart, WeekdaySet, Why,
+};
+#[cfg(doc)]
+use super::{
+    MAX_BODY_BYTES, MAX_CONTENT_WARNING_CHARS, MAX_EMOJI_BYTES, MAX_MOOD, MAX_NAME_CHARS,
+    MAX_NOTE_BYTES, MAX_TITLE_CHARS, MAX_WHY_BYTES, MIN_MOOD,
 };
 use crate::ids::EntryId;
 use crate::wire;
@@ -20,30 +26,33 @@ use crate::wire;
 /// The decrypted body of a content entry.
 ///
 /// Variants are only ever appended (postcard encodes the variant index); never reorder them.
+/// Decoding goes through the plain wire form, which parses every field in declaration order
+/// and names it as PROTOCOL.md §9 does.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "WireContent")]
 pub enum Content {
     /// A message.
     Text {
         /// The message, at most [`MAX_BODY_BYTES`] bytes, not blank.
-        body: String,
+        body: MessageBody,
         /// The message this one answers.
         reply_to: Option<EntryId>,
         /// A warning shown before the body, at most [`MAX_CONTENT_WARNING_CHARS`] characters.
-        content_warning: Option<String>,
+        content_warning: Option<ContentWarning>,
     },
     /// An emoji reaction to an entry.
     Reaction {
         /// The entry reacted to.
         target: EntryId,
         /// The emoji, at most [`MAX_EMOJI_BYTES`] bytes, not blank.
-        emoji: String,
+        emoji: Emoji,
     },
     /// "I see you": encouragement tied to a message or a check-in.
     Encouragement {
         /// The message or check-in encouraged.
         target: EntryId,
         /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
-        note: Option<String>,
+        note: Option<Note>,
     },
     /// A new body for one of the author's own [`Content::Text`] entries. Whoever applies it
     /// checks that the target's author is this entry's author (see [`Content::target`]).
@@ -51,7 +60,7 @@ pub enum Content {
         /// The text entry edited.
         target: EntryId,
         /// The new body, same rules as a text body.
-        body: String,
+        body: MessageBody,
     },
     /// A tombstone for one of the author's own entries. Best effort: members that already
     /// read the entry have read it, and a modified client may keep it.
@@ -62,7 +71,7 @@ pub enum Content {
     /// The author's profile in this circle.
     Profile {
         /// The name others see, at most [`MAX_NAME_CHARS`] characters, single line.
-        display_name: String,
+        display_name: DisplayName,
     },
     /// The author accepts version `version` of the circle's guidelines.
     GuidelinesAccepted {
@@ -72,9 +81,9 @@ pub enum Content {
     /// A personal goal. The goal's id is the id of the entry that carries this content.
     Goal {
         /// What the goal is, at most [`MAX_TITLE_CHARS`] characters, single line.
-        title: String,
+        title: GoalTitle,
         /// Why it matters to the author, at most [`MAX_WHY_BYTES`] bytes.
-        why: Option<String>,
+        why: Option<Why>,
         /// How often the author means to do it.
         cadence: Cadence,
         /// What the circle's apps show of its check-ins.
@@ -96,9 +105,9 @@ pub enum Content {
         /// What happened that day.
         outcome: Outcome,
         /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
-        note: Option<String>,
+        note: Option<Note>,
         /// An optional mood, [`MIN_MOOD`]`..=`[`MAX_MOOD`].
-        mood: Option<u8>,
+        mood: Option<Mood>,
     },
     /// A change of state of one of the author's own goals, from a given day on.
     GoalStatus {
@@ -126,16 +135,16 @@ pub enum Content {
     /// A facilitator opens a check-in round ("How is everyone this week?").
     RoundOpen {
         /// The question, single line, at most [`MAX_TITLE_CHARS`] characters.
-        question: String,
+        question: Question,
     },
     /// A member's answer to a round.
     RoundAnswer {
         /// The round (the id of its [`Content::RoundOpen`] entry).
         round: EntryId,
         /// Mood, [`MIN_MOOD`]`..=`[`MAX_MOOD`].
-        mood: u8,
+        mood: Mood,
         /// An optional note, at most [`MAX_NOTE_BYTES`] bytes.
-        note: Option<String>,
+        note: Option<Note>,
     },
 }
 
@@ -206,21 +215,15 @@ pub enum GoalState {
 }
 
 impl Content {
-    /// Encodes the content: [`crate::wire::WIRE_VERSION`], then postcard. Call
-    /// [`Content::validate`] first; this does not.
+    /// Encodes the content: [`crate::wire::WIRE_VERSION`], then postcard. Every text and mood
+    /// is valid by its type; call [`Content::validate`] first for the other rules, which this
+    /// does not check.
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
     }
 
-    /// Decodes content of at most [`MAX_CONTENT_LEN`] bytes with no trailing bytes, and
-    /// validates every limit ([`Content::validate`]).
-    pub fn decode(bytes: &[u8]) -> Result<Content, ContentError> {
-        let content: Content = wire::decode(bytes, MAX_CONTENT_LEN, "content")?;
-        content.validate()?;
-        Ok(content)
-    }
-
-    /// Checks every limit, in field order, and returns the first rule broken:
+    /// Decodes content of at most [`MAX_CONTENT_LEN`] bytes with no trailing bytes, and checks
+    /// every limit, in field order, returning the first rule broken:
     ///
     /// - text: `body` multi-line, 1..=[`MAX_BODY_BYTES`] bytes; `content_warning` single-line,
     ///   1..=[`MAX_CONTENT_WARNING_CHARS`] characters.
@@ -235,119 +238,56 @@ impl Content {
     /// - check-in: `day` a valid [`LocalDay`]; `note` multi-line, 1..=[`MAX_NOTE_BYTES`]
     ///   bytes; `mood` [`MIN_MOOD`]`..=`[`MAX_MOOD`].
     /// - goal status: `since` a valid [`LocalDay`].
+    /// - private check-in: `day` a valid [`LocalDay`]; `sealed` at most [`MAX_SEALED_BYTES`].
+    /// - round: `question` as a goal title. Round answer: `mood`, then `note` as a check-in's.
     /// - delete, guidelines accepted: nothing to check.
+    ///
+    /// The texts and moods are parsed into their types ([`MessageBody`], [`Note`], [`Mood`] …),
+    /// the other rules are those of [`Content::validate`].
+    pub fn decode(bytes: &[u8]) -> Result<Content, ContentError> {
+        let wire: WireContent = wire::decode(bytes, MAX_CONTENT_LEN, "content")?;
+        Content::try_from(wire)
+    }
+
+    /// Checks the rules that the types of the fields do not hold, in field order, and returns
+    /// the first rule broken. Texts and moods need no check (their types only exist valid);
+    /// what is left belongs to types the rest of the protocol shares, and reads no text:
+    ///
+    /// - goal: times per week [`MIN_TIMES_PER_WEEK`]`..=`[`MAX_TIMES_PER_WEEK`];
+    ///   `grace_days` ≤ [`MAX_GRACE_DAYS`]; `rest_days` without bit 7 and not all seven days;
+    ///   `start` a valid [`LocalDay`].
+    /// - check-in: `day` a valid [`LocalDay`].
+    /// - goal status: `since` a valid [`LocalDay`].
+    /// - private check-in: `day` a valid [`LocalDay`]; `sealed` at most [`MAX_SEALED_BYTES`].
+    /// - every other kind: nothing to check.
     pub fn validate(&self) -> Result<(), ContentError> {
         match self {
-            Content::Text {
-                body,
-                reply_to: _,
-                content_warning,
-            } => {
-                multi_line("text body", body, MAX_BODY_BYTES)?;
-                if let Some(warning) = content_warning {
-                    single_line_chars("content warning", warning, MAX_CONTENT_WARNING_CHARS)?;
-                }
-            }
-            Content::Reaction { target: _, emoji } => {
-                if emoji.len() > MAX_EMOJI_BYTES {
-                    return Err(too_long("emoji", emoji.len(), MAX_EMOJI_BYTES, "bytes"));
-                }
-                single_line("emoji", emoji)?;
-            }
-            Content::Encouragement { target: _, note } => {
-                if let Some(note) = note {
-                    multi_line("encouragement note", note, MAX_NOTE_BYTES)?;
-                }
-            }
-            Content::Edit { target: _, body } => multi_line("edited body", body, MAX_BODY_BYTES)?,
-            Content::Delete { target: _ } | Content::GuidelinesAccepted { version: _ } => {}
-            Content::Profile { display_name } => {
-                single_line_chars("display name", display_name, MAX_NAME_CHARS)?;
-            }
             Content::Goal {
-                title,
-                why,
                 cadence,
-                visibility: _,
                 grace_days,
                 rest_days,
                 start,
+                ..
             } => {
-                single_line_chars("goal title", title, MAX_TITLE_CHARS)?;
-                if let Some(why) = why {
-                    multi_line("goal's why", why, MAX_WHY_BYTES)?;
-                }
-                if let Cadence::TimesPerWeek(times) = *cadence
-                    && !(MIN_TIMES_PER_WEEK..=MAX_TIMES_PER_WEEK).contains(&times)
-                {
-                    return Err(ContentError::TimesPerWeekOutOfRange(times));
-                }
-                if *grace_days > MAX_GRACE_DAYS {
-                    return Err(ContentError::TooManyGraceDays(*grace_days));
-                }
-                if rest_days.bits() & 0x80 != 0 {
-                    return Err(ContentError::UnknownWeekday(rest_days.bits()));
-                }
-                if *rest_days == WeekdaySet::ALL {
-                    return Err(ContentError::RestEveryDay);
-                }
-                valid_day(*start)?;
+                goal_schedule(*cadence, *grace_days, *rest_days)?;
+                valid_day(*start)
             }
-            Content::CheckIn {
-                goal: _,
-                day,
-                outcome: _,
-                note,
-                mood,
-            } => {
+            Content::CheckIn { day, .. } => valid_day(*day),
+            Content::GoalStatus { since, .. } => valid_day(*since),
+            Content::PrivateCheckIn { day, sealed, .. } => {
                 valid_day(*day)?;
-                if let Some(note) = note {
-                    multi_line("check-in note", note, MAX_NOTE_BYTES)?;
-                }
-                if let Some(mood) = *mood
-                    && !(MIN_MOOD..=MAX_MOOD).contains(&mood)
-                {
-                    return Err(ContentError::MoodOutOfRange(mood));
-                }
+                sealed_size(sealed)
             }
-            Content::GoalStatus {
-                goal: _,
-                status: _,
-                since,
-            } => valid_day(*since)?,
-            Content::PrivateCheckIn {
-                goal: _,
-                day,
-                done: _,
-                sealed,
-            } => {
-                valid_day(*day)?;
-                if sealed.ciphertext.len() > MAX_SEALED_BYTES {
-                    return Err(too_long(
-                        "sealed check-in",
-                        sealed.ciphertext.len(),
-                        MAX_SEALED_BYTES,
-                        "bytes",
-                    ));
-                }
-            }
-            Content::RoundOpen { question } => {
-                single_line_chars("round question", question, MAX_TITLE_CHARS)?;
-            }
-            Content::RoundAnswer {
-                round: _,
-                mood,
-                note,
-            } => {
-                if !(MIN_MOOD..=MAX_MOOD).contains(mood) {
-                    return Err(ContentError::MoodOutOfRange(*mood));
-                }
-                if let Some(note) = note {
-                    multi_line("round answer note", note, MAX_NOTE_BYTES)?;
-                }
-            }
+            Content::Text { .. }
+            | Content::Reaction { .. }
+            | Content::Encouragement { .. }
+            | Content::Edit { .. }
+            | Content::Delete { .. }
+            | Content::Profile { .. }
+            | Content::GuidelinesAccepted { .. }
+            | Content::RoundOpen { .. }
+            | Content::RoundAnswer { .. } => Ok(()),
         }
-        Ok(())
     }
 
     /// A short name of the kind, for people and logs: "text", "reaction", "encouragement",
@@ -413,10 +353,45 @@ impl fmt::Debug for Content {
     }
 }
 
-fn valid_day(day: LocalDay) -> Result<(), ContentError> {
+/// A goal's cadence, grace days and rest days, in that order.
+pub(super) fn goal_schedule(
+    cadence: Cadence,
+    grace_days: u8,
+    rest_days: WeekdaySet,
+) -> Result<(), ContentError> {
+    if let Cadence::TimesPerWeek(times) = cadence
+        && !(MIN_TIMES_PER_WEEK..=MAX_TIMES_PER_WEEK).contains(&times)
+    {
+        return Err(ContentError::TimesPerWeekOutOfRange(times));
+    }
+    if grace_days > MAX_GRACE_DAYS {
+        return Err(ContentError::TooManyGraceDays(grace_days));
+    }
+    if rest_days.bits() & 0x80 != 0 {
+        return Err(ContentError::UnknownWeekday(rest_days.bits()));
+    }
+    if rest_days == WeekdaySet::ALL {
+        return Err(ContentError::RestEveryDay);
+    }
+    Ok(())
+}
+
+pub(super) fn valid_day(day: LocalDay) -> Result<(), ContentError> {
     if day.is_valid() {
         Ok(())
     } else {
         Err(ContentError::DayOutOfRange(day.0))
     }
+}
+
+pub(super) fn sealed_size(sealed: &SealedPart) -> Result<(), ContentError> {
+    if sealed.ciphertext.len() > MAX_SEALED_BYTES {
+        return Err(too_long(
+            "sealed check-in",
+            sealed.ciphertext.len(),
+            MAX_SEALED_BYTES,
+            "bytes",
+        ));
+    }
+    Ok(())
 }

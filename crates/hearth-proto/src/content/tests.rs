@@ -1,5 +1,6 @@
 //! Tests of content: encoding, limits, the private part, the calendar and the text rules.
 
+use super::wire_form::{WireContent, WirePrivatePart};
 use super::*;
 use crate::ids::EntryId;
 use crate::wire;
@@ -10,8 +11,8 @@ fn id(n: u8) -> EntryId {
 
 fn goal() -> Content {
     Content::Goal {
-        title: "Walk every morning".into(),
-        why: Some("For my back,\nand my head.".into()),
+        title: "Walk every morning".parse().unwrap(),
+        why: Some("For my back,\nand my head.".parse().unwrap()),
         cadence: Cadence::TimesPerWeek(3),
         visibility: Visibility::DoneOnly,
         grace_days: 2,
@@ -25,26 +26,26 @@ fn check_in() -> Content {
         goal: id(7),
         day: LocalDay(20_001),
         outcome: Outcome::Value(-2500),
-        note: Some("Rainy, went anyway".into()),
-        mood: Some(4),
+        note: Some("Rainy, went anyway".parse().unwrap()),
+        mood: Some(Mood::new(4).unwrap()),
     }
 }
 
 fn every_variant() -> Vec<Content> {
     vec![
         Content::Text {
-            body: "hello".into(),
+            body: "hello".parse().unwrap(),
             reply_to: None,
             content_warning: None,
         },
         Content::Text {
-            body: "line one\r\nline\ttwo 🌱".into(),
+            body: "line one\r\nline\ttwo 🌱".parse().unwrap(),
             reply_to: Some(id(1)),
-            content_warning: Some("grief".into()),
+            content_warning: Some("grief".parse().unwrap()),
         },
         Content::Reaction {
             target: id(2),
-            emoji: "👍🏽".into(),
+            emoji: "👍🏽".parse().unwrap(),
         },
         Content::Encouragement {
             target: id(3),
@@ -52,20 +53,20 @@ fn every_variant() -> Vec<Content> {
         },
         Content::Encouragement {
             target: id(3),
-            note: Some("I see you".into()),
+            note: Some("I see you".parse().unwrap()),
         },
         Content::Edit {
             target: id(4),
-            body: "fixed typo".into(),
+            body: "fixed typo".parse().unwrap(),
         },
         Content::Delete { target: id(5) },
         Content::Profile {
-            display_name: "Ana".into(),
+            display_name: "Ana".parse().unwrap(),
         },
         Content::GuidelinesAccepted { version: 3 },
         goal(),
         Content::Goal {
-            title: "Call my sponsor".into(),
+            title: "Call my sponsor".parse().unwrap(),
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::Circle,
@@ -74,7 +75,7 @@ fn every_variant() -> Vec<Content> {
             start: LocalDay::MIN,
         },
         Content::Goal {
-            title: "Meeting".into(),
+            title: "Meeting".parse().unwrap(),
             why: None,
             cadence: Cadence::Weekly,
             visibility: Visibility::Circle,
@@ -95,7 +96,7 @@ fn every_variant() -> Vec<Content> {
             day: LocalDay(20_003),
             outcome: Outcome::Skipped,
             note: None,
-            mood: Some(1),
+            mood: Some(Mood::LOWEST),
         },
         Content::GoalStatus {
             goal: id(7),
@@ -116,6 +117,23 @@ fn every_variant() -> Vec<Content> {
             goal: id(7),
             status: GoalState::Dropped,
             since: LocalDay(3),
+        },
+        Content::PrivateCheckIn {
+            goal: id(7),
+            day: LocalDay(20_004),
+            done: true,
+            sealed: SealedPart {
+                nonce: [3; 12],
+                ciphertext: vec![9; SEALED_PRIVATE_PART_LEN],
+            },
+        },
+        Content::RoundOpen {
+            question: "How is everyone this week?".parse().unwrap(),
+        },
+        Content::RoundAnswer {
+            round: id(8),
+            mood: Mood::HIGHEST,
+            note: Some("Better, thanks".parse().unwrap()),
         },
     ]
 }
@@ -149,8 +167,8 @@ fn private_parts_pad_to_one_length_and_bad_padding_is_refused() {
         },
         PrivatePart {
             outcome: Outcome::Value(i64::MIN),
-            note: Some("n".repeat(MAX_NOTE_BYTES)),
-            mood: Some(MAX_MOOD),
+            note: Some(Note::parse("n".repeat(MAX_NOTE_BYTES)).unwrap()),
+            mood: Some(Mood::HIGHEST),
         },
     ];
     for part in &parts {
@@ -203,7 +221,7 @@ fn private_parts_pad_to_one_length_and_bad_padding_is_refused() {
         Err(ContentError::Decode(DecodeError::TrailingBytes { .. }))
     ));
     // A well-padded part that breaks a limit.
-    let mut body = wire::encode_bare(&PrivatePart {
+    let mut body = wire::encode_bare(&WirePrivatePart {
         outcome: Outcome::Done,
         note: None,
         mood: Some(9),
@@ -215,6 +233,21 @@ fn private_parts_pad_to_one_length_and_bad_padding_is_refused() {
     assert_eq!(
         PrivatePart::decode_padded(&bad_mood).unwrap_err(),
         ContentError::MoodOutOfRange(9)
+    );
+    let mut body = wire::encode_bare(&WirePrivatePart {
+        outcome: Outcome::Done,
+        note: Some(" ".into()),
+        mood: None,
+    });
+    let mut blank_note = vec![PRIVATE_PART_VERSION];
+    blank_note.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    blank_note.append(&mut body);
+    blank_note.resize(PADDED_PRIVATE_PART_LEN, 0);
+    assert_eq!(
+        PrivatePart::decode_padded(&blank_note).unwrap_err(),
+        ContentError::Blank {
+            field: "check-in note"
+        }
     );
 }
 
@@ -247,14 +280,14 @@ fn exact_bytes_are_pinned() {
         day: LocalDay(2),
         outcome: Outcome::Value(-3),
         note: None,
-        mood: Some(5),
+        mood: Some(Mood::new(5).unwrap()),
     };
     assert_eq!(check_in.encode(), expected);
 
     // Version 1, variant 7 (Goal): title "G", no why, TimesPerWeek(3), DoneOnly, grace 2,
     // rest days 0x60, start 1 (zigzag 2).
     let goal = Content::Goal {
-        title: "G".into(),
+        title: "G".parse().unwrap(),
         why: None,
         cadence: Cadence::TimesPerWeek(3),
         visibility: Visibility::DoneOnly,
@@ -300,15 +333,40 @@ fn trailing_bytes_version_and_size_are_rejected() {
     ));
 }
 
-/// Encodes without validating, then checks that decoding gives `expected` and that
-/// `validate` agrees.
-fn rejected(content: Content, expected: ContentError) {
+/// Encodes the plain wire form, which holds what no parsed field can, and checks that decoding
+/// refuses it with `expected`.
+fn rejected(wire: WireContent, expected: ContentError) {
+    assert_eq!(
+        Content::decode(&wire::encode(&wire)),
+        Err(expected.clone()),
+        "{expected}"
+    );
+    // Through serde the content is refused too, if without the error (postcard keeps none).
+    assert!(wire::decode::<Content>(&wire::encode(&wire), MAX_CONTENT_LEN, "content").is_err());
+}
+
+/// Checks that `validate` refuses `content` (a rule no field type holds) with `expected`, and
+/// that decoding its encoding does too.
+fn invalid(content: Content, expected: ContentError) {
     assert_eq!(content.validate(), Err(expected.clone()));
     assert_eq!(Content::decode(&content.encode()), Err(expected));
 }
 
+/// The plain wire form of valid content, to break one field of.
+fn plain(content: &Content) -> WireContent {
+    wire::decode(&content.encode(), MAX_CONTENT_LEN, "content").unwrap()
+}
+
 fn text(body: &str) -> Content {
     Content::Text {
+        body: body.parse().unwrap(),
+        reply_to: None,
+        content_warning: None,
+    }
+}
+
+fn plain_text(body: &str) -> WireContent {
+    WireContent::Text {
         body: body.into(),
         reply_to: None,
         content_warning: None,
@@ -320,7 +378,7 @@ fn text_limits() {
     let at_limit = "a".repeat(MAX_BODY_BYTES);
     text(&at_limit).validate().unwrap();
     rejected(
-        text(&"é".repeat(MAX_BODY_BYTES / 2 + 1)),
+        plain_text(&"é".repeat(MAX_BODY_BYTES / 2 + 1)),
         ContentError::TooLong {
             field: "text body",
             len: MAX_BODY_BYTES + 2,
@@ -328,22 +386,23 @@ fn text_limits() {
             unit: "bytes",
         },
     );
-    rejected(text(" \n\t"), ContentError::Blank { field: "text body" });
     rejected(
-        text("hi \u{1b}[31m"),
+        plain_text(" \n\t"),
+        ContentError::Blank { field: "text body" },
+    );
+    rejected(
+        plain_text("hi \u{1b}[31m"),
         ContentError::ControlCharacter {
             field: "text body",
             code: 0x1b,
         },
     );
-    let warned = |w: &str| Content::Text {
+    let warned = |w: &str| WireContent::Text {
         body: "x".into(),
         reply_to: None,
         content_warning: Some(w.into()),
     };
-    warned(&"ü".repeat(MAX_CONTENT_WARNING_CHARS))
-        .validate()
-        .unwrap();
+    ContentWarning::parse("ü".repeat(MAX_CONTENT_WARNING_CHARS)).unwrap();
     rejected(
         warned(&"ü".repeat(MAX_CONTENT_WARNING_CHARS + 1)),
         ContentError::TooLong {
@@ -366,8 +425,17 @@ fn text_limits() {
             code: 0x0a,
         },
     );
+    // The body is checked before the warning.
     rejected(
-        Content::Edit {
+        WireContent::Text {
+            body: String::new(),
+            reply_to: None,
+            content_warning: Some(String::new()),
+        },
+        ContentError::Blank { field: "text body" },
+    );
+    rejected(
+        WireContent::Edit {
             target: id(1),
             body: "x".repeat(MAX_BODY_BYTES + 1),
         },
@@ -379,7 +447,7 @@ fn text_limits() {
         },
     );
     rejected(
-        Content::Edit {
+        WireContent::Edit {
             target: id(1),
             body: String::new(),
         },
@@ -391,11 +459,11 @@ fn text_limits() {
 
 #[test]
 fn reaction_encouragement_and_profile_limits() {
-    let reaction = |e: &str| Content::Reaction {
+    let reaction = |e: &str| WireContent::Reaction {
         target: id(1),
         emoji: e.into(),
     };
-    reaction(&"x".repeat(MAX_EMOJI_BYTES)).validate().unwrap();
+    Emoji::parse("x".repeat(MAX_EMOJI_BYTES)).unwrap();
     rejected(
         reaction(&"x".repeat(MAX_EMOJI_BYTES + 1)),
         ContentError::TooLong {
@@ -414,7 +482,7 @@ fn reaction_encouragement_and_profile_limits() {
         },
     );
 
-    let encourage = |n: &str| Content::Encouragement {
+    let encourage = |n: &str| WireContent::Encouragement {
         target: id(1),
         note: Some(n.into()),
     };
@@ -434,10 +502,10 @@ fn reaction_encouragement_and_profile_limits() {
         },
     );
 
-    let profile = |n: &str| Content::Profile {
+    let profile = |n: &str| WireContent::Profile {
         display_name: n.into(),
     };
-    profile(&"ñ".repeat(MAX_NAME_CHARS)).validate().unwrap();
+    DisplayName::parse("ñ".repeat(MAX_NAME_CHARS)).unwrap();
     rejected(
         profile(&"ñ".repeat(MAX_NAME_CHARS + 1)),
         ContentError::TooLong {
@@ -468,11 +536,17 @@ fn with_goal(change: impl FnOnce(&mut Content)) -> Content {
     g
 }
 
+fn with_plain_goal(change: impl FnOnce(&mut WireContent)) -> WireContent {
+    let mut g = plain(&goal());
+    change(&mut g);
+    g
+}
+
 #[test]
 fn goal_limits() {
     rejected(
-        with_goal(|g| {
-            if let Content::Goal { title, .. } = g {
+        with_plain_goal(|g| {
+            if let WireContent::Goal { title, .. } = g {
                 *title = "t".repeat(MAX_TITLE_CHARS + 1);
             }
         }),
@@ -484,8 +558,8 @@ fn goal_limits() {
         },
     );
     rejected(
-        with_goal(|g| {
-            if let Content::Goal { title, .. } = g {
+        with_plain_goal(|g| {
+            if let WireContent::Goal { title, .. } = g {
                 title.clear();
             }
         }),
@@ -494,8 +568,8 @@ fn goal_limits() {
         },
     );
     rejected(
-        with_goal(|g| {
-            if let Content::Goal { why, .. } = g {
+        with_plain_goal(|g| {
+            if let WireContent::Goal { why, .. } = g {
                 *why = Some("w".repeat(MAX_WHY_BYTES + 1));
             }
         }),
@@ -506,8 +580,23 @@ fn goal_limits() {
             unit: "bytes",
         },
     );
+    // Field order: the why before the grace days.
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal {
+                why, grace_days, ..
+            } = g
+            {
+                *why = Some(" ".into());
+                *grace_days = MAX_GRACE_DAYS + 1;
+            }
+        }),
+        ContentError::Blank {
+            field: "goal's why",
+        },
+    );
     for times in [0, MAX_TIMES_PER_WEEK + 1] {
-        rejected(
+        invalid(
             with_goal(|g| {
                 if let Content::Goal { cadence, .. } = g {
                     *cadence = Cadence::TimesPerWeek(times);
@@ -516,7 +605,7 @@ fn goal_limits() {
             ContentError::TimesPerWeekOutOfRange(times),
         );
     }
-    rejected(
+    invalid(
         with_goal(|g| {
             if let Content::Goal { grace_days, .. } = g {
                 *grace_days = MAX_GRACE_DAYS + 1;
@@ -524,7 +613,7 @@ fn goal_limits() {
         }),
         ContentError::TooManyGraceDays(MAX_GRACE_DAYS + 1),
     );
-    rejected(
+    invalid(
         with_goal(|g| {
             if let Content::Goal { rest_days, .. } = g {
                 *rest_days = WeekdaySet(0x81);
@@ -532,7 +621,7 @@ fn goal_limits() {
         }),
         ContentError::UnknownWeekday(0x81),
     );
-    rejected(
+    invalid(
         with_goal(|g| {
             if let Content::Goal { rest_days, .. } = g {
                 *rest_days = WeekdaySet::ALL;
@@ -540,7 +629,7 @@ fn goal_limits() {
         }),
         ContentError::RestEveryDay,
     );
-    rejected(
+    invalid(
         with_goal(|g| {
             if let Content::Goal { start, .. } = g {
                 *start = LocalDay(-1);
@@ -552,15 +641,15 @@ fn goal_limits() {
 
 #[test]
 fn check_in_and_status_limits() {
-    let with_check_in = |change: &dyn Fn(&mut Content)| {
-        let mut c = check_in();
+    let with_check_in = |change: &dyn Fn(&mut WireContent)| {
+        let mut c = plain(&check_in());
         change(&mut c);
         c
     };
     for bad in [0, MAX_MOOD + 1, 255] {
         rejected(
             with_check_in(&|c| {
-                if let Content::CheckIn { mood, .. } = c {
+                if let WireContent::CheckIn { mood, .. } = c {
                     *mood = Some(bad);
                 }
             }),
@@ -569,7 +658,7 @@ fn check_in_and_status_limits() {
     }
     rejected(
         with_check_in(&|c| {
-            if let Content::CheckIn { note, .. } = c {
+            if let WireContent::CheckIn { note, .. } = c {
                 *note = Some("n".repeat(MAX_NOTE_BYTES + 1));
             }
         }),
@@ -580,21 +669,149 @@ fn check_in_and_status_limits() {
             unit: "bytes",
         },
     );
+    // Field order: the day before the note.
     rejected(
         with_check_in(&|c| {
-            if let Content::CheckIn { day, .. } = c {
-                *day = LocalDay(LocalDay::MAX.0 + 1);
+            if let WireContent::CheckIn { day, note, .. } = c {
+                *day = LocalDay(-5);
+                *note = Some(String::new());
             }
         }),
-        ContentError::DayOutOfRange(LocalDay::MAX.0 + 1),
+        ContentError::DayOutOfRange(-5),
     );
-    rejected(
+    let mut late = check_in();
+    if let Content::CheckIn { day, .. } = &mut late {
+        *day = LocalDay(LocalDay::MAX.0 + 1);
+    }
+    invalid(late, ContentError::DayOutOfRange(LocalDay::MAX.0 + 1));
+    invalid(
         Content::GoalStatus {
             goal: id(1),
             status: GoalState::Paused,
             since: LocalDay(i32::MIN),
         },
         ContentError::DayOutOfRange(i32::MIN),
+    );
+    invalid(
+        Content::PrivateCheckIn {
+            goal: id(1),
+            day: LocalDay(1),
+            done: false,
+            sealed: SealedPart {
+                nonce: [0; 12],
+                ciphertext: vec![0; MAX_SEALED_BYTES + 1],
+            },
+        },
+        ContentError::TooLong {
+            field: "sealed check-in",
+            len: MAX_SEALED_BYTES + 1,
+            max: MAX_SEALED_BYTES,
+            unit: "bytes",
+        },
+    );
+}
+
+#[test]
+fn rounds_limits() {
+    rejected(
+        WireContent::RoundOpen {
+            question: "?".repeat(MAX_TITLE_CHARS + 1),
+        },
+        ContentError::TooLong {
+            field: "round question",
+            len: MAX_TITLE_CHARS + 1,
+            max: MAX_TITLE_CHARS,
+            unit: "characters",
+        },
+    );
+    // Field order: the mood before the note.
+    rejected(
+        WireContent::RoundAnswer {
+            round: id(1),
+            mood: 0,
+            note: Some(String::new()),
+        },
+        ContentError::MoodOutOfRange(0),
+    );
+    rejected(
+        WireContent::RoundAnswer {
+            round: id(1),
+            mood: 3,
+            note: Some("\u{1b}".into()),
+        },
+        ContentError::ControlCharacter {
+            field: "round answer note",
+            code: 0x1b,
+        },
+    );
+}
+
+/// Each field type keeps its rule and names itself; `in_field` names it as its place does.
+#[test]
+fn parsed_fields_keep_their_rules() {
+    assert_eq!(Note::parse(""), Err(ContentError::Blank { field: "note" }));
+    assert_eq!(
+        "".parse::<Note>().map_err(|e| e.in_field("check-in note")),
+        Err(ContentError::Blank {
+            field: "check-in note"
+        })
+    );
+    assert_eq!(
+        ContentError::MoodOutOfRange(9).in_field("x"),
+        ContentError::MoodOutOfRange(9)
+    );
+    assert_eq!(
+        MessageBody::try_from("a\u{1b}"),
+        Err(ContentError::ControlCharacter {
+            field: "text body",
+            code: 0x1b
+        })
+    );
+    assert_eq!(
+        GoalTitle::parse("t".repeat(MAX_TITLE_CHARS + 1))
+            .unwrap_err()
+            .to_string(),
+        "the goal title is 201 characters long, more than the limit of 200 characters"
+    );
+    assert!(Question::parse("How are you?").is_ok());
+    assert!(Why::parse("because\n").is_ok());
+    assert!(ContentWarning::parse("a\tb").is_err());
+    assert!(Emoji::parse("❤").is_ok());
+    assert_eq!(Mood::new(0), Err(ContentError::MoodOutOfRange(0)));
+    assert_eq!(Mood::new(6), Err(ContentError::MoodOutOfRange(6)));
+    assert_eq!(Mood::try_from(3).map(u8::from), Ok(3));
+    assert_eq!(
+        (Mood::LOWEST.get(), Mood::HIGHEST.get()),
+        (MIN_MOOD, MAX_MOOD)
+    );
+
+    // A parsed field is its text: `Deref`, `Display`, `as_str`, comparisons.
+    let body = MessageBody::parse("hello").unwrap();
+    assert_eq!(body, "hello");
+    assert_eq!(body.len(), 5);
+    assert_eq!(body.to_string(), "hello");
+    assert_eq!(body.as_str(), "hello");
+    assert_eq!(String::from(body.clone()), "hello");
+    // Its `Debug` tells no words.
+    assert_eq!(format!("{body:?}"), "MessageBody(5 bytes)");
+
+    // On the wire a field is the string or byte it holds, and a broken one is refused.
+    assert_eq!(wire::encode_bare(&body), wire::encode_bare(&"hello"));
+    assert_eq!(
+        wire::encode_bare(&Mood::new(4).unwrap()),
+        wire::encode_bare(&4u8)
+    );
+    assert!(postcard::from_bytes::<Note>(&wire::encode_bare(&"")).is_err());
+    assert!(postcard::from_bytes::<Mood>(&[9]).is_err());
+    assert_eq!(
+        serde_json::from_str::<DisplayName>("\"Ana\"").unwrap(),
+        "Ana"
+    );
+    assert!(
+        serde_json::from_str::<DisplayName>("\"\\u001b\"")
+            .unwrap_err()
+            .to_string()
+            .contains("the display name contains the control character U+001B")
     );
 }
 
@@ -670,7 +887,7 @@ fn weekday_sets_targets_and_debug() {
     assert_eq!(
         Content::Edit {
             target: id(4),
-            body: "b".into()
+            body: "b".parse().unwrap()
         }
         .target(),
         Some(id(4))
@@ -679,7 +896,7 @@ fn weekday_sets_targets_and_debug() {
     assert!(
         !Content::Reaction {
             target: id(1),
-            emoji: "❤".into()
+            emoji: "❤".parse().unwrap()
         }
         .requires_own_target()
     );
