@@ -259,6 +259,20 @@ pub struct Authored {
     pub bytes: Vec<u8>,
 }
 
+impl Authored {
+    /// Where the entry stands, for the tally to fold it.
+    pub fn folded_at(&self) -> crate::tally::FoldedAt {
+        let h = &self.entry.unsigned;
+        crate::tally::FoldedAt {
+            id: self.id,
+            author: h.author,
+            seq: h.seq,
+            lamport: h.lamport,
+            timestamp_ms: h.timestamp_ms,
+        }
+    }
+}
+
 /// What a newcomer receives from the facilitator who admitted her.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Welcome {

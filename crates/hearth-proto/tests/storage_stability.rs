@@ -16,7 +16,7 @@ use hearth_proto::content::{Cadence, Content, LocalDay, Visibility, WeekdaySet};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::{CircleSettings, Role};
-use hearth_proto::tally::{Folded, FoldedAt, TALLY_VERSION, Tally};
+use hearth_proto::tally::{Folded, TALLY_VERSION, Tally};
 use hearth_proto::wire::{self, DecodeError};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -107,13 +107,7 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
         (&renamed, Folded::Content(&profile)),
     ] {
         let unsigned = &authored.entry.unsigned;
-        let at = FoldedAt {
-            id: authored.id,
-            author: unsigned.author,
-            seq: unsigned.seq,
-            lamport: unsigned.lamport,
-            timestamp_ms: unsigned.timestamp_ms,
-        };
+        let at = authored.folded_at();
         assert!(tally.fold(at, folded));
         positions.push((unsigned.author, unsigned.seq, authored.id));
     }

@@ -82,7 +82,7 @@ mod tests {
     use super::*;
     use crate::circle::CircleSettings;
     use crate::content::{Cadence, GoalState, LocalDay, Outcome, WeekdaySet};
-    use crate::tally::{Folded, FoldedAt};
+    use crate::tally::Folded;
 
     fn goal(title: &str, visibility: Visibility) -> Content {
         Content::Goal {
@@ -104,15 +104,7 @@ mod tests {
         rng: &mut ChaCha20Rng,
     ) -> EntryId {
         let a = author.post(content, T0 + 10, rng).unwrap();
-        let h = &a.entry.unsigned;
-        let at = FoldedAt {
-            id: a.id,
-            author: h.author,
-            seq: h.seq,
-            lamport: h.lamport,
-            timestamp_ms: h.timestamp_ms,
-        };
-        tally.fold(at, Folded::Content(content));
+        tally.fold(a.folded_at(), Folded::Content(content));
         a.id
     }
 
