@@ -1,17 +1,23 @@
 //! What the node tells its UIs: events as they happen, and the views commands return.
 //!
 //! These types carry decrypted content for the UI. Their `Debug` output is safe for logs
-//! only where noted: [`Content`]'s `Debug` is redacted, display names and guidelines are not.
+//! only where noted: [`Content`](hearth_proto::content::Content)'s `Debug` is redacted,
+//! display names and guidelines are not.
+//!
+//! A timeline's items are proto's read model ([`hearth_proto::view`]), re-exported here:
+//! proto decides how a circle reads, the node walks its store and adds what only it knows
+//! (the delivery of my own entries).
 
 use std::collections::BTreeMap;
 
-use hearth_proto::content::{Content, LocalDay, Outcome};
+use hearth_proto::content::{LocalDay, Outcome};
 use hearth_proto::membership::{CircleSettings, Role};
 use hearth_proto::progress::Milestone;
 use hearth_proto::rounds::RoundView;
-use hearth_proto::sync::delivery::Delivery;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use libp2p::{Multiaddr, PeerId};
+
+pub use hearth_proto::view::{ItemBody, TimelineItem};
 
 /// Something that happened, for UIs. Sent on a bounded broadcast channel: a UI that falls
 /// behind misses events (and sees `Lagged` from the receiver) and should re-read the views.
@@ -156,67 +162,6 @@ pub struct TimelinePage {
     pub items: Vec<TimelineItem>,
     /// The id of the oldest item, if older items exist: ask for the page before it.
     pub older: Option<EntryId>,
-}
-
-/// One line of a circle's timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelineItem {
-    /// The entry.
-    pub id: EntryId,
-    /// Its author.
-    pub author: MemberId,
-    /// The author's display name (her latest profile, else the name she joined with).
-    pub author_name: String,
-    /// Its Lamport clock (timelines are ordered by it: causal order).
-    pub lamport: u64,
-    /// The author's clock when she wrote it (Unix ms, informational).
-    pub timestamp_ms: u64,
-    /// What it says.
-    pub body: ItemBody,
-    /// Whether its author edited it.
-    pub edited: bool,
-    /// Reactions to it: emoji → who.
-    pub reactions: BTreeMap<String, Vec<MemberId>>,
-    /// Encouragements ("I see you") for it: who, with an optional note.
-    pub encouragements: Vec<(MemberId, Option<String>)>,
-    /// The milestone this check-in reached (it made its goal's n-th done day), computed by
-    /// the progress reducer. Set only in [`crate::Client::timeline`].
-    pub milestone: Option<Milestone>,
-    /// For my own entries while I am a member: how many of the other members' devices
-    /// reported holding it in sync (best effort). Set only in [`crate::Client::timeline`];
-    /// `None` once I left or was removed (my device no longer hears from theirs).
-    pub delivery: Option<Delivery>,
-}
-
-impl TimelineItem {
-    /// The content warning of a text: a UI shows it instead of the body and reveals the body
-    /// only when the reader chooses to.
-    pub fn content_warning(&self) -> Option<&str> {
-        match &self.body {
-            ItemBody::Content(Content::Text {
-                content_warning, ..
-            }) => content_warning.as_deref(),
-            _ => None,
-        }
-    }
-}
-
-/// The body of a timeline item.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ItemBody {
-    /// Content (with the latest edit applied; check-ins filtered by the goal's visibility).
-    Content(Content),
-    /// A membership change.
-    Membership {
-        /// The operation's short name.
-        op: &'static str,
-        /// The member concerned, if any.
-        subject: Option<MemberId>,
-        /// Her display name, if known.
-        subject_name: Option<String>,
-    },
-    /// Deleted by its author (a tombstone; best effort).
-    Deleted,
 }
 
 /// A circle this device is in (or was in).

@@ -43,7 +43,6 @@ mod portmap;
 pub mod protocol;
 pub mod rate;
 mod repair;
-pub mod view;
 
 pub use behaviour::{
     IDENTIFY_VERSION, JOIN_PROTOCOL, KAD_PROTOCOL, MAX_TRANSMIT_SIZE, SYNC_PROTOCOL, gossip_config,
@@ -60,6 +59,9 @@ pub use event::{
 pub use node::{EventLoop, new, new_in_memory, spawn, spawn_in_memory};
 pub use portmap::PortMapEvent;
 pub use repair::{salvage, stored_entry_is_authentic};
+
+/// The timeline read model, which lives in proto (the node only walks its store for it).
+pub use hearth_proto::view;
 
 /// Address ranges, as [`NodeConfig::public_ranges`] takes them.
 pub use ipnet;

@@ -20,6 +20,7 @@ pub mod reach;
 pub mod rounds;
 pub mod sync;
 pub mod tally;
+pub mod view;
 pub mod wire;
 
 pub use ids::{CircleId, EntryId, EpochId, InviteId, MemberId};

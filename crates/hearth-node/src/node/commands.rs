@@ -8,6 +8,7 @@ use hearth_proto::content::Content;
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::membership::{CircleSettings, ControlBody, ControlOp, Role};
 use hearth_proto::sync::HighWaterMarks;
+use hearth_proto::view::{ViewBody, ViewEntry};
 use hearth_proto::{CircleId, EntryId, MemberId, wire};
 
 use super::circles::{CircleSlot, cache_content, cache_control};
@@ -17,7 +18,6 @@ use crate::error::NodeError;
 use crate::event::{
     CircleStatus, CircleSummary, MemberView, MembersView, NodeEvent, NodeStatus, PeerLag,
 };
-use crate::view::{ViewBody, ViewEntry};
 
 pub(super) fn control(op: ControlOp) -> Option<Vec<u8>> {
     Some(cache_control(&ControlBody {

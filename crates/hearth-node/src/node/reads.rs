@@ -1,8 +1,11 @@
-//! The read model: every screen reads only what it shows.
+//! The read model's IO side: every screen reads only what it shows. How the entries read
+//! (what is an item, what is applied to it, what a reader is shown) is proto's to decide
+//! ([`hearth_proto::view`]); this module finds the entries in the store.
 //!
 //! - A timeline page walks the store's timeline index back from its cursor until it has its
-//!   items, then reads, per item, the entries indexed as referring to it (edits, deletions,
-//!   reactions, encouragements).
+//!   items ([`view::is_item`]), then reads, per item, the entries indexed as referring to it
+//!   (edits, deletions, reactions, encouragements: [`view::is_applied`]), and builds the
+//!   page with [`view::build_timeline`].
 //! - Members, names and last-seen times come from the circle's [`Tally`] (hearth-proto),
 //!   which the node folds as it stores each entry and persists now and then; at load it
 //!   refolds only what was stored after the last save.
@@ -23,6 +26,7 @@ use hearth_proto::membership::ControlRejection;
 use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
 use hearth_proto::sync::delivery;
 use hearth_proto::tally::{Folded, FoldedAt, Tally};
+use hearth_proto::view::{self, TimelineContext, ViewBody, ViewEntry};
 use hearth_proto::{CircleId, EntryId};
 use hearth_store::StoredEntry;
 
@@ -30,7 +34,6 @@ use super::EventLoop;
 use super::circles::{CircleSlot, decode_stored, uncache};
 use crate::error::NodeError;
 use crate::event::TimelinePage;
-use crate::view::{self, TimelineContext, ViewBody, ViewEntry};
 
 /// The circle-local key under which the node keeps the circle's [`Tally`] (sealed at rest).
 pub(crate) const TALLY_KEY: &str = "hearth-node/tally";
@@ -363,7 +366,7 @@ impl EventLoop {
             ),
             None => None,
         };
-        let visibility: HashMap<EntryId, Visibility> = slot
+        let visibility: BTreeMap<EntryId, Visibility> = slot
             .tally
             .goals()
             .iter()
@@ -509,7 +512,7 @@ mod tests {
     fn whole(el: &EventLoop, circle: CircleId) -> Vec<TimelineItem> {
         let slot = el.slot(circle).unwrap();
         let entries = el.view_entries(slot).unwrap();
-        let names = view::display_names(&entries, &slot.names().into_iter().collect());
+        let names = view::display_names(&entries, &slot.names());
         let visibility = view::goal_visibilities(&entries);
         let goal_events = view::progress_events(&entries);
         let context = TimelineContext {

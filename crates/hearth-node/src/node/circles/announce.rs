@@ -1,19 +1,19 @@
 //! Telling the UIs what stored entries mean to this device's reader: entry, check-in and
 //! membership events, and new milestones counted by the progress reducer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hearth_proto::circle::{Accepted, Opened};
 use hearth_proto::content::Content;
 use hearth_proto::membership::ControlOp;
 use hearth_proto::progress;
+use hearth_proto::view::{self, ViewBody, ViewEntry};
 use hearth_proto::{CircleId, EntryId, MemberId};
 use libp2p::PeerId;
 
 use super::{CircleSlot, decode_stored, reader_today, uncache};
 use crate::event::{ItemBody, NodeEvent};
 use crate::node::EventLoop;
-use crate::view::{self, ViewBody, ViewEntry};
 
 impl EventLoop {
     /// Events for accepted entries; notices when this device stopped being a member.
@@ -98,7 +98,7 @@ impl EventLoop {
         circle: CircleId,
         slot: &CircleSlot,
         entry: &ViewEntry,
-        names: &HashMap<MemberId, String>,
+        names: &BTreeMap<MemberId, String>,
     ) -> Vec<NodeEvent> {
         let ViewBody::Content(content) = &entry.body else {
             return Vec::new();

@@ -24,6 +24,7 @@ use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::ControlBody;
 use hearth_proto::sync::HighWaterMarks;
 use hearth_proto::tally::Tally;
+use hearth_proto::view::{ViewBody, ViewOptions};
 use hearth_proto::wire;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use hearth_store::{CircleRecord, SecretBytes, StoredEntry};
@@ -31,7 +32,6 @@ use libp2p::PeerId;
 use libp2p::gossipsub::IdentTopic;
 
 use super::now_ms;
-use crate::view::{ViewBody, ViewOptions};
 
 pub(super) use receive::receive_entry;
 
@@ -207,11 +207,8 @@ impl CircleSlot {
     /// tally's rule gives it under the current membership ([`Tally::display_names`]): a
     /// removed or departed member keeps hers, so her old messages and her membership items
     /// still say who she was, but never one she gave herself beyond her cutoff.
-    pub(crate) fn names(&self) -> HashMap<MemberId, String> {
-        self.tally
-            .display_names(self.circle.membership())
-            .into_iter()
-            .collect()
+    pub(crate) fn names(&self) -> BTreeMap<MemberId, String> {
+        self.tally.display_names(self.circle.membership())
     }
 
     /// Runs `f` with the options this device's reader sees the circle with: hidden entries,

@@ -1,12 +1,14 @@
-//! Building a circle's timeline from its accepted entries: pure functions, no IO.
+//! The timeline read model: how a circle's accepted entries read to one member. Pure
+//! functions, no IO: the node walks its store's indexes and hands the entries here
+//! (PROTOCOL.md §13, "Support-circle features").
 //!
 //! Rules (what a UI expects):
 //! - Items are in causal order: ascending (lamport, author, seq).
 //! - Entries the current membership says their author could not write (`check_writer`) and
 //!   entries this member cannot open are left out by the caller.
-//! - Entries a facilitator hid (`Membership::hidden`) are left out, with everything applied
-//!   to them; so is the content of members muted on this device (their membership items
-//!   stay, so the reader still sees who joined, left or was removed).
+//! - Entries a facilitator hid ([`Membership::hidden`]) are left out, with everything
+//!   applied to them; so is the content of members muted on this device (their membership
+//!   items stay, so the reader still sees who joined, left or was removed).
 //! - An edit replaces the body of its target if both have the same author and the target is a
 //!   text; the latest edit (by lamport) wins. A deletion by the target's author turns it into
 //!   a tombstone ([`ItemBody::Deleted`]). Edits, deletions, reactions, encouragements and
@@ -18,7 +20,7 @@
 //!   [`Content::CheckIn`] she wrote, and to others as it is (only `done` is readable), and
 //!   not at all when not done.
 //! - Milestones: the check-in that made a goal's n-th done day (n in
-//!   [`hearth_proto::progress::MILESTONES`], computed by the progress reducer over all the
+//!   [`progress::MILESTONES`], computed by the progress reducer over all the
 //!   goal's entries) carries it in [`TimelineItem::milestone`]: of that day's done check-ins
 //!   not deleted by their author nor hidden, the one with the smallest entry id (the
 //!   reducer's canonical one).
@@ -31,15 +33,82 @@
 //!   member keeps the name the circle last knew her by: the caller brings the tally's names,
 //!   read through the current membership so that no profile beyond her cutoff counts), else
 //!   the first 8 hex characters of her id.
+//!
+//! The items carry decrypted content for the UI: [`Content`]'s `Debug` is redacted, display
+//! names are not.
+//!
+//! [`Membership::hidden`]: crate::membership::Membership::hidden
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use hearth_proto::content::{Content, LocalDay, Outcome, PrivatePart, Visibility};
-use hearth_proto::membership::{ControlBody, ControlOp};
-use hearth_proto::progress::{self, ProgressEvent};
-use hearth_proto::{EntryId, MemberId};
+use crate::content::{Content, LocalDay, Outcome, PrivatePart, Visibility};
+use crate::membership::{ControlBody, ControlOp};
+use crate::progress::{self, Milestone, ProgressEvent};
+use crate::sync::delivery::Delivery;
+use crate::{EntryId, MemberId};
 
-use crate::event::{ItemBody, TimelineItem};
+/// One line of a circle's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineItem {
+    /// The entry.
+    pub id: EntryId,
+    /// Its author.
+    pub author: MemberId,
+    /// The author's display name (her latest profile, else the name she joined with).
+    pub author_name: String,
+    /// Its Lamport clock (timelines are ordered by it: causal order).
+    pub lamport: u64,
+    /// The author's clock when she wrote it (Unix ms, informational).
+    pub timestamp_ms: u64,
+    /// What it says.
+    pub body: ItemBody,
+    /// Whether its author edited it.
+    pub edited: bool,
+    /// Reactions to it: emoji → who.
+    pub reactions: BTreeMap<String, Vec<MemberId>>,
+    /// Encouragements ("I see you") for it: who, with an optional note.
+    pub encouragements: Vec<(MemberId, Option<String>)>,
+    /// The milestone this check-in reached (it made its goal's n-th done day), computed by
+    /// the progress reducer. Set by [`build_timeline`] only (the node's `Client::timeline`),
+    /// not by [`single_item`] (its entry events).
+    pub milestone: Option<Milestone>,
+    /// For my own entries while I am a member: how many of the other members' devices
+    /// reported holding it in sync (best effort, [`crate::sync::delivery`]). Set only by the
+    /// node's `Client::timeline`; `None` once I left or was removed (my device no longer
+    /// hears from theirs).
+    pub delivery: Option<Delivery>,
+}
+
+impl TimelineItem {
+    /// The content warning of a text: a UI shows it instead of the body and reveals the body
+    /// only when the reader chooses to.
+    pub fn content_warning(&self) -> Option<&str> {
+        match &self.body {
+            ItemBody::Content(Content::Text {
+                content_warning, ..
+            }) => content_warning.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The body of a timeline item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemBody {
+    /// Content (with the latest edit applied; check-ins filtered by the goal's visibility).
+    Content(Content),
+    /// A membership change.
+    Membership {
+        /// The operation's short name.
+        op: &'static str,
+        /// The member concerned, if any.
+        subject: Option<MemberId>,
+        /// Her display name, if known.
+        subject_name: Option<String>,
+    },
+    /// Deleted by its author (a tombstone; best effort).
+    Deleted,
+}
 
 /// An accepted, opened entry, as the timeline needs it.
 #[derive(Debug, Clone)]
@@ -72,14 +141,16 @@ pub struct ViewOptions<'a> {
     /// The reader (her own sealed check-ins are opened, her own `DoneOnly` check-ins shown
     /// in full).
     pub viewer: MemberId,
-    /// Entries hidden by a facilitator ([`hearth_proto::membership::Membership::hidden`]).
+    /// Entries hidden by a facilitator
+    /// ([`Membership::hidden`](crate::membership::Membership::hidden)).
     pub hidden: &'a BTreeMap<EntryId, MemberId>,
     /// Members whose content this device does not show.
     pub muted: &'a BTreeSet<MemberId>,
     /// The reader's day, for the progress reducer's milestones (check-ins dated later than
     /// the day after it do not count yet).
     pub today: LocalDay,
-    /// Opens the reader's own sealed check-ins (`Circle::open_private_check_in`).
+    /// Opens the reader's own sealed check-ins
+    /// ([`Circle::open_private_check_in`](crate::circle::Circle::open_private_check_in)).
     pub open_private: &'a dyn Fn(&Content) -> Option<PrivatePart>,
 }
 
@@ -173,10 +244,10 @@ pub fn control_subject(op: &ControlOp) -> Option<MemberId> {
 pub fn display_names(
     entries: &[ViewEntry],
     joined_as: &BTreeMap<MemberId, String>,
-) -> HashMap<MemberId, String> {
-    let mut names: HashMap<MemberId, String> =
+) -> BTreeMap<MemberId, String> {
+    let mut names: BTreeMap<MemberId, String> =
         joined_as.iter().map(|(m, n)| (*m, n.clone())).collect();
-    let mut latest: HashMap<MemberId, u64> = HashMap::new();
+    let mut latest: BTreeMap<MemberId, u64> = BTreeMap::new();
     for entry in entries {
         match &entry.body {
             ViewBody::Content(Content::Profile { display_name })
@@ -214,7 +285,7 @@ pub fn display_names(
     names
 }
 
-fn name_of(names: &HashMap<MemberId, String>, member: &MemberId) -> String {
+fn name_of(names: &BTreeMap<MemberId, String>, member: &MemberId) -> String {
     names.get(member).cloned().unwrap_or_else(|| member.short())
 }
 
@@ -223,9 +294,9 @@ fn name_of(names: &HashMap<MemberId, String>, member: &MemberId) -> String {
 #[derive(Debug)]
 pub struct TimelineContext<'a> {
     /// Display names by member.
-    pub names: &'a HashMap<MemberId, String>,
+    pub names: &'a BTreeMap<MemberId, String>,
     /// The visibility of goals, by goal id (at least those of the check-ins shown).
-    pub visibility: &'a HashMap<EntryId, Visibility>,
+    pub visibility: &'a BTreeMap<EntryId, Visibility>,
     /// The progress reducer's input for the goals of the check-ins shown (for milestones).
     pub goal_events: &'a [ProgressEvent],
 }
@@ -280,11 +351,11 @@ pub fn build_timeline(
     let mut sorted: Vec<&ViewEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| (e.lamport, e.author, e.seq));
     let names = context.names;
-    let authors: HashMap<EntryId, MemberId> = entries.iter().map(|e| (e.id, e.author)).collect();
+    let authors: BTreeMap<EntryId, MemberId> = entries.iter().map(|e| (e.id, e.author)).collect();
     let goal_visibility = context.visibility;
 
     let mut items: Vec<TimelineItem> = Vec::new();
-    let mut index: HashMap<EntryId, usize> = HashMap::new();
+    let mut index: BTreeMap<EntryId, usize> = BTreeMap::new();
     let mut edits: Vec<&ViewEntry> = Vec::new();
     let mut deletes: Vec<&ViewEntry> = Vec::new();
     let mut reactions: Vec<(&ViewEntry, EntryId, String)> = Vec::new();
@@ -386,7 +457,7 @@ pub fn build_timeline(
 }
 
 /// The visibility of every goal among `entries`, by goal id.
-pub fn goal_visibilities(entries: &[ViewEntry]) -> HashMap<EntryId, Visibility> {
+pub fn goal_visibilities(entries: &[ViewEntry]) -> BTreeMap<EntryId, Visibility> {
     entries
         .iter()
         .filter_map(|e| match &e.body {
@@ -421,13 +492,13 @@ fn mark_milestones(
     events: &[ProgressEvent],
     options: &ViewOptions<'_>,
     items: &mut [TimelineItem],
-    index: &HashMap<EntryId, usize>,
+    index: &BTreeMap<EntryId, usize>,
 ) {
     let goals = progress::goal_progress(events, options.today);
     if goals.values().all(|g| g.milestones.is_empty()) {
         return;
     }
-    let authors: HashMap<EntryId, MemberId> = events.iter().map(|e| (e.entry, e.author)).collect();
+    let authors: BTreeMap<EntryId, MemberId> = events.iter().map(|e| (e.entry, e.author)).collect();
     let deleted: BTreeSet<EntryId> = events
         .iter()
         .filter_map(|e| match &e.content {
@@ -467,7 +538,7 @@ fn mark_milestones(
     }
 }
 
-fn new_item(entry: &ViewEntry, names: &HashMap<MemberId, String>, body: ItemBody) -> TimelineItem {
+fn new_item(entry: &ViewEntry, names: &BTreeMap<MemberId, String>, body: ItemBody) -> TimelineItem {
     TimelineItem {
         id: entry.id,
         author: entry.author,
@@ -488,7 +559,7 @@ fn new_item(entry: &ViewEntry, names: &HashMap<MemberId, String>, body: ItemBody
 /// check-in, if known.
 pub fn single_item(
     entry: &ViewEntry,
-    names: &HashMap<MemberId, String>,
+    names: &BTreeMap<MemberId, String>,
     visibility: Option<Visibility>,
     options: &ViewOptions<'_>,
 ) -> Option<TimelineItem> {
@@ -515,323 +586,4 @@ pub fn single_item(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hearth_proto::content::{Cadence, LocalDay, WeekdaySet};
-
-    fn member(n: u8) -> MemberId {
-        MemberId::from_bytes([n; 32])
-    }
-
-    fn id(n: u8) -> EntryId {
-        EntryId::from_bytes([n; 32])
-    }
-
-    fn entry(n: u8, author: u8, lamport: u64, content: Content) -> ViewEntry {
-        ViewEntry {
-            id: id(n),
-            author: member(author),
-            seq: lamport,
-            lamport,
-            timestamp_ms: 1000 + lamport,
-            body: ViewBody::Content(content),
-        }
-    }
-
-    fn text(body: &str) -> Content {
-        Content::Text {
-            body: body.parse().unwrap(),
-            reply_to: None,
-            content_warning: None,
-        }
-    }
-
-    fn no_private(_: &Content) -> Option<PrivatePart> {
-        None
-    }
-
-    /// The timeline of `viewer`, nothing hidden or muted.
-    fn timeline_of(
-        entries: &[ViewEntry],
-        joined: &BTreeMap<MemberId, String>,
-        viewer: u8,
-    ) -> Vec<TimelineItem> {
-        let (hidden, muted) = (BTreeMap::new(), BTreeSet::new());
-        let options = ViewOptions {
-            viewer: member(viewer),
-            hidden: &hidden,
-            muted: &muted,
-            today: LocalDay(100),
-            open_private: &no_private,
-        };
-        whole_timeline(entries, joined, &options)
-    }
-
-    /// The timeline of every entry, with the context computed from the same entries.
-    fn whole_timeline(
-        entries: &[ViewEntry],
-        joined: &BTreeMap<MemberId, String>,
-        options: &ViewOptions<'_>,
-    ) -> Vec<TimelineItem> {
-        let names = display_names(entries, joined);
-        let visibility = goal_visibilities(entries);
-        let goal_events = progress_events(entries);
-        let context = TimelineContext {
-            names: &names,
-            visibility: &visibility,
-            goal_events: &goal_events,
-        };
-        build_timeline(entries, &context, options)
-    }
-
-    fn goal(visibility: Visibility) -> Content {
-        Content::Goal {
-            title: "walk".parse().unwrap(),
-            why: None,
-            cadence: Cadence::Daily,
-            visibility,
-            grace_days: 0,
-            rest_days: WeekdaySet::EMPTY,
-            start: LocalDay(0),
-        }
-    }
-
-    #[test]
-    fn edits_deletes_reactions_and_names_are_applied() {
-        let entries = vec![
-            entry(
-                3,
-                2,
-                3,
-                Content::Edit {
-                    target: id(1),
-                    body: "hello, edited".parse().unwrap(),
-                },
-            ),
-            entry(1, 1, 1, text("hello")),
-            entry(2, 2, 2, text("hi")),
-            entry(
-                4,
-                2,
-                4,
-                Content::Edit {
-                    target: id(2),
-                    body: "hi again".parse().unwrap(),
-                },
-            ),
-            entry(5, 1, 5, Content::Delete { target: id(1) }),
-            entry(
-                6,
-                1,
-                6,
-                Content::Reaction {
-                    target: id(2),
-                    emoji: "❤".parse().unwrap(),
-                },
-            ),
-            entry(
-                7,
-                1,
-                7,
-                Content::Reaction {
-                    target: id(2),
-                    emoji: "❤".parse().unwrap(),
-                },
-            ),
-            entry(
-                8,
-                2,
-                8,
-                Content::Profile {
-                    display_name: "Bea".parse().unwrap(),
-                },
-            ),
-            entry(
-                9,
-                1,
-                9,
-                Content::Encouragement {
-                    target: id(2),
-                    note: None,
-                },
-            ),
-        ];
-        let joined: BTreeMap<MemberId, String> =
-            [(member(1), "Ana".into()), (member(2), "B".into())].into();
-        let items = timeline_of(&entries, &joined, 1);
-        assert_eq!(items.len(), 2);
-        // Someone else's edit is ignored, the author's deletion applies.
-        assert_eq!(items[0].body, ItemBody::Deleted);
-        assert_eq!(items[1].body, ItemBody::Content(text("hi again")));
-        assert!(items[1].edited);
-        assert_eq!(items[1].author_name, "Bea");
-        assert_eq!(items[1].reactions.get("❤"), Some(&vec![member(1)]));
-        assert_eq!(items[1].encouragements, vec![(member(1), None)]);
-    }
-
-    #[test]
-    fn done_only_check_ins_are_filtered_for_others() {
-        let goal = goal(Visibility::DoneOnly);
-        let check_in = |outcome| Content::CheckIn {
-            goal: id(1),
-            day: LocalDay(5),
-            outcome,
-            note: Some("private note".parse().unwrap()),
-            mood: Some(hearth_proto::content::Mood::new(2).unwrap()),
-        };
-        let entries = vec![
-            entry(1, 1, 1, goal),
-            entry(2, 1, 2, check_in(Outcome::Value(3))),
-            entry(3, 1, 3, check_in(Outcome::Skipped)),
-        ];
-        let others = timeline_of(&entries, &BTreeMap::new(), 2);
-        assert_eq!(others.len(), 2);
-        assert_eq!(
-            others[1].body,
-            ItemBody::Content(Content::CheckIn {
-                goal: id(1),
-                day: LocalDay(5),
-                outcome: Outcome::Done,
-                note: None,
-                mood: None
-            })
-        );
-        let own = timeline_of(&entries, &BTreeMap::new(), 1);
-        assert_eq!(own.len(), 3);
-    }
-
-    #[test]
-    fn hidden_entries_and_muted_members_content_are_left_out() {
-        let entries = vec![
-            entry(1, 1, 1, text("kind words")),
-            entry(2, 2, 2, text("something hurtful")),
-            entry(3, 3, 3, text("from a muted member")),
-            entry(
-                4,
-                3,
-                4,
-                Content::Reaction {
-                    target: id(1),
-                    emoji: "❤".parse().unwrap(),
-                },
-            ),
-            entry(
-                5,
-                1,
-                5,
-                Content::Reaction {
-                    target: id(2),
-                    emoji: "❤".parse().unwrap(),
-                },
-            ),
-        ];
-        let hidden = BTreeMap::from([(id(2), member(1))]);
-        let muted = BTreeSet::from([member(3)]);
-        let options = ViewOptions {
-            viewer: member(1),
-            hidden: &hidden,
-            muted: &muted,
-            today: LocalDay(100),
-            open_private: &no_private,
-        };
-        let items = whole_timeline(&entries, &BTreeMap::new(), &options);
-        assert_eq!(items.len(), 1);
-        assert_eq!(items[0].body, ItemBody::Content(text("kind words")));
-        assert!(
-            items[0].reactions.is_empty(),
-            "the muted member's reaction is not shown"
-        );
-        let names = HashMap::new();
-        assert!(single_item(&entries[1], &names, None, &options).is_none());
-        assert!(single_item(&entries[2], &names, None, &options).is_none());
-        assert!(single_item(&entries[0], &names, None, &options).is_some());
-    }
-
-    #[test]
-    fn sealed_check_ins_open_for_their_author_only_and_milestones_are_marked() {
-        let sealed = |n: u8, done| Content::PrivateCheckIn {
-            goal: id(1),
-            day: LocalDay(i32::from(n)),
-            done,
-            sealed: hearth_proto::content::SealedPart {
-                nonce: [n; 12],
-                ciphertext: vec![n; 20],
-            },
-        };
-        let entries = vec![
-            entry(1, 1, 1, goal(Visibility::DoneOnly)),
-            entry(2, 1, 2, sealed(2, true)),
-            entry(3, 1, 3, sealed(3, false)),
-            entry(
-                4,
-                2,
-                4,
-                Content::Encouragement {
-                    target: id(2),
-                    note: Some("I see you".parse().unwrap()),
-                },
-            ),
-        ];
-        let open = |c: &Content| match c {
-            Content::PrivateCheckIn { done, .. } => Some(PrivatePart {
-                outcome: if *done {
-                    Outcome::Value(3)
-                } else {
-                    Outcome::Skipped
-                },
-                note: Some("the note".parse().unwrap()),
-                mood: Some(hearth_proto::content::Mood::new(4).unwrap()),
-            }),
-            _ => None,
-        };
-        let (hidden, muted) = (BTreeMap::new(), BTreeSet::new());
-        let author = ViewOptions {
-            viewer: member(1),
-            hidden: &hidden,
-            muted: &muted,
-            today: LocalDay(100),
-            open_private: &open,
-        };
-        let own = whole_timeline(&entries, &BTreeMap::new(), &author);
-        assert_eq!(own.len(), 3);
-        assert_eq!(
-            own[1].body,
-            ItemBody::Content(Content::CheckIn {
-                goal: id(1),
-                day: LocalDay(2),
-                outcome: Outcome::Value(3),
-                note: Some("the note".parse().unwrap()),
-                mood: Some(hearth_proto::content::Mood::new(4).unwrap())
-            })
-        );
-        assert_eq!(
-            own[1].milestone.map(|m| m.check_ins),
-            Some(1),
-            "the first check-in is a milestone"
-        );
-        assert_eq!(
-            own[1].encouragements,
-            vec![(member(2), Some("I see you".into()))]
-        );
-        let others = timeline_of(&entries, &BTreeMap::new(), 2);
-        assert_eq!(others.len(), 2, "the not-done day is not shown to others");
-        assert_eq!(others[1].body, ItemBody::Content(sealed(2, true)));
-        assert_eq!(others[1].milestone.map(|m| m.check_ins), Some(1));
-    }
-
-    #[test]
-    fn a_content_warning_is_exposed_on_the_item() {
-        let warned = Content::Text {
-            body: "hard day".parse().unwrap(),
-            reply_to: None,
-            content_warning: Some("grief".parse().unwrap()),
-        };
-        let items = timeline_of(
-            &[entry(1, 1, 1, warned), entry(2, 1, 2, text("plain"))],
-            &BTreeMap::new(),
-            2,
-        );
-        assert_eq!(items[0].content_warning(), Some("grief"));
-        assert_eq!(items[1].content_warning(), None);
-    }
-}
+mod tests;
