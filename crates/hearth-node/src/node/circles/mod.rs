@@ -142,7 +142,7 @@ pub(crate) fn stored_entry(
     circle: CircleId,
     id: EntryId,
     entry: &Entry,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     goal: Option<EntryId>,
 ) -> StoredEntry {
     let h = &entry.unsigned;
@@ -153,7 +153,7 @@ pub(crate) fn stored_entry(
         seq: h.seq,
         lamport: h.lamport,
         timestamp_ms: h.timestamp_ms,
-        bytes: bytes.to_vec(),
+        bytes,
         goal,
     }
 }

@@ -75,14 +75,12 @@ impl EventLoop {
         for (id, _) in receipts.iter().flat_map(|r| &r.equivocating_control) {
             self.gossip.accept_pending(&mut self.swarm, *id);
         }
-        let accepted: Vec<Accepted> = receipts
-            .iter()
-            .flat_map(|r| r.accepted.iter().cloned())
-            .collect();
+        let new_secrets = receipts.iter().any(|r| !r.new_secrets.is_empty());
+        let accepted: Vec<Accepted> = receipts.into_iter().flat_map(|r| r.accepted).collect();
         if accepted.is_empty() {
             return 0;
         }
-        let changes_state = receipts.iter().any(|r| !r.new_secrets.is_empty())
+        let changes_state = new_secrets
             || accepted
                 .iter()
                 .any(|a| a.entry.unsigned.kind == hearth_proto::entry::EntryKind::Control);
@@ -93,12 +91,14 @@ impl EventLoop {
         let staged = self.staged.entry(circle).or_default();
         staged.changes_state |= changes_state;
         staged.from = from.or(staged.from);
-        for a in accepted {
+        for mut a in accepted {
+            // The store keeps the bytes; announcing needs only the rest.
+            let bytes = std::mem::take(&mut a.bytes);
             staged.entries.push(stored_entry(
                 circle,
                 a.id,
                 &a.entry,
-                &a.bytes,
+                bytes,
                 target_of(&a.opened),
             ));
             staged.caches.push(match &a.opened {
@@ -162,8 +162,8 @@ impl EventLoop {
                 self.reload(circle);
                 continue;
             }
-            self.tally_stored(circle, &batch.entries, &batch.caches);
-            self.announce(circle, &batch.accepted, batch.from);
+            self.tally_stored(circle, &batch.entries, &batch.caches, Some(&batch.accepted));
+            self.announce(circle, batch.accepted, batch.from);
         }
     }
 }
