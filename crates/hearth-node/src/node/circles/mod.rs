@@ -33,7 +33,7 @@ use libp2p::gossipsub::IdentTopic;
 use super::now_ms;
 use crate::view::{ViewBody, ViewOptions};
 
-pub(super) use receive::receive_entry;
+pub(super) use receive::{receive_checked, receive_entry};
 
 /// The circle-local key under which this device keeps a copy of its member keys (sealed at
 /// rest), for the join handshake it runs as an inviter.

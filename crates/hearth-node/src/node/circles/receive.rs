@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use hearth_proto::circle::{Accepted, Circle, Opened, Receipt, Rejection};
+use hearth_proto::entry::CheckedEntry;
 use hearth_proto::{CircleId, EntryId};
 use hearth_store::{BatchItem, Store};
 use libp2p::PeerId;
@@ -28,14 +29,32 @@ pub(crate) fn receive_entry(
     circle: &mut Circle,
     bytes: &[u8],
 ) -> Result<Receipt, Rejection> {
-    let first = circle.receive(bytes);
+    recalling(store, circle, |circle| circle.receive(bytes))
+}
+
+/// [`receive_entry`] of an entry checked ahead of time.
+pub(crate) fn receive_checked(
+    store: &dyn Store,
+    circle: &mut Circle,
+    entry: &CheckedEntry,
+) -> Result<Receipt, Rejection> {
+    recalling(store, circle, |circle| circle.receive_checked(entry))
+}
+
+/// Runs `receive`, and once more after recalling a stored id it asks for.
+fn recalling(
+    store: &dyn Store,
+    circle: &mut Circle,
+    mut receive: impl FnMut(&mut Circle) -> Result<Receipt, Rejection>,
+) -> Result<Receipt, Rejection> {
+    let first = receive(circle);
     let Err(Rejection::NeedsStoredId { author, seq }) = first else {
         return first;
     };
     match store.author_positions(circle.id(), author, seq, 1) {
         Ok(found) => match found.first() {
             Some((at, stored)) if *at == seq && circle.recall(&author, seq, *stored) => {
-                circle.receive(bytes)
+                receive(circle)
             }
             _ => first,
         },
