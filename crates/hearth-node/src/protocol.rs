@@ -99,7 +99,7 @@ impl Frame for SyncResponseFrame {
         let checked = match &mut response {
             PeerResponse::Sync(batch) => {
                 let entries = std::mem::take(&mut batch.entries);
-                crate::node::blocking(|| entries.into_iter().map(CheckedEntry::check).collect())
+                crate::node::blocking(|| CheckedEntry::check_all(entries))
             }
             _ => Vec::new(),
         };

@@ -4,9 +4,11 @@
 //! id names exactly one signed byte string. The signature covers the domain label
 //! [`ENTRY_SIGNATURE_LABEL`] followed by the bare encoding of every field but the signature.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{self, MemberSecret, Signature, SignatureError};
+use crate::identity::{MemberKey, MemberSecret, Signature, SignatureError};
 use crate::ids::{CircleId, EntryId, EpochId, MemberId};
 use crate::wire::{self, DecodeError};
 
@@ -190,16 +192,20 @@ impl Entry {
 
     /// Decodes and checks limits and the signature. Membership is not checked here.
     pub fn decode_and_verify(bytes: &[u8]) -> Result<(Entry, EntryId), EntryError> {
+        Self::decode_and_verify_with(bytes, MemberKey::of)
+    }
+
+    /// [`Entry::decode_and_verify`] with the author's key from `key_of`.
+    fn decode_and_verify_with(
+        bytes: &[u8],
+        key_of: impl FnOnce(&MemberId) -> Result<MemberKey, SignatureError>,
+    ) -> Result<(Entry, EntryId), EntryError> {
         let entry: Entry = wire::decode(bytes, MAX_ENTRY_LEN, "entry")?;
         entry.unsigned.check_limits()?;
         // One re-encoding serves both checks: it is the version byte, bare(unsigned) and the
         // signature's 64 bytes, so the signed bytes are its middle.
         let encoded = entry.encode();
-        identity::verify(
-            &entry.unsigned.author,
-            &signed_bytes_of(&encoded),
-            &entry.signature,
-        )?;
+        key_of(&entry.unsigned.author)?.verify(&signed_bytes_of(&encoded), &entry.signature)?;
         // The id is the hash of the bytes received; a canonical re-encoding must match them,
         // or two byte strings could name one entry.
         let id = EntryId::of_encoded(bytes);
@@ -238,6 +244,24 @@ impl CheckedEntry {
     pub fn check(bytes: Vec<u8>) -> Result<Self, EntryError> {
         let (entry, id) = Entry::decode_and_verify(&bytes)?;
         Ok(CheckedEntry { entry, id, bytes })
+    }
+
+    /// [`CheckedEntry::check`] of each of `batch` (a sync batch, say), decoding each author's
+    /// key once.
+    pub fn check_all(batch: Vec<Vec<u8>>) -> Vec<Result<Self, EntryError>> {
+        let mut keys: HashMap<MemberId, Result<MemberKey, SignatureError>> = HashMap::new();
+        batch
+            .into_iter()
+            .map(|bytes| {
+                let key_of = |author: &MemberId| {
+                    keys.entry(*author)
+                        .or_insert_with(|| MemberKey::of(author))
+                        .clone()
+                };
+                let (entry, id) = Entry::decode_and_verify_with(&bytes, key_of)?;
+                Ok(CheckedEntry { entry, id, bytes })
+            })
+            .collect()
     }
 
     /// The decoded entry.
@@ -294,8 +318,18 @@ mod tests {
             let body = forged.windows(200).position(|w| w == [5; 200]).unwrap();
             forged[body] ^= 1;
             assert!(matches!(
-                CheckedEntry::check(forged),
+                CheckedEntry::check(forged.clone()),
                 Err(EntryError::Signature(SignatureError::Mismatch))
+            ));
+            // One author's key, decoded once, checks each of her entries on its own.
+            let all = CheckedEntry::check_all(vec![entry.encode(), forged, entry.encode()]);
+            assert!(matches!(
+                &all[..],
+                [
+                    Ok(_),
+                    Err(EntryError::Signature(SignatureError::Mismatch)),
+                    Ok(_)
+                ]
             ));
         }
     }
