@@ -118,12 +118,12 @@ impl OutsiderPeer {
                                     PeerRequest::Sync(_) => PeerResponse::Refused,
                                 };
                                 seen.inbound_requests.push(request.0);
-                                let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponseFrame(answer));
+                                let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponseFrame::new(answer));
                             }
                             request_response::Message::Response { request_id, response } => {
-                                seen.responses.push(response.0.clone());
+                                seen.responses.push(response.response.clone());
                                 if let Some(reply) = waiting.remove(&request_id) {
-                                    let _ = reply.send(Ok(response.0));
+                                    let _ = reply.send(Ok(response.response));
                                 }
                             }
                         },

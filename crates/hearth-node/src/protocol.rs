@@ -6,6 +6,7 @@
 //! ([`JoinResponse`]). Sync: a [`hearth_proto::sync::proof::PeerRequest`] (hello, membership
 //! proof or catch-up request) answered by a [`hearth_proto::sync::proof::PeerResponse`].
 
+use hearth_proto::entry::{CheckedEntry, EntryError};
 pub use hearth_proto::invite::{
     JoinRequestFrame as JoinRequest, JoinResponseFrame as JoinResponse,
 };
@@ -54,8 +55,27 @@ impl Frame for JoinResponse {
 pub struct SyncRequestFrame(pub PeerRequest);
 
 /// A sync response (challenge, proof, refusal or batch) as one frame.
+///
+/// When a batch is read, its entries move to [`SyncResponseFrame::checked`], each decoded and
+/// its signature verified as the frame is read: on the connection's task, so this work
+/// overlaps the event loop's storing of the batch before (a sync round is one batch at a time).
 #[derive(Debug, Clone)]
-pub struct SyncResponseFrame(pub PeerResponse);
+pub struct SyncResponseFrame {
+    /// The response; a batch that was read has no entries left in it.
+    pub response: PeerResponse,
+    /// The entries of a batch that was read, in order, checked (empty otherwise).
+    pub checked: Vec<Result<CheckedEntry, EntryError>>,
+}
+
+impl SyncResponseFrame {
+    /// A frame to send.
+    pub fn new(response: PeerResponse) -> Self {
+        Self {
+            response,
+            checked: Vec::new(),
+        }
+    }
+}
 
 impl Frame for SyncRequestFrame {
     const MAX_LEN: usize = MAX_SYNC_REQUEST_LEN;
@@ -72,10 +92,18 @@ impl Frame for SyncResponseFrame {
     const MAX_LEN: usize = MAX_SYNC_RESPONSE_LEN;
     const WHAT: &'static str = "sync response";
     fn to_bytes(&self) -> Vec<u8> {
-        self.0.encode()
+        self.response.encode()
     }
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        PeerResponse::decode(bytes).map(SyncResponseFrame)
+        let mut response = PeerResponse::decode(bytes)?;
+        let checked = match &mut response {
+            PeerResponse::Sync(batch) => {
+                let entries = std::mem::take(&mut batch.entries);
+                crate::node::blocking(|| CheckedEntry::check_all(entries))
+            }
+            _ => Vec::new(),
+        };
+        Ok(Self { response, checked })
     }
 }
 

@@ -4,9 +4,11 @@
 //! id names exactly one signed byte string. The signature covers the domain label
 //! [`ENTRY_SIGNATURE_LABEL`] followed by the bare encoding of every field but the signature.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{self, MemberSecret, Signature, SignatureError};
+use crate::identity::{MemberKey, MemberSecret, Signature, SignatureError};
 use crate::ids::{CircleId, EntryId, EpochId, MemberId};
 use crate::wire::{self, DecodeError};
 
@@ -163,6 +165,20 @@ impl UnsignedEntry {
     }
 }
 
+/// [`UnsignedEntry::signed_bytes`] of an entry, from its encoding ([`Entry::encode`]).
+fn signed_bytes_of(encoded: &[u8]) -> Vec<u8> {
+    let bare = encoded
+        .get(1..encoded.len().saturating_sub(SIGNATURE_LEN))
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(ENTRY_SIGNATURE_LABEL.len() + bare.len());
+    out.extend_from_slice(ENTRY_SIGNATURE_LABEL);
+    out.extend_from_slice(bare);
+    out
+}
+
+/// The length of an encoded signature (a tuple of 64 bytes, with no length prefix).
+const SIGNATURE_LEN: usize = 64;
+
 impl Entry {
     /// The encoding that travels and whose hash is the id.
     pub fn encode(&self) -> Vec<u8> {
@@ -176,17 +192,24 @@ impl Entry {
 
     /// Decodes and checks limits and the signature. Membership is not checked here.
     pub fn decode_and_verify(bytes: &[u8]) -> Result<(Entry, EntryId), EntryError> {
+        Self::decode_and_verify_with(bytes, MemberKey::of)
+    }
+
+    /// [`Entry::decode_and_verify`] with the author's key from `key_of`.
+    fn decode_and_verify_with(
+        bytes: &[u8],
+        key_of: impl FnOnce(&MemberId) -> Result<MemberKey, SignatureError>,
+    ) -> Result<(Entry, EntryId), EntryError> {
         let entry: Entry = wire::decode(bytes, MAX_ENTRY_LEN, "entry")?;
         entry.unsigned.check_limits()?;
-        identity::verify(
-            &entry.unsigned.author,
-            &entry.unsigned.signed_bytes(),
-            &entry.signature,
-        )?;
+        // One re-encoding serves both checks: it is the version byte, bare(unsigned) and the
+        // signature's 64 bytes, so the signed bytes are its middle.
+        let encoded = entry.encode();
+        key_of(&entry.unsigned.author)?.verify(&signed_bytes_of(&encoded), &entry.signature)?;
         // The id is the hash of the bytes received; a canonical re-encoding must match them,
         // or two byte strings could name one entry.
         let id = EntryId::of_encoded(bytes);
-        if entry.encode() != bytes {
+        if encoded != bytes {
             return Err(EntryError::Decode(DecodeError::Invalid {
                 what: "entry",
                 reason: "the encoding is not canonical".into(),
@@ -203,5 +226,111 @@ impl Entry {
     /// Shorthand for the sequence number.
     pub fn seq(&self) -> u64 {
         self.unsigned.seq
+    }
+}
+
+/// An entry whose encoding, limits and signature were checked ([`Entry::decode_and_verify`]),
+/// for [`crate::circle::Circle::receive_checked`]. The check needs no state, so a caller may
+/// make it ahead of time, on another thread; only [`CheckedEntry::check`] makes one.
+#[derive(Debug, Clone)]
+pub struct CheckedEntry {
+    entry: Entry,
+    id: EntryId,
+    bytes: Vec<u8>,
+}
+
+impl CheckedEntry {
+    /// Checks `bytes` as [`Entry::decode_and_verify`] does.
+    pub fn check(bytes: Vec<u8>) -> Result<Self, EntryError> {
+        let (entry, id) = Entry::decode_and_verify(&bytes)?;
+        Ok(CheckedEntry { entry, id, bytes })
+    }
+
+    /// [`CheckedEntry::check`] of each of `batch` (a sync batch, say), decoding each author's
+    /// key once.
+    pub fn check_all(batch: Vec<Vec<u8>>) -> Vec<Result<Self, EntryError>> {
+        let mut keys: BTreeMap<MemberId, Result<MemberKey, SignatureError>> = BTreeMap::new();
+        batch
+            .into_iter()
+            .map(|bytes| {
+                let key_of = |author: &MemberId| {
+                    keys.entry(*author)
+                        .or_insert_with(|| MemberKey::of(author))
+                        .clone()
+                };
+                let (entry, id) = Entry::decode_and_verify_with(&bytes, key_of)?;
+                Ok(CheckedEntry { entry, id, bytes })
+            })
+            .collect()
+    }
+
+    /// The decoded entry.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// Its id.
+    pub fn id(&self) -> EntryId {
+        self.id
+    }
+
+    /// The bytes it was checked from.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn signed_bytes_are_the_middle_of_the_encoding() {
+        let author = MemberSecret::generate(&mut ChaCha20Rng::seed_from_u64(3));
+        for (seq, packages) in [(0u64, 0usize), (1, 0), (300, 3)] {
+            let unsigned = UnsignedEntry {
+                circle: CircleId::from_bytes([1; 32]),
+                author: author.id(),
+                seq,
+                prev: (seq > 0).then(|| EntryId::from_bytes([2; 32])),
+                epoch: EpochId::from_bytes([3; 32]),
+                lamport: 70_000,
+                timestamp_ms: 1_700_000_000_000,
+                kind: EntryKind::Content,
+                nonce: [4; 12],
+                ciphertext: vec![5; 200],
+                key_packages: (0..packages)
+                    .map(|i| KeyPackage {
+                        hint: [i as u8; 8],
+                        noise: vec![6; 90],
+                    })
+                    .collect(),
+            };
+            let signed = unsigned.signed_bytes();
+            let entry = unsigned.sign(&author);
+            assert_eq!(signed_bytes_of(&entry.encode()), signed);
+            assert_eq!(Entry::decode_and_verify(&entry.encode()).unwrap().0, entry);
+            let checked = CheckedEntry::check(entry.encode()).unwrap();
+            assert_eq!((checked.entry(), checked.id()), (&entry, entry.id()));
+            let mut forged = entry.encode();
+            let body = forged.windows(200).position(|w| w == [5; 200]).unwrap();
+            forged[body] ^= 1;
+            assert!(matches!(
+                CheckedEntry::check(forged.clone()),
+                Err(EntryError::Signature(SignatureError::Mismatch))
+            ));
+            // One author's key, decoded once, checks each of her entries on its own.
+            let all = CheckedEntry::check_all(vec![entry.encode(), forged, entry.encode()]);
+            assert!(matches!(
+                &all[..],
+                [
+                    Ok(_),
+                    Err(EntryError::Signature(SignatureError::Mismatch)),
+                    Ok(_)
+                ]
+            ));
+        }
     }
 }

@@ -206,11 +206,33 @@ pub fn verify(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), SignatureError> {
-    let key =
-        VerifyingKey::from_bytes(member.as_bytes()).map_err(|_| SignatureError::BadMemberKey)?;
-    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-    key.verify_strict(message, &sig)
-        .map_err(|_| SignatureError::Mismatch)
+    MemberKey::of(member)?.verify(message, signature)
+}
+
+/// A member's verifying key, decoded from her id once for several signatures (decoding a
+/// curve point is a noticeable part of one check).
+#[derive(Clone, Copy)]
+pub(crate) struct MemberKey(VerifyingKey);
+
+impl MemberKey {
+    /// Decodes `member`'s id.
+    pub(crate) fn of(member: &MemberId) -> Result<Self, SignatureError> {
+        VerifyingKey::from_bytes(member.as_bytes())
+            .map(MemberKey)
+            .map_err(|_| SignatureError::BadMemberKey)
+    }
+
+    /// [`verify`] with this key.
+    pub(crate) fn verify(
+        &self,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SignatureError> {
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.0
+            .verify_strict(message, &sig)
+            .map_err(|_| SignatureError::Mismatch)
+    }
 }
 
 #[cfg(test)]

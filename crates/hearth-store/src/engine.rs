@@ -54,6 +54,12 @@ pub(crate) trait Tx {
     fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, TxAbort>;
     fn insert(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort>;
     fn remove(&self, tree: TreeName, key: &[u8]) -> Result<(), TxAbort>;
+    /// [`Tx::insert`] at a key that holds nothing outside this transaction (the body read it,
+    /// or it is a row of an entry whose record it found missing), so a backend need not read
+    /// the old value.
+    fn insert_new(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        self.insert(tree, key, value)
+    }
 }
 
 /// A transaction body. It may run more than once (engines retry on conflict), so it must only
@@ -83,6 +89,12 @@ pub(crate) trait Backend: Send + Sync {
         let r = self.transact(body)?;
         self.sync()?;
         Ok(r)
+    }
+    /// [`Backend::write_durably`] for a body that reads few keys and inserts mostly with
+    /// [`Tx::insert_new`] (appending entries): a backend whose transactions read every key they
+    /// write may run it as a batch instead.
+    fn write_batch_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.write_durably(body)
     }
     /// How the engine is doing.
     fn health(&self) -> crate::store::StorageHealth {
@@ -123,6 +135,14 @@ impl Tx for Mirroring<'_> {
             self.note(Change::Now);
         }
         self.inner.remove(tree, key)
+    }
+
+    fn insert_new(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        // A new row, also of a circle: taken at once.
+        if keys_file::is_mirrored(tree) {
+            self.note(Change::Now);
+        }
+        self.inner.insert_new(tree, key, value)
     }
 }
 
@@ -209,11 +229,24 @@ impl<B: Backend> Engine<B> {
     /// mirrors (a failure there is logged and retried at the next write: the write itself is
     /// durable in the database, which stays the reference).
     fn write<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.write_with(body, |body| self.backend.write_durably(body))
+    }
+
+    /// [`Engine::write`] of an append ([`Backend::write_batch_durably`]).
+    fn write_appending<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.write_with(body, |body| self.backend.write_batch_durably(body))
+    }
+
+    fn write_with<R>(
+        &self,
+        body: TxBody<'_, R>,
+        run: impl FnOnce(TxBody<'_, R>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let Some(keys) = &self.keys else {
-            return self.backend.write_durably(body);
+            return run(body);
         };
         let touched = std::cell::Cell::new(Change::None);
-        let r = self.backend.write_durably(&|tx| {
+        let r = run(&|tx| {
             // The body may run again (conflict): count only the last run.
             touched.set(Change::None);
             body(&Mirroring {
@@ -613,7 +646,9 @@ impl<B: Backend> Engine<B> {
             _ => None,
         };
 
-        self.write(&|tx| {
+        // The rows of an entry whose record and log position are free are new: a batch needs
+        // no read of them.
+        self.write_appending(&|tx| {
             if let (Some(k), Some(first)) = (idempotency, items.first()) {
                 let e = first.entry;
                 let k = key(&[e.circle.as_bytes(), k]);
@@ -639,8 +674,8 @@ impl<B: Backend> Engine<B> {
                 if let Some(existing) = tx.get(TreeName::AuthorLog, &log_key)? {
                     return Err(seq_conflict(e, &existing).into());
                 }
-                tx.insert(TreeName::Entries, e.id.as_bytes(), &records[i])?;
-                tx.insert(TreeName::AuthorLog, &log_key, e.id.as_bytes())?;
+                tx.insert_new(TreeName::Entries, e.id.as_bytes(), &records[i])?;
+                tx.insert_new(TreeName::AuthorLog, &log_key, e.id.as_bytes())?;
                 #[cfg(test)]
                 if self.fail_inside_append.swap(false, Ordering::SeqCst) {
                     return Err(StoreError::invalid(
@@ -648,21 +683,21 @@ impl<B: Backend> Engine<B> {
                     )
                     .into());
                 }
-                tx.insert(
+                tx.insert_new(
                     TreeName::Timeline,
                     &timeline_key(e.circle, e.lamport, e.author, e.seq),
                     e.id.as_bytes(),
                 )?;
-                tx.insert(
+                tx.insert_new(
                     TreeName::ByTime,
                     &by_time_key(e.circle, e.timestamp_ms, e.id),
                     &[],
                 )?;
                 if let Some(reference) = &references[i] {
-                    tx.insert(TreeName::Goals, reference, &[])?;
+                    tx.insert_new(TreeName::Goals, reference, &[])?;
                 }
                 if let Some(sealed) = &sealed_plain[i] {
-                    tx.insert(TreeName::Plaintext, e.id.as_bytes(), sealed)?;
+                    tx.insert_new(TreeName::Plaintext, e.id.as_bytes(), sealed)?;
                 }
                 outcome.push(Appended::Stored);
             }

@@ -52,7 +52,8 @@
 //! instance snapshots), again within seconds after a flush. The 0700 directory already keeps
 //! other users out in between.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -380,6 +381,9 @@ pub(crate) struct SledBackend {
     /// Write transactions hold this shared; `verify` holds it exclusively, so it reads a
     /// database that matches its digest while reads go on.
     writes: RwLock<()>,
+    /// Held by every write (a transaction or a batch), so a batch's reads and the integrity
+    /// record it updates stay as they were until it is applied.
+    writer: Mutex<()>,
     /// Free bytes below which writes are refused before they reach sled (0: never).
     reserve: AtomicU64,
     /// The latest write was refused for lack of room (see [`WRITE_RESERVE_BYTES`]).
@@ -671,6 +675,70 @@ impl Tx for SledTx<'_> {
     }
 }
 
+/// The writes of [`SledBackend::run_batch`], kept until they are applied as one batch.
+struct BatchTx<'a> {
+    tree: &'a sled::Tree,
+    integrity: &'a [u8; 32],
+    /// Physical key → value (`None`: removed); reads see them.
+    writes: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// As in [`SledTx`].
+    delta: Cell<[u8; DIGEST_LEN]>,
+}
+
+impl BatchTx<'_> {
+    fn read(&self, k: &[u8]) -> Result<Option<Vec<u8>>, TxAbort> {
+        if let Some(v) = self.writes.borrow().get(k) {
+            return Ok(v.clone());
+        }
+        match self.tree.get(k) {
+            Ok(v) => Ok(v.map(|v| v.to_vec())),
+            Err(e) => Err(TxAbort::Sled(UnabortableTransactionError::Storage(e))),
+        }
+    }
+
+    fn write(&self, tree: TreeName, k: Vec<u8>, old: Option<&[u8]>, new: Option<&[u8]>) {
+        if tree != TreeName::Meta {
+            let mut delta = self.delta.get();
+            if let Some(old) = old {
+                xor_into(&mut delta, &key_digest(self.integrity, &k, old));
+            }
+            if let Some(new) = new {
+                xor_into(&mut delta, &key_digest(self.integrity, &k, new));
+            }
+            self.delta.set(delta);
+        }
+        self.writes.borrow_mut().insert(k, new.map(<[u8]>::to_vec));
+    }
+}
+
+impl Tx for BatchTx<'_> {
+    fn get(&self, tree: TreeName, key: &[u8]) -> Result<Option<Vec<u8>>, TxAbort> {
+        self.read(&phys(tree, key))
+    }
+
+    fn insert(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        let k = phys(tree, key);
+        let old = self.read(&k)?;
+        self.write(tree, k, old.as_deref(), Some(value));
+        Ok(())
+    }
+
+    fn insert_new(&self, tree: TreeName, key: &[u8], value: &[u8]) -> Result<(), TxAbort> {
+        let k = phys(tree, key);
+        // Only this batch's own writes can be there.
+        let old = self.writes.borrow().get(&k).cloned().flatten();
+        self.write(tree, k, old.as_deref(), Some(value));
+        Ok(())
+    }
+
+    fn remove(&self, tree: TreeName, key: &[u8]) -> Result<(), TxAbort> {
+        let k = phys(tree, key);
+        let old = self.read(&k)?;
+        self.write(tree, k, old.as_deref(), None);
+        Ok(())
+    }
+}
+
 /// Runs a read, turning a panic inside sled (it panics on some damage it meets while paging
 /// data in) into [`StoreError::Corrupted`].
 fn guarded<R>(read: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
@@ -726,6 +794,17 @@ impl Backend for SledBackend {
         self.group_flush()?;
         if self.reopens.load(Ordering::SeqCst) != opening {
             // The database this transaction committed to was dropped after a failed flush.
+            return Err(self.failure_error_or_disk_full());
+        }
+        Ok(r)
+    }
+
+    fn write_batch_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
+        self.check_space()?;
+        self.recover_if_due()?;
+        let (r, opening) = self.run_batch(body)?;
+        self.group_flush()?;
+        if self.reopens.load(Ordering::SeqCst) != opening {
             return Err(self.failure_error_or_disk_full());
         }
         Ok(r)
@@ -811,6 +890,7 @@ impl SledBackend {
         // In flight until the transaction has committed, so a flush leader can wait for it.
         let _in_flight = self.commit.enter();
         let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let db = self.read()?;
         let opening = self.reopens.load(Ordering::SeqCst);
         let result = db.tree.transaction(|view| {
@@ -858,6 +938,73 @@ impl SledBackend {
                 Err(self.err(e, "write"))
             }
         }
+    }
+
+    /// [`SledBackend::run_transaction`] as one sled batch, atomic as a transaction is: the
+    /// body's reads are plain reads (the writer lock keeps them valid), and a key written with
+    /// [`Tx::insert_new`] is not read at all, where a sled transaction reads every key it
+    /// writes.
+    fn run_batch<R>(&self, body: TxBody<'_, R>) -> Result<(R, u64), StoreError> {
+        self.check_not_failed()?;
+        let _in_flight = self.commit.enter();
+        let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let db = self.read()?;
+        let opening = self.reopens.load(Ordering::SeqCst);
+        let outcome = self.apply_as_batch(&db.tree, body);
+        drop(db);
+        match outcome {
+            Ok((r, commit)) => {
+                if let Some(n) = commit {
+                    self.committed.fetch_max(n, Ordering::SeqCst);
+                }
+                Ok((r, opening))
+            }
+            Err(TxAbort::Store(e)) => Err(e),
+            Err(TxAbort::Sled(UnabortableTransactionError::Storage(e))) => {
+                // As a failed transaction: sled refuses writes once its log failed.
+                self.fail(&e);
+                Err(self.err(e, "write"))
+            }
+            Err(TxAbort::Sled(UnabortableTransactionError::Conflict)) => Err(StoreError::Engine {
+                context: "write",
+                detail: "a conflict in a batch, which nothing else writes during".into(),
+            }),
+        }
+    }
+
+    /// Runs `body` over `tree` and applies its writes with the integrity record; returns the
+    /// commit counter if it wrote.
+    fn apply_as_batch<R>(
+        &self,
+        tree: &sled::Tree,
+        body: TxBody<'_, R>,
+    ) -> Result<(R, Option<u64>), TxAbort> {
+        let storage = |e| TxAbort::Sled(UnabortableTransactionError::Storage(e));
+        let tx = BatchTx {
+            tree,
+            integrity: &self.integrity,
+            writes: RefCell::new(BTreeMap::new()),
+            delta: Cell::new([0; DIGEST_LEN]),
+        };
+        let r = body(&tx)?;
+        let writes = tx.writes.into_inner();
+        if writes.is_empty() {
+            return Ok((r, None));
+        }
+        let key = phys(TreeName::Meta, INTEGRITY_KEY);
+        let (commits, mut digest) = decode_integrity(tree.get(&key).map_err(storage)?.as_deref());
+        xor_into(&mut digest, &tx.delta.get());
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        batch.insert(key, encode_integrity(commits + 1, &digest));
+        tree.apply_batch(batch).map_err(storage)?;
+        Ok((r, Some(commits + 1)))
     }
 
     fn group_flush(&self) -> Result<(), StoreError> {
@@ -1033,6 +1180,7 @@ impl SledStore {
                 key.as_ref(),
             )),
             writes: RwLock::new(()),
+            writer: Mutex::new(()),
             reserve: AtomicU64::new(WRITE_RESERVE_BYTES),
             low_space: AtomicBool::new(false),
         };

@@ -537,7 +537,7 @@ impl EventLoop {
             Ok(message) => message,
             Err(refused) => return refused.reply,
         };
-        let stored = stored_entry(circle, commit.id, &commit.entry, &commit.bytes, None);
+        let stored = stored_entry(circle, commit.id, &commit.entry, commit.bytes.clone(), None);
         let invite_record = book.get(&invite).map(wire::encode);
         let old = std::mem::replace(&mut slot.circle, work);
         let record = slot.record();
@@ -572,7 +572,12 @@ impl EventLoop {
             tracing::debug!(reason = ?e, "admission stored; will reach members by sync");
         }
         // The Add names her in the tally (and for good: she keeps the name once she leaves).
-        self.tally_stored(circle, std::slice::from_ref(&stored), &[Some(control)]);
+        self.tally_stored(
+            circle,
+            std::slice::from_ref(&stored),
+            &[Some(control)],
+            None,
+        );
         tracing::info!(circle = %circle.short(), member = %request.member.id.short(), "admitted a new member");
         let members = self
             .circles

@@ -15,6 +15,8 @@ mod reads;
 mod retention;
 pub(crate) mod sync;
 
+pub(crate) use circles::blocking;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use hearth_proto::circle::Opened;
+use hearth_proto::circle::{Accepted, Opened};
 use hearth_proto::content::{Content, LocalDay, Visibility};
 use hearth_proto::membership::ControlRejection;
 use hearth_proto::progress::{self, GoalProgress, ProgressEvent, WeeklySummary};
@@ -196,20 +196,29 @@ impl EventLoop {
         }
     }
 
-    /// Folds entries just made durable into their circle's tally.
+    /// Folds entries just made durable into their circle's tally; `accepted`, when given,
+    /// holds the same entries as proto opened them.
     pub(super) fn tally_stored(
         &mut self,
         circle: CircleId,
         stored: &[StoredEntry],
         caches: &[Option<Vec<u8>>],
+        accepted: Option<&[Accepted]>,
     ) {
         let Some(slot) = self.circles.get_mut(&circle) else {
             return;
         };
         let mut changed = false;
         let rejected = &slot.circle.membership().rejected;
-        for (entry, cache) in stored.iter().zip(caches) {
-            changed |= fold(&mut slot.tally, entry, cache.as_deref(), rejected);
+        for (i, (entry, cache)) in stored.iter().zip(caches).enumerate() {
+            let opened = accepted.and_then(|a| a.get(i)).map(|a| &a.opened);
+            changed |= match opened {
+                // The content its cache holds, decoded already.
+                Some(Opened::Content(content)) => {
+                    slot.tally.fold(folded_at(entry), Folded::Content(content))
+                }
+                _ => fold(&mut slot.tally, entry, cache.as_deref(), rejected),
+            };
         }
         if changed {
             slot.tally_dirty.get_or_insert_with(Instant::now);

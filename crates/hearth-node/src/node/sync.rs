@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::CircleId;
 use hearth_proto::circle::{Rejection, StoredPosition};
+use hearth_proto::entry::{CheckedEntry, EntryError};
 use hearth_proto::sync::delivery;
 use hearth_proto::sync::proof::{self, Binding, Challenge, Gate, PeerRequest, PeerResponse, Side};
 use hearth_proto::sync::{
@@ -319,7 +320,7 @@ impl EventLoop {
                         .swarm
                         .behaviour_mut()
                         .sync
-                        .send_response(channel, SyncResponseFrame(response))
+                        .send_response(channel, SyncResponseFrame::new(response))
                         .is_err()
                     {
                         tracing::debug!(%peer, "sync requester went away");
@@ -329,7 +330,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    self.on_response(request_id, peer, response.0);
+                    self.on_response(request_id, peer, response);
                 }
             },
             request_response::Event::OutboundFailure {
@@ -496,11 +497,16 @@ impl EventLoop {
         PeerResponse::Sync(response)
     }
 
-    fn on_response(&mut self, request_id: OutboundRequestId, peer: PeerId, response: PeerResponse) {
+    fn on_response(
+        &mut self,
+        request_id: OutboundRequestId,
+        peer: PeerId,
+        frame: SyncResponseFrame,
+    ) {
         let Some((_, circle, what)) = self.sync.requests.remove(&request_id) else {
             return;
         };
-        match (what, response) {
+        match (what, frame.response) {
             (Outgoing::Hello { challenge }, PeerResponse::Challenge { challenge: theirs }) => {
                 let me = self.swarm.local_peer_id().to_bytes();
                 let them = peer.to_bytes();
@@ -555,7 +561,7 @@ impl EventLoop {
                 }
             }
             (Outgoing::Sync { marks }, PeerResponse::Sync(batch)) => {
-                self.on_sync_response(peer, circle, marks, batch);
+                self.on_sync_response(peer, circle, marks, batch, frame.checked);
             }
             (Outgoing::Sync { .. }, PeerResponse::Refused)
                 if !self
@@ -590,17 +596,21 @@ impl EventLoop {
         circle: CircleId,
         marks_before: HighWaterMarks,
         response: SyncResponse,
+        checked: Vec<Result<CheckedEntry, EntryError>>,
     ) {
         if response.circle != circle {
             tracing::debug!(%peer, "sync response for another circle");
             self.sync.rounds.remove(&(peer, circle));
             return;
         }
-        let mut receipts = Vec::with_capacity(response.entries.len());
+        let mut receipts = Vec::with_capacity(checked.len());
         let mut rejected = 0usize;
         if let Some(slot) = self.circles.get_mut(&circle) {
-            for bytes in &response.entries {
-                match super::circles::receive_entry(&*self.store, &mut slot.circle, bytes) {
+            for entry in checked {
+                let received = entry.map_err(Rejection::from).and_then(|entry| {
+                    super::circles::receive_checked(&*self.store, &mut slot.circle, &entry)
+                });
+                match received {
                     Ok(receipt) => receipts.push(receipt),
                     Err(Rejection::PendingFull) => break,
                     Err(e) => {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::content::Content;
-use crate::entry::{Entry, EntryKind, UnsignedEntry};
+use crate::entry::{CheckedEntry, Entry, EntryKind, UnsignedEntry};
 use crate::epoch::{self, CryptoError, EpochSecret};
 use crate::identity::MemberSecret;
 use crate::ids::{EntryId, EpochId, MemberId};
@@ -35,13 +35,28 @@ impl Circle {
     pub fn receive_at(&mut self, bytes: &[u8], now_ms: u64) -> Result<Receipt, Rejection> {
         self.clock_ms = self.clock_ms.max(now_ms);
         let (entry, id) = Entry::decode_and_verify(bytes)?;
+        self.take_in(entry, id, bytes.to_vec())
+    }
+
+    /// [`Circle::receive`] of an entry checked ahead of time: the same rules and outcome,
+    /// without decoding and verifying it again.
+    pub fn receive_checked(&mut self, checked: &CheckedEntry) -> Result<Receipt, Rejection> {
+        self.take_in(
+            checked.entry().clone(),
+            checked.id(),
+            checked.bytes().to_vec(),
+        )
+    }
+
+    /// The rules of [`Circle::receive`] that follow decoding and verification.
+    fn take_in(&mut self, entry: Entry, id: EntryId, bytes: Vec<u8>) -> Result<Receipt, Rejection> {
         if entry.unsigned.circle != self.id {
             return Err(Rejection::WrongCircle);
         }
         // `ingest` changes nothing before its last fallible step (except keeping equivocation
         // evidence, which is wanted), so no copy of the state is needed to stay atomic.
         let mut receipt = Receipt::default();
-        match self.ingest(entry, id, bytes.to_vec(), &mut receipt)? {
+        match self.ingest(entry, id, bytes, &mut receipt)? {
             Ingested::Duplicate => receipt.duplicate = true,
             Ingested::Waiting(w) => receipt.waiting = Some(w),
             Ingested::Accepted => {}

@@ -7,6 +7,7 @@ use rand_core::SeedableRng;
 
 use super::adversary_tests::{T0, circle_of, text};
 use super::*;
+use crate::entry::CheckedEntry;
 
 /// Ana posts `n` entries; Ben, keeping a window of 2, takes them all. Returns the posts.
 fn posts(ana: &mut Circle, ben: &mut Circle, n: u64, rng: &mut ChaCha20Rng) -> Vec<Authored> {
@@ -137,4 +138,32 @@ fn a_circle_restored_from_its_newest_positions_recalls_its_control_entries() {
     let next = restored.post(&text("after"), T0 + 99, &mut rng).unwrap();
     assert!(!ana.receive(&next.bytes).unwrap().accepted.is_empty());
     assert_eq!(more.len(), 6);
+}
+
+/// Every outcome (accepted, held for a gap, released from it, duplicate, out of the window)
+/// is the same whether Ben receives bytes or entries checked ahead of time.
+#[test]
+fn an_entry_checked_ahead_of_time_is_received_as_its_bytes_are() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let mut all = circle_of(2, CircleSettings::default(), &mut rng);
+    let mut by_bytes = all.pop().unwrap();
+    let mut ana = all.pop().unwrap();
+    by_bytes.set_log_window(2);
+    let mut by_checked = by_bytes.clone();
+    let sent: Vec<Authored> = (0..5)
+        .map(|i| {
+            ana.post(&text(&format!("p{i}")), T0 + 10 + i, &mut rng)
+                .unwrap()
+        })
+        .collect();
+    for i in [1, 0, 0, 2, 3, 4, 1] {
+        let bytes = &sent[i].bytes;
+        let checked = CheckedEntry::check(bytes.clone()).unwrap();
+        let (a, b) = (
+            by_bytes.receive(bytes),
+            by_checked.receive_checked(&checked),
+        );
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "entry {i}");
+        assert_eq!(by_bytes.marks(), by_checked.marks());
+    }
 }

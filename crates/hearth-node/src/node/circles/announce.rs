@@ -20,7 +20,7 @@ impl EventLoop {
     pub(super) fn announce(
         &mut self,
         circle: CircleId,
-        accepted: &[Accepted],
+        accepted: Vec<Accepted>,
         _from: Option<PeerId>,
     ) {
         let Some(slot) = self.circles.get(&circle) else {
@@ -37,15 +37,15 @@ impl EventLoop {
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
         for a in accepted {
-            let h = &a.entry.unsigned;
-            let body = match &a.opened {
-                Opened::Content(content) => ViewBody::Content(content.clone()),
-                Opened::Control(body) => ViewBody::Control(body.clone()),
-                _ => continue,
-            };
             if slot.circle.check_writer(&a.entry).is_err() {
                 continue;
             }
+            let h = &a.entry.unsigned;
+            let body = match a.opened {
+                Opened::Content(content) => ViewBody::Content(content),
+                Opened::Control(body) => ViewBody::Control(body),
+                _ => continue,
+            };
             let entry = ViewEntry {
                 id: a.id,
                 author: h.author,

@@ -33,7 +33,7 @@ use libp2p::gossipsub::IdentTopic;
 
 use super::now_ms;
 
-pub(super) use receive::receive_entry;
+pub(super) use receive::{receive_checked, receive_entry};
 
 /// The circle-local key under which this device keeps a copy of its member keys (sealed at
 /// rest), for the join handshake it runs as an inviter.
@@ -141,7 +141,7 @@ pub(crate) fn stored_entry(
     circle: CircleId,
     id: EntryId,
     entry: &Entry,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     goal: Option<EntryId>,
 ) -> StoredEntry {
     let h = &entry.unsigned;
@@ -152,7 +152,7 @@ pub(crate) fn stored_entry(
         seq: h.seq,
         lamport: h.lamport,
         timestamp_ms: h.timestamp_ms,
-        bytes: bytes.to_vec(),
+        bytes,
         goal,
     }
 }

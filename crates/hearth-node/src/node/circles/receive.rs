@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use hearth_proto::circle::{Accepted, Circle, Opened, Receipt, Rejection};
+use hearth_proto::entry::CheckedEntry;
 use hearth_proto::{CircleId, EntryId};
 use hearth_store::{BatchItem, Store};
 use libp2p::PeerId;
@@ -28,14 +29,32 @@ pub(crate) fn receive_entry(
     circle: &mut Circle,
     bytes: &[u8],
 ) -> Result<Receipt, Rejection> {
-    let first = circle.receive(bytes);
+    recalling(store, circle, |circle| circle.receive(bytes))
+}
+
+/// [`receive_entry`] of an entry checked ahead of time.
+pub(crate) fn receive_checked(
+    store: &dyn Store,
+    circle: &mut Circle,
+    entry: &CheckedEntry,
+) -> Result<Receipt, Rejection> {
+    recalling(store, circle, |circle| circle.receive_checked(entry))
+}
+
+/// Runs `receive`, and once more after recalling a stored id it asks for.
+fn recalling(
+    store: &dyn Store,
+    circle: &mut Circle,
+    mut receive: impl FnMut(&mut Circle) -> Result<Receipt, Rejection>,
+) -> Result<Receipt, Rejection> {
+    let first = receive(circle);
     let Err(Rejection::NeedsStoredId { author, seq }) = first else {
         return first;
     };
     match store.author_positions(circle.id(), author, seq, 1) {
         Ok(found) => match found.first() {
             Some((at, stored)) if *at == seq && circle.recall(&author, seq, *stored) => {
-                circle.receive(bytes)
+                receive(circle)
             }
             _ => first,
         },
@@ -75,14 +94,12 @@ impl EventLoop {
         for (id, _) in receipts.iter().flat_map(|r| &r.equivocating_control) {
             self.gossip.accept_pending(&mut self.swarm, *id);
         }
-        let accepted: Vec<Accepted> = receipts
-            .iter()
-            .flat_map(|r| r.accepted.iter().cloned())
-            .collect();
+        let new_secrets = receipts.iter().any(|r| !r.new_secrets.is_empty());
+        let accepted: Vec<Accepted> = receipts.into_iter().flat_map(|r| r.accepted).collect();
         if accepted.is_empty() {
             return 0;
         }
-        let changes_state = receipts.iter().any(|r| !r.new_secrets.is_empty())
+        let changes_state = new_secrets
             || accepted
                 .iter()
                 .any(|a| a.entry.unsigned.kind == hearth_proto::entry::EntryKind::Control);
@@ -93,12 +110,14 @@ impl EventLoop {
         let staged = self.staged.entry(circle).or_default();
         staged.changes_state |= changes_state;
         staged.from = from.or(staged.from);
-        for a in accepted {
+        for mut a in accepted {
+            // The store keeps the bytes; announcing needs only the rest.
+            let bytes = std::mem::take(&mut a.bytes);
             staged.entries.push(stored_entry(
                 circle,
                 a.id,
                 &a.entry,
-                &a.bytes,
+                bytes,
                 target_of(&a.opened),
             ));
             staged.caches.push(match &a.opened {
@@ -162,8 +181,8 @@ impl EventLoop {
                 self.reload(circle);
                 continue;
             }
-            self.tally_stored(circle, &batch.entries, &batch.caches);
-            self.announce(circle, &batch.accepted, batch.from);
+            self.tally_stored(circle, &batch.entries, &batch.caches, Some(&batch.accepted));
+            self.announce(circle, batch.accepted, batch.from);
         }
     }
 }

@@ -25,7 +25,13 @@ impl EventLoop {
         let record = slot.record();
         match first {
             Some(authored) => {
-                let stored = stored_entry(id, authored.id, &authored.entry, &authored.bytes, None);
+                let stored = stored_entry(
+                    id,
+                    authored.id,
+                    &authored.entry,
+                    authored.bytes.clone(),
+                    None,
+                );
                 self.store
                     .append(&stored, first_body.as_deref(), Some(&record))?;
                 reads::fold(
@@ -69,7 +75,13 @@ impl EventLoop {
         let Some(slot) = self.circles.get_mut(&circle) else {
             return Err(NodeError::UnknownCircle(circle));
         };
-        let stored = stored_entry(circle, authored.id, &authored.entry, &authored.bytes, goal);
+        let stored = stored_entry(
+            circle,
+            authored.id,
+            &authored.entry,
+            authored.bytes.clone(),
+            goal,
+        );
         let record = slot.record();
         slot.dirty_since = None;
         let store = &self.store;
@@ -83,7 +95,7 @@ impl EventLoop {
             self.reload(circle);
             return Err(e.into());
         }
-        self.tally_stored(circle, std::slice::from_ref(&stored), &[cache]);
+        self.tally_stored(circle, std::slice::from_ref(&stored), &[cache], None);
         self.gossip.first_seen.insert(authored.id, Instant::now());
         if authored.entry.unsigned.kind == hearth_proto::entry::EntryKind::Control {
             // A commit changes the live epochs; a post never does.
