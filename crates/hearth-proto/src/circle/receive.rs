@@ -671,7 +671,9 @@ impl Circle {
     /// valid in the fold and carries the matching confirmation value.
     pub(super) fn confirms(&self, epoch: &EpochId, secret: &EpochSecret) -> bool {
         self.membership.epochs.get(epoch).is_some_and(|info| {
-            secret.confirmation(&self.id, &info.author, info.seq, &info.parent) == info.confirmation
+            let mine = secret.confirmation(&self.id, &info.author, info.seq, &info.parent);
+            // In constant time: the value is derived from a secret someone may be guessing at.
+            subtle::ConstantTimeEq::ct_eq(&mine[..], &info.confirmation[..]).into()
         })
     }
 

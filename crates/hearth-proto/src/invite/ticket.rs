@@ -65,12 +65,9 @@ impl InviteSecret {
 }
 
 impl PartialEq for InviteSecret {
+    /// In constant time: how far two secrets agree must not show in how long it takes.
     fn eq(&self, other: &Self) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
     }
 }
 
