@@ -202,7 +202,7 @@ impl EventLoop {
             self.request_gap_sync(circle, source);
         }
         if !receipt.duplicate {
-            self.apply_receipt(circle, vec![receipt], Some(source));
+            self.apply_receipt(circle, vec![receipt]);
         }
         self.carry_out(Some(circle), verdict, &message_id, source);
     }

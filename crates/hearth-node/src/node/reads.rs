@@ -826,7 +826,7 @@ mod tests {
         let slot = el.circles.get_mut(&circle).unwrap();
         let receipt = super::super::circles::receive_entry(&*store, &mut slot.circle, bytes)
             .expect("the node accepts the entry");
-        assert_eq!(el.apply_receipt(circle, vec![receipt], None), 1);
+        assert_eq!(el.apply_receipt(circle, vec![receipt]), 1);
         el.flush_received();
     }
 

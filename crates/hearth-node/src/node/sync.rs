@@ -628,7 +628,7 @@ impl EventLoop {
                 reason: format!("{rejected} synced entries were invalid"),
             });
         }
-        let accepted = self.apply_receipt(circle, receipts, Some(peer));
+        let accepted = self.apply_receipt(circle, receipts);
         let progressed = self
             .circles
             .get(&circle)

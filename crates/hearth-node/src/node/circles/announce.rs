@@ -9,7 +9,6 @@ use hearth_proto::membership::ControlOp;
 use hearth_proto::progress;
 use hearth_proto::view::{self, ViewBody, ViewEntry};
 use hearth_proto::{CircleId, EntryId, MemberId};
-use libp2p::PeerId;
 
 use super::{CircleSlot, decode_stored, reader_today, uncache};
 use crate::event::{ItemBody, NodeEvent};
@@ -17,12 +16,7 @@ use crate::node::EventLoop;
 
 impl EventLoop {
     /// Events for accepted entries; notices when this device stopped being a member.
-    pub(super) fn announce(
-        &mut self,
-        circle: CircleId,
-        accepted: Vec<Accepted>,
-        _from: Option<PeerId>,
-    ) {
+    pub(super) fn announce(&mut self, circle: CircleId, accepted: Vec<Accepted>) {
         let Some(slot) = self.circles.get(&circle) else {
             return;
         };

@@ -56,7 +56,6 @@ pub(crate) struct Staged {
     caches: Vec<Option<Vec<u8>>>,
     accepted: Vec<Accepted>,
     changes_state: bool,
-    from: Option<PeerId>,
 }
 
 /// Runs a blocking store call without stalling the runtime's other tasks (on a multi-thread

@@ -8,7 +8,6 @@ use hearth_proto::circle::{Accepted, Circle, Opened, Receipt, Rejection};
 use hearth_proto::entry::CheckedEntry;
 use hearth_proto::{CircleId, EntryId};
 use hearth_store::{BatchItem, Store};
-use libp2p::PeerId;
 
 use super::{blocking, cache_content, cache_control, stored_entry};
 use crate::node::EventLoop;
@@ -70,12 +69,7 @@ impl EventLoop {
     /// entries are staged to be persisted (and then announced) together with everything else
     /// accepted in the same turn of the event loop ([`EventLoop::flush_received`]).
     /// Returns how many entries were accepted.
-    pub(crate) fn apply_receipt(
-        &mut self,
-        circle: CircleId,
-        receipts: Vec<Receipt>,
-        from: Option<PeerId>,
-    ) -> usize {
+    pub(crate) fn apply_receipt(&mut self, circle: CircleId, receipts: Vec<Receipt>) -> usize {
         let Some(slot) = self.circles.get_mut(&circle) else {
             return 0;
         };
@@ -109,7 +103,6 @@ impl EventLoop {
         let count = accepted.len();
         let staged = self.staged.entry(circle).or_default();
         staged.changes_state |= changes_state;
-        staged.from = from.or(staged.from);
         for mut a in accepted {
             // The store keeps the bytes; announcing needs only the rest.
             let bytes = std::mem::take(&mut a.bytes);
@@ -182,7 +175,7 @@ impl EventLoop {
                 continue;
             }
             self.tally_stored(circle, &batch.entries, &batch.caches, Some(&batch.accepted));
-            self.announce(circle, batch.accepted, batch.from);
+            self.announce(circle, batch.accepted);
         }
     }
 }
