@@ -169,7 +169,7 @@ fn seed(dir: &Path, size: usize) -> Result<()> {
                 })
                 .collect();
             let mut record = record.clone();
-            record.state = hearth_store::SecretBytes::new(state.snapshot());
+            record.state = hearth_store::SecretBytes::from_zeroizing(state.snapshot());
             store.append_batch(&items, Some(&record))?;
             batch.clear();
         }

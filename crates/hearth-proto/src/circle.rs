@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::content::{Content, ContentError, LocalDay};
 use crate::entry::{Entry, EntryError, MAX_ENTRY_LEN};
@@ -385,8 +386,8 @@ impl std::fmt::Debug for Circle {
 struct Snapshot {
     id: CircleId,
     secret: CircleSecret,
-    me: Vec<u8>,
-    previous_keys: Vec<Vec<u8>>,
+    me: Zeroizing<Vec<u8>>,
+    previous_keys: Vec<Zeroizing<Vec<u8>>>,
     epoch_secrets: Vec<(EpochId, EpochSecret)>,
     control_keys: Vec<(EpochId, ControlKey)>,
     control_entries: Vec<Vec<u8>>,

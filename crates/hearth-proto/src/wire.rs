@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 /// The version byte that starts every top-level message of this protocol version.
 pub const WIRE_VERSION: u8 = 1;
@@ -77,6 +78,21 @@ pub fn encode_versioned<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     // Serializing our own types into a Vec cannot fail: they have no maps with non-string
     // keys and no custom serializers that error.
     postcard::to_io(value, &mut out).expect("postcard encoding of an in-memory value");
+    out
+}
+
+/// [`encode`] of a value that holds secrets (a circle snapshot, a welcome): the bytes are
+/// written once into a buffer of their exact size, so no reallocation leaves a copy behind, and
+/// are zeroized when dropped.
+pub fn encode_secret<T: Serialize>(value: &T) -> Zeroizing<Vec<u8>> {
+    let len = postcard::experimental::serialized_size(value)
+        .expect("postcard sizing of an in-memory value");
+    let mut out = Zeroizing::new(vec![0u8; 1 + len]);
+    out[0] = WIRE_VERSION;
+    let written = postcard::to_slice(value, &mut out[1..])
+        .expect("postcard encoding into a buffer of its exact size")
+        .len();
+    debug_assert_eq!(written, len);
     out
 }
 
@@ -169,6 +185,14 @@ pub fn decode_bare<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_encoding_is_the_encoding() {
+        let value = (7u32, vec![String::from("secret"); 40], [9u8; 32]);
+        let secret = encode_secret(&value);
+        assert_eq!(&secret[..], &encode(&value)[..]);
+        assert_eq!(secret.capacity(), secret.len(), "sized once, never grown");
+    }
 
     #[test]
     fn version_size_and_trailing_bytes_are_checked() {

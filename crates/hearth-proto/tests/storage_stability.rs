@@ -112,7 +112,7 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
         positions.push((unsigned.author, unsigned.seq, authored.id));
     }
     let mut out = BTreeMap::new();
-    out.insert("circle.snapshot".to_owned(), circle.snapshot());
+    out.insert("circle.snapshot".to_owned(), circle.snapshot().to_vec());
     out.insert("invite_book".to_owned(), wire::encode(&book));
     out.insert("tally".to_owned(), tally.encode());
     (out, positions)

@@ -54,6 +54,11 @@ impl SecretBytes {
         SecretBytes(Zeroizing::new(bytes))
     }
 
+    /// Takes ownership of bytes already kept as a secret (a circle snapshot, say).
+    pub fn from_zeroizing(bytes: Zeroizing<Vec<u8>>) -> Self {
+        SecretBytes(bytes)
+    }
+
     /// Copies `bytes` into a new secret.
     pub fn from_slice(bytes: &[u8]) -> Self {
         SecretBytes(Zeroizing::new(bytes.to_vec()))

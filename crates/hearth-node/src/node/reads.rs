@@ -817,7 +817,7 @@ mod tests {
                 },
             )
             .expect("the node admits");
-        (commit.bytes, welcome.expect("a welcome"))
+        (commit.bytes, welcome.expect("a welcome").to_vec())
     }
 
     /// Hands the node an entry as if a peer sent it, and stores it.

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use zeroize::Zeroizing;
+
 use crate::entry::Entry;
 use crate::identity::MemberSecret;
 use crate::ids::{EntryId, MemberId};
@@ -14,15 +16,15 @@ impl Circle {
 
     /// The state to persist (contains secrets: the store encrypts it). Entries themselves are
     /// persisted separately; [`Circle::restore`] takes their log positions back.
-    pub fn snapshot(&self) -> Vec<u8> {
+    pub fn snapshot(&self) -> Zeroizing<Vec<u8>> {
         let snapshot = Snapshot {
             id: self.id,
             secret: self.secret.clone(),
-            me: self.me.to_bytes().to_vec(),
+            me: Zeroizing::new(self.me.to_bytes().to_vec()),
             previous_keys: self
                 .previous_keys
                 .iter()
-                .map(|k| k.to_bytes().to_vec())
+                .map(|k| Zeroizing::new(k.to_bytes().to_vec()))
                 .collect(),
             epoch_secrets: self
                 .epoch_secrets
@@ -39,7 +41,7 @@ impl Circle {
             lamport: self.lamport,
             equivocations: self.equivocations.clone(),
         };
-        wire::encode(&snapshot)
+        wire::encode_secret(&snapshot)
     }
 
     /// Raises the Lamport clock to at least `lamport`: after a restore from a snapshot older
@@ -61,10 +63,15 @@ impl Circle {
     ) -> Result<Circle, CircleError> {
         let s: Snapshot = wire::decode(snapshot, 64 * 1024 * 1024, "circle snapshot")?;
         let key = |bytes: &[u8]| -> Result<MemberSecret, CircleError> {
-            let array: [u8; 64] = bytes.try_into().map_err(|_| DecodeError::Invalid {
-                what: "circle snapshot",
-                reason: "a member key has the wrong length".into(),
-            })?;
+            if bytes.len() != 64 {
+                return Err(DecodeError::Invalid {
+                    what: "circle snapshot",
+                    reason: "a member key has the wrong length".into(),
+                }
+                .into());
+            }
+            let mut array = Zeroizing::new([0u8; 64]);
+            array.copy_from_slice(bytes);
             Ok(MemberSecret::from_bytes(&array))
         };
         let mut circle = Circle::blank(s.id, s.secret, key(&s.me)?);

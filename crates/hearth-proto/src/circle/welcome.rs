@@ -1,6 +1,7 @@
 //! Joining: admitting a newcomer, building the welcome and opening it.
 
 use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
 
 use crate::entry::{Entry, EntryKind};
 use crate::identity::{MemberPublic, MemberSecret};
@@ -22,12 +23,12 @@ impl Circle {
         accepted_guidelines: u32,
         now_ms: u64,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<(Authored, Vec<u8>), CircleError> {
+    ) -> Result<(Authored, Zeroizing<Vec<u8>>), CircleError> {
         let mut work = self.clone();
         let commit =
             work.add_member(member, role, display_name, accepted_guidelines, now_ms, rng)?;
         let welcome = work.welcome();
-        let bytes = wire::encode(&welcome);
+        let bytes = wire::encode_secret(&welcome);
         if bytes.len() > MAX_WELCOME_LEN {
             return Err(CircleError::TooLarge(bytes.len()));
         }

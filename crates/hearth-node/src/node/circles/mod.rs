@@ -197,7 +197,7 @@ impl CircleSlot {
         CircleRecord {
             circle: self.circle.id(),
             name: self.name.clone(),
-            state: SecretBytes::new(self.circle.snapshot()),
+            state: SecretBytes::from_zeroizing(self.circle.snapshot()),
             updated_at_ms: now_ms(),
         }
     }
