@@ -13,8 +13,9 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use hearth_proto::circle::Circle;
 use hearth_proto::content::Content;
-use hearth_proto::entry::Entry;
+use hearth_proto::entry::{CheckedEntry, Entry, EntryKind, UnsignedEntry};
 use hearth_proto::identity::MemberSecret;
+use hearth_proto::ids::{CircleId, EntryId, EpochId};
 use hearth_proto::membership::{CircleSettings, Role};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -112,5 +113,58 @@ fn commits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, entries, commits);
+/// A sync batch as catch-up receives it: 512 entries of 500 bytes by 10 authors, checked one
+/// by one (the baseline) and with [`CheckedEntry::check_all`]'s batch verification.
+fn sync_batches(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let authors: Vec<MemberSecret> = (0..10).map(|_| MemberSecret::generate(&mut rng)).collect();
+    let batch: Vec<Vec<u8>> = (0..512u64)
+        .map(|i| {
+            let author = &authors[(i % 10) as usize];
+            let seq = i / 10;
+            UnsignedEntry {
+                circle: CircleId::from_bytes([1; 32]),
+                author: author.id(),
+                seq,
+                prev: (seq > 0).then(|| EntryId::from_bytes([2; 32])),
+                epoch: EpochId::from_bytes([3; 32]),
+                lamport: i + 1,
+                timestamp_ms: NOW,
+                kind: EntryKind::Content,
+                nonce: [4; 12],
+                ciphertext: vec![5; 500],
+                key_packages: Vec::new(),
+            }
+            .sign(author)
+            .encode()
+        })
+        .collect();
+    let mut group = c.benchmark_group("sync_batch_512_entries_10_authors");
+    group.sample_size(20);
+    group.bench_function("baseline_check_one_by_one", |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |batch| {
+                for bytes in batch {
+                    black_box(CheckedEntry::check(bytes).unwrap());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("check_all", |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |batch| {
+                let checked = CheckedEntry::check_all(batch);
+                assert!(checked.iter().all(Result::is_ok));
+                black_box(checked)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, entries, commits, sync_batches);
 criterion_main!(benches);

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
@@ -211,13 +211,28 @@ pub fn verify(
 
 /// A member's verifying key, decoded from her id once for several signatures (decoding a
 /// curve point is a noticeable part of one check).
+///
+/// Signatures are checked by the rules of ZIP 215 (PROTOCOL.md §2): a batch check and a check
+/// one by one give the same answer for every signature, which lets a device check a sync
+/// batch at once without disagreeing with a device that checked the same entries one by one.
 #[derive(Clone, Copy)]
-pub(crate) struct MemberKey(VerifyingKey);
+pub(crate) struct MemberKey(ed25519_zebra::VerificationKey);
 
 impl MemberKey {
-    /// Decodes `member`'s id.
+    /// Decodes `member`'s id: the canonical encoding of a curve point not of small order.
+    ///
+    /// ZIP 215 accepts any encoding of any point; a member id is held to more, because a
+    /// point of small order would let anyone sign as her, and a second encoding of one point
+    /// would be a second id for one key.
     pub(crate) fn of(member: &MemberId) -> Result<Self, SignatureError> {
-        VerifyingKey::from_bytes(member.as_bytes())
+        let bytes = member.as_bytes();
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes)
+            .decompress()
+            .ok_or(SignatureError::BadMemberKey)?;
+        if point.compress().as_bytes() != bytes || point.is_small_order() {
+            return Err(SignatureError::BadMemberKey);
+        }
+        ed25519_zebra::VerificationKey::try_from(*bytes)
             .map(MemberKey)
             .map_err(|_| SignatureError::BadMemberKey)
     }
@@ -228,12 +243,99 @@ impl MemberKey {
         message: &[u8],
         signature: &Signature,
     ) -> Result<(), SignatureError> {
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         self.0
-            .verify_strict(message, &sig)
+            .verify(&ed25519_zebra::Signature::from(signature.0), message)
             .map_err(|_| SignatureError::Mismatch)
     }
 }
+
+/// Signatures checked together: [`SignatureBatch::verify`] answers for each exactly what
+/// [`MemberKey::verify`] would (ZIP 215), with one multi-scalar multiplication for the whole
+/// batch in which each author's key appears once.
+pub(crate) struct SignatureBatch {
+    items: Vec<ed25519_zebra::batch::Item>,
+    /// Everything queued, for the batch's random coefficients.
+    transcript: blake3::Hasher,
+}
+
+impl SignatureBatch {
+    /// An empty batch with room for `capacity` signatures.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        SignatureBatch {
+            items: Vec::with_capacity(capacity),
+            transcript: blake3::Hasher::new_derive_key("hearth 2026 signature batch coefficients"),
+        }
+    }
+
+    /// Queues `key`'s `signature` over `message`.
+    pub(crate) fn push(&mut self, key: &MemberKey, message: &[u8], signature: &Signature) {
+        let key_bytes = ed25519_zebra::VerificationKeyBytes::from(key.0);
+        self.transcript
+            .update(key_bytes.as_ref())
+            .update(&signature.0)
+            .update(&(message.len() as u64).to_le_bytes())
+            .update(message);
+        self.items.push(ed25519_zebra::batch::Item::from((
+            key_bytes,
+            ed25519_zebra::Signature::from(signature.0),
+            message,
+        )));
+    }
+
+    /// Whether each signature verified, in the order they were queued.
+    ///
+    /// The batch's coefficients come from a hash of everything in it (deterministic batch
+    /// verification): whoever chose the signatures did so before knowing the coefficients, as
+    /// with coefficients drawn at random, and proto needs no source of randomness. When the
+    /// batch fails, each signature is checked alone to find which.
+    pub(crate) fn verify(self) -> Vec<bool> {
+        if self.items.is_empty() {
+            return Vec::new();
+        }
+        let mut batch = ed25519_zebra::batch::Verifier::new();
+        for item in &self.items {
+            batch.queue(item.clone());
+        }
+        let coefficients = TranscriptRng(self.transcript.finalize_xof());
+        if batch.verify(coefficients).is_ok() {
+            return vec![true; self.items.len()];
+        }
+        self.items
+            .into_iter()
+            .map(|item| item.verify_single().is_ok())
+            .collect()
+    }
+}
+
+/// The output of a hash over a batch, read as the batch's random coefficients.
+struct TranscriptRng(blake3::OutputReader);
+
+impl rand_core::RngCore for TranscriptRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.0.fill(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.0.fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill(dest);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+// BLAKE3's output is indistinguishable from random to whoever does not choose its input
+// after seeing it, which is what the batch's coefficients need.
+impl rand_core::CryptoRng for TranscriptRng {}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use zeroize::Zeroizing;
 
-use crate::entry::Entry;
+use crate::entry::CheckedEntry;
 use crate::identity::MemberSecret;
 use crate::ids::{EntryId, MemberId};
 use crate::wire::{self, DecodeError};
@@ -89,11 +89,14 @@ impl Circle {
             // Anchors were valid when written; a repeated one is ignored.
             let _ = circle.logs.anchor(*author, *seq, *id);
         }
-        let control_ids: BTreeSet<EntryId> = s
-            .control_entries
-            .iter()
-            .filter_map(|bytes| Entry::decode_and_verify(bytes).ok().map(|(_, id)| id))
-            .collect();
+        let controls = CheckedEntry::check_all(s.control_entries)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DecodeError::Invalid {
+                what: "circle snapshot",
+                reason: e.to_string(),
+            })?;
+        let control_ids: BTreeSet<EntryId> = controls.iter().map(CheckedEntry::id).collect();
         let mut runs: BTreeMap<MemberId, Vec<(u64, EntryId)>> = BTreeMap::new();
         for (author, seq, id) in log {
             let run = runs.entry(author).or_default();
@@ -110,14 +113,9 @@ impl Circle {
                 .logs
                 .resume(author, &run, |id| control_ids.contains(id));
         }
-        for bytes in &s.control_entries {
-            let (entry, id) =
-                Entry::decode_and_verify(bytes).map_err(|e| DecodeError::Invalid {
-                    what: "circle snapshot",
-                    reason: e.to_string(),
-                })?;
+        for checked in &controls {
             // Packages are not opened again: forgotten epoch secrets stay forgotten.
-            circle.keep_control(&entry, id);
+            circle.keep_control(checked.entry(), checked.id());
         }
         circle.refold();
         Ok(circle)

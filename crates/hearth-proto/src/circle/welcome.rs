@@ -3,7 +3,7 @@
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
-use crate::entry::{Entry, EntryKind};
+use crate::entry::{CheckedEntry, EntryKind};
 use crate::identity::{MemberPublic, MemberSecret};
 use crate::membership::Role;
 use crate::wire;
@@ -83,7 +83,7 @@ impl Circle {
     /// Builds a newcomer's circle from the welcome her inviter sent.
     pub fn join(welcome: &[u8], me: MemberSecret) -> Result<Circle, CircleError> {
         let bad = |m: &str| CircleError::BadWelcome(m.to_owned());
-        let welcome: Welcome =
+        let mut welcome: Welcome =
             wire::decode(welcome, MAX_WELCOME_LEN, "welcome").map_err(|e| bad(&e.to_string()))?;
         let mut circle = Circle::blank(welcome.circle, welcome.secret.clone(), me);
         circle
@@ -99,13 +99,14 @@ impl Circle {
                 .anchor(*author, *seq, *id)
                 .map_err(|e| bad(&e.to_string()))?;
         }
-        for bytes in &welcome.control_entries {
-            let (entry, id) = Entry::decode_and_verify(bytes).map_err(|e| bad(&e.to_string()))?;
+        for checked in CheckedEntry::check_all(std::mem::take(&mut welcome.control_entries)) {
+            let checked = checked.map_err(|e| bad(&e.to_string()))?;
+            let entry = checked.entry();
             if entry.unsigned.circle != circle.id || entry.unsigned.kind != EntryKind::Control {
                 return Err(bad("a control entry belongs elsewhere"));
             }
             circle.lamport = circle.lamport.max(entry.unsigned.lamport);
-            circle.take_control(&entry, id);
+            circle.take_control(entry, checked.id());
         }
         circle.refold();
         // History secrets count only if their commits confirm them, and only if the circle
