@@ -1031,7 +1031,10 @@ mod tests {
         // Monday 1970-01-12: the second week was missed.
         assert_eq!(streaks(&on(11)), (0, 1));
         let s = weekly_summary(&log.events, day(2), day(20));
-        assert_eq!((s.week_start, s.as_of, s.check_ins), (LocalDay::MIN, day(3), 2));
+        assert_eq!(
+            (s.week_start, s.as_of, s.check_ins),
+            (LocalDay::MIN, day(3), 2)
+        );
         assert_eq!(s.members[0].streaks[0].current_streak, 1);
 
         // Daily and weekly, up to 9999-12-31.
@@ -1203,7 +1206,12 @@ mod tests {
                 let owners = [member(0), member(1), member(2), member(0)];
                 let goals = [
                     log.goal(owners[0], Cadence::Daily, 1, WeekdaySet::WEEKEND),
-                    log.goal(owners[1], Cadence::times_per_week(2).unwrap(), 0, WeekdaySet::EMPTY),
+                    log.goal(
+                        owners[1],
+                        Cadence::times_per_week(2).unwrap(),
+                        0,
+                        WeekdaySet::EMPTY,
+                    ),
                     log.goal(owners[2], Cadence::Weekly, 0, WeekdaySet::EMPTY),
                     log.goal(owners[3], Cadence::Daily, 0, WeekdaySet::EMPTY),
                 ];

@@ -946,7 +946,10 @@ fn progress_of(read: &BTreeMap<EntryId, (MemberId, u64, Content)>) -> String {
     assert!(!events.is_empty(), "the history has goal entries");
     format!(
         "{:?}",
-        hearth_proto::progress::goal_progress(&events, hearth_proto::content::LocalDay::new(20_005).unwrap())
+        hearth_proto::progress::goal_progress(
+            &events,
+            hearth_proto::content::LocalDay::new(20_005).unwrap()
+        )
     )
 }
 

@@ -162,7 +162,10 @@ mod tests {
         else {
             panic!("a done-only check-in is sealed: {written:?}");
         };
-        assert_eq!((*goal, *day, *done), (private, LocalDay::new(3).unwrap(), true));
+        assert_eq!(
+            (*goal, *day, *done),
+            (private, LocalDay::new(3).unwrap(), true)
+        );
         let part = ana
             .open_private_check_in(&written)
             .expect("she opens her own");

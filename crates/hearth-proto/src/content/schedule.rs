@@ -10,11 +10,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(doc)]
+use super::{Cadence, Content};
 use super::{
     ContentError, MAX_GRACE_DAYS, MAX_TIMES_PER_WEEK, MIN_TIMES_PER_WEEK, Weekday, WeekdaySet,
 };
-#[cfg(doc)]
-use super::{Cadence, Content};
 
 /// How many days a week a [`Cadence::TimesPerWeek`] goal is meant to be done:
 /// [`MIN_TIMES_PER_WEEK`]`..=`[`MAX_TIMES_PER_WEEK`]. On the wire, one raw byte.

@@ -1111,8 +1111,14 @@ fn rest_days_refuse_bit_7_then_the_whole_week() {
     );
     assert!(postcard::from_bytes::<WeekdaySet>(&[0x81]).is_err());
     assert_eq!(WeekdaySet::try_from(0x7f), Ok(WeekdaySet::ALL));
-    assert_eq!(RestDays::new(WeekdaySet::ALL), Err(ContentError::RestEveryDay));
-    assert_eq!(RestDays::try_from(0xff), Err(ContentError::UnknownWeekday(0xff)));
+    assert_eq!(
+        RestDays::new(WeekdaySet::ALL),
+        Err(ContentError::RestEveryDay)
+    );
+    assert_eq!(
+        RestDays::try_from(0xff),
+        Err(ContentError::UnknownWeekday(0xff))
+    );
     assert_eq!(RestDays::try_from(0x7f), Err(ContentError::RestEveryDay));
     assert!(postcard::from_bytes::<RestDays>(&[0x7f]).is_err());
     assert!(postcard::from_bytes::<RestDays>(&[0x80]).is_err());
@@ -1138,7 +1144,10 @@ fn rest_days_refuse_bit_7_then_the_whole_week() {
     assert_eq!(RestDays::default(), RestDays::NONE);
     assert!(RestDays::NONE.is_empty());
     assert_eq!(RestDays::WEEKEND.days(), WeekdaySet::WEEKEND);
-    assert_eq!(format!("{:?}", RestDays::WEEKEND), "RestDays({Saturday, Sunday})");
+    assert_eq!(
+        format!("{:?}", RestDays::WEEKEND),
+        "RestDays({Saturday, Sunday})"
+    );
     assert_eq!(wire::encode_bare(&RestDays::WEEKEND), vec![0x60]);
     assert_eq!(wire::encode_bare(&WeekdaySet::WEEKEND), vec![0x60]);
     assert_eq!(serde_json::to_string(&RestDays::WEEKEND).unwrap(), "96");
@@ -1167,10 +1176,8 @@ fn sealed_parts_exist_only_up_to_max_sealed_bytes() {
         ciphertext: vec![2; len],
     };
     assert!(
-        postcard::from_bytes::<SealedPart>(&wire::encode_bare(&plain_part(
-            MAX_SEALED_BYTES + 1
-        )))
-        .is_err()
+        postcard::from_bytes::<SealedPart>(&wire::encode_bare(&plain_part(MAX_SEALED_BYTES + 1)))
+            .is_err()
     );
     rejected(
         WireContent::PrivateCheckIn {
