@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use hearth::node::{Client, ItemBody, NodeConfig, TimelineItem};
 use hearth::proto::content::{
-    Cadence, Content, LocalDay, Mood, Note, Outcome, Visibility, WeekdaySet,
+    Cadence, Content, GraceDays, LocalDay, Mood, Note, Outcome, RestDays, Visibility,
 };
 use hearth::proto::ids::{CircleId, EntryId, MemberId};
 use hearth::proto::membership::{CircleSettings, Role};
@@ -162,8 +162,8 @@ async fn main() -> Result<()> {
             why: Some("It clears my head.".parse().unwrap()),
             cadence: Cadence::Daily,
             visibility: Visibility::Circle,
-            grace_days: 1,
-            rest_days: WeekdaySet::default(),
+            grace_days: GraceDays::new(1)?,
+            rest_days: RestDays::NONE,
             start: today.plus(-6),
         },
     )
@@ -189,10 +189,10 @@ async fn main() -> Result<()> {
         Content::Goal {
             title: "Three meetings a week".parse().unwrap(),
             why: None,
-            cadence: Cadence::TimesPerWeek(3),
+            cadence: Cadence::times_per_week(3)?,
             visibility: Visibility::Circle,
-            grace_days: 0,
-            rest_days: WeekdaySet::default(),
+            grace_days: GraceDays::NONE,
+            rest_days: RestDays::NONE,
             start: today.plus(-7),
         },
     )
@@ -257,8 +257,8 @@ async fn main() -> Result<()> {
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::DoneOnly,
-            grace_days: 0,
-            rest_days: WeekdaySet::default(),
+            grace_days: GraceDays::NONE,
+            rest_days: RestDays::NONE,
             start: today,
         },
     )
@@ -653,7 +653,7 @@ fn today() -> LocalDay {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    LocalDay((secs / 86_400) as i32)
+    LocalDay::clamped((secs / 86_400) as i32)
 }
 
 fn say(who: &str, what: &str) {

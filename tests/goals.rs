@@ -274,7 +274,7 @@ async fn progress_and_weekly_summary_are_the_same_on_every_device() -> Result<()
     let today = utc_today();
     let cadences = [
         (Cadence::Daily, Visibility::Circle),
-        (Cadence::TimesPerWeek(3), Visibility::DoneOnly),
+        (Cadence::times_per_week(3)?, Visibility::DoneOnly),
         (Cadence::Weekly, Visibility::Circle),
     ];
     let mut expected_check_ins = 0;

@@ -408,7 +408,7 @@ pub fn utc_today() -> hearth_proto::content::LocalDay {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    hearth_proto::content::LocalDay((ms / 86_400_000) as i32)
+    hearth_proto::content::LocalDay::clamped((ms / 86_400_000) as i32)
 }
 
 /// A goal of the author's, starting `start`.
@@ -423,8 +423,8 @@ pub fn goal(
         why: None,
         cadence,
         visibility,
-        grace_days: 1,
-        rest_days: hearth_proto::content::WeekdaySet::EMPTY,
+        grace_days: hearth_proto::content::GraceDays::new(1).unwrap(),
+        rest_days: hearth_proto::content::RestDays::NONE,
         start,
     }
 }

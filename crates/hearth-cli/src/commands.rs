@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 use futures::StreamExt;
 use hearth_node::libp2p::Multiaddr;
+use hearth_proto::content::{MAX_TIMES_PER_WEEK, MIN_TIMES_PER_WEEK, TimesPerWeek};
 use hearth_store::KdfParams;
 use serde::Serialize;
 
@@ -1342,10 +1343,10 @@ fn parse_cadence(text: &str) -> Result<CadenceView, Failure> {
         .trim_end_matches("x")
         .trim_end_matches('×')
         .trim();
-    match n.parse::<u8>() {
-        Ok(n) if (1..=7).contains(&n) => Ok(CadenceView::TimesPerWeek(n)),
+    match n.parse::<u8>().map(TimesPerWeek::new) {
+        Ok(Ok(times)) => Ok(CadenceView::TimesPerWeek(times.get())),
         _ => Err(Failure::invalid(format!(
-            "`{text}` is not a cadence: use daily, weekly, or 1x to 7x (times a week)"
+            "`{text}` is not a cadence: use daily, weekly, or {MIN_TIMES_PER_WEEK}x to {MAX_TIMES_PER_WEEK}x (times a week)"
         ))),
     }
 }

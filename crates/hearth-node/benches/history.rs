@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use hearth_node::NodeConfig;
 use hearth_proto::circle::Circle;
-use hearth_proto::content::{Cadence, Content, LocalDay, Outcome, Visibility, WeekdaySet};
+use hearth_proto::content::{Cadence, Content, GraceDays, LocalDay, Outcome, RestDays, Visibility};
 use hearth_proto::membership::CircleSettings;
 use hearth_proto::{CircleId, EntryId};
 use hearth_store::{BatchItem, SledStore, Store, StoredEntry};
@@ -52,7 +52,7 @@ fn now_ms() -> u64 {
 }
 
 fn today() -> LocalDay {
-    LocalDay((now_ms() / 86_400_000) as i32)
+    LocalDay::clamped((now_ms() / 86_400_000) as i32)
 }
 
 fn config(dir: &Path) -> NodeConfig {
@@ -119,13 +119,13 @@ fn seed(dir: &Path, size: usize) -> Result<()> {
                 why: None,
                 cadence: Cadence::Daily,
                 visibility: Visibility::Circle,
-                grace_days: 1,
-                rest_days: WeekdaySet::EMPTY,
-                start: LocalDay(today.0 - CHECK_INS as i32 - 10),
+                grace_days: GraceDays::new(1)?,
+                rest_days: RestDays::NONE,
+                start: today.plus(-(CHECK_INS as i32) - 10),
             },
             i if i < 3 + CHECK_INS => Content::CheckIn {
                 goal: goal.context("the goal comes first")?,
-                day: LocalDay(today.0 - (CHECK_INS + 3 - i) as i32),
+                day: today.plus(-((CHECK_INS + 3 - i) as i32)),
                 outcome: Outcome::Done,
                 note: Some("a good walk".parse().unwrap()),
                 mood: Some(hearth_proto::content::Mood::new(4).unwrap()),

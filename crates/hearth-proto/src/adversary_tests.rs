@@ -2191,7 +2191,7 @@ fn sealed_check_ins_all_have_one_length() {
     let circles = circle_of(1, CircleSettings::default(), &mut rng);
     let c = &circles[0];
     let goal = EntryId::from_bytes([7; 32]);
-    let day = LocalDay(20_000);
+    let day = LocalDay::new(20_000).unwrap();
     let parts = [
         PrivatePart {
             outcome: Outcome::Done,
@@ -2225,7 +2225,7 @@ fn sealed_check_ins_all_have_one_length() {
         let Content::PrivateCheckIn { sealed, .. } = &content else {
             panic!("a private check-in");
         };
-        lengths.insert((sealed.ciphertext.len(), content.encode().len()));
+        lengths.insert((sealed.ciphertext().len(), content.encode().len()));
         assert!(c.open_private_check_in(&content).as_ref() == Some(part));
     }
     assert_eq!(
@@ -2245,7 +2245,7 @@ fn sealed_check_ins_all_have_one_length() {
         goal,
         day,
         done: true,
-        sealed: SealedPart { nonce, ciphertext },
+        sealed: SealedPart::new(nonce, ciphertext).unwrap(),
     };
     assert!(c.open_private_check_in(&content).is_none());
 }

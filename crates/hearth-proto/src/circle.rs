@@ -974,7 +974,7 @@ impl Circle {
 fn private_aad(goal: &EntryId, day: LocalDay) -> Vec<u8> {
     let mut aad = b"hearth v1 private check-in".to_vec();
     aad.extend_from_slice(goal.as_bytes());
-    aad.extend_from_slice(&day.0.to_le_bytes());
+    aad.extend_from_slice(&day.get().to_le_bytes());
     aad
 }
 

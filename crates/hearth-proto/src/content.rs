@@ -7,20 +7,21 @@
 //!
 //! # Parsed, not validated
 //!
-//! What a member writes is held in types that only exist valid ([`MessageBody`],
-//! [`ContentWarning`], [`Emoji`], [`Note`], [`DisplayName`], [`GoalTitle`], [`Why`],
-//! [`Question`], [`Mood`]): a text is parsed once, where it enters (an app's input, or bytes
-//! from a peer), and whoever holds a [`Content`] checks none of it again. [`Content::validate`]
-//! is left with the rules of the fields whose types are shared with the rest of the protocol
-//! (a [`LocalDay`] in range, a goal's cadence, grace days and rest days, a sealed part's
-//! length); it reads no text, so it costs the same for every content.
+//! Every field is held in a type that only exists valid: what a member writes
+//! ([`MessageBody`], [`ContentWarning`], [`Emoji`], [`Note`], [`DisplayName`], [`GoalTitle`],
+//! [`Why`], [`Question`], [`Mood`]), a day on the calendar ([`LocalDay`]), a goal's schedule
+//! ([`TimesPerWeek`] inside [`Cadence`], [`GraceDays`], [`RestDays`] over a [`WeekdaySet`]) and
+//! a sealed part of bounded size ([`SealedPart`]). Each is parsed once, where it enters (an
+//! app's input, or bytes from a peer), and whoever holds a [`Content`] checks none of it again:
+//! there is no `validate`.
 //!
 //! # Stability
 //!
 //! Postcard encodes an enum variant as its index, so the variants of every enum in this module
 //! ([`Content`], [`Outcome`], [`Cadence`], [`Visibility`], [`GoalState`]) are **only ever
 //! appended**, never reordered or removed, and struct fields are never reordered. The tests pin
-//! exact bytes. Each parsed field is encoded exactly as the `String` or `u8` it holds.
+//! exact bytes. Each parsed field is encoded exactly as the `String`, `u8`, `i32` or struct it
+//! holds.
 //!
 //! # Text rules
 //!
@@ -38,7 +39,8 @@
 //! (`schema`), the parsed fields (`fields`), the plain form content takes on the wire before
 //! its fields are parsed (`wire_form`), the part of a done-only check-in only its author reads
 //! ([`PrivatePart`], `private_part`), days and weekdays ([`LocalDay`], [`WeekdaySet`],
-//! `calendar`) and the text rules (`text_rules`). This file keeps the limits and
+//! `calendar`), a goal's schedule ([`TimesPerWeek`], [`GraceDays`], [`RestDays`], `schedule`)
+//! and the text rules (`text_rules`). This file keeps the limits and
 //! [`ContentError`], which every check returns.
 
 use crate::wire::DecodeError;
@@ -46,6 +48,7 @@ use crate::wire::DecodeError;
 mod calendar;
 mod fields;
 mod private_part;
+mod schedule;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -59,6 +62,7 @@ pub use fields::{
 pub use private_part::{
     PADDED_PRIVATE_PART_LEN, PRIVATE_PART_VERSION, PrivatePart, SEALED_PRIVATE_PART_LEN, SealedPart,
 };
+pub use schedule::{GraceDays, RestDays, TimesPerWeek};
 pub use schema::{Cadence, Content, GoalState, Outcome, Visibility};
 
 /// The largest encoded content (version byte included), in bytes.
@@ -134,7 +138,7 @@ pub enum ContentError {
         "the times per week must be between {MIN_TIMES_PER_WEEK} and {MAX_TIMES_PER_WEEK}, got {0}"
     )]
     TimesPerWeekOutOfRange(u8),
-    /// The rest-day set has bit 7 set.
+    /// A set of weekdays (a goal's rest days) has bit 7 set.
     #[error("the rest days {0:#04x} set bit 7, which names no weekday")]
     UnknownWeekday(u8),
     /// The rest days cover the whole week.

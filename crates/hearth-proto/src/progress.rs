@@ -15,8 +15,8 @@
 //!
 //! 1. **Canonical order.** Events are de-duplicated by entry id (the same id is the same
 //!    entry) and then read in ascending entry-id order; nothing depends on arrival order.
-//!    Events whose content fails [`Content::validate`] (a day out of range, a goal's schedule)
-//!    are ignored; texts and moods are valid by their types.
+//!    Every event's content is valid by its types (days on the calendar, a goal's schedule,
+//!    texts and moods): content that breaks a rule never decodes, so there is none to ignore.
 //! 2. **Deletion.** A [`Content::Delete`] removes its target if and only if the target was
 //!    written by the author of the delete. A deleted goal disappears with all its check-ins;
 //!    a deleted check-in or status is as if never written.
@@ -79,7 +79,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::content::{Cadence, Content, GoalState, LocalDay, Visibility, WeekdaySet};
+use crate::content::{Cadence, Content, GoalState, GraceDays, LocalDay, RestDays, Visibility};
 use crate::ids::{EntryId, MemberId};
 
 /// How many days after `today` a check-in may be dated and still count (an author whose
@@ -192,11 +192,11 @@ pub struct WeeklySummary {
 
 /// The `today` a reader's device counts check-ins up to at `now_ms` (ms since the Unix epoch):
 /// the UTC day plus one, so (with the reducer's own [`FUTURE_TOLERANCE_DAYS`]) a check-in dated
-/// by an author anywhere on Earth counts as soon as it arrives (PROTOCOL.md §13). The reducer
-/// reads no clock; the caller passes its own.
+/// by an author anywhere on Earth counts as soon as it arrives (PROTOCOL.md §13). A clock past
+/// the calendar gives [`LocalDay::MAX`]. The reducer reads no clock; the caller passes its own.
 pub fn reader_today(now_ms: u64) -> LocalDay {
     let days = i32::try_from(now_ms / 86_400_000).unwrap_or(i32::MAX);
-    LocalDay(days).plus(1)
+    LocalDay::clamped(days).plus(1)
 }
 
 /// The progress of every goal in `events`, as of `today` (the reader's view of each author's
@@ -213,7 +213,7 @@ pub fn goal_progress(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<Entr
 /// documentation.
 pub fn weekly_summary(events: &[ProgressEvent], week: LocalDay, today: LocalDay) -> WeeklySummary {
     let week_start = week.week_start();
-    let week_end = week_start.plus(6);
+    let week_end = week.week_end();
     let as_of = today.min(week_end);
     let mut members: BTreeMap<MemberId, MemberWeek> = BTreeMap::new();
     for (goal, track) in &collect(events, as_of) {
@@ -264,10 +264,12 @@ fn count<T>(items: impl Iterator<Item = T>) -> u32 {
     u32::try_from(items.count()).unwrap_or(u32::MAX)
 }
 
-/// The last day a check-in may be for (rule 5). `today` is clamped to the calendar first, so
-/// the walks below stay far from `i32` saturation.
+/// The last day a check-in may be for (rule 5), and where the walks end: `today` +
+/// [`FUTURE_TOLERANCE_DAYS`], or [`LocalDay::MAX`] on the calendar's last day. Every check-in
+/// is on the calendar, so this is the same bound; and `today` + 1 past the calendar, were it a
+/// day, would only be pending in the walks.
 fn horizon(today: LocalDay) -> LocalDay {
-    today.min(LocalDay::MAX).plus(FUTURE_TOLERANCE_DAYS)
+    today.plus(FUTURE_TOLERANCE_DAYS)
 }
 
 /// What the reducer knows of one goal after reading every event.
@@ -275,8 +277,8 @@ struct GoalTrack {
     author: MemberId,
     cadence: Cadence,
     visibility: Visibility,
-    grace_days: u8,
-    rest_days: WeekdaySet,
+    grace_days: GraceDays,
+    rest_days: RestDays,
     start: LocalDay,
     /// Done days, each once.
     done: BTreeSet<LocalDay>,
@@ -284,8 +286,8 @@ struct GoalTrack {
     statuses: Vec<(LocalDay, u64, EntryId, GoalState)>,
 }
 
-/// Rules 1 to 7: de-duplicate, validate, apply deletions and ownership, keep done days and
-/// statuses per goal.
+/// Rules 1 to 7: de-duplicate, apply deletions and ownership, keep done days and statuses per
+/// goal.
 fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalTrack> {
     // Rule 1. Two events with one id are one entry; should they ever differ, keep the smallest
     // by (author, seq, made_at_ms, encoding) so the choice does not depend on arrival order.
@@ -303,8 +305,7 @@ fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalT
             }
         }
     }
-    // Only these kinds matter. Their texts are valid by their types; what `validate` still
-    // checks (days in range, the goal's schedule, a sealed part's size) reads no text.
+    // Only these kinds matter; every field is valid by its type.
     let valid: Vec<&ProgressEvent> = unique
         .into_values()
         .filter(|e| {
@@ -317,7 +318,6 @@ fn collect(events: &[ProgressEvent], today: LocalDay) -> BTreeMap<EntryId, GoalT
                     | Content::Delete { .. }
             )
         })
-        .filter(|e| e.content.validate().is_ok())
         .collect();
 
     // Rule 2: (author, target) of every delete; an entry is deleted by its own author only.
@@ -446,14 +446,13 @@ impl GoalTrack {
     fn progress(&self, goal: EntryId, today: LocalDay) -> GoalProgress {
         let (current_streak, best_streak) = match self.cadence {
             Cadence::Daily => self.daily_streak(today),
-            Cadence::TimesPerWeek(times) => self.weekly_streak(today, u32::from(times)),
+            Cadence::TimesPerWeek(times) => self.weekly_streak(today, u32::from(times.get())),
             Cadence::Weekly => self.weekly_streak(today, 1),
         };
         let done_this_period = match self.cadence {
             Cadence::Daily => u32::from(self.done.contains(&today)),
             Cadence::TimesPerWeek(_) | Cadence::Weekly => {
-                let monday = today.week_start();
-                count(self.done.range(monday..=monday.plus(6)))
+                count(self.done.range(today.week_start()..=today.week_end()))
             }
         };
         let milestones = MILESTONES
@@ -518,16 +517,21 @@ impl GoalTrack {
                 // Today or tomorrow, not done yet: pending.
             } else {
                 misses += 1;
-                if misses > u32::from(self.grace_days) {
+                if misses > u32::from(self.grace_days.get()) {
                     streak = 0;
                 }
             }
-            day = day.plus(1);
+            match day.checked_plus(1) {
+                Some(next) => day = next,
+                // The calendar's last day was walked.
+                None => break,
+            }
         }
         (streak, best)
     }
 
-    /// Rule 9: (current, best) in ISO weeks, for at least `times` done days a week.
+    /// Rule 9: (current, best) in ISO weeks, for at least `times` done days a week. A week is
+    /// walked as its days on the calendar, `week_start()..=week_end()`.
     fn weekly_streak(&self, today: LocalDay, times: u32) -> (u32, u32) {
         let Some(first) = self.done.first() else {
             return (0, 0);
@@ -536,7 +540,7 @@ impl GoalTrack {
         let mut week = first.week_start();
         let (mut streak, mut best) = (0u32, 0u32);
         while week <= end {
-            let sunday = week.plus(6);
+            let sunday = week.week_end();
             let done = count(
                 self.done
                     .range(week..=sunday)
@@ -547,12 +551,16 @@ impl GoalTrack {
                 best = best.max(streak);
             } else if sunday >= today {
                 // The week is not over.
-            } else if (0..7).any(|i| !self.is_active(week.plus(i))) {
+            } else if self.has_inactive_day(week, sunday) {
                 // Paused, completed, dropped or not yet started on some day: forgiven.
             } else {
                 streak = 0;
             }
-            week = week.plus(7);
+            match sunday.checked_plus(1) {
+                Some(monday) => week = monday,
+                // The calendar's last week was walked.
+                None => break,
+            }
             if streak == 0 {
                 // Nothing to extend or break: go to the week of the next done day.
                 match self.next_done_from(week) {
@@ -563,6 +571,15 @@ impl GoalTrack {
         }
         (streak, best)
     }
+
+    /// Whether some day of the ISO week whose days on the calendar are `first..=last` is
+    /// inactive. The first week of 1970 has fewer than seven: its days before 1970-01-01 are
+    /// before every goal's start, so inactive. (The last week of 9999, cut short too, is never
+    /// asked: its Sunday is after `today`.)
+    fn has_inactive_day(&self, first: LocalDay, last: LocalDay) -> bool {
+        let days = last.get() - first.get() + 1;
+        days < 7 || (0..days).any(|i| !self.is_active(first.plus(i)))
+    }
 }
 
 #[cfg(test)]
@@ -571,15 +588,18 @@ mod tests {
 
     #[test]
     fn the_readers_today_is_the_utc_day_plus_one() {
-        assert_eq!(reader_today(0), LocalDay(1));
-        assert_eq!(reader_today(86_400_000 - 1), LocalDay(1));
-        assert_eq!(reader_today(86_400_000), LocalDay(2));
+        let day = |n| LocalDay::new(n).unwrap();
+        assert_eq!(reader_today(0), day(1));
+        assert_eq!(reader_today(86_400_000 - 1), day(1));
+        assert_eq!(reader_today(86_400_000), day(2));
         // Kiribati (UTC+14) is already on the next day for half of the UTC day: its
         // check-ins count at once.
         let noon_utc = 20_000 * 86_400_000 + 43_200_000;
-        assert_eq!(reader_today(noon_utc), LocalDay(20_001));
+        assert_eq!(reader_today(noon_utc), day(20_001));
+        // A clock past the calendar reads its last day.
+        assert_eq!(reader_today(u64::MAX), LocalDay::MAX);
     }
-    use crate::content::{Mood, Outcome, Weekday};
+    use crate::content::{Mood, Outcome, Weekday, WeekdaySet};
     use proptest::prelude::*;
 
     /// Monday 2026-11-16.
@@ -633,8 +653,8 @@ mod tests {
                     why: None,
                     cadence,
                     visibility: Visibility::Circle,
-                    grace_days,
-                    rest_days,
+                    grace_days: GraceDays::new(grace_days).unwrap(),
+                    rest_days: RestDays::new(rest_days).unwrap(),
                     start: monday().plus(-28),
                 },
             )
@@ -827,7 +847,7 @@ mod tests {
     fn times_per_week_counts_weeks() {
         let a = member(1);
         let mut log = Log::default();
-        let g = log.goal(a, Cadence::TimesPerWeek(3), 0, WeekdaySet::EMPTY);
+        let g = log.goal(a, Cadence::times_per_week(3).unwrap(), 0, WeekdaySet::EMPTY);
         log.done(a, g, &[0, 2, 4, 7, 8, 13, 14]);
         // Week 3 has one done day and is not over on Wednesday.
         let p = log.progress(g, 16);
@@ -838,7 +858,7 @@ mod tests {
         assert_eq!(streaks(&log.progress(g, 16)), (3, 3));
 
         let mut log = Log::default();
-        let g = log.goal(a, Cadence::TimesPerWeek(3), 0, WeekdaySet::EMPTY);
+        let g = log.goal(a, Cadence::times_per_week(3).unwrap(), 0, WeekdaySet::EMPTY);
         log.done(a, g, &[0, 2, 4, 7, 8, 13, 14]);
         // The next Monday: week 3 ended with one done day.
         assert_eq!(streaks(&log.progress(g, 21)), (0, 2));
@@ -930,21 +950,11 @@ mod tests {
     }
 
     #[test]
-    fn invalid_content_and_days_before_start_are_ignored() {
+    fn days_before_start_are_ignored() {
         let a = member(1);
         let mut log = Log::default();
         let g = log.goal(a, Cadence::Daily, 0, WeekdaySet::EMPTY);
-        // A day outside the calendar (a mood or note cannot be invalid: their types hold).
-        log.push(
-            a,
-            Content::CheckIn {
-                goal: g,
-                day: LocalDay(-1),
-                outcome: Outcome::Done,
-                note: None,
-                mood: None,
-            },
-        );
+        // (A day off the calendar, a mood or a note cannot be invalid: their types hold.)
         log.done(a, g, &[-29]);
         let p = log.progress(g, 0);
         assert_eq!((p.total_check_ins, p.last_check_in), (0, None));
@@ -971,16 +981,11 @@ mod tests {
         let a = member(1);
         let mut log = Log::default();
         let g = log.goal(a, Cadence::Daily, 7, WeekdaySet::EMPTY);
-        let w = log.goal(a, Cadence::TimesPerWeek(1), 0, WeekdaySet::EMPTY);
+        let w = log.goal(a, Cadence::times_per_week(1).unwrap(), 0, WeekdaySet::EMPTY);
         log.done(a, g, &[0]);
         log.done(a, w, &[0]);
         log.status(a, g, GoalState::Paused, 1);
-        for today in [
-            LocalDay(i32::MIN),
-            LocalDay(-1),
-            LocalDay::MAX,
-            LocalDay(i32::MAX),
-        ] {
+        for today in [LocalDay::MIN, LocalDay::MIN.plus(3), LocalDay::MAX] {
             let progress = goal_progress(&log.events, today);
             let expected = if today >= monday() { 1 } else { 0 };
             assert_eq!(progress[&g].total_check_ins, expected);
@@ -990,12 +995,74 @@ mod tests {
         }
     }
 
+    /// The first week of 1970 starts before the calendar (1970-01-01 is a Thursday) and the
+    /// last week of 9999 ends after it (9999-12-31 is a Friday): the walks count the days of
+    /// those weeks that are on the calendar, and stop at its end.
+    #[test]
+    fn the_walks_stop_at_the_ends_of_the_calendar() {
+        let a = member(1);
+        let day = |n| LocalDay::new(n).unwrap();
+        let mut log = Log::default();
+        let goal_from = |log: &mut Log, cadence, start| {
+            log.push(
+                a,
+                Content::Goal {
+                    title: "Edge".parse().unwrap(),
+                    why: None,
+                    cadence,
+                    visibility: Visibility::Circle,
+                    grace_days: GraceDays::NONE,
+                    rest_days: RestDays::NONE,
+                    start,
+                },
+            )
+        };
+        let check_in = |log: &mut Log, goal, day| log.outcome(a, goal, day, Outcome::Done);
+
+        // Twice a week, from 1970-01-01: Thursday and Friday make the first week.
+        let first = goal_from(&mut log, Cadence::times_per_week(2).unwrap(), LocalDay::MIN);
+        check_in(&mut log, first, day(0));
+        check_in(&mut log, first, day(1));
+        let on = |today: i32| goal_progress(&log.events, day(today))[&first].clone();
+        // Sunday 1970-01-11: the second week is not over.
+        assert_eq!(streaks(&on(10)), (1, 1));
+        assert_eq!(on(3).done_this_period, 2);
+        assert_eq!(on(4).done_this_period, 0);
+        // Monday 1970-01-12: the second week was missed.
+        assert_eq!(streaks(&on(11)), (0, 1));
+        let s = weekly_summary(&log.events, day(2), day(20));
+        assert_eq!(
+            (s.week_start, s.as_of, s.check_ins),
+            (LocalDay::MIN, day(3), 2)
+        );
+        assert_eq!(s.members[0].streaks[0].current_streak, 1);
+
+        // Daily and weekly, up to 9999-12-31.
+        let last = LocalDay::MAX;
+        let daily = goal_from(&mut log, Cadence::Daily, last.plus(-10));
+        let weekly = goal_from(&mut log, Cadence::Weekly, last.plus(-10));
+        for back in 0..3 {
+            check_in(&mut log, daily, last.plus(-back));
+        }
+        check_in(&mut log, weekly, last);
+        let progress = goal_progress(&log.events, last);
+        assert_eq!(streaks(&progress[&daily]), (3, 3));
+        assert_eq!(progress[&daily].done_this_period, 1);
+        assert_eq!(streaks(&progress[&weekly]), (1, 1));
+        assert_eq!(progress[&weekly].done_this_period, 1);
+        let s = weekly_summary(&log.events, last, last);
+        assert_eq!(
+            (s.week_start, s.as_of, s.check_ins),
+            (LocalDay::from_ymd(9999, 12, 27).unwrap(), last, 4)
+        );
+    }
+
     #[test]
     fn clock_skew_changes_nothing() {
         let (a, b) = (member(1), member(2));
         let mut log = Log::default();
         let g = log.goal(a, Cadence::Daily, 1, WeekdaySet::WEEKEND);
-        let h = log.goal(b, Cadence::TimesPerWeek(2), 0, WeekdaySet::EMPTY);
+        let h = log.goal(b, Cadence::times_per_week(2).unwrap(), 0, WeekdaySet::EMPTY);
         log.done(a, g, &[0, 1, 3, 4, 7]);
         log.done(b, h, &[0, 3, 8]);
         log.status(a, g, GoalState::Paused, 8);
@@ -1059,8 +1126,8 @@ mod tests {
                 why: None,
                 cadence: Cadence::Daily,
                 visibility: Visibility::DoneOnly,
-                grace_days: 0,
-                rest_days: WeekdaySet::EMPTY,
+                grace_days: GraceDays::NONE,
+                rest_days: RestDays::NONE,
                 start: monday(),
             },
         );
@@ -1139,7 +1206,12 @@ mod tests {
                 let owners = [member(0), member(1), member(2), member(0)];
                 let goals = [
                     log.goal(owners[0], Cadence::Daily, 1, WeekdaySet::WEEKEND),
-                    log.goal(owners[1], Cadence::TimesPerWeek(2), 0, WeekdaySet::EMPTY),
+                    log.goal(
+                        owners[1],
+                        Cadence::times_per_week(2).unwrap(),
+                        0,
+                        WeekdaySet::EMPTY,
+                    ),
                     log.goal(owners[2], Cadence::Weekly, 0, WeekdaySet::EMPTY),
                     log.goal(owners[3], Cadence::Daily, 0, WeekdaySet::EMPTY),
                 ];

@@ -634,9 +634,9 @@ mod tests {
             why: None,
             cadence: crate::content::Cadence::Daily,
             visibility: Visibility::DoneOnly,
-            grace_days: 0,
-            rest_days: crate::content::WeekdaySet::EMPTY,
-            start: crate::content::LocalDay(0),
+            grace_days: crate::content::GraceDays::NONE,
+            rest_days: crate::content::RestDays::NONE,
+            start: crate::content::LocalDay::new(0).unwrap(),
         };
         tally.fold(at(5, 2, 0, 1), Folded::Content(&goal));
         assert_eq!(

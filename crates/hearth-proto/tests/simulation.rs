@@ -788,9 +788,9 @@ fn recorded_history(seed: u64) -> (Circle, Vec<Vec<u8>>, Sim, usize) {
         why: Some("for my head".parse().unwrap()),
         cadence: hearth_proto::content::Cadence::Daily,
         visibility: hearth_proto::content::Visibility::Circle,
-        grace_days: 1,
-        rest_days: hearth_proto::content::WeekdaySet::default(),
-        start: hearth_proto::content::LocalDay(20_000),
+        grace_days: hearth_proto::content::GraceDays::new(1).unwrap(),
+        rest_days: hearth_proto::content::RestDays::NONE,
+        start: hearth_proto::content::LocalDay::new(20_000).unwrap(),
     };
     let g = sim.members[chloe]
         .circle
@@ -801,7 +801,7 @@ fn recorded_history(seed: u64) -> (Circle, Vec<Vec<u8>>, Sim, usize) {
     for day in 0..5 {
         let c = Content::CheckIn {
             goal: g.id,
-            day: hearth_proto::content::LocalDay(20_000 + day),
+            day: hearth_proto::content::LocalDay::new(20_000 + day).unwrap(),
             outcome: hearth_proto::content::Outcome::Done,
             note: None,
             mood: Some(hearth_proto::content::Mood::new(4).unwrap()),
@@ -946,7 +946,10 @@ fn progress_of(read: &BTreeMap<EntryId, (MemberId, u64, Content)>) -> String {
     assert!(!events.is_empty(), "the history has goal entries");
     format!(
         "{:?}",
-        hearth_proto::progress::goal_progress(&events, hearth_proto::content::LocalDay(20_005))
+        hearth_proto::progress::goal_progress(
+            &events,
+            hearth_proto::content::LocalDay::new(20_005).unwrap()
+        )
     )
 }
 
@@ -962,7 +965,9 @@ fn post_content(sim: &mut Sim, idx: usize, content: &Content) -> Authored {
 
 #[test]
 fn a_done_only_note_opens_for_its_author_and_no_one_else() {
-    use hearth_proto::content::{Cadence, LocalDay, Outcome, PrivatePart, Visibility, WeekdaySet};
+    use hearth_proto::content::{
+        Cadence, GraceDays, LocalDay, Outcome, PrivatePart, RestDays, Visibility,
+    };
     let mut sim = Sim::new(90, LOSSY);
     let all = circle_of(&mut sim, 3, LOSSY);
     let (ana, chloe) = (all[0], all[2]);
@@ -974,9 +979,9 @@ fn a_done_only_note_opens_for_its_author_and_no_one_else() {
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::DoneOnly,
-            grace_days: 0,
-            rest_days: WeekdaySet::default(),
-            start: LocalDay(20_000),
+            grace_days: GraceDays::NONE,
+            rest_days: RestDays::NONE,
+            start: LocalDay::new(20_000).unwrap(),
         },
     );
     let part = PrivatePart {
@@ -986,7 +991,7 @@ fn a_done_only_note_opens_for_its_author_and_no_one_else() {
     };
     let sealed = sim.members[chloe]
         .circle
-        .seal_private_check_in(goal.id, LocalDay(20_000), &part, &mut sim.rng)
+        .seal_private_check_in(goal.id, LocalDay::new(20_000).unwrap(), &part, &mut sim.rng)
         .unwrap();
     let check_in = post_content(&mut sim, chloe, &sealed);
     sim.settle();

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use hearth_proto::circle::Circle;
-use hearth_proto::content::{Cadence, Content, LocalDay, Visibility, WeekdaySet};
+use hearth_proto::content::{Cadence, Content, GraceDays, LocalDay, RestDays, Visibility};
 use hearth_proto::identity::MemberSecret;
 use hearth_proto::invite::InviteBook;
 use hearth_proto::membership::{CircleSettings, Role};
@@ -76,11 +76,11 @@ fn stored() -> (BTreeMap<String, Vec<u8>>, Vec<Position>) {
     let goal = Content::Goal {
         title: "Walk daily".parse().unwrap(),
         why: Some("clear head".parse().unwrap()),
-        cadence: Cadence::TimesPerWeek(3),
+        cadence: Cadence::times_per_week(3).unwrap(),
         visibility: Visibility::DoneOnly,
-        grace_days: 1,
-        rest_days: WeekdaySet::WEEKEND,
-        start: LocalDay(20_000),
+        grace_days: GraceDays::new(1).unwrap(),
+        rest_days: RestDays::WEEKEND,
+        start: LocalDay::new(20_000).unwrap(),
     };
     let goal_entry = circle.post(&goal, NOW + 3, &mut rng).unwrap();
     let rotate = circle.rotate(NOW + 4, &mut rng).unwrap();

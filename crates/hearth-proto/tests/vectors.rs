@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hearth_proto::circle::Circle;
 use hearth_proto::content::{
-    Cadence, Content, GoalState, LocalDay, Mood, Outcome, Visibility, WeekdaySet,
+    Cadence, Content, GoalState, GraceDays, LocalDay, Mood, Outcome, RestDays, Visibility,
 };
 use hearth_proto::entry::Entry;
 use hearth_proto::epoch::{self, CircleSecret, EpochSecret, PackagePayload};
@@ -226,18 +226,18 @@ fn vectors() -> BTreeMap<String, String> {
             Content::Goal {
                 title: "Walk daily".parse().unwrap(),
                 why: Some("clear head".parse().unwrap()),
-                cadence: Cadence::TimesPerWeek(3),
+                cadence: Cadence::times_per_week(3).unwrap(),
                 visibility: Visibility::DoneOnly,
-                grace_days: 1,
-                rest_days: WeekdaySet::WEEKEND,
-                start: LocalDay(20_000),
+                grace_days: GraceDays::new(1).unwrap(),
+                rest_days: RestDays::WEEKEND,
+                start: LocalDay::new(20_000).unwrap(),
             },
         ),
         (
             "check_in",
             Content::CheckIn {
                 goal: target,
-                day: LocalDay(20_000),
+                day: LocalDay::new(20_000).unwrap(),
                 outcome: Outcome::Done,
                 note: Some("20 min".parse().unwrap()),
                 mood: Some(Mood::new(4).unwrap()),
@@ -248,7 +248,7 @@ fn vectors() -> BTreeMap<String, String> {
             Content::GoalStatus {
                 goal: target,
                 status: GoalState::Paused,
-                since: LocalDay(20_001),
+                since: LocalDay::new(20_001).unwrap(),
             },
         ),
     ];
@@ -258,7 +258,7 @@ fn vectors() -> BTreeMap<String, String> {
         mood: Some(Mood::new(2).unwrap()),
     };
     let private = circle
-        .seal_private_check_in(target, LocalDay(20_000), &part, &mut rng)
+        .seal_private_check_in(target, LocalDay::new(20_000).unwrap(), &part, &mut rng)
         .unwrap();
     // Its inputs: Ana's private-part key in this circle and the padded plaintext sealed.
     put(

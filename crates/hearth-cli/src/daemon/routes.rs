@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router, middleware};
 use futures::{Stream, StreamExt};
-use hearth_proto::content::{Content, ContentError, LocalDay, Mood};
+use hearth_proto::content::{Content, ContentError, GraceDays, LocalDay, Mood};
 use hearth_proto::invite::Ticket;
 use hearth_proto::{CircleId, EntryId, MemberId};
 use serde::Deserialize;
@@ -362,16 +362,17 @@ async fn resolve_my_goal(
 }
 
 /// Builds the content to write from its API form: resolves names and short ids, fills in
-/// today, and parses every text and mood (a broken rule is `invalid_input`, named as
-/// `Content::decode` names it). Ids, days and names are read first, then the texts in field
-/// order; last, `Content::validate` checks the goal's schedule, which no type holds.
+/// today, and parses every field into its type: texts, moods, days, a goal's cadence, grace
+/// days and rest days (a broken rule is `invalid_input`, named as `Content::decode` names
+/// it). Ids, days, names and a goal's schedule are read first, then the texts in field order.
+/// What comes out is valid by its types: there is nothing left to check.
 pub async fn build_content(
     b: &NodeBackend,
     circle: CircleId,
     view: ContentView,
     today: LocalDay,
 ) -> Result<Content, ApiError> {
-    let content = match view {
+    Ok(match view {
         ContentView::Text {
             body,
             reply_to,
@@ -415,10 +416,10 @@ pub async fn build_content(
             rest_days,
             start,
         } => Content::Goal {
-            cadence: views::cadence(cadence),
+            cadence: views::cadence(cadence)?,
             visibility: views::parse_visibility(&visibility)?,
-            grace_days,
-            rest_days: days::parse_weekdays(&rest_days).map_err(ApiError::invalid)?,
+            grace_days: GraceDays::new(grace_days).map_err(views::invalid_content)?,
+            rest_days: views::rest_days(&rest_days)?,
             start: views::day_or_today(start.as_deref(), today)?,
             title: parsed("goal title", title)?,
             why: parsed_optional("goal's why", why)?,
@@ -461,11 +462,7 @@ pub async fn build_content(
                 "entries of type `private_check_in`, `unreadable`, `membership` and `deleted` are shown by the API, never written through it (write a `check_in`)",
             ));
         }
-    };
-    content
-        .validate()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(content)
+    })
 }
 
 /// Parses a text the caller wrote into its content type; a broken rule is `invalid_input`
@@ -487,7 +484,7 @@ where
 
 /// A mood the caller gave; out of range is `invalid_input`.
 fn parsed_mood(mood: u8) -> Result<Mood, ApiError> {
-    Mood::new(mood).map_err(|e| ApiError::invalid(e.to_string()))
+    Mood::new(mood).map_err(views::invalid_content)
 }
 
 // ----- handlers -------------------------------------------------------------------------------

@@ -521,6 +521,34 @@ async fn entries_resolve_short_ids_and_goal_titles_and_are_validated() {
             "{bad}"
         );
     }
+    // A goal's schedule is parsed into its types like the texts; the sentence names the rule.
+    let week: Vec<&str> = vec!["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    for (bad, message) in [
+        (
+            json!({ "type": "goal", "title": "x", "cadence": { "kind": "times_per_week", "times": 0 }, "visibility": "circle" }),
+            "the times per week must be between 1 and 7, got 0",
+        ),
+        (
+            json!({ "type": "goal", "title": "x", "cadence": { "kind": "times_per_week", "times": 8 }, "visibility": "circle" }),
+            "the times per week must be between 1 and 7, got 8",
+        ),
+        (
+            json!({ "type": "goal", "title": "x", "cadence": { "kind": "daily" }, "visibility": "circle", "grace_days": 8 }),
+            "a goal allows at most 7 grace days, got 8",
+        ),
+        (
+            json!({ "type": "goal", "title": "x", "cadence": { "kind": "daily" }, "visibility": "circle", "rest_days": week }),
+            "a goal cannot rest on every day of the week",
+        ),
+    ] {
+        let (status, body) = send(&app, "POST", "/v1/circles/Walkers/entries", bad.clone()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{bad}"
+        );
+        assert_eq!(body["error"]["message"], message, "{bad}");
+    }
     let (status, body) = send(
         &app,
         "POST",

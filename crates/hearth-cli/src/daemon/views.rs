@@ -1,6 +1,8 @@
 //! Conversions between the protocol's types and the API's wire types.
 
-use hearth_proto::content::{Cadence, Content, GoalState, LocalDay, Outcome, Visibility};
+use hearth_proto::content::{
+    Cadence, Content, ContentError, GoalState, LocalDay, Outcome, RestDays, Visibility,
+};
 use hearth_proto::membership::Role;
 
 use super::error::ApiError;
@@ -72,18 +74,31 @@ pub fn parse_state(text: &str) -> Result<GoalState, ApiError> {
 pub fn cadence_view(c: Cadence) -> CadenceView {
     match c {
         Cadence::Daily => CadenceView::Daily,
-        Cadence::TimesPerWeek(n) => CadenceView::TimesPerWeek(n),
+        Cadence::TimesPerWeek(n) => CadenceView::TimesPerWeek(n.get()),
         Cadence::Weekly => CadenceView::Weekly,
     }
 }
 
-/// The protocol's cadence.
-pub fn cadence(c: CadenceView) -> Cadence {
+/// The protocol's cadence; times per week out of range is `invalid_input`.
+pub fn cadence(c: CadenceView) -> Result<Cadence, ApiError> {
     match c {
-        CadenceView::Daily => Cadence::Daily,
-        CadenceView::TimesPerWeek(n) => Cadence::TimesPerWeek(n),
-        CadenceView::Weekly => Cadence::Weekly,
+        CadenceView::Daily => Ok(Cadence::Daily),
+        CadenceView::TimesPerWeek(n) => Cadence::times_per_week(n).map_err(invalid_content),
+        CadenceView::Weekly => Ok(Cadence::Weekly),
     }
+}
+
+/// A goal's rest days from weekday names; a name that is no weekday, or the whole week, is
+/// `invalid_input`.
+pub fn rest_days(names: &[String]) -> Result<RestDays, ApiError> {
+    let days = days::parse_weekdays(names).map_err(ApiError::invalid)?;
+    RestDays::new(days).map_err(invalid_content)
+}
+
+/// A value the caller gave that breaks a rule of content (a mood, grace days …), as
+/// `invalid_input` with the rule's own sentence.
+pub fn invalid_content(e: ContentError) -> ApiError {
+    ApiError::invalid(e.to_string())
 }
 
 /// The API's outcome.
@@ -158,8 +173,8 @@ pub fn content_view(content: &Content) -> ContentView {
             why: plain(why),
             cadence: cadence_view(*cadence),
             visibility: visibility_name(*visibility).to_owned(),
-            grace_days: *grace_days,
-            rest_days: days::weekday_names(*rest_days),
+            grace_days: grace_days.get(),
+            rest_days: days::weekday_names(rest_days.days()),
             start: Some(start.to_string()),
         },
         Content::CheckIn {
@@ -214,17 +229,17 @@ fn plain<T: ToString>(text: &Option<T>) -> Option<String> {
 mod tests {
     use super::*;
     use hearth_proto::EntryId;
-    use hearth_proto::content::WeekdaySet;
+    use hearth_proto::content::GraceDays;
 
     #[test]
     fn goal_view_names_days_and_enums() {
         let goal = Content::Goal {
             title: "Walk".parse().unwrap(),
             why: None,
-            cadence: Cadence::TimesPerWeek(3),
+            cadence: Cadence::times_per_week(3).unwrap(),
             visibility: Visibility::DoneOnly,
-            grace_days: 1,
-            rest_days: WeekdaySet::WEEKEND,
+            grace_days: GraceDays::new(1).unwrap(),
+            rest_days: RestDays::WEEKEND,
             start: LocalDay::from_ymd(2026, 11, 2).unwrap(),
         };
         let v = serde_json::to_value(content_view(&goal)).unwrap();
@@ -234,6 +249,35 @@ mod tests {
         assert_eq!(v["visibility"], "done_only");
         assert_eq!(v["rest_days"], serde_json::json!(["sat", "sun"]));
         assert_eq!(v["start"], "2026-11-02");
+        assert_eq!(v["grace_days"], 1);
+    }
+
+    /// A cadence and rest days from the API are parsed into the protocol's types; what breaks
+    /// a rule is `invalid_input` with the rule's sentence.
+    #[test]
+    fn goal_schedules_are_parsed_into_their_types() {
+        assert_eq!(
+            cadence(CadenceView::TimesPerWeek(3)).map(cadence_view).ok(),
+            Some(CadenceView::TimesPerWeek(3))
+        );
+        for times in [0, 8] {
+            let e = cadence(CadenceView::TimesPerWeek(times)).unwrap_err();
+            assert_eq!(e.code, crate::api::ErrorCode::InvalidInput);
+            assert_eq!(
+                e.message,
+                format!("the times per week must be between 1 and 7, got {times}")
+            );
+        }
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            rest_days(&names(&["sat", "Sunday"])).ok(),
+            Some(RestDays::WEEKEND)
+        );
+        let week = rest_days(&names(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]));
+        let e = week.unwrap_err();
+        assert_eq!(e.code, crate::api::ErrorCode::InvalidInput);
+        assert_eq!(e.message, "a goal cannot rest on every day of the week");
+        assert!(rest_days(&names(&["funday"])).is_err());
     }
 
     #[test]

@@ -476,7 +476,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use hearth_proto::circle::Circle;
-    use hearth_proto::content::{Cadence, Outcome, WeekdaySet};
+    use hearth_proto::content::{Cadence, GraceDays, Outcome, RestDays};
     use hearth_proto::identity::MemberSecret;
     use hearth_proto::membership::{CircleSettings, ControlOp, Role};
     use hearth_proto::rounds;
@@ -578,9 +578,9 @@ mod tests {
                     why: None,
                     cadence: Cadence::Daily,
                     visibility: Visibility::Circle,
-                    grace_days: 1,
-                    rest_days: WeekdaySet::EMPTY,
-                    start: LocalDay(today.0 - 40),
+                    grace_days: GraceDays::new(1).unwrap(),
+                    rest_days: RestDays::NONE,
+                    start: today.plus(-40),
                 },
             )
             .unwrap();
@@ -592,7 +592,7 @@ mod tests {
                     .check_in(
                         circle,
                         goal,
-                        LocalDay(today.0 - 30 + i as i32 / 6),
+                        today.plus(-30 + i as i32 / 6),
                         Outcome::Done,
                         Some("good".parse().unwrap()),
                         Some(hearth_proto::content::Mood::new(4).unwrap()),

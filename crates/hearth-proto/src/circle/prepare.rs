@@ -81,7 +81,7 @@ mod tests {
     use super::super::adversary_tests::{T0, circle_of};
     use super::*;
     use crate::circle::CircleSettings;
-    use crate::content::{Cadence, GoalState, LocalDay, Outcome, WeekdaySet};
+    use crate::content::{Cadence, GoalState, GraceDays, LocalDay, Outcome, RestDays};
     use crate::tally::Folded;
 
     fn goal(title: &str, visibility: Visibility) -> Content {
@@ -90,9 +90,9 @@ mod tests {
             why: None,
             cadence: Cadence::Daily,
             visibility,
-            grace_days: 0,
-            rest_days: WeekdaySet::EMPTY,
-            start: LocalDay(0),
+            grace_days: GraceDays::NONE,
+            rest_days: RestDays::NONE,
+            start: LocalDay::new(0).unwrap(),
         }
     }
 
@@ -111,7 +111,7 @@ mod tests {
     fn check_in(goal: EntryId) -> Content {
         Content::CheckIn {
             goal,
-            day: LocalDay(3),
+            day: LocalDay::new(3).unwrap(),
             outcome: Outcome::Value(2500),
             note: Some("a hard day".parse().unwrap()),
             mood: Some(crate::content::Mood::new(2).unwrap()),
@@ -162,7 +162,10 @@ mod tests {
         else {
             panic!("a done-only check-in is sealed: {written:?}");
         };
-        assert_eq!((*goal, *day, *done), (private, LocalDay(3), true));
+        assert_eq!(
+            (*goal, *day, *done),
+            (private, LocalDay::new(3).unwrap(), true)
+        );
         let part = ana
             .open_private_check_in(&written)
             .expect("she opens her own");
@@ -176,7 +179,7 @@ mod tests {
         let status = Content::GoalStatus {
             goal: bens,
             status: GoalState::Paused,
-            since: LocalDay(3),
+            since: LocalDay::new(3).unwrap(),
         };
         assert_eq!(
             ana.prepare_content(status, &tally, &mut rng),

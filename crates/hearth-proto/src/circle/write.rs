@@ -110,7 +110,6 @@ impl Circle {
         now_ms: u64,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Authored, CircleError> {
-        content.validate()?;
         let (epoch, secret) = self.writing_epoch()?;
         let me = self.me.id();
         let secret = secret.clone();
@@ -580,14 +579,13 @@ impl Circle {
         let key = self.me.private_part_key(&self.id);
         let plaintext = part.encode_padded();
         let ciphertext = epoch::seal(&key, &nonce, &private_aad(&goal, day), &plaintext);
-        let content = Content::PrivateCheckIn {
+        Ok(Content::PrivateCheckIn {
             goal,
             day,
             done: part.outcome.is_done(),
-            sealed: SealedPart { nonce, ciphertext },
-        };
-        content.validate()?;
-        Ok(content)
+            // Always SEALED_PRIVATE_PART_LEN bytes, within MAX_SEALED_BYTES; checked anyway.
+            sealed: SealedPart::new(nonce, ciphertext)?,
+        })
     }
 
     /// Opens the private part of one of this member's own sealed check-ins; `None` for anyone
@@ -603,9 +601,9 @@ impl Circle {
         let key = self.me.private_part_key(&self.id);
         let plaintext = epoch::open(
             &key,
-            &sealed.nonce,
+            sealed.nonce(),
             &private_aad(goal, *day),
-            &sealed.ciphertext,
+            sealed.ciphertext(),
         )
         .ok()?;
         match plaintext.first() {

@@ -6,10 +6,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::wire_form::WirePrivatePart;
-use super::{ContentError, MAX_NOTE_BYTES, Mood, Note, Outcome};
+use super::text_rules::too_long;
+use super::wire_form::{WirePrivatePart, WireSealedPart};
+use super::{ContentError, MAX_NOTE_BYTES, MAX_SEALED_BYTES, Mood, Note, Outcome};
 #[cfg(doc)]
-use super::{MAX_MOOD, MAX_SEALED_BYTES, MIN_MOOD};
+use super::{MAX_MOOD, MIN_MOOD};
 use crate::wire::{self, DecodeError};
 
 /// The version byte of a padded [`PrivatePart`] plaintext ([`PrivatePart::encode_padded`]).
@@ -22,13 +23,51 @@ pub const PADDED_PRIVATE_PART_LEN: usize = MAX_NOTE_BYTES + 32;
 /// 16-byte Poly1305 tag.
 pub const SEALED_PRIVATE_PART_LEN: usize = PADDED_PRIVATE_PART_LEN + 16;
 
-/// A [`PrivatePart`] sealed with ChaCha20-Poly1305 under the author's private-part key.
+/// A [`PrivatePart`] sealed with ChaCha20-Poly1305 under the author's private-part key. Its
+/// ciphertext is at most [`MAX_SEALED_BYTES`] bytes, which [`SealedPart::new`] (and serde)
+/// checks: others cannot open it, so its size is all they can check. On the wire, the nonce
+/// then the ciphertext as a byte vector.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "WireSealedPart")]
 pub struct SealedPart {
-    /// Random nonce.
-    pub nonce: [u8; 12],
-    /// Ciphertext and tag, at most [`MAX_SEALED_BYTES`] bytes.
-    pub ciphertext: Vec<u8>,
+    nonce: [u8; 12],
+    ciphertext: Vec<u8>,
+}
+
+impl SealedPart {
+    /// The sealed part of this nonce and ciphertext (tag included), or
+    /// [`ContentError::TooLong`] (the "sealed check-in") if the ciphertext is longer than
+    /// [`MAX_SEALED_BYTES`].
+    pub fn new(nonce: [u8; 12], ciphertext: Vec<u8>) -> Result<SealedPart, ContentError> {
+        if ciphertext.len() > MAX_SEALED_BYTES {
+            return Err(too_long(
+                "sealed check-in",
+                ciphertext.len(),
+                MAX_SEALED_BYTES,
+                "bytes",
+            ));
+        }
+        Ok(SealedPart { nonce, ciphertext })
+    }
+
+    /// The random nonce.
+    pub fn nonce(&self) -> &[u8; 12] {
+        &self.nonce
+    }
+
+    /// The ciphertext and tag, at most [`MAX_SEALED_BYTES`] bytes.
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.ciphertext
+    }
+}
+
+impl TryFrom<WireSealedPart> for SealedPart {
+    type Error = ContentError;
+
+    /// [`SealedPart::new`].
+    fn try_from(wire: WireSealedPart) -> Result<SealedPart, ContentError> {
+        SealedPart::new(wire.nonce, wire.ciphertext)
+    }
 }
 
 /// What a "done / not done only" check-in keeps for its author alone. Its note and mood obey

@@ -1,24 +1,21 @@
 //! The [`Content`] enum and its payload types ([`Outcome`], [`Cadence`], [`Visibility`],
-//! [`GoalState`]): encoding, decoding, and the rules its field types do not hold
-//! ([`Content::validate`]).
+//! [`GoalState`]): encoding and decoding. Every field's type holds its own rules, so content
+//! that exists is valid and there is nothing left to validate.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(doc)]
-use super::PrivatePart;
-use super::text_rules::too_long;
 use super::wire_form::WireContent;
 use super::{
-    ContentError, ContentWarning, DisplayName, Emoji, GoalTitle, LocalDay, MAX_CONTENT_LEN,
-    MAX_GRACE_DAYS, MAX_SEALED_BYTES, MAX_TIMES_PER_WEEK, MIN_TIMES_PER_WEEK, MessageBody, Mood,
-    Note, Question, SealedPart, WeekdaySet, Why,
+    ContentError, ContentWarning, DisplayName, Emoji, GoalTitle, GraceDays, LocalDay,
+    MAX_CONTENT_LEN, MessageBody, Mood, Note, Question, RestDays, SealedPart, TimesPerWeek, Why,
 };
 #[cfg(doc)]
 use super::{
-    MAX_BODY_BYTES, MAX_CONTENT_WARNING_CHARS, MAX_EMOJI_BYTES, MAX_MOOD, MAX_NAME_CHARS,
-    MAX_NOTE_BYTES, MAX_TITLE_CHARS, MAX_WHY_BYTES, MIN_MOOD,
+    MAX_BODY_BYTES, MAX_CONTENT_WARNING_CHARS, MAX_EMOJI_BYTES, MAX_GRACE_DAYS, MAX_MOOD,
+    MAX_NAME_CHARS, MAX_NOTE_BYTES, MAX_SEALED_BYTES, MAX_TIMES_PER_WEEK, MAX_TITLE_CHARS,
+    MAX_WHY_BYTES, MIN_MOOD, MIN_TIMES_PER_WEEK, PrivatePart, WeekdaySet,
 };
 use crate::ids::EntryId;
 use crate::wire;
@@ -90,9 +87,9 @@ pub enum Content {
         visibility: Visibility,
         /// Missed days in a row forgiven by the streak (daily goals), at most
         /// [`MAX_GRACE_DAYS`].
-        grace_days: u8,
-        /// Weekdays off (daily goals); must leave at least one day.
-        rest_days: WeekdaySet,
+        grace_days: GraceDays,
+        /// Weekdays off (daily goals); never the whole week.
+        rest_days: RestDays,
         /// The author's local day the goal starts; check-ins for earlier days are ignored.
         start: LocalDay,
     },
@@ -179,9 +176,16 @@ pub enum Cadence {
     Daily,
     /// At least this many days per ISO week (Monday to Sunday),
     /// [`MIN_TIMES_PER_WEEK`]`..=`[`MAX_TIMES_PER_WEEK`]. Streaks count weeks.
-    TimesPerWeek(u8),
+    TimesPerWeek(TimesPerWeek),
     /// At least once per ISO week. Streaks count weeks.
     Weekly,
+}
+
+impl Cadence {
+    /// At least `times` days per ISO week, or [`ContentError::TimesPerWeekOutOfRange`].
+    pub fn times_per_week(times: u8) -> Result<Cadence, ContentError> {
+        TimesPerWeek::new(times).map(Cadence::TimesPerWeek)
+    }
 }
 
 /// What the circle's apps show of a goal's check-ins.
@@ -215,15 +219,14 @@ pub enum GoalState {
 }
 
 impl Content {
-    /// Encodes the content: [`crate::wire::WIRE_VERSION`], then postcard. Every text and mood
-    /// is valid by its type; call [`Content::validate`] first for the other rules, which this
-    /// does not check.
+    /// Encodes the content: [`crate::wire::WIRE_VERSION`], then postcard. Every field is
+    /// valid by its type, so there is nothing to check first.
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(self)
     }
 
-    /// Decodes content of at most [`MAX_CONTENT_LEN`] bytes with no trailing bytes, and checks
-    /// every limit, in field order, returning the first rule broken:
+    /// Decodes content of at most [`MAX_CONTENT_LEN`] bytes with no trailing bytes, and parses
+    /// every field into its type, in field order, returning the first rule broken:
     ///
     /// - text: `body` multi-line, 1..=[`MAX_BODY_BYTES`] bytes; `content_warning` single-line,
     ///   1..=[`MAX_CONTENT_WARNING_CHARS`] characters.
@@ -242,52 +245,12 @@ impl Content {
     /// - round: `question` as a goal title. Round answer: `mood`, then `note` as a check-in's.
     /// - delete, guidelines accepted: nothing to check.
     ///
-    /// The texts and moods are parsed into their types ([`MessageBody`], [`Note`], [`Mood`] …),
-    /// the other rules are those of [`Content::validate`].
+    /// Each rule is held by a type ([`MessageBody`], [`Note`], [`Mood`], [`TimesPerWeek`],
+    /// [`GraceDays`], [`RestDays`] and [`WeekdaySet`], [`LocalDay`], [`SealedPart`] …), which
+    /// returns its error; decoding only names the text fields as PROTOCOL.md §9 does.
     pub fn decode(bytes: &[u8]) -> Result<Content, ContentError> {
         let wire: WireContent = wire::decode(bytes, MAX_CONTENT_LEN, "content")?;
         Content::try_from(wire)
-    }
-
-    /// Checks the rules that the types of the fields do not hold, in field order, and returns
-    /// the first rule broken. Texts and moods need no check (their types only exist valid);
-    /// what is left belongs to types the rest of the protocol shares, and reads no text:
-    ///
-    /// - goal: times per week [`MIN_TIMES_PER_WEEK`]`..=`[`MAX_TIMES_PER_WEEK`];
-    ///   `grace_days` ≤ [`MAX_GRACE_DAYS`]; `rest_days` without bit 7 and not all seven days;
-    ///   `start` a valid [`LocalDay`].
-    /// - check-in: `day` a valid [`LocalDay`].
-    /// - goal status: `since` a valid [`LocalDay`].
-    /// - private check-in: `day` a valid [`LocalDay`]; `sealed` at most [`MAX_SEALED_BYTES`].
-    /// - every other kind: nothing to check.
-    pub fn validate(&self) -> Result<(), ContentError> {
-        match self {
-            Content::Goal {
-                cadence,
-                grace_days,
-                rest_days,
-                start,
-                ..
-            } => {
-                goal_schedule(*cadence, *grace_days, *rest_days)?;
-                valid_day(*start)
-            }
-            Content::CheckIn { day, .. } => valid_day(*day),
-            Content::GoalStatus { since, .. } => valid_day(*since),
-            Content::PrivateCheckIn { day, sealed, .. } => {
-                valid_day(*day)?;
-                sealed_size(sealed)
-            }
-            Content::Text { .. }
-            | Content::Reaction { .. }
-            | Content::Encouragement { .. }
-            | Content::Edit { .. }
-            | Content::Delete { .. }
-            | Content::Profile { .. }
-            | Content::GuidelinesAccepted { .. }
-            | Content::RoundOpen { .. }
-            | Content::RoundAnswer { .. } => Ok(()),
-        }
     }
 
     /// A short name of the kind, for people and logs: "text", "reaction", "encouragement",
@@ -351,47 +314,4 @@ impl fmt::Debug for Content {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Content({}, ..)", self.kind_name())
     }
-}
-
-/// A goal's cadence, grace days and rest days, in that order.
-pub(super) fn goal_schedule(
-    cadence: Cadence,
-    grace_days: u8,
-    rest_days: WeekdaySet,
-) -> Result<(), ContentError> {
-    if let Cadence::TimesPerWeek(times) = cadence
-        && !(MIN_TIMES_PER_WEEK..=MAX_TIMES_PER_WEEK).contains(&times)
-    {
-        return Err(ContentError::TimesPerWeekOutOfRange(times));
-    }
-    if grace_days > MAX_GRACE_DAYS {
-        return Err(ContentError::TooManyGraceDays(grace_days));
-    }
-    if rest_days.bits() & 0x80 != 0 {
-        return Err(ContentError::UnknownWeekday(rest_days.bits()));
-    }
-    if rest_days == WeekdaySet::ALL {
-        return Err(ContentError::RestEveryDay);
-    }
-    Ok(())
-}
-
-pub(super) fn valid_day(day: LocalDay) -> Result<(), ContentError> {
-    if day.is_valid() {
-        Ok(())
-    } else {
-        Err(ContentError::DayOutOfRange(day.0))
-    }
-}
-
-pub(super) fn sealed_size(sealed: &SealedPart) -> Result<(), ContentError> {
-    if sealed.ciphertext.len() > MAX_SEALED_BYTES {
-        return Err(too_long(
-            "sealed check-in",
-            sealed.ciphertext.len(),
-            MAX_SEALED_BYTES,
-            "bytes",
-        ));
-    }
-    Ok(())
 }

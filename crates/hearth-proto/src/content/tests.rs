@@ -1,6 +1,6 @@
 //! Tests of content: encoding, limits, the private part, the calendar and the text rules.
 
-use super::wire_form::{WireContent, WirePrivatePart};
+use super::wire_form::{WireCadence, WireContent, WirePrivatePart, WireSealedPart};
 use super::*;
 use crate::ids::EntryId;
 use crate::wire;
@@ -9,22 +9,27 @@ fn id(n: u8) -> EntryId {
     EntryId::from_bytes([n; 32])
 }
 
+/// Day `n`, which the test knows is on the calendar.
+fn day(n: i32) -> LocalDay {
+    LocalDay::new(n).unwrap()
+}
+
 fn goal() -> Content {
     Content::Goal {
         title: "Walk every morning".parse().unwrap(),
         why: Some("For my back,\nand my head.".parse().unwrap()),
-        cadence: Cadence::TimesPerWeek(3),
+        cadence: Cadence::times_per_week(3).unwrap(),
         visibility: Visibility::DoneOnly,
-        grace_days: 2,
-        rest_days: WeekdaySet::WEEKEND,
-        start: LocalDay(20_000),
+        grace_days: GraceDays::new(2).unwrap(),
+        rest_days: RestDays::WEEKEND,
+        start: day(20_000),
     }
 }
 
 fn check_in() -> Content {
     Content::CheckIn {
         goal: id(7),
-        day: LocalDay(20_001),
+        day: day(20_001),
         outcome: Outcome::Value(-2500),
         note: Some("Rainy, went anyway".parse().unwrap()),
         mood: Some(Mood::new(4).unwrap()),
@@ -70,8 +75,8 @@ fn every_variant() -> Vec<Content> {
             why: None,
             cadence: Cadence::Daily,
             visibility: Visibility::Circle,
-            grace_days: 0,
-            rest_days: WeekdaySet::EMPTY,
+            grace_days: GraceDays::NONE,
+            rest_days: RestDays::NONE,
             start: LocalDay::MIN,
         },
         Content::Goal {
@@ -79,21 +84,21 @@ fn every_variant() -> Vec<Content> {
             why: None,
             cadence: Cadence::Weekly,
             visibility: Visibility::Circle,
-            grace_days: MAX_GRACE_DAYS,
-            rest_days: WeekdaySet::of(&[Weekday::Monday; 1]),
+            grace_days: GraceDays::MAX,
+            rest_days: RestDays::new(WeekdaySet::of(&[Weekday::Monday; 1])).unwrap(),
             start: LocalDay::MAX,
         },
         check_in(),
         Content::CheckIn {
             goal: id(7),
-            day: LocalDay(20_002),
+            day: day(20_002),
             outcome: Outcome::Done,
             note: None,
             mood: None,
         },
         Content::CheckIn {
             goal: id(7),
-            day: LocalDay(20_003),
+            day: day(20_003),
             outcome: Outcome::Skipped,
             note: None,
             mood: Some(Mood::LOWEST),
@@ -101,31 +106,28 @@ fn every_variant() -> Vec<Content> {
         Content::GoalStatus {
             goal: id(7),
             status: GoalState::Active,
-            since: LocalDay(0),
+            since: day(0),
         },
         Content::GoalStatus {
             goal: id(7),
             status: GoalState::Paused,
-            since: LocalDay(1),
+            since: day(1),
         },
         Content::GoalStatus {
             goal: id(7),
             status: GoalState::Completed,
-            since: LocalDay(2),
+            since: day(2),
         },
         Content::GoalStatus {
             goal: id(7),
             status: GoalState::Dropped,
-            since: LocalDay(3),
+            since: day(3),
         },
         Content::PrivateCheckIn {
             goal: id(7),
-            day: LocalDay(20_004),
+            day: day(20_004),
             done: true,
-            sealed: SealedPart {
-                nonce: [3; 12],
-                ciphertext: vec![9; SEALED_PRIVATE_PART_LEN],
-            },
+            sealed: SealedPart::new([3; 12], vec![9; SEALED_PRIVATE_PART_LEN]).unwrap(),
         },
         Content::RoundOpen {
             question: "How is everyone this week?".parse().unwrap(),
@@ -141,9 +143,6 @@ fn every_variant() -> Vec<Content> {
 #[test]
 fn every_variant_round_trips() {
     for content in every_variant() {
-        content
-            .validate()
-            .unwrap_or_else(|e| panic!("{}: {e}", content.kind_name()));
         let bytes = content.encode();
         assert_eq!(bytes[0], wire::WIRE_VERSION);
         assert_eq!(
@@ -266,7 +265,7 @@ fn exact_bytes_are_pinned() {
     let status = Content::GoalStatus {
         goal: id(7),
         status: GoalState::Paused,
-        since: LocalDay(300),
+        since: day(300),
     };
     assert_eq!(status.encode(), expected);
 
@@ -277,7 +276,7 @@ fn exact_bytes_are_pinned() {
     expected.extend([4, 1, 5, 0, 1, 5]);
     let check_in = Content::CheckIn {
         goal: id(7),
-        day: LocalDay(2),
+        day: day(2),
         outcome: Outcome::Value(-3),
         note: None,
         mood: Some(Mood::new(5).unwrap()),
@@ -289,11 +288,11 @@ fn exact_bytes_are_pinned() {
     let goal = Content::Goal {
         title: "G".parse().unwrap(),
         why: None,
-        cadence: Cadence::TimesPerWeek(3),
+        cadence: Cadence::times_per_week(3).unwrap(),
         visibility: Visibility::DoneOnly,
-        grace_days: 2,
-        rest_days: WeekdaySet::WEEKEND,
-        start: LocalDay(1),
+        grace_days: GraceDays::new(2).unwrap(),
+        rest_days: RestDays::WEEKEND,
+        start: day(1),
     };
     assert_eq!(goal.encode(), vec![1, 7, 1, b'G', 0, 1, 3, 1, 2, 0x60, 2]);
 }
@@ -345,13 +344,6 @@ fn rejected(wire: WireContent, expected: ContentError) {
     assert!(wire::decode::<Content>(&wire::encode(&wire), MAX_CONTENT_LEN, "content").is_err());
 }
 
-/// Checks that `validate` refuses `content` (a rule no field type holds) with `expected`, and
-/// that decoding its encoding does too.
-fn invalid(content: Content, expected: ContentError) {
-    assert_eq!(content.validate(), Err(expected.clone()));
-    assert_eq!(Content::decode(&content.encode()), Err(expected));
-}
-
 /// The plain wire form of valid content, to break one field of.
 fn plain(content: &Content) -> WireContent {
     wire::decode(&content.encode(), MAX_CONTENT_LEN, "content").unwrap()
@@ -376,7 +368,10 @@ fn plain_text(body: &str) -> WireContent {
 #[test]
 fn text_limits() {
     let at_limit = "a".repeat(MAX_BODY_BYTES);
-    text(&at_limit).validate().unwrap();
+    assert_eq!(
+        Content::decode(&text(&at_limit).encode()),
+        Ok(text(&at_limit))
+    );
     rejected(
         plain_text(&"é".repeat(MAX_BODY_BYTES / 2 + 1)),
         ContentError::TooLong {
@@ -530,12 +525,6 @@ fn reaction_encouragement_and_profile_limits() {
     );
 }
 
-fn with_goal(change: impl FnOnce(&mut Content)) -> Content {
-    let mut g = goal();
-    change(&mut g);
-    g
-}
-
 fn with_plain_goal(change: impl FnOnce(&mut WireContent)) -> WireContent {
     let mut g = plain(&goal());
     change(&mut g);
@@ -595,44 +584,70 @@ fn goal_limits() {
             field: "goal's why",
         },
     );
-    for times in [0, MAX_TIMES_PER_WEEK + 1] {
-        invalid(
-            with_goal(|g| {
-                if let Content::Goal { cadence, .. } = g {
-                    *cadence = Cadence::TimesPerWeek(times);
-                }
-            }),
-            ContentError::TimesPerWeekOutOfRange(times),
-        );
-    }
-    invalid(
-        with_goal(|g| {
-            if let Content::Goal { grace_days, .. } = g {
+    // Field order: the times per week, the grace days, bit 7 of the rest days, the whole week
+    // of rest, the start.
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal {
+                cadence,
+                grace_days,
+                rest_days,
+                start,
+                ..
+            } = g
+            {
+                *cadence = WireCadence::TimesPerWeek(0);
                 *grace_days = MAX_GRACE_DAYS + 1;
+                *rest_days = 0xff;
+                *start = -1;
+            }
+        }),
+        ContentError::TimesPerWeekOutOfRange(0),
+    );
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal {
+                grace_days,
+                rest_days,
+                start,
+                ..
+            } = g
+            {
+                *grace_days = MAX_GRACE_DAYS + 1;
+                *rest_days = 0xff;
+                *start = -1;
             }
         }),
         ContentError::TooManyGraceDays(MAX_GRACE_DAYS + 1),
     );
-    invalid(
-        with_goal(|g| {
-            if let Content::Goal { rest_days, .. } = g {
-                *rest_days = WeekdaySet(0x81);
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal {
+                rest_days, start, ..
+            } = g
+            {
+                *rest_days = 0xff;
+                *start = -1;
             }
         }),
-        ContentError::UnknownWeekday(0x81),
+        ContentError::UnknownWeekday(0xff),
     );
-    invalid(
-        with_goal(|g| {
-            if let Content::Goal { rest_days, .. } = g {
-                *rest_days = WeekdaySet::ALL;
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal {
+                rest_days, start, ..
+            } = g
+            {
+                *rest_days = 0x7f;
+                *start = -1;
             }
         }),
         ContentError::RestEveryDay,
     );
-    invalid(
-        with_goal(|g| {
-            if let Content::Goal { start, .. } = g {
-                *start = LocalDay(-1);
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal { start, .. } = g {
+                *start = -1;
             }
         }),
         ContentError::DayOutOfRange(-1),
@@ -673,41 +688,50 @@ fn check_in_and_status_limits() {
     rejected(
         with_check_in(&|c| {
             if let WireContent::CheckIn { day, note, .. } = c {
-                *day = LocalDay(-5);
+                *day = -5;
                 *note = Some(String::new());
             }
         }),
         ContentError::DayOutOfRange(-5),
     );
-    let mut late = check_in();
-    if let Content::CheckIn { day, .. } = &mut late {
-        *day = LocalDay(LocalDay::MAX.0 + 1);
-    }
-    invalid(late, ContentError::DayOutOfRange(LocalDay::MAX.0 + 1));
-    invalid(
-        Content::GoalStatus {
+    rejected(
+        with_check_in(&|c| {
+            if let WireContent::CheckIn { day, .. } = c {
+                *day = LocalDay::MAX.get() + 1;
+            }
+        }),
+        ContentError::DayOutOfRange(LocalDay::MAX.get() + 1),
+    );
+    rejected(
+        WireContent::GoalStatus {
             goal: id(1),
             status: GoalState::Paused,
-            since: LocalDay(i32::MIN),
+            since: i32::MIN,
         },
         ContentError::DayOutOfRange(i32::MIN),
     );
-    invalid(
-        Content::PrivateCheckIn {
-            goal: id(1),
-            day: LocalDay(1),
-            done: false,
-            sealed: SealedPart {
-                nonce: [0; 12],
-                ciphertext: vec![0; MAX_SEALED_BYTES + 1],
-            },
+    // Field order: the day before the sealed part.
+    let private = |day: i32, len: usize| WireContent::PrivateCheckIn {
+        goal: id(1),
+        day,
+        done: false,
+        sealed: WireSealedPart {
+            nonce: [0; 12],
+            ciphertext: vec![0; len],
         },
+    };
+    rejected(
+        private(1, MAX_SEALED_BYTES + 1),
         ContentError::TooLong {
             field: "sealed check-in",
             len: MAX_SEALED_BYTES + 1,
             max: MAX_SEALED_BYTES,
             unit: "bytes",
         },
+    );
+    rejected(
+        private(-1, MAX_SEALED_BYTES + 1),
+        ContentError::DayOutOfRange(-1),
     );
 }
 
@@ -851,27 +875,44 @@ fn error_messages_read_as_sentences() {
 
 #[test]
 fn calendar() {
-    assert_eq!(LocalDay(0).weekday(), Weekday::Thursday);
-    assert_eq!(LocalDay(4).weekday(), Weekday::Monday);
-    assert_eq!(LocalDay(-1).weekday(), Weekday::Wednesday);
-    assert_eq!(LocalDay(0).week_start(), LocalDay(-3));
-    assert_eq!(LocalDay(10).week_start(), LocalDay(4));
-    assert_eq!(LocalDay::from_ymd(1970, 1, 1), Some(LocalDay(0)));
+    assert_eq!(day(0).weekday(), Weekday::Thursday);
+    assert_eq!(day(4).weekday(), Weekday::Monday);
+    assert_eq!(day(10).week_start(), day(4));
+    assert_eq!(day(10).week_end(), day(10));
+    assert_eq!(LocalDay::from_ymd(1970, 1, 1), Some(day(0)));
     assert_eq!(LocalDay::from_ymd(9999, 12, 31), Some(LocalDay::MAX));
-    assert_eq!(LocalDay::from_ymd(2000, 2, 29), Some(LocalDay(11_016)));
+    assert_eq!(LocalDay::from_ymd(2000, 2, 29), Some(day(11_016)));
     assert_eq!(LocalDay::from_ymd(1900, 2, 29), None);
     assert_eq!(LocalDay::from_ymd(1969, 12, 31), None);
+    assert_eq!(LocalDay::from_ymd(10_000, 1, 1), None);
     assert_eq!(LocalDay::from_ymd(2026, 13, 1), None);
-    let day = LocalDay::from_ymd(2026, 11, 21).unwrap();
-    assert_eq!(day.weekday(), Weekday::Saturday);
-    assert_eq!(day.to_string(), "2026-11-21");
-    assert_eq!(format!("{day:?}"), "LocalDay(2026-11-21)");
-    for n in (0..=LocalDay::MAX.0).step_by(997).chain([LocalDay::MAX.0]) {
-        let (y, m, d) = LocalDay(n).to_ymd();
-        assert_eq!(LocalDay::from_ymd(y, m, d), Some(LocalDay(n)));
-        assert_eq!(LocalDay(n).week_start().weekday(), Weekday::Monday);
+    let saturday = LocalDay::from_ymd(2026, 11, 21).unwrap();
+    assert_eq!(saturday.weekday(), Weekday::Saturday);
+    assert_eq!(saturday.to_string(), "2026-11-21");
+    assert_eq!(format!("{saturday:?}"), "LocalDay(2026-11-21)");
+    // Every day whose week is whole on the calendar: Monday 1970-01-05 to Sunday 9999-12-26.
+    for n in (4..=LocalDay::MAX.get() - 5)
+        .step_by(997)
+        .chain([LocalDay::MAX.get() - 5])
+    {
+        let (y, m, d) = day(n).to_ymd();
+        assert_eq!(LocalDay::from_ymd(y, m, d), Some(day(n)));
+        assert_eq!(day(n).week_start().weekday(), Weekday::Monday);
+        assert_eq!(day(n).week_end().weekday(), Weekday::Sunday);
+        assert_eq!(day(n).week_end().get() - day(n).week_start().get(), 6);
     }
-    assert_eq!(LocalDay(i32::MAX).plus(1), LocalDay(i32::MAX));
+    // 1970-01-01 is a Thursday and 9999-12-31 a Friday: the first and last weeks are cut
+    // short by the ends of the calendar.
+    assert_eq!(LocalDay::MIN.to_ymd(), (1970, 1, 1));
+    assert_eq!(LocalDay::MAX.to_ymd(), (9999, 12, 31));
+    assert_eq!(day(0).week_start(), LocalDay::MIN);
+    assert_eq!(day(3).week_end(), day(3));
+    assert_eq!(LocalDay::MAX.weekday(), Weekday::Friday);
+    assert_eq!(LocalDay::MAX.week_end(), LocalDay::MAX);
+    assert_eq!(
+        LocalDay::MAX.week_start(),
+        LocalDay::from_ymd(9999, 12, 27).unwrap()
+    );
 }
 
 #[test]
@@ -902,4 +943,262 @@ fn weekday_sets_targets_and_debug() {
     );
     assert_eq!(format!("{:?}", text("a secret")), "Content(text, ..)");
     assert_eq!(check_in().kind_name(), "check-in");
+}
+
+/// A day only exists on the calendar: `new`, `TryFrom` and serde refuse the rest with
+/// `DayOutOfRange`, decoding refuses it in each of the four places content holds a day, and
+/// arithmetic stays on the calendar. On the wire a day is the `i32` it holds.
+#[test]
+fn local_days_exist_only_on_the_calendar() {
+    for n in [-1, i32::MIN, LocalDay::MAX.get() + 1, i32::MAX] {
+        assert_eq!(LocalDay::new(n), Err(ContentError::DayOutOfRange(n)));
+        assert_eq!(LocalDay::try_from(n), Err(ContentError::DayOutOfRange(n)));
+        assert!(postcard::from_bytes::<LocalDay>(&wire::encode_bare(&n)).is_err());
+        assert!(serde_json::from_str::<LocalDay>(&n.to_string()).is_err());
+    }
+    assert_eq!(LocalDay::new(0), Ok(LocalDay::MIN));
+    assert_eq!(LocalDay::new(2_932_896), Ok(LocalDay::MAX));
+    assert_eq!(LocalDay::MAX.get(), 2_932_896);
+    assert_eq!(i32::from(day(300)), 300);
+    assert_eq!(
+        ContentError::DayOutOfRange(-1).to_string(),
+        "the day -1 is outside the supported range, 0 (1970-01-01) to 2932896 (9999-12-31)"
+    );
+
+    // Arithmetic stays on the calendar.
+    assert_eq!(LocalDay::clamped(-5), LocalDay::MIN);
+    assert_eq!(LocalDay::clamped(i32::MAX), LocalDay::MAX);
+    assert_eq!(LocalDay::clamped(7), day(7));
+    assert_eq!(LocalDay::MAX.plus(1), LocalDay::MAX);
+    assert_eq!(LocalDay::MAX.plus(i32::MAX), LocalDay::MAX);
+    assert_eq!(LocalDay::MIN.plus(-1), LocalDay::MIN);
+    assert_eq!(LocalDay::MIN.plus(i32::MIN), LocalDay::MIN);
+    assert_eq!(day(10).plus(-3), day(7));
+    assert_eq!(LocalDay::MAX.checked_plus(1), None);
+    assert_eq!(LocalDay::MIN.checked_plus(-1), None);
+    assert_eq!(day(5).checked_plus(i32::MAX), None);
+    assert_eq!(day(10).checked_plus(-10), Some(LocalDay::MIN));
+
+    // On the wire, exactly the `i32` (postcard and JSON alike).
+    assert_eq!(wire::encode_bare(&day(300)), wire::encode_bare(&300i32));
+    assert_eq!(serde_json::to_string(&day(300)).unwrap(), "300");
+    assert_eq!(
+        postcard::from_bytes::<LocalDay>(&wire::encode_bare(&300i32)),
+        Ok(day(300))
+    );
+
+    // From the wire: a goal's start, a check-in's day, a status's since, a private day.
+    let bad = LocalDay::MAX.get() + 1;
+    rejected(
+        with_plain_goal(|g| {
+            if let WireContent::Goal { start, .. } = g {
+                *start = bad;
+            }
+        }),
+        ContentError::DayOutOfRange(bad),
+    );
+    let mut check_in = plain(&check_in());
+    if let WireContent::CheckIn { day, .. } = &mut check_in {
+        *day = -1;
+    }
+    rejected(check_in, ContentError::DayOutOfRange(-1));
+    rejected(
+        WireContent::GoalStatus {
+            goal: id(1),
+            status: GoalState::Active,
+            since: bad,
+        },
+        ContentError::DayOutOfRange(bad),
+    );
+    rejected(
+        WireContent::PrivateCheckIn {
+            goal: id(1),
+            day: i32::MAX,
+            done: true,
+            sealed: WireSealedPart {
+                nonce: [0; 12],
+                ciphertext: Vec::new(),
+            },
+        },
+        ContentError::DayOutOfRange(i32::MAX),
+    );
+}
+
+/// Times per week only exist in `MIN_TIMES_PER_WEEK..=MAX_TIMES_PER_WEEK`, on their own, in a
+/// cadence, and from the wire; a cadence encodes as it did with a bare `u8`.
+#[test]
+fn times_per_week_exist_only_in_range() {
+    for bad in [0, MAX_TIMES_PER_WEEK + 1, u8::MAX] {
+        assert_eq!(
+            TimesPerWeek::new(bad),
+            Err(ContentError::TimesPerWeekOutOfRange(bad))
+        );
+        assert_eq!(
+            TimesPerWeek::try_from(bad),
+            Err(ContentError::TimesPerWeekOutOfRange(bad))
+        );
+        assert_eq!(
+            Cadence::times_per_week(bad),
+            Err(ContentError::TimesPerWeekOutOfRange(bad))
+        );
+        assert!(postcard::from_bytes::<TimesPerWeek>(&[bad]).is_err());
+        assert!(postcard::from_bytes::<Cadence>(&[1, bad]).is_err());
+        rejected(
+            with_plain_goal(|g| {
+                if let WireContent::Goal { cadence, .. } = g {
+                    *cadence = WireCadence::TimesPerWeek(bad);
+                }
+            }),
+            ContentError::TimesPerWeekOutOfRange(bad),
+        );
+    }
+    for times in MIN_TIMES_PER_WEEK..=MAX_TIMES_PER_WEEK {
+        let cadence = Cadence::times_per_week(times).unwrap();
+        assert_eq!(TimesPerWeek::new(times).map(u8::from), Ok(times));
+        assert_eq!(
+            wire::encode_bare(&cadence),
+            wire::encode_bare(&WireCadence::TimesPerWeek(times))
+        );
+        assert_eq!(postcard::from_bytes::<Cadence>(&[1, times]), Ok(cadence));
+        assert_eq!(
+            serde_json::to_string(&cadence).unwrap(),
+            format!("{{\"TimesPerWeek\":{times}}}")
+        );
+    }
+    assert_eq!(
+        ContentError::TimesPerWeekOutOfRange(0).to_string(),
+        "the times per week must be between 1 and 7, got 0"
+    );
+}
+
+/// Grace days only exist up to `MAX_GRACE_DAYS`, on their own and from the wire.
+#[test]
+fn grace_days_exist_only_up_to_the_limit() {
+    for bad in [MAX_GRACE_DAYS + 1, u8::MAX] {
+        assert_eq!(
+            GraceDays::new(bad),
+            Err(ContentError::TooManyGraceDays(bad))
+        );
+        assert_eq!(
+            GraceDays::try_from(bad),
+            Err(ContentError::TooManyGraceDays(bad))
+        );
+        assert!(postcard::from_bytes::<GraceDays>(&[bad]).is_err());
+        assert!(serde_json::from_str::<GraceDays>(&bad.to_string()).is_err());
+        rejected(
+            with_plain_goal(|g| {
+                if let WireContent::Goal { grace_days, .. } = g {
+                    *grace_days = bad;
+                }
+            }),
+            ContentError::TooManyGraceDays(bad),
+        );
+    }
+    assert_eq!(GraceDays::new(0), Ok(GraceDays::NONE));
+    assert_eq!(GraceDays::new(MAX_GRACE_DAYS), Ok(GraceDays::MAX));
+    assert_eq!(GraceDays::default(), GraceDays::NONE);
+    assert_eq!(wire::encode_bare(&GraceDays::MAX), vec![MAX_GRACE_DAYS]);
+    assert_eq!(serde_json::to_string(&GraceDays::MAX).unwrap(), "7");
+}
+
+/// A weekday set refuses bit 7; a goal's rest days refuse bit 7 first, then the whole week,
+/// on their own and from the wire. Both encode as the one byte of the mask.
+#[test]
+fn rest_days_refuse_bit_7_then_the_whole_week() {
+    assert_eq!(
+        WeekdaySet::try_from(0x80),
+        Err(ContentError::UnknownWeekday(0x80))
+    );
+    assert!(postcard::from_bytes::<WeekdaySet>(&[0x81]).is_err());
+    assert_eq!(WeekdaySet::try_from(0x7f), Ok(WeekdaySet::ALL));
+    assert_eq!(
+        RestDays::new(WeekdaySet::ALL),
+        Err(ContentError::RestEveryDay)
+    );
+    assert_eq!(
+        RestDays::try_from(0xff),
+        Err(ContentError::UnknownWeekday(0xff))
+    );
+    assert_eq!(RestDays::try_from(0x7f), Err(ContentError::RestEveryDay));
+    assert!(postcard::from_bytes::<RestDays>(&[0x7f]).is_err());
+    assert!(postcard::from_bytes::<RestDays>(&[0x80]).is_err());
+    for (bits, expected) in [
+        (0x80, ContentError::UnknownWeekday(0x80)),
+        (0xff, ContentError::UnknownWeekday(0xff)),
+        (0x7f, ContentError::RestEveryDay),
+    ] {
+        rejected(
+            with_plain_goal(|g| {
+                if let WireContent::Goal { rest_days, .. } = g {
+                    *rest_days = bits;
+                }
+            }),
+            expected,
+        );
+    }
+    // Six days of rest leave one: a goal may ask for that.
+    let six = WeekdaySet::ALL.bits() & !1;
+    let rest = RestDays::try_from(six).unwrap();
+    assert!(!rest.contains(Weekday::Monday) && rest.contains(Weekday::Sunday));
+    assert_eq!(WeekdaySet::from(rest).len(), 6);
+    assert_eq!(RestDays::default(), RestDays::NONE);
+    assert!(RestDays::NONE.is_empty());
+    assert_eq!(RestDays::WEEKEND.days(), WeekdaySet::WEEKEND);
+    assert_eq!(
+        format!("{:?}", RestDays::WEEKEND),
+        "RestDays({Saturday, Sunday})"
+    );
+    assert_eq!(wire::encode_bare(&RestDays::WEEKEND), vec![0x60]);
+    assert_eq!(wire::encode_bare(&WeekdaySet::WEEKEND), vec![0x60]);
+    assert_eq!(serde_json::to_string(&RestDays::WEEKEND).unwrap(), "96");
+    assert_eq!(
+        ContentError::RestEveryDay.to_string(),
+        "a goal cannot rest on every day of the week"
+    );
+}
+
+/// A sealed part only exists with at most `MAX_SEALED_BYTES` of ciphertext, built or from the
+/// wire, and encodes as its nonce and ciphertext did as plain fields.
+#[test]
+fn sealed_parts_exist_only_up_to_max_sealed_bytes() {
+    let too_long = ContentError::TooLong {
+        field: "sealed check-in",
+        len: MAX_SEALED_BYTES + 1,
+        max: MAX_SEALED_BYTES,
+        unit: "bytes",
+    };
+    assert_eq!(
+        SealedPart::new([1; 12], vec![0; MAX_SEALED_BYTES + 1]),
+        Err(too_long.clone())
+    );
+    let plain_part = |len: usize| WireSealedPart {
+        nonce: [1; 12],
+        ciphertext: vec![2; len],
+    };
+    assert!(
+        postcard::from_bytes::<SealedPart>(&wire::encode_bare(&plain_part(MAX_SEALED_BYTES + 1)))
+            .is_err()
+    );
+    rejected(
+        WireContent::PrivateCheckIn {
+            goal: id(1),
+            day: 20_000,
+            done: true,
+            sealed: plain_part(MAX_SEALED_BYTES + 1),
+        },
+        too_long,
+    );
+    let longest = SealedPart::new([1; 12], vec![2; MAX_SEALED_BYTES]).unwrap();
+    assert_eq!(
+        (longest.nonce(), longest.ciphertext().len()),
+        (&[1; 12], MAX_SEALED_BYTES)
+    );
+    assert_eq!(
+        wire::encode_bare(&longest),
+        wire::encode_bare(&plain_part(MAX_SEALED_BYTES))
+    );
+    assert_eq!(
+        postcard::from_bytes::<SealedPart>(&wire::encode_bare(&longest)),
+        Ok(longest)
+    );
 }

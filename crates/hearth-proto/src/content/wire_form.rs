@@ -1,19 +1,19 @@
 //! The plain form content takes on the wire: [`Content`] and [`PrivatePart`] with their texts as
-//! `String` and their moods as `u8`, field for field, so postcard reads the same bytes. Decoding
-//! reads this form and then parses each field in declaration order, naming it as PROTOCOL.md §9
-//! does ("edited body", "check-in note" …): serde's own errors cannot carry a [`ContentError`]
-//! through postcard, which keeps no message.
+//! `String`, their moods, times per week, grace days and rest days as `u8`, their days as
+//! `i32` and their sealed part as a nonce and a byte vector, field for field, so postcard reads
+//! the same bytes. Decoding reads this form and then parses each field in declaration order,
+//! naming it as PROTOCOL.md §9 does ("edited body", "check-in note" …): serde's own errors
+//! cannot carry a [`ContentError`] through postcard, which keeps no message.
 //!
 //! Every change to [`Content`] or [`PrivatePart`] is made here too, in the same place; the
 //! round-trip tests and the test vectors fail otherwise.
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::{goal_schedule, sealed_size, valid_day};
 use super::{
     Cadence, Content, ContentError, ContentWarning, DisplayName, Emoji, GoalState, GoalTitle,
-    LocalDay, MessageBody, Mood, Note, Outcome, PrivatePart, Question, SealedPart, Visibility,
-    WeekdaySet, Why,
+    GraceDays, LocalDay, MessageBody, Mood, Note, Outcome, PrivatePart, Question, RestDays,
+    SealedPart, TimesPerWeek, Visibility, Why,
 };
 use crate::ids::EntryId;
 
@@ -49,15 +49,15 @@ pub(super) enum WireContent {
     Goal {
         title: String,
         why: Option<String>,
-        cadence: Cadence,
+        cadence: WireCadence,
         visibility: Visibility,
         grace_days: u8,
-        rest_days: WeekdaySet,
-        start: LocalDay,
+        rest_days: u8,
+        start: i32,
     },
     CheckIn {
         goal: EntryId,
-        day: LocalDay,
+        day: i32,
         outcome: Outcome,
         note: Option<String>,
         mood: Option<u8>,
@@ -65,13 +65,13 @@ pub(super) enum WireContent {
     GoalStatus {
         goal: EntryId,
         status: GoalState,
-        since: LocalDay,
+        since: i32,
     },
     PrivateCheckIn {
         goal: EntryId,
-        day: LocalDay,
+        day: i32,
         done: bool,
-        sealed: SealedPart,
+        sealed: WireSealedPart,
     },
     RoundOpen {
         question: String,
@@ -81,6 +81,33 @@ pub(super) enum WireContent {
         mood: u8,
         note: Option<String>,
     },
+}
+
+/// [`Cadence`] as it is on the wire, before its times per week are parsed.
+#[derive(Serialize, Deserialize)]
+pub(super) enum WireCadence {
+    Daily,
+    TimesPerWeek(u8),
+    Weekly,
+}
+
+impl TryFrom<WireCadence> for Cadence {
+    type Error = ContentError;
+
+    fn try_from(wire: WireCadence) -> Result<Cadence, ContentError> {
+        Ok(match wire {
+            WireCadence::Daily => Cadence::Daily,
+            WireCadence::TimesPerWeek(times) => Cadence::TimesPerWeek(TimesPerWeek::new(times)?),
+            WireCadence::Weekly => Cadence::Weekly,
+        })
+    }
+}
+
+/// [`SealedPart`] as it is on the wire, before its size is checked.
+#[derive(Serialize, Deserialize)]
+pub(super) struct WireSealedPart {
+    pub(super) nonce: [u8; 12],
+    pub(super) ciphertext: Vec<u8>,
 }
 
 /// Parses a text field, naming it `field` in the error.
@@ -106,7 +133,8 @@ fn mood(value: Option<u8>) -> Result<Option<Mood>, ContentError> {
 impl TryFrom<WireContent> for Content {
     type Error = ContentError;
 
-    /// Parses every field in declaration order; the first rule broken is the error.
+    /// Parses every field in declaration order (a struct literal evaluates its fields in the
+    /// order written); the first rule broken is the error.
     fn try_from(wire: WireContent) -> Result<Content, ContentError> {
         Ok(match wire {
             WireContent::Text {
@@ -143,64 +171,48 @@ impl TryFrom<WireContent> for Content {
                 grace_days,
                 rest_days,
                 start,
-            } => {
-                let title = text::<GoalTitle>("goal title", title)?;
-                let why = optional::<Why>("goal's why", why)?;
-                goal_schedule(cadence, grace_days, rest_days)?;
-                valid_day(start)?;
-                Content::Goal {
-                    title,
-                    why,
-                    cadence,
-                    visibility,
-                    grace_days,
-                    rest_days,
-                    start,
-                }
-            }
+            } => Content::Goal {
+                title: text::<GoalTitle>("goal title", title)?,
+                why: optional::<Why>("goal's why", why)?,
+                cadence: Cadence::try_from(cadence)?,
+                visibility,
+                grace_days: GraceDays::new(grace_days)?,
+                rest_days: RestDays::try_from(rest_days)?,
+                start: LocalDay::new(start)?,
+            },
             WireContent::CheckIn {
                 goal,
                 day,
                 outcome,
                 note,
                 mood: raw_mood,
-            } => {
-                valid_day(day)?;
-                Content::CheckIn {
-                    goal,
-                    day,
-                    outcome,
-                    note: optional::<Note>("check-in note", note)?,
-                    mood: mood(raw_mood)?,
-                }
-            }
+            } => Content::CheckIn {
+                goal,
+                day: LocalDay::new(day)?,
+                outcome,
+                note: optional::<Note>("check-in note", note)?,
+                mood: mood(raw_mood)?,
+            },
             WireContent::GoalStatus {
                 goal,
                 status,
                 since,
-            } => {
-                valid_day(since)?;
-                Content::GoalStatus {
-                    goal,
-                    status,
-                    since,
-                }
-            }
+            } => Content::GoalStatus {
+                goal,
+                status,
+                since: LocalDay::new(since)?,
+            },
             WireContent::PrivateCheckIn {
                 goal,
                 day,
                 done,
                 sealed,
-            } => {
-                valid_day(day)?;
-                sealed_size(&sealed)?;
-                Content::PrivateCheckIn {
-                    goal,
-                    day,
-                    done,
-                    sealed,
-                }
-            }
+            } => Content::PrivateCheckIn {
+                goal,
+                day: LocalDay::new(day)?,
+                done,
+                sealed: SealedPart::try_from(sealed)?,
+            },
             WireContent::RoundOpen { question } => Content::RoundOpen {
                 question: text::<Question>("round question", question)?,
             },

@@ -1,7 +1,7 @@
 //! The timeline read model: what a reader sees of a circle's entries.
 
 use super::*;
-use crate::content::{Cadence, LocalDay, WeekdaySet};
+use crate::content::{Cadence, GraceDays, LocalDay, RestDays};
 
 fn member(n: u8) -> MemberId {
     MemberId::from_bytes([n; 32])
@@ -45,7 +45,7 @@ fn timeline_of(
         viewer: member(viewer),
         hidden: &hidden,
         muted: &muted,
-        today: LocalDay(100),
+        today: LocalDay::new(100).unwrap(),
         open_private: &no_private,
     };
     whole_timeline(entries, joined, &options)
@@ -74,9 +74,9 @@ fn goal(visibility: Visibility) -> Content {
         why: None,
         cadence: Cadence::Daily,
         visibility,
-        grace_days: 0,
-        rest_days: WeekdaySet::EMPTY,
-        start: LocalDay(0),
+        grace_days: GraceDays::NONE,
+        rest_days: RestDays::NONE,
+        start: LocalDay::new(0).unwrap(),
     }
 }
 
@@ -158,7 +158,7 @@ fn done_only_check_ins_are_filtered_for_others() {
     let goal = goal(Visibility::DoneOnly);
     let check_in = |outcome| Content::CheckIn {
         goal: id(1),
-        day: LocalDay(5),
+        day: LocalDay::new(5).unwrap(),
         outcome,
         note: Some("private note".parse().unwrap()),
         mood: Some(crate::content::Mood::new(2).unwrap()),
@@ -174,7 +174,7 @@ fn done_only_check_ins_are_filtered_for_others() {
         others[1].body,
         ItemBody::Content(Content::CheckIn {
             goal: id(1),
-            day: LocalDay(5),
+            day: LocalDay::new(5).unwrap(),
             outcome: Outcome::Done,
             note: None,
             mood: None
@@ -215,7 +215,7 @@ fn hidden_entries_and_muted_members_content_are_left_out() {
         viewer: member(1),
         hidden: &hidden,
         muted: &muted,
-        today: LocalDay(100),
+        today: LocalDay::new(100).unwrap(),
         open_private: &no_private,
     };
     let items = whole_timeline(&entries, &BTreeMap::new(), &options);
@@ -235,12 +235,9 @@ fn hidden_entries_and_muted_members_content_are_left_out() {
 fn sealed_check_ins_open_for_their_author_only_and_milestones_are_marked() {
     let sealed = |n: u8, done| Content::PrivateCheckIn {
         goal: id(1),
-        day: LocalDay(i32::from(n)),
+        day: LocalDay::new(i32::from(n)).unwrap(),
         done,
-        sealed: crate::content::SealedPart {
-            nonce: [n; 12],
-            ciphertext: vec![n; 20],
-        },
+        sealed: crate::content::SealedPart::new([n; 12], vec![n; 20]).unwrap(),
     };
     let entries = vec![
         entry(1, 1, 1, goal(Visibility::DoneOnly)),
@@ -273,7 +270,7 @@ fn sealed_check_ins_open_for_their_author_only_and_milestones_are_marked() {
         viewer: member(1),
         hidden: &hidden,
         muted: &muted,
-        today: LocalDay(100),
+        today: LocalDay::new(100).unwrap(),
         open_private: &open,
     };
     let own = whole_timeline(&entries, &BTreeMap::new(), &author);
@@ -282,7 +279,7 @@ fn sealed_check_ins_open_for_their_author_only_and_milestones_are_marked() {
         own[1].body,
         ItemBody::Content(Content::CheckIn {
             goal: id(1),
-            day: LocalDay(2),
+            day: LocalDay::new(2).unwrap(),
             outcome: Outcome::Value(3),
             note: Some("the note".parse().unwrap()),
             mood: Some(crate::content::Mood::new(4).unwrap())
