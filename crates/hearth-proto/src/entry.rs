@@ -29,7 +29,7 @@ pub const ENTRY_SIGNATURE_LABEL: &[u8] = b"hearth v1 entry";
 pub enum EntryKind {
     /// A [`crate::content::Content`] under the epoch's content key.
     Content,
-    /// A [`crate::control::ControlBody`] under the epoch's control key.
+    /// A [`crate::membership::ControlBody`] under the epoch's control key.
     Control,
 }
 

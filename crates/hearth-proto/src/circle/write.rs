@@ -694,8 +694,8 @@ impl Circle {
 
     /// Raises per-author retention floors after the entries up to them were deleted
     /// (disappearing messages): for each `(author, seq)`, the author's log starts from then on
-    /// at an anchor at `seq` ([`AuthorLogs::raise_floor`]), so those entries are neither
-    /// requested from peers nor accepted again, and are not offered. The anchors are part of
+    /// at an anchor at `seq` ([`crate::sync::AuthorLogs::raise_floor`]), so those entries are
+    /// neither requested from peers nor accepted again, and are not offered. The anchors are part of
     /// [`Circle::snapshot`], so [`Circle::restore`] places the remaining stored entries after
     /// them. A floor `(seq, id)` that is not a held position of the author's log, or where
     /// the log keeps another id, is ignored. Returns how many floors moved.
