@@ -788,26 +788,11 @@ impl Backend for SledBackend {
     }
 
     fn write_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
-        self.check_space()?;
-        self.recover_if_due()?;
-        let (r, opening) = self.run_transaction(body)?;
-        self.group_flush()?;
-        if self.reopens.load(Ordering::SeqCst) != opening {
-            // The database this transaction committed to was dropped after a failed flush.
-            return Err(self.failure_error_or_disk_full());
-        }
-        Ok(r)
+        self.durably(body, Self::run_transaction)
     }
 
     fn write_batch_durably<R>(&self, body: TxBody<'_, R>) -> Result<R, StoreError> {
-        self.check_space()?;
-        self.recover_if_due()?;
-        let (r, opening) = self.run_batch(body)?;
-        self.group_flush()?;
-        if self.reopens.load(Ordering::SeqCst) != opening {
-            return Err(self.failure_error_or_disk_full());
-        }
-        Ok(r)
+        self.durably(body, Self::run_batch)
     }
 }
 
@@ -883,61 +868,65 @@ impl SledBackend {
         }
     }
 
+    /// Writes with `run` (a transaction or a batch), then waits until the write is on disk:
+    /// the space check and recovery before, the group flush after, and an error if the
+    /// database it committed to was dropped after a failed flush meanwhile.
+    fn durably<R>(
+        &self,
+        body: TxBody<'_, R>,
+        run: impl FnOnce(&Self, TxBody<'_, R>) -> Result<(R, u64), StoreError>,
+    ) -> Result<R, StoreError> {
+        self.check_space()?;
+        self.recover_if_due()?;
+        let (r, opening) = run(self, body)?;
+        self.group_flush()?;
+        if self.reopens.load(Ordering::SeqCst) != opening {
+            // The database this write committed to was dropped after a failed flush.
+            return Err(self.failure_error_or_disk_full());
+        }
+        Ok(r)
+    }
+
     /// Runs one transaction; returns its result and the opening of the database it committed
     /// to (see `reopens`).
     fn run_transaction<R>(&self, body: TxBody<'_, R>) -> Result<(R, u64), StoreError> {
-        self.check_not_failed()?;
-        // In flight until the transaction has committed, so a flush leader can wait for it.
-        let _in_flight = self.commit.enter();
-        let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let db = self.read()?;
-        let opening = self.reopens.load(Ordering::SeqCst);
-        let result = db.tree.transaction(|view| {
-            let tx = SledTx {
-                view,
-                integrity: &self.integrity,
-                wrote: Cell::new(false),
-                delta: Cell::new([0; DIGEST_LEN]),
-            };
-            // Every transaction that writes also updates the integrity record.
-            let r = body(&tx).and_then(|r| {
-                let mut commit = None;
-                if tx.wrote.get() {
-                    let key = phys(TreeName::Meta, INTEGRITY_KEY);
-                    let (commits, mut digest) = decode_integrity(view.get(&key)?.as_deref());
-                    xor_into(&mut digest, &tx.delta.get());
-                    view.insert(key, encode_integrity(commits + 1, &digest))?;
-                    commit = Some(commits + 1);
-                }
-                Ok((r, commit))
+        self.committing(|tree| {
+            let result = tree.transaction(|view| {
+                let tx = SledTx {
+                    view,
+                    integrity: &self.integrity,
+                    wrote: Cell::new(false),
+                    delta: Cell::new([0; DIGEST_LEN]),
+                };
+                // Every transaction that writes also updates the integrity record.
+                let r = body(&tx).and_then(|r| {
+                    let mut commit = None;
+                    if tx.wrote.get() {
+                        let key = phys(TreeName::Meta, INTEGRITY_KEY);
+                        let (commits, mut digest) = decode_integrity(view.get(&key)?.as_deref());
+                        xor_into(&mut digest, &tx.delta.get());
+                        view.insert(key, encode_integrity(commits + 1, &digest))?;
+                        commit = Some(commits + 1);
+                    }
+                    Ok((r, commit))
+                });
+                r.map_err(|e| match e {
+                    TxAbort::Store(e) => ConflictableTransactionError::Abort(e),
+                    TxAbort::Sled(UnabortableTransactionError::Conflict) => {
+                        ConflictableTransactionError::Conflict
+                    }
+                    TxAbort::Sled(UnabortableTransactionError::Storage(e)) => {
+                        ConflictableTransactionError::Storage(e)
+                    }
+                })
             });
-            r.map_err(|e| match e {
-                TxAbort::Store(e) => ConflictableTransactionError::Abort(e),
-                TxAbort::Sled(UnabortableTransactionError::Conflict) => {
-                    ConflictableTransactionError::Conflict
-                }
-                TxAbort::Sled(UnabortableTransactionError::Storage(e)) => {
-                    ConflictableTransactionError::Storage(e)
+            result.map_err(|e| match e {
+                TransactionError::Abort(e) => TxAbort::Store(e),
+                TransactionError::Storage(e) => {
+                    TxAbort::Sled(UnabortableTransactionError::Storage(e))
                 }
             })
-        });
-        match result {
-            Ok((r, commit)) => {
-                if let Some(n) = commit {
-                    self.committed.fetch_max(n, Ordering::SeqCst);
-                }
-                Ok((r, opening))
-            }
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => {
-                drop(db);
-                // sled refuses every later write once its log failed: treat it like a failed
-                // flush.
-                self.fail(&e);
-                Err(self.err(e, "write"))
-            }
-        }
+        })
     }
 
     /// [`SledBackend::run_transaction`] as one sled batch, atomic as a transaction is: the
@@ -945,13 +934,25 @@ impl SledBackend {
     /// [`Tx::insert_new`] is not read at all, where a sled transaction reads every key it
     /// writes.
     fn run_batch<R>(&self, body: TxBody<'_, R>) -> Result<(R, u64), StoreError> {
+        self.committing(|tree| self.apply_as_batch(tree, body))
+    }
+
+    /// Runs `apply` over the tree as the one writer, in flight for the group flush; returns
+    /// its result and the opening of the database it committed to (see `reopens`). A storage
+    /// error is a failed write: sled refuses every later write once its log failed, so it is
+    /// treated like a failed flush.
+    fn committing<R>(
+        &self,
+        apply: impl FnOnce(&sled::Tree) -> Result<(R, Option<u64>), TxAbort>,
+    ) -> Result<(R, u64), StoreError> {
         self.check_not_failed()?;
+        // In flight until the write has committed, so a flush leader can wait for it.
         let _in_flight = self.commit.enter();
         let _gate = self.writes.read().unwrap_or_else(PoisonError::into_inner);
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let db = self.read()?;
         let opening = self.reopens.load(Ordering::SeqCst);
-        let outcome = self.apply_as_batch(&db.tree, body);
+        let outcome = apply(&db.tree);
         drop(db);
         match outcome {
             Ok((r, commit)) => {
@@ -962,13 +963,12 @@ impl SledBackend {
             }
             Err(TxAbort::Store(e)) => Err(e),
             Err(TxAbort::Sled(UnabortableTransactionError::Storage(e))) => {
-                // As a failed transaction: sled refuses writes once its log failed.
                 self.fail(&e);
                 Err(self.err(e, "write"))
             }
             Err(TxAbort::Sled(UnabortableTransactionError::Conflict)) => Err(StoreError::Engine {
                 context: "write",
-                detail: "a conflict in a batch, which nothing else writes during".into(),
+                detail: "a conflict no retry resolved, though one writer writes at a time".into(),
             }),
         }
     }
