@@ -1151,7 +1151,7 @@ fn forge_commit(
         &wire_body(&body),
         |seq| {
             let prologue = epoch::package_prologue(&circle, &me, seq, &parent);
-            let mut prng = SeedRng::new(seed);
+            let mut prng = package_rng(seed);
             dhs.iter()
                 .map(|dh| {
                     let payload = PackagePayload {

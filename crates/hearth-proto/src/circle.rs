@@ -21,6 +21,7 @@ use crate::membership::{
 };
 use crate::sync::{AuthorLogs, Equivocation, HighWaterMarks, SyncRequest, Want};
 use crate::wire::DecodeError;
+use crate::xof::XofRng;
 
 mod answer;
 mod persist;
@@ -980,39 +981,13 @@ fn private_aad(goal: &EntryId, day: LocalDay) -> Vec<u8> {
 
 /// A small deterministic RNG (BLAKE3 XOF) for the key packages of one commit, seeded from the
 /// caller's RNG, so the closure that builds packages needs no second borrow of it.
-struct SeedRng(blake3::OutputReader);
-
-impl SeedRng {
-    fn new(seed: [u8; 32]) -> Self {
-        SeedRng(
-            blake3::Hasher::new_keyed(&seed)
-                .update(b"hearth v1 package rng")
-                .finalize_xof(),
-        )
-    }
+fn package_rng(seed: [u8; 32]) -> XofRng {
+    XofRng(
+        blake3::Hasher::new_keyed(&seed)
+            .update(b"hearth v1 package rng")
+            .finalize_xof(),
+    )
 }
-
-impl rand_core::RngCore for SeedRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.0.fill(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.0.fill(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill(dest);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.fill(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::CryptoRng for SeedRng {}
 
 #[cfg(test)]
 #[path = "adversary_tests.rs"]

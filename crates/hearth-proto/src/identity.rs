@@ -296,7 +296,7 @@ impl SignatureBatch {
         for item in &self.items {
             batch.queue(item.clone());
         }
-        let coefficients = TranscriptRng(self.transcript.finalize_xof());
+        let coefficients = crate::xof::XofRng(self.transcript.finalize_xof());
         if batch.verify(coefficients).is_ok() {
             return vec![true; self.items.len()];
         }
@@ -306,36 +306,6 @@ impl SignatureBatch {
             .collect()
     }
 }
-
-/// The output of a hash over a batch, read as the batch's random coefficients.
-struct TranscriptRng(blake3::OutputReader);
-
-impl rand_core::RngCore for TranscriptRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut bytes = [0u8; 4];
-        self.0.fill(&mut bytes);
-        u32::from_le_bytes(bytes)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut bytes = [0u8; 8];
-        self.0.fill(&mut bytes);
-        u64::from_le_bytes(bytes)
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill(dest);
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.fill(dest);
-        Ok(())
-    }
-}
-
-// BLAKE3's output is indistinguishable from random to whoever does not choose its input
-// after seeing it, which is what the batch's coefficients need.
-impl rand_core::CryptoRng for TranscriptRng {}
 
 #[cfg(test)]
 mod tests {

@@ -22,5 +22,6 @@ pub mod sync;
 pub mod tally;
 pub mod view;
 pub mod wire;
+mod xof;
 
 pub use ids::{CircleId, EntryId, EpochId, InviteId, MemberId};

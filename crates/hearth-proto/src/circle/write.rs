@@ -15,8 +15,8 @@ use crate::membership::{
 use crate::wire;
 
 use super::{
-    Authored, Circle, CircleError, DEFAULT_KEY_RETENTION_MS, MAX_LAMPORT_JUMP, Receipt, SeedRng,
-    private_aad,
+    Authored, Circle, CircleError, DEFAULT_KEY_RETENTION_MS, MAX_LAMPORT_JUMP, Receipt,
+    package_rng, private_aad,
 };
 
 impl Circle {
@@ -269,7 +269,7 @@ impl Circle {
             &body.encode(),
             |seq| {
                 let prologue = epoch::package_prologue(&circle, &me, seq, &parent);
-                let mut package_rng = SeedRng::new(package_rng_seed);
+                let mut packages_rng = package_rng(package_rng_seed);
                 packages_plan
                     .iter()
                     .zip(extras)
@@ -279,7 +279,7 @@ impl Circle {
                             extra,
                         };
                         // Packages are sealed with the member's current key, which did not change yet.
-                        epoch::make_package(&signer, dh, &prologue, &payload, &mut package_rng)
+                        epoch::make_package(&signer, dh, &prologue, &payload, &mut packages_rng)
                     })
                     .collect()
             },
