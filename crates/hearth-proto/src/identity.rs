@@ -229,7 +229,7 @@ impl MemberKey {
         let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes)
             .decompress()
             .ok_or(SignatureError::BadMemberKey)?;
-        if point.compress().as_bytes() != bytes || point.is_small_order() {
+        if !canonical_y(bytes) || point.is_small_order() {
             return Err(SignatureError::BadMemberKey);
         }
         ed25519_zebra::VerificationKey::try_from(*bytes)
@@ -247,6 +247,15 @@ impl MemberKey {
             .verify(&ed25519_zebra::Signature::from(signature.0), message)
             .map_err(|_| SignatureError::Mismatch)
     }
+}
+
+/// Whether a point's encoding has its `y` below p = 2²⁵⁵ − 19. With the decoding succeeding,
+/// that is the canonical encoding unless `x` = 0 with the sign bit set, which only the two
+/// points with `y` = ±1 have, both of small order. A byte comparison: re-encoding the point
+/// would cost a field inversion on every signature checked.
+fn canonical_y(bytes: &[u8; 32]) -> bool {
+    let top = bytes[31] & 0x7f;
+    !(top == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
 }
 
 /// Signatures checked together: [`SignatureBatch::verify`] answers for each exactly what
@@ -312,6 +321,59 @@ mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn a_member_id_is_a_canonical_point_of_large_order() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        // p = 2^255 - 19, little-endian.
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        // y + p for a small y is a second encoding of the point with that y.
+        let second_encoding = |y: u8| {
+            let mut bytes = p;
+            bytes[0] += y;
+            bytes
+        };
+        let mut tried = 0;
+        for y in 2u8..=18 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = y;
+            let Some(point) = CompressedEdwardsY(canonical).decompress() else {
+                continue;
+            };
+            if point.is_small_order() {
+                continue;
+            }
+            tried += 1;
+            assert!(MemberKey::of(&MemberId::from_bytes(canonical)).is_ok());
+            let other = second_encoding(y);
+            assert_eq!(
+                CompressedEdwardsY(other).decompress().map(|q| q.compress()),
+                Some(point.compress()),
+                "the same point"
+            );
+            assert!(matches!(
+                MemberKey::of(&MemberId::from_bytes(other)),
+                Err(SignatureError::BadMemberKey)
+            ));
+        }
+        assert!(tried > 0, "some small y is a point of large order");
+        // The neutral point (y = 1) is of small order.
+        let mut neutral = [0u8; 32];
+        neutral[0] = 1;
+        assert!(matches!(
+            MemberKey::of(&MemberId::from_bytes(neutral)),
+            Err(SignatureError::BadMemberKey)
+        ));
+        // The byte check agrees with re-encoding for honest keys.
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        for _ in 0..64 {
+            let id = MemberSecret::generate(&mut rng).id();
+            assert!(canonical_y(id.as_bytes()));
+            assert!(MemberKey::of(&id).is_ok());
+        }
+    }
 
     #[test]
     fn sign_verify_and_secret_never_prints() {
