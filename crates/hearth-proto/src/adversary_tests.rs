@@ -10,7 +10,7 @@ use rand_core::RngCore;
 use super::upkeep::{DEFAULT_REPAIR_DELAY_MS, Upkeep};
 use super::*;
 use crate::content::{Content, SealedPart};
-use crate::entry::EntryKind;
+use crate::entry::{CheckedEntry, EntryKind};
 use crate::epoch;
 use crate::identity::DhPublicKey;
 use crate::membership::Role;
@@ -1206,6 +1206,11 @@ const LOG_WINDOW: usize = 3;
 
 /// How many times a member of the simulation recalled a forgotten id (every run of a process).
 static RECALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many torsioned entries Mal wrote, and how many of them every honest member held after
+/// healing (some checked alone, some in a batch).
+static TORSIONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static TORSIONED_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// How many repairs a member who was not the designated repairer wrote, after her delay.
 static STAND_INS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -1238,6 +1243,9 @@ struct Adversary {
     removal: Option<EpochId>,
     neo_joined: bool,
     equivocated: bool,
+    /// Mal's entries signed with an order-8 point in `R` (`torsioned`): valid by ZIP 215,
+    /// refused by the cofactorless check.
+    torsioned: Vec<EntryId>,
 }
 
 impl Adversary {
@@ -1264,6 +1272,7 @@ impl Adversary {
             removal: None,
             neo_joined: false,
             equivocated: false,
+            torsioned: Vec::new(),
         }
     }
 
@@ -1326,6 +1335,116 @@ impl Adversary {
             }
         }
         let _ = self.mal.receive_at(bytes, self.now);
+    }
+
+    /// Mal posts or commits with a signature whose `R` carries a point of order 8: valid by
+    /// ZIP 215, refused by the cofactorless check. Members take it alone (as gossip) and, in
+    /// `heal`, some in batches (as sync): they must all judge it alike (PROTOCOL.md §2).
+    fn torsioned(&mut self) {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::{Scalar, clamp_integer};
+        use sha2::{Digest, Sha512};
+        let mut mal = self.mal.clone();
+        let mut r = self.rng.clone();
+        let written = if self.roll(2) == 0 {
+            mal.rotate(self.now, &mut r)
+        } else {
+            mal.post(&text("torsioned"), self.now, &mut r)
+        };
+        let Ok(written) = written else {
+            return;
+        };
+        self.rng = r;
+        // Her signing scalar, as Ed25519 derives it from the key's seed.
+        let seed: [u8; 32] = mal.me.to_bytes()[..32].try_into().unwrap();
+        let a = Scalar::from_bytes_mod_order(clamp_integer(
+            Sha512::digest(seed)[..32].try_into().unwrap(),
+        ));
+        let public = (a * ED25519_BASEPOINT_POINT).compress();
+        assert_eq!(public.as_bytes(), mal.me().as_bytes());
+        let unsigned = written.entry.unsigned.clone();
+        let message = unsigned.signed_bytes();
+        let nonce = Scalar::from_bytes_mod_order([self.roll(255) as u8; 32]);
+        let big_r = (nonce * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(public.as_bytes())
+                .chain_update(&message)
+                .finalize()
+                .into(),
+        );
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(big_r.as_bytes());
+        signature[32..].copy_from_slice((nonce + k * a).as_bytes());
+        let bytes = Entry {
+            unsigned,
+            signature: crate::identity::Signature(signature),
+        }
+        .encode();
+        // Checked alone (gossip) and at the end of a batch of other entries (sync), it gets
+        // one answer, and ZIP 215 accepts it.
+        let alone = Entry::decode_and_verify(&bytes).map(|_| ());
+        let mut batch: Vec<Vec<u8>> = self.seen.values().rev().take(15).cloned().collect();
+        batch.push(bytes.clone());
+        let together = CheckedEntry::check_all(batch).pop().unwrap().map(|_| ());
+        assert_eq!(
+            alone,
+            together,
+            "a torsioned signature alone and in a batch {}",
+            self.ctx()
+        );
+        assert_eq!(
+            alone,
+            Ok(()),
+            "ZIP 215 accepts a torsioned signature {}",
+            self.ctx()
+        );
+        TORSIONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = EntryId::of_encoded(&bytes);
+        // Her own device takes the torsioned copy in place of the one it wrote, so her log
+        // goes on from it.
+        if self.mal.receive_at(&bytes, self.now).is_err() {
+            return;
+        }
+        self.torsioned.push(id);
+        self.seen.insert(id, bytes.clone());
+        let to = self.roll(1 << self.honest.len());
+        self.send(&bytes, to);
+    }
+
+    /// Member `i` takes `batch` as a sync response: checked together ([`CheckedEntry::check_all`],
+    /// one signature batch), then each in order ([`Circle::receive_checked`]), as a node does.
+    fn send_batch(&mut self, i: usize, batch: Vec<Vec<u8>>) {
+        let c = &mut self.honest[i];
+        for checked in CheckedEntry::check_all(batch).into_iter().flatten() {
+            let result = match c.receive_checked(&checked) {
+                Err(Rejection::NeedsStoredId { author, seq }) => {
+                    match c.logs().stored_id(&author, seq) {
+                        Some(id) if c.recall(&author, seq, id) => {
+                            RECALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            c.receive_checked(&checked)
+                        }
+                        _ => continue,
+                    }
+                }
+                other => other,
+            };
+            let Ok(receipt) = result else {
+                continue;
+            };
+            if receipt.duplicate {
+                self.has[i].insert(checked.id());
+            }
+            for a in receipt.accepted {
+                self.has[i].insert(a.id);
+                self.seen.insert(a.id, a.bytes);
+            }
+            for (id, bytes) in receipt.equivocating_control {
+                self.has[i].insert(id);
+                self.seen.insert(id, bytes);
+            }
+        }
     }
 
     fn everyone(&self) -> u32 {
@@ -1597,12 +1716,27 @@ impl Adversary {
                 let before = progress(self);
                 let all: Vec<(EntryId, Vec<u8>)> =
                     self.seen.iter().map(|(id, b)| (*id, b.clone())).collect();
+                // Members 0, 2 and 4 take what they lack one by one (as gossip), members 1 and 3
+                // in one batch each (as a sync response): single and batch signature checks
+                // must agree.
+                let mut batches: Vec<Vec<Vec<u8>>> = vec![Vec::new(); self.honest.len()];
                 for (id, bytes) in &all {
                     let lacking = (0..self.honest.len())
                         .filter(|i| !self.has[*i].contains(id))
                         .fold(0u32, |mask, i| mask | (1 << i));
-                    if lacking != 0 {
-                        self.send(bytes, lacking);
+                    let alone = lacking & 0x5555_5555;
+                    if alone != 0 {
+                        self.send(bytes, alone);
+                    }
+                    for (i, batch) in batches.iter_mut().enumerate() {
+                        if lacking & (1 << i) != 0 && i % 2 == 1 {
+                            batch.push(bytes.clone());
+                        }
+                    }
+                }
+                for (i, batch) in batches.into_iter().enumerate() {
+                    if !batch.is_empty() {
+                        self.send_batch(i, batch);
                     }
                 }
                 if progress(self) == before {
@@ -1922,6 +2056,7 @@ impl Adversary {
             );
         }
         match action {
+            5 if self.removal.is_none() => self.torsioned(),
             6..=9 if !self.equivocated => self.forge(),
             10..=11 => self.odd_clock(),
             12 if self.removal.is_none() => self.equivocate(),
@@ -2088,6 +2223,23 @@ impl Adversary {
                     }
                 }
             }
+            // Mal's torsioned entries: while she is a member and wrote no fork, every honest
+            // member holds each or none does, whether she checked it alone or in a batch.
+            if self.removal.is_none() && !self.equivocated {
+                for id in &self.torsioned {
+                    let holders: Vec<bool> = self.has[..self.honest.len()]
+                        .iter()
+                        .map(|h| h.contains(id))
+                        .collect();
+                    assert!(
+                        holders.iter().all(|h| *h == holders[0]),
+                        "members disagree on a torsioned entry: {holders:?} {ctx}"
+                    );
+                    if holders[0] {
+                        TORSIONED_HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
             let first = &self.honest[0];
             for c in &self.honest[1..] {
                 assert_eq!(
@@ -2161,9 +2313,15 @@ fn adversaries_never_break_the_invariants() {
     let learnt = REMOVE_LEARNT.load(std::sync::atomic::Ordering::Relaxed);
     let withheld = WITHHELD.load(std::sync::atomic::Ordering::Relaxed);
     let stand_ins = STAND_INS.load(std::sync::atomic::Ordering::Relaxed);
+    let torsioned = TORSIONED.load(std::sync::atomic::Ordering::Relaxed);
+    let torsioned_held = TORSIONED_HELD.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled, {stand_ins} repairs by a member standing in after her delay; {due} syncs owed the removed member her Remove, {learnt} taught her, {withheld} could not as what she lacked was kept off the server's logs",
+        "adversarial simulation: {seeds} seeds x 40 steps in {:.1} s, {recalls} forgotten ids recalled, {stand_ins} repairs by a member standing in after her delay; {due} syncs owed the removed member her Remove, {learnt} taught her, {withheld} could not as what she lacked was kept off the server's logs; {torsioned} torsioned entries written, {torsioned_held} held by every member",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        torsioned_held > 0 || seeds < 64,
+        "no torsioned entry was ever held by every member (checked alone and in batches)"
     );
     assert!(
         recalls > 0,
