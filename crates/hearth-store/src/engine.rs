@@ -310,8 +310,10 @@ impl<B: Backend> Engine<B> {
     }
 
     /// The entry record of `e` (its reference sealed).
-    fn encode_record(&self, e: &StoredEntry) -> Vec<u8> {
-        e.encode_record(&self.cipher)
+    /// The record of `e`, carrying `sealed_plaintext` (sealed for the slot (`plaintext`,
+    /// id)).
+    fn encode_record(&self, e: &StoredEntry, sealed_plaintext: Option<&[u8]>) -> Vec<u8> {
+        e.encode_record(&self.cipher, sealed_plaintext)
     }
 
     /// Writes rows as they are, in one durable transaction: salvage copies sealed values it
@@ -390,7 +392,8 @@ impl<B: Backend> Engine<B> {
                 let Some(goal) = e.goal else { continue };
                 let old = goal_key(e.circle, goal.as_bytes(), e.lamport, e.id);
                 let new = self.reference_key(&e);
-                changes.push((id, old, new, self.encode_record(&e)));
+                // A schema-1 record carries no plaintext (it stays a row of its own).
+                changes.push((id, old, new, self.encode_record(&e, None)));
             }
             if !changes.is_empty() {
                 self.write(&|tx| {
@@ -616,16 +619,18 @@ impl<B: Backend> Engine<B> {
             state.check()?;
         }
         // Seal outside the transaction, which may run more than once.
-        let records: Vec<Vec<u8>> = items.iter().map(|i| self.encode_record(i.entry)).collect();
-        let references: Vec<Option<Vec<u8>>> =
-            items.iter().map(|i| self.reference_key(i.entry)).collect();
-        let sealed_plain: Vec<Option<Vec<u8>>> = items
+        // The cached plaintext is sealed for its own slot and kept inside the record.
+        let records: Vec<Vec<u8>> = items
             .iter()
             .map(|i| {
-                i.plaintext
-                    .map(|p| self.seal(TreeName::Plaintext, i.entry.id.as_bytes(), p))
+                let sealed = i
+                    .plaintext
+                    .map(|p| self.seal(TreeName::Plaintext, i.entry.id.as_bytes(), p));
+                self.encode_record(i.entry, sealed.as_deref())
             })
             .collect();
+        let references: Vec<Option<Vec<u8>>> =
+            items.iter().map(|i| self.reference_key(i.entry)).collect();
         let sealed_state = circle_state.map(|s| {
             (
                 s.circle,
@@ -695,9 +700,6 @@ impl<B: Backend> Engine<B> {
                 )?;
                 if let Some(reference) = &references[i] {
                     tx.insert_new(TreeName::Goals, reference, &[])?;
-                }
-                if let Some(sealed) = &sealed_plain[i] {
-                    tx.insert_new(TreeName::Plaintext, e.id.as_bytes(), sealed)?;
                 }
                 outcome.push(Appended::Stored);
             }
@@ -852,6 +854,13 @@ impl<B: Backend> Engine<B> {
 
     pub(crate) fn plaintext(&self, id: EntryId) -> Result<Option<Vec<u8>>, StoreError> {
         let k = id.as_bytes();
+        let Some(record) = self.backend.get(TreeName::Entries, k)? else {
+            return Ok(None);
+        };
+        if let Some(sealed) = StoredEntry::sealed_plaintext_in(id, &record)? {
+            return Ok(Some(self.open(TreeName::Plaintext, k, sealed)?.to_vec()));
+        }
+        // Written before schema 3: the plaintext, if cached, is a row of its own.
         match self.backend.get(TreeName::Plaintext, k)? {
             // The caller asked for the plaintext; hand over a plain Vec (the sealed copy stays).
             Some(v) => Ok(Some(self.open(TreeName::Plaintext, k, &v)?.to_vec())),
@@ -883,12 +892,15 @@ impl<B: Backend> Engine<B> {
         }
         let mut changed = Vec::with_capacity(refs.len());
         for (id, target) in refs {
-            if let Some(old) = self.entry(*id)?
-                && old.goal != Some(*target)
-            {
+            let Some(raw) = self.backend.get(TreeName::Entries, id.as_bytes())? else {
+                continue;
+            };
+            let old = StoredEntry::decode_record(*id, &raw, &self.cipher)?;
+            if old.goal != Some(*target) {
                 let mut new = old.clone();
                 new.goal = Some(*target);
-                let record = self.encode_record(&new);
+                // The cached plaintext stays in the record as it was sealed.
+                let record = self.encode_record(&new, StoredEntry::sealed_plaintext_in(*id, &raw)?);
                 let (was, now) = (self.reference_key(&old), self.reference_key(&new));
                 changed.push((new.id, record, was, now));
             }
@@ -1424,7 +1436,7 @@ mod tests {
         for seq in 0..300u64 {
             let mut x = e(1, 2, seq, seq + 1, 1000 + seq, None);
             // Schema 1's record: version 1, the reference in clear.
-            let mut record = engine.encode_record(&x)[..89].to_vec();
+            let mut record = engine.encode_record(&x, None)[..89].to_vec();
             record[0] = 1;
             if seq % 2 == 0 {
                 x.goal = Some(goal);
@@ -1481,6 +1493,87 @@ mod tests {
         assert_eq!(all(engine, TreeName::Entries), before);
         engine.finish_migration().unwrap();
         assert_eq!(engine.check_on_open().unwrap(), SCHEMA_VERSION);
+    }
+
+    /// Schema 3: an entry's cached plaintext is sealed inside its record, so an append writes
+    /// no `plaintext` row; a record of schema 2 finds its plaintext in its own row, and
+    /// referring to another entry keeps the plaintext of either kind.
+    #[test]
+    fn cached_plaintext_lives_in_the_record_and_older_rows_still_read() {
+        let s = MemoryStore::new(&profile()).unwrap();
+        let engine = &s.engine;
+        let new = e(1, 2, 0, 1, 1000, None);
+        let bare = e(1, 2, 1, 2, 1001, None);
+        engine.append(&new, Some(b"cached inside"), None).unwrap();
+        engine.append(&bare, None, None).unwrap();
+        assert!(
+            all(engine, TreeName::Plaintext).is_empty(),
+            "no row of its own"
+        );
+        assert_eq!(
+            engine.plaintext(new.id).unwrap().as_deref(),
+            Some(&b"cached inside"[..])
+        );
+        assert_eq!(engine.plaintext(bare.id).unwrap(), None);
+        assert_eq!(engine.entry(new.id).unwrap().as_ref(), Some(&new));
+
+        // A schema-2 entry: a `0x02` record and its plaintext in a row of its own.
+        let old = e(1, 3, 0, 3, 1002, None);
+        let mut record = engine.encode_record(&old, None)[..90].to_vec();
+        record[0] = 2;
+        record.extend_from_slice(&old.bytes);
+        let sealed_old = engine.seal(TreeName::Plaintext, old.id.as_bytes(), b"in its own row");
+        engine
+            .put_rows(&[
+                (TreeName::Entries, old.id.as_bytes().to_vec(), record),
+                (
+                    TreeName::AuthorLog,
+                    author_log_key(old.circle, old.author, old.seq),
+                    old.id.as_bytes().to_vec(),
+                ),
+                (
+                    TreeName::Timeline,
+                    timeline_key(old.circle, old.lamport, old.author, old.seq),
+                    old.id.as_bytes().to_vec(),
+                ),
+                (
+                    TreeName::ByTime,
+                    by_time_key(old.circle, old.timestamp_ms, old.id),
+                    vec![],
+                ),
+                (TreeName::Plaintext, old.id.as_bytes().to_vec(), sealed_old),
+            ])
+            .unwrap();
+        assert_eq!(engine.entry(old.id).unwrap().as_ref(), Some(&old));
+        assert_eq!(
+            engine.plaintext(old.id).unwrap().as_deref(),
+            Some(&b"in its own row"[..])
+        );
+        check_invariants(engine);
+
+        // Rewriting records for a reference keeps both kinds of plaintext.
+        engine
+            .set_references(&[(new.id, old.id), (old.id, new.id)])
+            .unwrap();
+        assert_eq!(engine.entry(new.id).unwrap().unwrap().goal, Some(old.id));
+        assert_eq!(engine.entry(old.id).unwrap().unwrap().goal, Some(new.id));
+        assert_eq!(
+            engine.plaintext(new.id).unwrap().as_deref(),
+            Some(&b"cached inside"[..])
+        );
+        assert_eq!(
+            engine.plaintext(old.id).unwrap().as_deref(),
+            Some(&b"in its own row"[..])
+        );
+        check_invariants(engine);
+
+        // Removing an entry removes its plaintext of either kind.
+        engine
+            .delete_entries_before(CircleId::from_bytes([1; 32]), 1003)
+            .unwrap();
+        assert!(all(engine, TreeName::Plaintext).is_empty());
+        assert!(all(engine, TreeName::Entries).is_empty());
+        assert_eq!(engine.plaintext(old.id).unwrap(), None);
     }
 
     fn admission_and_its_invite_are_one_write<B: Backend>(engine: &Engine<B>) {
@@ -1696,7 +1789,9 @@ mod tests {
             checks += 1;
         }
         writer.join().unwrap();
-        assert_eq!(store.verify().unwrap().keys, 300 * 5 + 1);
+        // Four rows an entry (record with its plaintext, author log, timeline, by time), and
+        // the schema version.
+        assert_eq!(store.verify().unwrap().keys, 300 * 4 + 1);
         assert!(checks > 0);
     }
 

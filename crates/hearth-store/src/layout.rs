@@ -10,8 +10,10 @@ use hearth_proto::ids::{CircleId, EntryId, MemberId};
 
 /// The schema version this build reads and writes, stored under `meta/schema_version`.
 /// Version 2 keys the `goals` index by a keyed hash of the referred entry and seals the
-/// reference in entry records; a version-1 store is migrated when it is opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// reference in entry records; a version-1 store is migrated when it is opened. Version 3
+/// keeps an entry's cached plaintext inside its record (records of version 3); the records
+/// and `plaintext` rows an older schema wrote stay as they are and read the same.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key of the schema version in the `meta` tree.
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";

@@ -329,6 +329,8 @@ fn copy_into(
 
     // Entries first, through the ordinary append path (which builds every index).
     let mut entries: Vec<StoredEntry> = Vec::new();
+    // The cached plaintext a kept record carries, if it opens for its own slot.
+    let mut plaintexts: Vec<Option<zeroize::Zeroizing<Vec<u8>>>> = Vec::new();
     let mut dropped_per_circle: std::collections::BTreeMap<CircleId, u64> = Default::default();
     for (tree, k, v) in rows {
         if *tree != TreeName::Entries {
@@ -340,7 +342,15 @@ fn copy_into(
             .and_then(|id| StoredEntry::decode_record(id, v, cipher).ok())
             .filter(|e| catch_unwind(AssertUnwindSafe(|| check(e))).unwrap_or(false));
         match ok {
-            Some(e) => entries.push(e),
+            Some(e) => {
+                plaintexts.push(
+                    StoredEntry::sealed_plaintext_in(e.id, v)
+                        .ok()
+                        .flatten()
+                        .and_then(|sealed| opens(TreeName::Plaintext, e.id.as_bytes(), sealed)),
+                );
+                entries.push(e);
+            }
             None => {
                 report.entries_dropped += 1;
                 if let Some(circle) = array_at::<32>(v, 1).map(CircleId::from_bytes) {
@@ -350,12 +360,13 @@ fn copy_into(
         }
     }
     let mut kept = std::collections::HashSet::new();
-    for chunk in entries.chunks(BATCH) {
+    for (chunk, plains) in entries.chunks(BATCH).zip(plaintexts.chunks(BATCH)) {
         let items: Vec<BatchItem<'_>> = chunk
             .iter()
-            .map(|entry| BatchItem {
+            .zip(plains)
+            .map(|(entry, plain)| BatchItem {
                 entry,
-                plaintext: None,
+                plaintext: plain.as_deref().map(Vec::as_slice),
             })
             .collect();
         match store.append_batch(&items, None) {
@@ -363,8 +374,8 @@ fn copy_into(
             // Two kept entries at one position (damage can do that): keep the first, one by
             // one.
             Err(StoreError::SeqConflict { .. }) => {
-                for entry in chunk {
-                    match store.append(entry, None, None) {
+                for (entry, plain) in chunk.iter().zip(plains) {
+                    match store.append(entry, plain.as_deref().map(Vec::as_slice), None) {
                         Ok(_) => {
                             kept.insert(entry.id);
                         }

@@ -167,6 +167,20 @@ fn every_schema_version_has_a_fixture() {
 }
 
 #[test]
+fn the_v3_fixture_opens_and_holds_the_expected_records() {
+    let (_tmp, dir) = copy_of_fixture(3);
+    assert!(matches!(
+        SledStore::open(&dir, &Passphrase::from("not it")),
+        Err(StoreError::WrongPassphrase)
+    ));
+    let s =
+        SledStore::open(&dir, &Passphrase::from(FIXTURE_PASSPHRASE)).expect("the v3 fixture opens");
+    holds_the_expected_records(&s);
+}
+
+/// A schema-2 store keeps its records and `plaintext` rows as they are: opening it records
+/// schema 3 and rewrites nothing, and everything reads the same.
+#[test]
 fn the_v2_fixture_opens_and_holds_the_expected_records() {
     let (_tmp, dir) = copy_of_fixture(2);
     for needle in clear_references() {
@@ -210,7 +224,7 @@ fn the_v1_fixture_is_migrated_and_holds_the_expected_records() {
             "a clear reference survived the migration"
         );
     }
-    // Migrated once: the next open finds schema 2 and the same references.
+    // Migrated once: the next open finds this schema and the same references.
     let s = SledStore::open(&dir, &Passphrase::from(FIXTURE_PASSPHRASE)).unwrap();
     let entries = fixture_entries();
     assert_eq!(
@@ -305,8 +319,23 @@ fn holds_the_expected_records(s: &SledStore) {
     assert_eq!(s.entry(EntryId::from_bytes([0; 32])).unwrap(), None);
 
     s.verify().expect("the fixture matches its digest");
-    // The fixture store still takes writes under this build.
+    // The fixture store still takes writes under this build, with their plaintext.
     let next = entry(c, member(1), 4, 20, 1_750_000_001_000);
-    assert!(s.append(&next, None, None).is_ok());
-    assert_eq!(s.entry(next.id).unwrap(), Some(next));
+    assert!(s.append(&next, Some(b"written now"), None).is_ok());
+    assert_eq!(s.entry(next.id).unwrap(), Some(next.clone()));
+    assert_eq!(
+        s.plaintext(next.id).unwrap().as_deref(),
+        Some(&b"written now"[..])
+    );
+    // Rewriting an old record for a reference keeps its plaintext, wherever it was kept.
+    s.set_references(&[(entries[1].id, entries[2].id)]).unwrap();
+    assert_eq!(
+        s.entry(entries[1].id).unwrap().unwrap().goal,
+        Some(entries[2].id)
+    );
+    assert_eq!(
+        s.plaintext(entries[1].id).unwrap(),
+        Some(plaintext_for(entries[1].id))
+    );
+    s.verify().expect("the writes keep the digest");
 }
