@@ -23,8 +23,9 @@
 //! writes per hop dominate the ratio. `-- latency=<ms>` (one-way delay in milliseconds, with
 //! any of the options above) runs everything over links with that latency instead: each node
 //! (Hearth's and plain gossipsub's alike) gets a network namespace of its own, a TUN device at
-//! `198.51.100.<i+1>`, and an OS thread with a current-thread tokio runtime inside that
-//! namespace, listening on TCP only. A userspace switch (`support/delay_net.rs`; the kernel
+//! `198.51.100.<i+1>`, and a tokio runtime of two workers (as a daemon has) whose threads all
+//! run inside that namespace, listening on TCP only. (With a current-thread runtime a node's
+//! store writes would hold back its network sends, which a device's daemon does not do.) A userspace switch (`support/delay_net.rs`; the kernel
 //! may lack `sch_netem`) forwards every packet between the TUN devices after the delay, so a
 //! round trip takes twice it. Before measuring, the bench times TCP connects through the
 //! switch and fails if they are faster than a round trip. Waits that depend on round trips
@@ -137,10 +138,9 @@ async fn start_node(place: Place<'_>, i: usize, config: NodeConfig) -> Result<(C
     let mut config = config;
     config.listen = vec![place.listen(i)?];
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let namespace = switch.namespace(i)?;
     let thread = switch.spawn_in(i, format!("hearth-{i}"), move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = delay_net::runtime_in(namespace)?;
         runtime.block_on(async move {
             match hearth_node::new(config).await {
                 Ok((client, event_loop)) => {
@@ -424,10 +424,9 @@ impl RawNet {
                 }
                 Place::Switch(switch) => {
                     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+                    let namespace = switch.namespace(i)?;
                     let thread = switch.spawn_in(i, format!("gossipsub-{i}"), move || {
-                        let runtime = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()?;
+                        let runtime = delay_net::runtime_in(namespace)?;
                         runtime.block_on(async move {
                             let (swarm, addr) = raw_swarm(listen, &topic).await?;
                             if addr_tx.send(addr).is_ok() {

@@ -143,6 +143,14 @@ impl DelaySwitch {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// The name of namespace `i`.
+    pub fn namespace(&self, i: usize) -> Result<String> {
+        self.names
+            .get(i)
+            .cloned()
+            .with_context(|| format!("the switch has no namespace {i}"))
+    }
+
     /// Runs `f` on a new thread inside namespace `i`: every socket it makes belongs there.
     pub fn spawn_in<T: Send + 'static>(
         &self,
@@ -369,4 +377,18 @@ fn write_loop(tun: &File, queue: &mpsc::Receiver<Queued>, stop: &AtomicBool) {
         // A write fails only if the device is down (during teardown): drop the packet.
         let _ = (&*tun).write(&packet);
     }
+}
+
+/// A multi-thread tokio runtime (two workers, as a device's daemon has) whose every thread,
+/// workers and blocking pool alike, runs inside the namespace `name`. Build and drop it on a
+/// thread of its own (a runtime cannot be dropped inside another one).
+pub fn runtime_in(name: String) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            // A thread outside the namespace would make its sockets on the host.
+            enter_namespace(&name).expect("a runtime thread enters its node's namespace");
+        })
+        .build()?)
 }

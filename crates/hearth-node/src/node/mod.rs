@@ -281,8 +281,15 @@ fn build_swarm(
         Behaviour::new(key, relay_client, config, relay_allow)
             .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
     };
-    let swarm_config =
-        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    // Outbound streams name their one protocol and send at once (multistream-select's
+    // "lazy" V1), instead of waiting a round trip for the listener's echo: every request
+    // (a sync batch, each step of a membership proof, of an invite or a key delivery) costs
+    // one round trip less. A listener that lacks the protocol still refuses it; the dialer
+    // learns so on its first read.
+    let swarm_config = |c: libp2p::swarm::Config| {
+        c.with_idle_connection_timeout(Duration::from_secs(120))
+            .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+    };
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
     let swarm = match reach {
         Reach::Sockets => builder
