@@ -256,10 +256,9 @@ pub struct BatchItem<'a> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn record_round_trips_with_and_without_goal() {
-        let cipher = Cipher::random();
-        let mut e = StoredEntry {
+    /// An entry with every field set and no reference.
+    fn sample() -> StoredEntry {
+        StoredEntry {
             id: EntryId::from_bytes([1; 32]),
             circle: CircleId::from_bytes([2; 32]),
             author: MemberId::from_bytes([3; 32]),
@@ -268,7 +267,13 @@ mod tests {
             timestamp_ms: 6,
             bytes: vec![9; 40],
             goal: None,
-        };
+        }
+    }
+
+    #[test]
+    fn record_round_trips_with_and_without_goal() {
+        let cipher = Cipher::random();
+        let mut e = sample();
         assert_eq!(
             StoredEntry::decode_record(e.id, &e.encode_record(&cipher, None), &cipher).unwrap(),
             e
@@ -314,14 +319,8 @@ mod tests {
     fn a_record_carries_its_sealed_plaintext_and_the_entry_reads_the_same() {
         let cipher = Cipher::random();
         let e = StoredEntry {
-            id: EntryId::from_bytes([1; 32]),
-            circle: CircleId::from_bytes([2; 32]),
-            author: MemberId::from_bytes([3; 32]),
-            seq: 4,
-            lamport: 5,
-            timestamp_ms: 6,
-            bytes: vec![9; 40],
             goal: Some(EntryId::from_bytes([7; 32])),
+            ..sample()
         };
         let sealed = cipher.seal(TreeName::Plaintext.as_str(), e.id.as_bytes(), b"hello");
         let rec = e.encode_record(&cipher, Some(&sealed));
