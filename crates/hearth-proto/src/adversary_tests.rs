@@ -1303,18 +1303,12 @@ impl Adversary {
                             entry.unsigned.kind
                         );
                     }
-                    if receipt.duplicate {
-                        self.has[i].insert(EntryId::from_bytes(*blake3::hash(bytes).as_bytes()));
-                    }
-                    for a in receipt.accepted {
-                        self.has[i].insert(a.id);
-                        self.seen.insert(a.id, a.bytes);
-                    }
-                    // Taken into the fold and forwarded, as gossip and sync do.
-                    for (id, bytes) in receipt.equivocating_control {
-                        self.has[i].insert(id);
-                        self.seen.insert(id, bytes);
-                    }
+                    held(
+                        &mut self.has[i],
+                        &mut self.seen,
+                        EntryId::of_encoded(bytes),
+                        receipt,
+                    );
                 }
                 Err(e) => {
                     if std::env::var_os("HEARTH_ADVERSARY_TRACE").is_some()
@@ -1341,7 +1335,7 @@ impl Adversary {
     /// half of them in batches, under every invariant (a torsioned commit that some took and
     /// others refused would split the membership).
     fn torsioned(&mut self) {
-        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
         use curve25519_dalek::scalar::{Scalar, clamp_integer};
         use sha2::{Digest, Sha512};
         let mut mal = self.mal.clone();
@@ -1363,23 +1357,11 @@ impl Adversary {
         let public = (a * ED25519_BASEPOINT_POINT).compress();
         assert_eq!(public.as_bytes(), mal.me().as_bytes());
         let unsigned = written.entry.unsigned.clone();
-        let message = unsigned.signed_bytes();
         let nonce = Scalar::from_bytes_mod_order([self.roll(255) as u8; 32]);
-        let big_r = (nonce * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
-        let k = Scalar::from_bytes_mod_order_wide(
-            &Sha512::new()
-                .chain_update(big_r.as_bytes())
-                .chain_update(public.as_bytes())
-                .chain_update(&message)
-                .finalize()
-                .into(),
-        );
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(big_r.as_bytes());
-        signature[32..].copy_from_slice((nonce + k * a).as_bytes());
+        let signature = crate::identity::torsioned_signature(a, nonce, &unsigned.signed_bytes());
         let bytes = Entry {
             unsigned,
-            signature: crate::identity::Signature(signature),
+            signature,
         }
         .encode();
         // Checked alone (gossip) and at the end of a batch of other entries (sync), it gets
@@ -1433,17 +1415,7 @@ impl Adversary {
             let Ok(receipt) = result else {
                 continue;
             };
-            if receipt.duplicate {
-                self.has[i].insert(checked.id());
-            }
-            for a in receipt.accepted {
-                self.has[i].insert(a.id);
-                self.seen.insert(a.id, a.bytes);
-            }
-            for (id, bytes) in receipt.equivocating_control {
-                self.has[i].insert(id);
-                self.seen.insert(id, bytes);
-            }
+            held(&mut self.has[i], &mut self.seen, checked.id(), receipt);
         }
     }
 
@@ -2241,6 +2213,28 @@ impl Adversary {
 
 /// `c` receives `bytes`; a position whose id its memory no longer keeps is looked up in the
 /// store, as a node does.
+/// Records what a member holds after taking the entry `id`: the entry itself if it was a
+/// duplicate, what she accepted, and equivocating control entries (taken into the fold and
+/// forwarded, as gossip and sync do); `seen` keeps the bytes of every entry anyone took.
+fn held(
+    has: &mut BTreeSet<EntryId>,
+    seen: &mut BTreeMap<EntryId, Vec<u8>>,
+    id: EntryId,
+    receipt: Receipt,
+) {
+    if receipt.duplicate {
+        has.insert(id);
+    }
+    for a in receipt.accepted {
+        has.insert(a.id);
+        seen.insert(a.id, a.bytes);
+    }
+    for (id, bytes) in receipt.equivocating_control {
+        has.insert(id);
+        seen.insert(id, bytes);
+    }
+}
+
 fn take(c: &mut Circle, bytes: &[u8], now: u64) -> Result<Receipt, Rejection> {
     let result = c.receive_at(bytes, now);
     if let Err(Rejection::NeedsStoredId { author, seq }) = result

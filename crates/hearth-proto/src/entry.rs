@@ -387,33 +387,24 @@ mod tests {
     /// cofactorless one: its R carries a point of order 8. A device that checked in batches
     /// with one equation and alone with the other would disagree with itself on it.
     fn torsioned(seed: u8) -> Vec<u8> {
-        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
         use curve25519_dalek::scalar::Scalar;
-        use sha2::{Digest, Sha512};
         let a = Scalar::from_bytes_mod_order([seed; 32]);
         let public = (a * ED25519_BASEPOINT_POINT).compress();
         let unsigned = unsigned(MemberId::from_bytes(public.to_bytes()), 0, seed);
         let message = unsigned.signed_bytes();
-        let r = Scalar::from_bytes_mod_order([seed ^ 0x55; 32]);
-        let big_r = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
-        let k = Scalar::from_bytes_mod_order_wide(
-            &Sha512::new()
-                .chain_update(big_r.as_bytes())
-                .chain_update(public.as_bytes())
-                .chain_update(&message)
-                .finalize()
-                .into(),
-        );
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(big_r.as_bytes());
-        signature[32..].copy_from_slice((r + k * a).as_bytes());
+        let nonce = Scalar::from_bytes_mod_order([seed ^ 0x55; 32]);
+        let signature = crate::identity::torsioned_signature(a, nonce, &message);
         let strict = ed25519_dalek::VerifyingKey::from_bytes(&public.to_bytes())
             .unwrap()
-            .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature));
+            .verify_strict(
+                &message,
+                &ed25519_dalek::Signature::from_bytes(&signature.0),
+            );
         assert!(strict.is_err(), "the cofactorless equation refuses it");
         Entry {
             unsigned,
-            signature: Signature(signature),
+            signature,
         }
         .encode()
     }

@@ -316,6 +316,35 @@ impl SignatureBatch {
     }
 }
 
+/// Signs `message` for the key with secret scalar `a` (its public key is `a·B`) with nonce
+/// `nonce`, adding a point of order 8 to R: valid under the cofactored equation of ZIP 215,
+/// refused by the cofactorless one. For tests of the rule that a signature gets one answer
+/// alone and in a batch.
+#[cfg(test)]
+pub(crate) fn torsioned_signature(
+    a: curve25519_dalek::scalar::Scalar,
+    nonce: curve25519_dalek::scalar::Scalar,
+    message: &[u8],
+) -> Signature {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let public = (a * ED25519_BASEPOINT_POINT).compress();
+    let big_r = (nonce * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(big_r.as_bytes())
+            .chain_update(public.as_bytes())
+            .chain_update(message)
+            .finalize()
+            .into(),
+    );
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(big_r.as_bytes());
+    signature[32..].copy_from_slice((nonce + k * a).as_bytes());
+    Signature(signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -309,9 +309,8 @@ impl<B: Backend> Engine<B> {
             .map(|goal| goal_key(e.circle, &self.references.tag(&goal), e.lamport, e.id))
     }
 
-    /// The entry record of `e` (its reference sealed).
-    /// The record of `e`, carrying `sealed_plaintext` (sealed for the slot (`plaintext`,
-    /// id)).
+    /// The entry record of `e` (its reference sealed), carrying `sealed_plaintext` (already
+    /// sealed for the slot (`plaintext`, id)).
     fn encode_record(&self, e: &StoredEntry, sealed_plaintext: Option<&[u8]>) -> Vec<u8> {
         e.encode_record(&self.cipher, sealed_plaintext)
     }
